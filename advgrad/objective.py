@@ -1,0 +1,307 @@
+"""What a gradient is taken of: the loss of a model's outputs, explicit or compiled.
+
+`Objective.resolve(adapter, loss, output)` turns an explicit `loss`, or the loss given to
+`model.compile` (a string, object, function, or per-output dict/list with loss weights), into
+per-output terms, warns when the loss and the model's final activation disagree, checks
+labels before any work, and computes one loss value per sample.
+
+>>> import keras
+>>> from advgrad.models import ModelAdapter
+>>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+>>> model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+>>> objective = Objective.resolve(ModelAdapter.of(model), None, None)
+>>> [t.spec.labels for t in objective.terms]
+['sparse']
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from advgrad import losses
+from advgrad._validation import describe, invalid
+from advgrad.models import ModelAdapter, select
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """One loss on one output (`key` None: the model's only, or selected, output)."""
+
+    key: str | int | None
+    name: str | None
+    spec: losses.LossSpec
+    weight: float = 1.0
+
+
+class Objective:
+    """Per-sample loss over a model's outputs; build it with `Objective.resolve`."""
+
+    def __init__(self, adapter: ModelAdapter, terms: list[Term], output, use_logits: bool):
+        self.adapter = adapter
+        self.terms = tuple(terms)
+        self.output = output
+        self.use_logits = use_logits
+        self._logits_model = _logits_model(adapter, output) if use_logits else None
+
+    # ------------------------------------------------------------ resolution
+    @classmethod
+    def resolve(cls, adapter: ModelAdapter, loss: Any, output: Any) -> Objective:
+        """The objective for an explicit `loss` (wins) or the compiled one; cached."""
+        key = adapter.output_key(output)
+        cache_key = ("objective", _identity(loss), key)
+        if cache_key not in adapter.cache:
+            adapter.cache[cache_key] = cls._build(adapter, loss, key)
+        return adapter.cache[cache_key]
+
+    @classmethod
+    def _build(cls, adapter: ModelAdapter, loss: Any, key) -> Objective:
+        given = loss if loss is not None else getattr(adapter.model, "loss", None)
+        if given is None:
+            raise ValueError(
+                "Invalid value for argument `loss`: expected a loss (a Keras loss name, a "
+                "keras.losses.Loss or a callable (y_true, y_pred) -> per-sample loss), or a "
+                "model compiled with one; received loss=None and the model was not compiled "
+                "with a loss. Pass e.g. loss='sparse_categorical_crossentropy' or call "
+                "model.compile(loss=...)."
+            )
+        weights = None if loss is not None else _compiled_loss_weights(adapter.model)
+        terms = _terms(adapter, given, key, weights)
+        if not terms:
+            raise invalid("loss", "a loss for at least one output", given)
+        for term in terms:
+            _warn_on_activation_mismatch(adapter, term, key)
+        single = key if key is not None else (terms[0].key if len(terms) == 1 else None)
+        use_logits = (
+            len(terms) == 1
+            and terms[0].spec.name in ("ce", "margin", "dlr")
+            and adapter.final_activation(single) == "softmax"
+            and adapter.final_layer(single) is not None
+        )
+        if use_logits:
+            terms = [Term(None, terms[0].name, terms[0].spec, terms[0].weight)]
+            key = single
+        return cls(adapter, terms, key, use_logits)
+
+    # --------------------------------------------------------------- compute
+    def forward(self, inputs: Any) -> Any:
+        """The outputs the loss reads: the selected output, as logits where possible."""
+        if self._logits_model is not None:
+            return self._logits_model(inputs)
+        return select(self.adapter(inputs), self.output)
+
+    def per_sample(self, y: Any, outputs: Any) -> tf.Tensor:
+        """Weighted sum of the terms, one value per sample (or a scalar, see LossSpec)."""
+        total = None
+        for term in self.terms:
+            labels = y if len(self.terms) == 1 else y[term.name]
+            value = term.spec.per_sample(labels, select(outputs, term.key))
+            value = value * tf.cast(term.weight, value.dtype) if term.weight != 1.0 else value
+            total = value if total is None else total + tf.cast(value, total.dtype)
+        return total
+
+    @property
+    def is_classification(self) -> bool:
+        return all(t.spec.is_classification for t in self.terms)
+
+    # ---------------------------------------------------------------- labels
+    def labels_from_predictions(self, outputs: Any) -> Any:
+        """Labels from the model's own predictions (for a classification loss)."""
+        values = []
+        for term in self.terms:
+            predicted = np.asarray(select(outputs, term.key))
+            ids = predicted.argmax(axis=-1)
+            if term.spec.labels == "onehot":
+                values.append(np.eye(predicted.shape[-1], dtype=predicted.dtype)[ids])
+            else:
+                values.append(ids.astype(np.int64))
+        if len(values) == 1:
+            return values[0]
+        return {t.name: v for t, v in zip(self.terms, values, strict=True)}
+
+    def check_labels(self, y: Any, batch: int | None, argument: str = "y") -> Any:
+        """Validate `y` for every term; returns the labels as numpy arrays."""
+        if y is None:
+            raise invalid(argument, "labels for the loss", y)
+        if len(self.terms) == 1:
+            return self._check_one(self.terms[0], y, batch, argument)
+        if isinstance(y, Mapping):
+            missing = [t.name for t in self.terms if t.name not in y]
+            if missing:
+                raise invalid(argument, f"a dict with labels for outputs {missing}", y)
+            return {
+                t.name: self._check_one(t, y[t.name], batch, f"{argument}[{t.name!r}]")
+                for t in self.terms
+            }
+        if isinstance(y, Sequence) and len(y) == len(self.terms):
+            return {
+                t.name: self._check_one(t, v, batch, f"{argument}[{i}]")
+                for i, (t, v) in enumerate(zip(self.terms, y, strict=True))
+            }
+        names = [t.name for t in self.terms]
+        raise invalid(argument, f"a dict or list of labels for the outputs {names}", y)
+
+    def _check_one(self, term: Term, y: Any, batch: int | None, argument: str) -> np.ndarray:
+        y = np.asarray(y)
+        shape = self.adapter.output_shape(term.key if term.key is not None else self.output)
+        classes = shape[-1] if shape else None
+        if y.ndim == 0 or (batch is not None and y.shape[0] != batch):
+            raise invalid(argument, f"labels with batch size {batch} (one per sample)", y)
+        kind = term.spec.labels
+        if kind == "sparse":
+            if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+                hint = " (one-hot labels need a categorical loss)" if y.ndim == 2 else ""
+                raise invalid(argument, f"class ids of shape ({batch},){hint}", y)
+            if not np.issubdtype(y.dtype, np.integer):
+                if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                    raise invalid(argument, "integer class ids", y)
+                y = y.astype(np.int64)
+            if y.size and (y.min() < 0 or (classes is not None and y.max() >= classes)):
+                bound = f"[0, {classes})" if classes is not None else ">= 0"
+                raise ValueError(
+                    f"Invalid value for argument `{argument}`: expected class ids in {bound}, "
+                    f"received values from {y.min()} to {y.max()}."
+                )
+            return y
+        if not np.issubdtype(y.dtype, np.number) or np.any(~np.isfinite(y)):
+            raise invalid(argument, "finite numeric labels", y)
+        if kind == "onehot":
+            if y.ndim != 2 or (classes is not None and y.shape[1] != classes):
+                raise invalid(
+                    argument,
+                    f"one-hot labels of shape ({batch}, {classes}) "
+                    "(class ids need a sparse loss)",
+                    y,
+                )
+            return y
+        if shape is not None:
+            per_sample = tuple(y.shape[1:])
+            fits = per_sample == tuple(shape) or (per_sample == () and tuple(shape) == (1,))
+            if not fits and None not in shape:
+                raise invalid(
+                    argument, f"labels of shape ({batch}, {', '.join(map(str, shape))})", y
+                )
+        return y
+
+
+# ------------------------------------------------------------------ helpers
+def _identity(value: Any) -> Any:
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return ("id", id(value))
+
+
+def _compiled_loss_weights(model: Any):
+    compile_loss = getattr(model, "_compile_loss", None)
+    return getattr(compile_loss, "_user_loss_weights", None)
+
+
+def _terms(adapter: ModelAdapter, given: Any, key, weights) -> list[Term]:
+    """Per-output terms of `given`, restricted to output `key` when it is set."""
+    structure = adapter.output_structure
+    names = structure.names if structure is not None else None
+    if isinstance(given, Mapping) or (
+        isinstance(given, Sequence) and not isinstance(given, str)
+    ):
+        if names is None:
+            raise invalid("loss", "a single loss for a model whose outputs are not known", given)
+        items = _per_output(given, names, "loss")
+        weight_items = _per_output(weights, names, "loss_weights") if weights else {}
+        chosen = [n for n in names if items.get(n) is not None]
+        if key is not None:
+            name = key if isinstance(key, str) else names[key]
+            chosen = [name] if items.get(name) is not None else []
+            if not chosen:
+                raise invalid("output", "an output that has a loss", key)
+            return [Term(None, name, losses.get(items[name]), 1.0)]
+        return [
+            Term(_key(structure, n), n, losses.get(items[n]), float(weight_items.get(n, 1.0)))
+            for n in chosen
+        ]
+    spec = losses.get(given)
+    if key is not None or names is None or len(names) == 1:
+        name = names[0] if names and key is None else (key if isinstance(key, str) else None)
+        return [Term(None, name, spec)]
+    return [Term(_key(structure, n), n, spec) for n in names]
+
+
+def _per_output(given: Any, names: Sequence[str], argument: str) -> dict:
+    if isinstance(given, Mapping):
+        unknown = [k for k in given if k not in names]
+        if unknown:
+            raise invalid(argument, f"keys among the model's outputs {list(names)}", unknown)
+        return dict(given)
+    if len(given) != len(names):
+        raise invalid(argument, f"{len(names)} entries, one per output {list(names)}", given)
+    return dict(zip(names, given, strict=True))
+
+
+def _key(structure, name: str):
+    return name if structure.kind == "dict" else structure.names.index(name)
+
+
+def _warn_on_activation_mismatch(adapter: ModelAdapter, term: Term, key) -> None:
+    spec = term.spec
+    if spec.from_logits is None or spec.name in ("ce", "margin", "dlr"):
+        return
+    where = term.key if term.key is not None else key
+    activation = adapter.final_activation(where)
+    if adapter.final_layer(where) is None:
+        return  # a subclassed model: its last activation is not known
+    squash = "sigmoid" if spec.labels == "binary" else "softmax"
+    if spec.from_logits and activation in ("softmax", "sigmoid"):
+        warnings.warn(
+            f"The model ends in {activation}, but its loss {spec.name!r} has "
+            "from_logits=True: probabilities are treated as logits, so the loss and its "
+            "gradients are wrong. Use from_logits=False, or remove the final "
+            f"{activation} (better for attacks: logits keep gradients from vanishing).",
+            UserWarning,
+            stacklevel=4,
+        )
+    elif spec.from_logits is False and activation != squash:
+        warnings.warn(
+            f"The model's output is not a {squash} (it looks like logits), but its loss "
+            f"{spec.name!r} has from_logits=False: the loss squashes raw outputs as if "
+            "they were probabilities, so gradients are wrong or vanish. Use "
+            f"from_logits=True (e.g. keras.losses.{_class_name(spec)}(from_logits=True)).",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _class_name(spec: losses.LossSpec) -> str:
+    return {
+        "sparse": "SparseCategoricalCrossentropy",
+        "onehot": "CategoricalCrossentropy",
+        "binary": "BinaryCrossentropy",
+    }[spec.labels]
+
+
+def _logits_model(adapter: ModelAdapter, key):
+    """A callable giving the pre-softmax tensor of a model ending in softmax."""
+    layer = adapter.final_layer(key)
+    pre = keras.Model(adapter.model.inputs, layer.input)
+    if isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
+        return lambda inputs: pre(inputs, training=False)
+
+    def logits(inputs):
+        hidden = pre(inputs, training=False)
+        activation = layer.activation
+        layer.activation = keras.activations.linear
+        try:
+            return layer(hidden, training=False)
+        finally:
+            layer.activation = activation
+
+    return logits
+
+
+__all__ = ["Objective", "Term", "describe"]
