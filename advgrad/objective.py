@@ -55,7 +55,8 @@ class Objective:
     def resolve(cls, adapter: ModelAdapter, loss: Any, output: Any) -> Objective:
         """The objective for an explicit `loss` (wins) or the compiled one; cached."""
         key = adapter.output_key(output)
-        cache_key = ("objective", _identity(loss), key)
+        compiled = getattr(adapter.model, "loss", None) if loss is None else None
+        cache_key = ("objective", _identity(loss), _identity(compiled), key)
         if cache_key not in adapter.cache:
             adapter.cache[cache_key] = cls._build(adapter, loss, key)
         return adapter.cache[cache_key]

@@ -1,0 +1,453 @@
+"""Norm balls: per-sample norm, random start, steepest-ascent direction and projection.
+
+A `Norm` owns everything an attack needs to know about its threat model (Foolbox 3 style):
+
+- `norm(x)`: the per-sample norm, shape `[B]`;
+- `random_init(shape, eps, seed, dtype)`: a point drawn uniformly in the ball of radius `eps`;
+- `direction(grad)`: the steepest-ascent direction of unit norm;
+- `project(delta, eps)`: the Euclidean projection of `delta` onto the ball of radius `eps`.
+
+Conventions shared by every method:
+
+- Axis 0 is the batch; every other axis belongs to the sample (any rank, rank 1 included).
+- They are pure TensorFlow, so they run eagerly and inside `tf.function` (graph mode).
+- `eps` may be a Python number or a tensor, scalar or of shape `[B]` (one radius per sample).
+  Nothing branches on its value, so a `tf.function` does not retrace when a tensor `eps`
+  changes.
+- Results have the input's dtype. float16/bfloat16 inputs are computed in float32 and cast back.
+- Random draws only use stateless ops (`tf.random.stateless_*`): the same `seed` (a shape-[2]
+  integer tensor, or a Python int) gives the same sample, eagerly and in graph mode.
+
+>>> import tensorflow as tf
+>>> from advgrad import norms
+>>> norm = norms.get("l2")
+>>> delta = norm.project(tf.constant([[3.0, 4.0], [0.3, 0.4]]), eps=1.0)
+>>> norm.norm(delta).numpy().round(3).tolist()
+[1.0, 0.5]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from advgrad._validation import invalid
+
+__all__ = ["Norm", "Linf", "L2", "L1", "get"]
+
+_LOW_PRECISION = (tf.float16, tf.bfloat16)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rank-agnostic helpers (batch axis 0; all other axes are one sample).
+# ----------------------------------------------------------------------------------------------
+
+
+def _compute_dtype(dtype: tf.DType) -> tf.DType:
+    """float16/bfloat16 are computed in float32; other floating dtypes as they are."""
+    return tf.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def _num_features(x: tf.Tensor) -> int | tf.Tensor:
+    """Number of elements per sample: a Python int when the static shape allows it."""
+    sample_shape = x.shape[1:]
+    if sample_shape.rank is not None and sample_shape.is_fully_defined():
+        return int(np.prod(sample_shape.as_list(), dtype=np.int64))
+    return tf.reduce_prod(tf.shape(x)[1:])
+
+
+def _flatten(x: tf.Tensor) -> tuple[tf.Tensor, tf.DType]:
+    """`x` as `[B, d]` in its compute dtype, plus the dtype to cast results back to."""
+    x = tf.convert_to_tensor(x)
+    flat = tf.reshape(x, tf.stack([tf.shape(x)[0], _num_features(x)]))
+    return tf.cast(flat, _compute_dtype(x.dtype)), x.dtype
+
+
+def _unflatten(flat: tf.Tensor, like: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """Back to the shape and dtype of `like`."""
+    out = tf.cast(tf.reshape(flat, tf.shape(like)), dtype)
+    return tf.ensure_shape(out, like.shape)
+
+
+def _per_sample(eps: Any, batch: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """`eps` (scalar or `[B]`) as a `[B, 1]` column in `dtype`."""
+    eps = tf.cast(tf.convert_to_tensor(eps, dtype_hint=dtype), dtype)  # 0.1 stays float64
+    return tf.reshape(tf.broadcast_to(tf.reshape(eps, [-1]), tf.reshape(batch, [1])), [-1, 1])
+
+
+def _safe_scale(flat: tf.Tensor) -> tf.Tensor:
+    """Each row divided by its max |value| (0 stays 0): no under/overflow in the norms."""
+    peak = tf.reduce_max(tf.abs(flat), axis=1, keepdims=True)
+    return tf.math.divide_no_nan(flat, peak)
+
+
+def _unit_rows(flat: tf.Tensor, p: float) -> tf.Tensor:
+    """Each row divided by its Lp norm (p = 1 or 2); zero rows stay zero, never NaN."""
+    scaled = _safe_scale(flat)
+    if p == 1:
+        size = tf.reduce_sum(tf.abs(scaled), axis=1, keepdims=True)
+    else:
+        size = tf.sqrt(tf.reduce_sum(tf.square(scaled), axis=1, keepdims=True))
+    return tf.math.divide_no_nan(scaled, size)
+
+
+def _seed_tensor(seed: Any) -> tf.Tensor:
+    """A shape-[2] integer seed tensor; a scalar int `s` becomes `[s, 0]`."""
+    # One dtype for both int32 and int64 seeds: `tf.random.split` depends on it.
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
+    if seed.shape.rank == 0:
+        seed = tf.stack([seed, tf.zeros_like(seed)])
+    return seed
+
+
+def _flat_shape(shape: Any) -> tuple[tf.Tensor, tf.Tensor, int | tf.Tensor]:
+    """`(shape as a tensor, [B, d], d)` for a requested sample shape."""
+    if isinstance(shape, tf.TensorShape):
+        shape = shape.as_list()
+    if isinstance(shape, (list, tuple)) and all(isinstance(s, (int, np.integer)) for s in shape):
+        dims = [int(s) for s in shape]
+        if not dims:
+            raise invalid("shape", "a shape with a batch axis (rank >= 1)", shape)
+        features = int(np.prod(dims[1:], dtype=np.int64))
+        return tf.constant(dims, tf.int32), tf.constant([dims[0], features], tf.int32), features
+    shape = tf.cast(tf.convert_to_tensor(shape), tf.int32)
+    features = tf.reduce_prod(shape[1:])
+    return shape, tf.stack([shape[0], features]), features
+
+
+def _float_dtype(dtype: Any) -> tf.DType:
+    dtype = tf.as_dtype(dtype)
+    if not dtype.is_floating:
+        raise invalid("dtype", "a floating dtype", dtype.name)
+    return dtype
+
+
+# ----------------------------------------------------------------------------------------------
+# Norms
+# ----------------------------------------------------------------------------------------------
+
+
+class Norm:
+    """Base class of the norm balls (`Linf`, `L2`, `L1`).
+
+    The public methods flatten every sample to a row (`[B, d]`, in the compute dtype) and
+    handle shapes, dtypes and `eps`; a subclass sets `name` and `p` and implements four hooks
+    on rows: `_norm_rows(flat)`, `_random_rows(flat_shape, features, eps_col, seed, dtype)`,
+    `_direction_rows(flat)` and `_project_rows(flat, eps_col)`, with `eps_col` of shape
+    `[B, 1]`. Norms compare and hash by `get_config()`, so they can be part of a
+    `tf.function` cache key or a dict key.
+
+    Attributes:
+        name: Identifier accepted by `get` ("linf", "l2", "l1").
+        p: The order of the norm (`math.inf`, 2.0 or 1.0).
+
+    >>> from advgrad.norms import Linf
+    >>> Linf() == Linf(), hash(Linf()) == hash(Linf())
+    (True, True)
+    """
+
+    name: str = ""
+    p: float = math.nan
+
+    def norm(self, x: tf.Tensor) -> tf.Tensor:
+        """Per-sample norm over all non-batch axes.
+
+        Args:
+            x: Tensor of shape `[B, ...]`.
+
+        Returns:
+            Tensor of shape `[B]` in the dtype of `x`.
+        """
+        flat, dtype = _flatten(x)
+        return tf.cast(self._norm_rows(flat), dtype)
+
+    def _norm_rows(self, flat: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def random_init(self, shape: Any, eps: Any, seed: Any, dtype: Any = tf.float32) -> tf.Tensor:
+        """A sample drawn uniformly in the ball of radius `eps`, independently per sample.
+
+        Args:
+            shape: Shape `[B, ...]` of the result: a list of ints, a fully defined
+                `TensorShape`, or an int tensor such as `tf.shape(x)`.
+            eps: Radius: number or tensor, scalar or shape `[B]`. Must be finite.
+            seed: Shape-[2] int32/int64 tensor for the stateless random ops (a Python int `s`
+                means `[s, 0]`). The same seed gives the same sample.
+            dtype: Floating dtype of the result. Defaults to float32.
+
+        Returns:
+            Tensor of `shape` and `dtype`.
+        """
+        dtype = _float_dtype(dtype)
+        shape_t, flat_shape, features = _flat_shape(shape)
+        compute = _compute_dtype(dtype)
+        eps_col = _per_sample(eps, flat_shape[0], compute)
+        flat = self._random_rows(flat_shape, features, eps_col, _seed_tensor(seed), compute)
+        return tf.cast(tf.reshape(flat, shape_t), dtype)
+
+    def _random_rows(self, flat_shape, features, eps_col, seed, dtype) -> tf.Tensor:
+        raise NotImplementedError
+
+    def direction(self, grad: tf.Tensor) -> tf.Tensor:
+        """Steepest-ascent direction of unit norm: argmax of <d, grad> over ||d|| <= 1.
+
+        Zero gradients (per sample) give a zero direction, never NaN.
+
+        Args:
+            grad: Tensor of shape `[B, ...]`.
+
+        Returns:
+            Tensor of the shape and dtype of `grad`.
+        """
+        grad = tf.convert_to_tensor(grad)
+        flat, dtype = _flatten(grad)
+        return _unflatten(self._direction_rows(flat), grad, dtype)
+
+    def _direction_rows(self, flat: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def project(self, delta: tf.Tensor, eps: Any) -> tf.Tensor:
+        """Euclidean projection of `delta` onto the ball of radius `eps`, per sample.
+
+        Samples already inside the ball are returned unchanged. The result's norm can exceed
+        `eps` by floating-point rounding (a few ulps); compare with a tolerance.
+
+        Args:
+            delta: Tensor of shape `[B, ...]` (a perturbation, not the adversarial input).
+            eps: Radius: number or tensor, scalar or shape `[B]`, >= 0 (may be inf).
+
+        Returns:
+            Tensor of the shape and dtype of `delta`.
+        """
+        delta = tf.convert_to_tensor(delta)
+        flat, dtype = _flatten(delta)
+        eps_col = _per_sample(eps, tf.shape(flat)[0], flat.dtype)
+        return _unflatten(self._project_rows(flat, eps_col), delta, dtype)
+
+    def _project_rows(self, flat: tf.Tensor, eps_col: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """Serializable configuration; `get(config)` rebuilds the norm."""
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Norm:
+        """Rebuild a norm from `get_config()`."""
+        return get(config)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Norm):
+            return NotImplemented
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(sorted(self.get_config().items()))))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
+        return f"{type(self).__name__}({args})"
+
+
+class Linf(Norm):
+    """The L-infinity ball: every coordinate within `[-eps, eps]`.
+
+    Direction `sign(grad)` (FGSM, Goodfellow et al. 2015); projection is clipping.
+
+    >>> import tensorflow as tf
+    >>> from advgrad.norms import Linf
+    >>> Linf().project(tf.constant([[0.5, -2.0]]), 1.0).numpy().tolist()
+    [[0.5, -1.0]]
+    """
+
+    name = "linf"
+    p = math.inf
+
+    def _norm_rows(self, flat):
+        return tf.reduce_max(tf.abs(flat), axis=1)
+
+    def _random_rows(self, flat_shape, features, eps_col, seed, dtype):
+        return tf.random.stateless_uniform(flat_shape, seed, -1.0, 1.0, dtype=dtype) * eps_col
+
+    def _direction_rows(self, flat):
+        return tf.sign(flat)
+
+    def _project_rows(self, flat, eps_col):
+        return tf.minimum(tf.maximum(flat, -eps_col), eps_col)
+
+
+class L2(Norm):
+    """The L2 (Euclidean) ball.
+
+    Direction `grad / ||grad||_2`; projection scales samples outside the ball back onto it.
+
+    >>> import tensorflow as tf
+    >>> from advgrad.norms import L2
+    >>> L2().direction(tf.constant([[0.0, 2.0], [0.0, 0.0]])).numpy().tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    """
+
+    name = "l2"
+    p = 2.0
+
+    def _norm_rows(self, flat):
+        peak = tf.reduce_max(tf.abs(flat), axis=1)
+        scaled = _safe_scale(flat)
+        return peak * tf.sqrt(tf.reduce_sum(tf.square(scaled), axis=1))
+
+    def _random_rows(self, flat_shape, features, eps_col, seed, dtype):
+        seeds = tf.random.split(seed, 2)
+        gauss = tf.random.stateless_normal(flat_shape, seeds[0], dtype=dtype)
+        unit = _unit_rows(gauss, 2)
+        u = tf.random.stateless_uniform(tf.stack([flat_shape[0], 1]), seeds[1], dtype=dtype)
+        radius = tf.pow(u, 1.0 / tf.cast(features, dtype))
+        return unit * radius * eps_col
+
+    def _direction_rows(self, flat):
+        return _unit_rows(flat, 2)
+
+    def _project_rows(self, flat, eps_col):
+        size = self._norm_rows(flat)[:, None]
+        one = tf.ones_like(size)
+        factor = tf.where(size > eps_col, eps_col / tf.where(size > 0, size, one), one)
+        return flat * factor
+
+
+class L1(Norm):
+    """The L1 ball, with the sparse steepest-ascent direction of Tramer & Boneh (2019).
+
+    `direction(grad)` is SLIDE's direction ("Adversarial Training and Robustness for Multiple
+    Perturbations", NeurIPS 2019): keep the coordinates whose |grad| is at or above the
+    per-sample `sparsity` quantile (at least one; zero gradients are never kept), and spread a
+    unit L1 mass over them: `sign(grad) * mask / mask.sum()`. `project` is the exact projection
+    onto the L1 ball (Duchi, Shalev-Shwartz, Singer & Chandra, ICML 2008), sort-based and
+    vectorised over the batch.
+
+    Args:
+        sparsity: Quantile in [0, 1) of |grad| above which coordinates are kept. Defaults to
+            0.99 (the top 1% of coordinates); 0 keeps every non-zero coordinate.
+
+    Raises:
+        ValueError: If `sparsity` is not a number in [0, 1).
+
+    >>> import tensorflow as tf
+    >>> from advgrad.norms import L1
+    >>> L1().project(tf.constant([[2.0, 1.0, 0.0]]), 1.0).numpy().tolist()
+    [[1.0, 0.0, 0.0]]
+    >>> L1(sparsity=0.5).direction(tf.constant([[0.1, -3.0, 2.0, 0.2]])).numpy().tolist()
+    [[0.0, -0.5, 0.5, 0.0]]
+    """
+
+    name = "l1"
+    p = 1.0
+
+    def __init__(self, sparsity: float = 0.99):
+        if (
+            isinstance(sparsity, (bool, np.bool_))
+            or not isinstance(sparsity, numbers.Real)
+            or not 0.0 <= float(sparsity) < 1.0
+        ):
+            raise invalid("sparsity", "a number in [0, 1)", sparsity)
+        self.sparsity = float(sparsity)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "sparsity": self.sparsity}
+
+    def _norm_rows(self, flat):
+        return tf.reduce_sum(tf.abs(flat), axis=1)
+
+    def _random_rows(self, flat_shape, features, eps_col, seed, dtype):
+        seeds = tf.random.split(seed, 2)
+        batch = flat_shape[0]
+        # E_1..E_{d+1} iid Exp(1) as -log(U), U in (0, 1]; (E_1..E_d) / sum(E) is uniform in
+        # the simplex interior, so its L1 norm follows Beta(d, 1): uniform in the ball.
+        u = tf.random.stateless_uniform(tf.stack([batch, features + 1]), seeds[0], dtype=dtype)
+        exp = -tf.math.log(1.0 - u)
+        point = exp[:, :-1] / tf.reduce_sum(exp, axis=1, keepdims=True)
+        coin = tf.random.stateless_uniform(flat_shape, seeds[1], dtype=dtype)
+        signs = tf.where(coin < 0.5, tf.constant(-1, dtype), tf.constant(1, dtype))
+        return point * signs * eps_col
+
+    def _direction_rows(self, flat):
+        magnitude = tf.abs(flat)
+        features = tf.shape(flat)[1]
+        dropped = tf.cast(tf.floor(self.sparsity * tf.cast(features, tf.float64)), tf.int32)
+        keep = tf.clip_by_value(features - dropped, 1, tf.maximum(features, 1))
+        threshold = tf.math.top_k(magnitude, k=keep, sorted=True).values[:, -1:]
+        mask = tf.cast((magnitude >= threshold) & (magnitude > 0), flat.dtype)
+        count = tf.reduce_sum(mask, axis=1, keepdims=True)
+        return tf.math.divide_no_nan(tf.sign(flat) * mask, count)
+
+    def _project_rows(self, flat, eps_col):
+        magnitude = tf.abs(flat)
+        inside = tf.reduce_sum(magnitude, axis=1, keepdims=True) <= eps_col
+        # Duchi et al. (2008), Fig. 1: sort |v| descending, find the last j with
+        # u_j > (sum_{i<=j} u_i - eps) / j, threshold theta = (sum_{i<=rho} u_i - eps) / rho.
+        ordered = tf.sort(magnitude, axis=1, direction="DESCENDING")
+        cumulative = tf.cumsum(ordered, axis=1)
+        index = tf.cast(tf.range(1, tf.shape(flat)[1] + 1), flat.dtype)
+        # Outside samples only (the others are returned as they are): eps there is finite.
+        eps_safe = tf.where(inside, tf.zeros_like(eps_col), eps_col)
+        active = ordered * index > cumulative - eps_safe
+        positions = tf.broadcast_to(tf.cast(index, tf.int32), tf.shape(active))
+        rho = tf.reduce_max(tf.where(active, positions, tf.zeros_like(positions)), axis=1)
+        rho = tf.maximum(rho, 1)
+        total = tf.gather(cumulative, rho - 1, axis=1, batch_dims=1)[:, None]
+        theta = (total - eps_safe) / tf.cast(rho, flat.dtype)[:, None]
+        # One Newton step on sum(max(|v| - theta, 0)) = eps: a no-op for the exact theta, it
+        # removes the rounding error of the long cumsum (float32, many features).
+        excess = tf.maximum(magnitude - theta, 0)
+        count = tf.reduce_sum(tf.cast(excess > 0, flat.dtype), axis=1, keepdims=True)
+        residual = tf.reduce_sum(excess, axis=1, keepdims=True) - eps_safe
+        theta = theta + tf.math.divide_no_nan(residual, count)
+        projected = tf.sign(flat) * tf.maximum(magnitude - theta, 0)
+        return tf.where(inside, flat, projected)
+
+
+_ALIASES = {"linf": Linf, "inf": Linf, "l2": L2, "2": L2, "l1": L1, "1": L1}
+
+
+def get(identifier: Any) -> Norm:
+    """Resolve a norm identifier (Keras-style `get`).
+
+    Args:
+        identifier: A `Norm` (returned as is); a name "linf"/"inf", "l2", "l1" (any case);
+            a number `inf`, 2 or 1; or a config dict from `Norm.get_config()`.
+
+    Returns:
+        A `Norm` instance.
+
+    Raises:
+        ValueError: If `identifier` is none of the above.
+
+    >>> import math
+    >>> from advgrad import norms
+    >>> norms.get("Linf"), norms.get(math.inf), norms.get(2), norms.get("l1")
+    (Linf(), Linf(), L2(), L1(sparsity=0.99))
+    """
+    if isinstance(identifier, Norm):
+        return identifier
+    expected = "one of 'linf', 'l2', 'l1' (or a Norm)"
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        cls = _ALIASES.get(str(config.pop("name", "")).lower())
+        if cls is None:
+            raise invalid("norm", expected, identifier)
+        try:
+            return cls(**config)
+        except TypeError:
+            raise invalid("norm", f"a config of {cls.__name__}", identifier) from None
+    if isinstance(identifier, str):
+        cls = _ALIASES.get(identifier.strip().lower())
+    elif isinstance(identifier, numbers.Real) and not isinstance(identifier, (bool, np.bool_)):
+        value = float(identifier)
+        cls = {math.inf: Linf, 2.0: L2, 1.0: L1}.get(value)
+    else:
+        cls = None
+    if cls is None:
+        raise invalid("norm", expected, identifier)
+    return cls()
