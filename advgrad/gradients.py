@@ -230,8 +230,10 @@ def input_gradients(
         return values
     loss_value = per_sample.numpy() if not tf.is_tensor(_first(x)) else per_sample
     if reduction == "mean":
-        loss_value = np.mean(loss_value) if isinstance(loss_value, np.ndarray) else (
-            tf.reduce_mean(loss_value)
+        loss_value = (
+            np.mean(loss_value)
+            if isinstance(loss_value, np.ndarray)
+            else (tf.reduce_mean(loss_value))
         )
     return loss_value, values
 
@@ -255,8 +257,15 @@ def _sample_weight(sample_weight: Any, batch: int) -> tf.Tensor:
 
 def loss_gradient_function(inputs: Inputs, objective: Objective, reduction: str, y_specs):
     """The compiled ``(xs, y, sample_weight) -> (per-sample loss, grads)`` for this call."""
-    key = ("loss_gradient", id(objective), inputs.given, inputs.wrt, reduction, inputs.specs(),
-           _spec_key(y_specs))
+    key = (
+        "loss_gradient",
+        id(objective),
+        inputs.given,
+        inputs.wrt,
+        reduction,
+        inputs.specs(),
+        _spec_key(y_specs),
+    )
     cache = inputs.adapter.cache
     if key not in cache:
         names, wrt = inputs.names, inputs.wrt
@@ -270,8 +279,10 @@ def loss_gradient_function(inputs: Inputs, objective: Objective, reduction: str,
                 per_sample = objective.per_sample(y, objective.forward(inputs.pack(leaves)))
                 if per_sample.shape.rank == 1:
                     per_sample = per_sample * tf.cast(sample_weight, per_sample.dtype)
-                total = tf.reduce_sum(per_sample) if reduction == "none" else (
-                    tf.reduce_mean(per_sample)
+                total = (
+                    tf.reduce_sum(per_sample)
+                    if reduction == "none"
+                    else (tf.reduce_mean(per_sample))
                 )
             grads = tape.gradient(
                 total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO
@@ -319,15 +330,23 @@ def output_gradients(
     inputs = prepare_inputs(model, x, wrt)
     adapter = inputs.adapter
     key = adapter.output_key(output)
-    if key is None and adapter.output_structure is not None and len(
-        adapter.output_structure.names
-    ) > 1:
+    if (
+        key is None
+        and adapter.output_structure is not None
+        and len(adapter.output_structure.names) > 1
+    ):
         raise invalid(
             "output", f"one of the model's outputs {list(adapter.output_structure.names)}", None
         )
     index = _output_index(output_index, inputs.batch_size, adapter.output_shape(key))
-    fn_key = ("output_gradient", key, inputs.given, inputs.wrt, inputs.specs(),
-              output_index is None)
+    fn_key = (
+        "output_gradient",
+        key,
+        inputs.given,
+        inputs.wrt,
+        inputs.specs(),
+        output_index is None,
+    )
     if fn_key not in adapter.cache:
         names, wrt_names, whole = inputs.names, inputs.wrt, output_index is None
 
@@ -341,9 +360,7 @@ def output_gradients(
                 if not whole:
                     target = tf.gather(target, unit, axis=-1, batch_dims=1)
                 total = tf.reduce_sum(target)
-            return tape.gradient(
-                total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO
-            )
+            return tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
         signature = [list(inputs.specs()), tf.TensorSpec((None,), tf.int32)]
         adapter.cache[fn_key] = tf.function(compute, input_signature=signature)

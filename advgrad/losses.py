@@ -123,10 +123,7 @@ class LossSpec:
         y_true = tf.convert_to_tensor(y_true)
         if self.labels != "sparse":
             y_true = tf.cast(y_true, y_pred.dtype)
-            if (
-                y_true.shape.rank == y_pred.shape.rank - 1
-                and y_pred.shape[-1] == 1
-            ):
+            if y_true.shape.rank == y_pred.shape.rank - 1 and y_pred.shape[-1] == 1:
                 y_true = tf.expand_dims(y_true, -1)
         value = tf.convert_to_tensor(self.fn(y_true, y_pred))
         rank = value.shape.rank

@@ -203,8 +203,10 @@ class ModelAdapter:
         return history[0] if history else None
 
     def __call__(self, inputs: Any) -> Any:
-        return self.model(inputs, training=False) if _accepts_training(self.model) else (
-            self.model(inputs)
+        return (
+            self.model(inputs, training=False)
+            if _accepts_training(self.model)
+            else (self.model(inputs))
         )
 
 
@@ -273,8 +275,7 @@ def _read_outputs(model: Any) -> tuple[Structure | None, list[tuple] | None]:
         tensors = list(model.outputs)
         output_names = list(getattr(model, "output_names", None) or [])
         names = tuple(
-            output_names[i] if i < len(output_names) else f"output_{i}"
-            for i in range(len(tensors))
+            output_names[i] if i < len(output_names) else f"output_{i}" for i in range(len(tensors))
         )
         kind = "list" if len(tensors) != 1 or isinstance(struct, (list, tuple)) else "single"
         structure = Structure(kind, names)

@@ -58,6 +58,4 @@ class Structure:
     def map(self, fn, *values: Any) -> Any:
         """Apply ``fn(name, *leaves)`` leaf-wise and pack the results."""
         columns = [self.leaves(v) for v in values]
-        return self.pack(
-            [fn(name, *row) for name, *row in zip(self.names, *columns, strict=True)]
-        )
+        return self.pack([fn(name, *row) for name, *row in zip(self.names, *columns, strict=True)])

@@ -176,8 +176,7 @@ class Objective:
             if y.ndim != 2 or (classes is not None and y.shape[1] != classes):
                 raise invalid(
                     argument,
-                    f"one-hot labels of shape ({batch}, {classes}) "
-                    "(class ids need a sparse loss)",
+                    f"one-hot labels of shape ({batch}, {classes}) (class ids need a sparse loss)",
                     y,
                 )
             return y
@@ -209,9 +208,7 @@ def _terms(adapter: ModelAdapter, given: Any, key, weights) -> list[Term]:
     """Per-output terms of `given`, restricted to output `key` when it is set."""
     structure = adapter.output_structure
     names = structure.names if structure is not None else None
-    if isinstance(given, Mapping) or (
-        isinstance(given, Sequence) and not isinstance(given, str)
-    ):
+    if isinstance(given, Mapping) or (isinstance(given, Sequence) and not isinstance(given, str)):
         if names is None:
             raise invalid("loss", "a single loss for a model whose outputs are not known", given)
         items = _per_output(given, names, "loss")

@@ -106,9 +106,7 @@ def test_cnn_logits_cross_entropy(cnn, rng, labels):
         y, loss = ids, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     cnn.compile(loss=loss)
     grads = advgrad.input_gradients(cnn, x, y)
-    want = tape_gradient(
-        cnn, x, lambda o: tf.nn.sparse_softmax_cross_entropy_with_logits(ids, o)
-    )
+    want = tape_gradient(cnn, x, lambda o: tf.nn.sparse_softmax_cross_entropy_with_logits(ids, o))
     assert_matches(grads, want, rtol=1e-4, atol=1e-6)
     assert_fd(cnn, x, y)
 

@@ -1,0 +1,26 @@
+"""Attack classes on one compiled loop, and their registry.
+
+>>> import advgrad
+>>> advgrad.list_attacks()[:4]
+['bim', 'fgsm', 'mifgsm', 'pgd']
+"""
+
+from advgrad.attacks.base import Attack, AttackResult, IterativeAttack
+from advgrad.attacks.fgsm import FGSM
+from advgrad.attacks.mifgsm import MIFGSM
+from advgrad.attacks.pgd import BIM, PGD
+from advgrad.attacks.registry import from_config, get_attack, list_attacks, register_attack
+
+__all__ = [
+    "BIM",
+    "FGSM",
+    "MIFGSM",
+    "PGD",
+    "Attack",
+    "AttackResult",
+    "IterativeAttack",
+    "from_config",
+    "get_attack",
+    "list_attacks",
+    "register_attack",
+]

@@ -1,0 +1,578 @@
+"""`Attack` and `IterativeAttack`: settings, validation, batching, and the one compiled loop.
+
+An attack's constructor takes settings only (never the model or data), so a YAML mapping
+becomes an attack and `get_config()` round-trips. `IterativeAttack` owns the loop every
+gradient attack shares; a concrete attack only picks its pieces: a step rule (`step_rule`),
+its default step size, whether it starts at random, how many restarts.
+
+    grad -> step rule -> delta + step_size * direction -> project onto the ball -> clip
+
+The whole loop (restarts x steps, and the best-so-far adversarial per sample) runs in one
+`tf.function`; eps, step sizes and the seed are tensors, so changing them does not retrace.
+
+>>> import advgrad
+>>> attack = advgrad.attacks.PGD(eps=0.1, steps=10)
+>>> attack.get_config()["steps"], attack.replace(eps=0.2).eps
+(10, 0.2)
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from advgrad import losses, norms, steps
+from advgrad._validation import invalid
+from advgrad.budget import Bounds, Budget, resolve_budgets
+from advgrad.gradients import Inputs, count_trace, prepare_inputs, resolve_labels
+from advgrad.objective import Objective
+
+
+@dataclass
+class AttackResult:
+    """What an attack returns from `run`.
+
+    Attributes:
+        x_adv: adversarial inputs, same structure, shapes and dtypes as `x`.
+        fooled: bool array (batch,): the model's prediction on `x_adv` differs from `y`
+            (untargeted) or equals `y` (targeted).
+        gradients: gradient evaluations per sample.
+        loss_trace: mean attack loss at each iterate of the last restart (index 0 = start).
+    """
+
+    x_adv: Any
+    fooled: np.ndarray
+    gradients: int
+    loss_trace: np.ndarray | None
+
+
+def _check_number(name: str, low: float, *, inclusive: bool = True, allow_inf: bool = False):
+    def check(value):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        ok = ok and not math.isnan(value) and (allow_inf or math.isfinite(value))
+        ok = ok and (value >= low if inclusive else value > low)
+        if not ok:
+            raise invalid(name, f"a number {'>=' if inclusive else '>'} {low}", value)
+        return float(value)
+
+    return check
+
+
+def _check_int(name: str, low: int, optional: bool = False):
+    def check(value):
+        if value is None and optional:
+            return None
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+            raise invalid(name, f"an int >= {low}" + (" or None" if optional else ""), value)
+        return int(value)
+
+    return check
+
+
+def _check_bool(name: str):
+    def check(value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise invalid(name, "True or False", value)
+        return bool(value)
+
+    return check
+
+
+def _check_step_size(value):
+    return None if value is None else _check_number("step_size", 0, inclusive=False)(value)
+
+
+def _check_loss(value):
+    if value is not None:
+        losses.get(value)  # raises naming `loss`
+    return value
+
+
+def _check_norm(value):
+    norm = norms.get(value)
+    config = norm.get_config()
+    return config["name"] if len(config) == 1 else value
+
+
+def _check_bounds(value):
+    if isinstance(value, Mapping):
+        return {
+            k: None if v is None else _bounds_config(Bounds.from_value(v)) for k, v in value.items()
+        }
+    return None if value is None else _bounds_config(Bounds.from_value(value))
+
+
+def _bounds_config(bounds: Bounds):
+    low, high = bounds.low, bounds.high
+    as_list = lambda v: v.tolist() if isinstance(v, np.ndarray) else float(v)  # noqa: E731
+    return [as_list(low), as_list(high)]
+
+
+def _check_budget(value):
+    if value is None:
+        return None
+    if isinstance(value, Budget):
+        return value
+    if isinstance(value, Mapping):
+        return {
+            k: v if v is None or isinstance(v, Budget) else Budget.from_config(v)
+            for k, v in value.items()
+        }
+    raise invalid("budget", "None, a Budget or a dict input name -> Budget or None", value)
+
+
+class Attack:
+    """Base class: settings, validation, batching, the registry name.
+
+    Settings shared by every attack (subclasses add theirs in `DEFAULTS`):
+        eps: radius of the perturbation ball (default 8/255).
+        norm: "linf", "l2" or "l1" (default "linf").
+        bounds: valid input range: None (unbounded, the default: no clipping), (low, high),
+            or a dict input name -> (low, high) for multi-input models.
+        budget: optional dict input name -> `Budget` or None (None = frozen input); wins over
+            eps/norm/bounds for the inputs it names.
+        targeted: if True, `y` are the targets to reach.
+        loss: None (the model's compiled loss), "ce", "margin" (CW), "dlr", or any loss
+            `advgrad.losses.get` accepts.
+        seed: random seed (int).
+        batch_size: process `x` in chunks of this size (None: all at once).
+        progress: show a tqdm bar over the chunks.
+    """
+
+    name: ClassVar[str] = ""
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "eps": 8 / 255,
+        "norm": "linf",
+        "bounds": None,
+        "budget": None,
+        "targeted": False,
+        "loss": None,
+        "seed": 0,
+        "batch_size": None,
+        "progress": False,
+    }
+    CHECKS: ClassVar[dict[str, Any]] = {
+        "eps": _check_number("eps", 0.0),
+        "norm": _check_norm,
+        "bounds": _check_bounds,
+        "budget": _check_budget,
+        "targeted": _check_bool("targeted"),
+        "loss": _check_loss,
+        "seed": _check_int("seed", 0),
+        "batch_size": _check_int("batch_size", 1, optional=True),
+        "progress": _check_bool("progress"),
+    }
+
+    FIXED: ClassVar[dict[str, Any]] = {}  # settings an attack pins (not arguments)
+    KEEP_BEST: ClassVar[bool] = True  # return the best iterate per sample, not the last
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        defaults: dict[str, Any] = {}
+        checks: dict[str, Any] = {}
+        for base in reversed(cls.__mro__):
+            defaults.update(base.__dict__.get("DEFAULTS", {}))
+            checks.update(base.__dict__.get("CHECKS", {}))
+        for key in cls.FIXED:
+            defaults.pop(key, None)
+        cls.DEFAULTS, cls.CHECKS = defaults, checks
+        cls.__signature__ = inspect.Signature(
+            [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+            + [
+                inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+                for k, v in defaults.items()
+            ]
+        )
+
+    def __init__(self, **settings: Any):
+        unknown = [k for k in settings if k not in self.DEFAULTS]
+        if unknown:
+            raise invalid(
+                unknown[0],
+                f"a setting of {type(self).__name__}: {sorted(self.DEFAULTS)}",
+                settings[unknown[0]],
+            )
+        values = {**self.DEFAULTS, **settings}
+        self._settings = {
+            k: self.CHECKS[k](v) if k in self.CHECKS else v for k, v in values.items()
+        }
+
+    def __getattr__(self, key: str) -> Any:
+        settings = self.__dict__.get("_settings", {})
+        if key in settings:
+            return settings[key]
+        if key in type(self).FIXED:
+            return type(self).FIXED[key]
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {key!r}")
+
+    def get_config(self) -> dict[str, Any]:
+        """All settings (defaults included) and the registry name; `from_config` inverts it."""
+        config = {"name": self.name}
+        for key, value in self._settings.items():
+            if isinstance(value, Budget):
+                value = value.get_config()
+            elif isinstance(value, Mapping) and key == "budget":
+                value = {k: None if v is None else v.get_config() for k, v in value.items()}
+            config[key] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Attack:
+        """Rebuild an attack from `get_config()`."""
+        settings = {k: v for k, v in config.items() if k != "name"}
+        return cls(**settings)
+
+    def replace(self, **changes: Any) -> Attack:
+        """A copy with some settings changed (validated again)."""
+        return type(self)(**{**self._settings, **changes})
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self._settings.items() if v != self.DEFAULTS.get(k)}
+        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()
+
+    __hash__ = None  # settings may hold arrays; compare, don't hash
+
+    # ---------------------------------------------------------------- calling
+    def __call__(
+        self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps: float | None = None
+    ) -> Any:
+        """Adversarial examples for `x`: same structure, shapes and dtypes."""
+        return self.run(model, x, y, budget=budget, eps=eps).x_adv
+
+    def run(
+        self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps: float | None = None
+    ) -> AttackResult:
+        """Attack `x` (labels `y`; None: the model's predictions) and report the outcome.
+
+        Args:
+            model: a keras.Model (or a callable on tensors) giving logits or probabilities.
+            x: inputs (array, tensor, list or dict) matching the model's inputs.
+            y: labels (untargeted) or targets (targeted); None: predicted labels.
+            budget: overrides the `budget` setting for this call.
+            eps: overrides the `eps` setting for this call (no retracing).
+
+        Raises:
+            ValueError: bad input, named, before any work starts.
+        """
+        plan = self._plan(model, x, y, budget, eps)
+        return self._execute(plan)
+
+    # Subclasses implement `_execute(plan)`; `_plan` validates everything first.
+    def _plan(self, model, x, y, budget, eps) -> _Plan:
+        if self.targeted and y is None:
+            raise invalid("y", "the target labels (targeted=True)", y)
+        eps = self.eps if eps is None else _check_number("eps", 0.0)(eps)
+        inputs = prepare_inputs(model, x)
+        objective = Objective.resolve(inputs.adapter, self.loss, None)
+        labels = resolve_labels(objective, inputs, y)
+        budgets = self._budgets(inputs, budget if budget is not None else self.budget, eps)
+        for name, value in budgets.items():
+            if value is not None and not value.bounds.is_unbounded:
+                if not value.bounds.contains(inputs.tensors[name], atol=1e-6):
+                    label = "x" if len(inputs.names) == 1 else f"x[{name!r}]"
+                    raise ValueError(
+                        f"Invalid value for argument `{label}`: expected values within "
+                        f"the bounds [{_fmt(value.bounds.low)}, {_fmt(value.bounds.high)}], "
+                        f"received values from {np.min(inputs.tensors[name]):.4g} to "
+                        f"{np.max(inputs.tensors[name]):.4g}."
+                    )
+        return _Plan(inputs, objective, labels, budgets)
+
+    def _budgets(self, inputs: Inputs, budget: Any, eps: float) -> dict[str, Budget | None]:
+        names = list(inputs.names)
+        if isinstance(budget, Mapping):
+            budget = {
+                k: v if v is None or isinstance(v, Budget) else Budget.from_config(v)
+                for k, v in budget.items()
+            }
+        bounds = self.bounds
+        if isinstance(bounds, Mapping):
+            unknown = [k for k in bounds if k not in names]
+            if unknown:
+                raise invalid("bounds", f"keys among the model's inputs {names}", unknown[0])
+            bounds = {k: None if v is None else tuple(v) for k, v in bounds.items()}
+        elif bounds is not None:
+            bounds = tuple(bounds)
+        return resolve_budgets(names, budget, eps=eps, norm=self.norm, bounds=bounds)
+
+
+def _fmt(value: Any) -> str:
+    array = np.asarray(value)
+    return f"{float(array):g}" if array.ndim == 0 else f"per-feature array {array.shape}"
+
+
+@dataclass
+class _Plan:
+    inputs: Inputs
+    objective: Objective
+    labels: Any
+    budgets: dict[str, Budget | None]
+
+    @property
+    def perturbed(self) -> tuple[str, ...]:
+        return tuple(n for n, b in self.budgets.items() if b is not None)
+
+
+class IterativeAttack(Attack):
+    """The shared gradient loop; subclasses choose pieces, never copy the loop.
+
+    Settings (besides `Attack`'s):
+        steps: iterations per restart.
+        step_size: absolute step size; None: `relative_step * eps` per input.
+        random_start: start from a uniform sample in the ball.
+        restarts: independent runs; the best adversarial per sample is kept.
+    """
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "steps": 10,
+        "step_size": None,
+        "random_start": False,
+        "restarts": 1,
+    }
+    CHECKS: ClassVar[dict[str, Any]] = {
+        "steps": _check_int("steps", 1),
+        "step_size": _check_step_size,
+        "random_start": _check_bool("random_start"),
+        "restarts": _check_int("restarts", 1),
+    }
+
+    def relative_step(self) -> float:
+        """Step size as a fraction of eps when `step_size` is None (Madry et al.: 2.5/steps)."""
+        return 2.5 / self.steps
+
+    def step_rule(self, norm: norms.Norm) -> steps.StepRule:
+        """How a gradient becomes a direction; default: the norm's steepest ascent."""
+        return steps.normalize(norm)
+
+    # ------------------------------------------------------------ execution
+    def _execute(self, plan: _Plan) -> AttackResult:
+        inputs = plan.inputs
+        names = inputs.names
+        perturbed = plan.perturbed
+        batch = inputs.batch_size
+        chunk = self.batch_size or batch
+        eps = [plan.budgets[n].eps for n in perturbed]
+        sizes = [
+            self.step_size if self.step_size is not None else self.relative_step() * e for e in eps
+        ]
+        loop = self._compiled_loop(plan)
+        seed = tf.constant([self.seed, 0], tf.int64)
+        outputs: dict[str, list] = {n: [] for n in perturbed}
+        fooled, traces = [], []
+        starts = range(0, batch, chunk)
+        for index, start in enumerate(
+            tqdm(starts, disable=not self.progress, desc=self.name, unit="batch")
+        ):
+            stop = min(start + chunk, batch)
+            xs = [inputs.tensors[n][start:stop] for n in names]
+            labels = tf.nest.map_structure(lambda v: v[start:stop], plan.labels)
+            x_adv, chunk_fooled, trace = loop(
+                xs,
+                labels,
+                tf.constant(eps, tf.float64),
+                tf.constant(sizes, tf.float64),
+                tf.random.experimental.stateless_fold_in(seed, index),
+            )
+            for n, value in zip(perturbed, x_adv, strict=True):
+                outputs[n].append(value)
+            fooled.append(chunk_fooled.numpy())
+            traces.append(trace.numpy() * (stop - start))
+        results = {
+            n: tf.concat(outputs[n], 0) if n in outputs else inputs.tensors[n] for n in names
+        }
+        x_adv = inputs.give_back(results, None)
+        return AttackResult(
+            x_adv=x_adv,
+            fooled=np.concatenate(fooled),
+            gradients=self.steps * self.restarts,
+            loss_trace=np.sum(traces, axis=0) / batch,
+        )
+
+    def _compiled_loop(self, plan: _Plan):
+        inputs, objective = plan.inputs, plan.objective
+        perturbed = plan.perturbed
+        geometry = tuple((n, plan.budgets[n].norm, plan.budgets[n].bounds) for n in perturbed)
+        key = (
+            "attack",
+            type(self),
+            self._trace_settings(),
+            id(objective),
+            inputs.given,
+            inputs.specs(),
+            geometry,
+            _label_key(plan.labels),
+        )
+        cache = inputs.adapter.cache
+        if key not in cache:
+            cache[key] = self._build_loop(plan)
+        return cache[key]
+
+    def _trace_settings(self) -> tuple:
+        ignored = {"eps", "step_size", "seed", "batch_size", "progress", "budget", "bounds"}
+        return tuple((k, repr(v)) for k, v in sorted(self._settings.items()) if k not in ignored)
+
+    def _build_loop(self, plan: _Plan):
+        inputs, objective = plan.inputs, plan.objective
+        names, perturbed = inputs.names, plan.perturbed
+        budgets = [plan.budgets[n] for n in perturbed]
+        rules = [self.step_rule(b.norm) for b in budgets]
+        sign = -1.0 if self.targeted else 1.0
+        n_steps, restarts, random_start = self.steps, self.restarts, self.random_start
+        targeted, keep_all = self.targeted, self.KEEP_BEST
+        classes = _class_reader(objective)
+
+        def attack_loss(leaves, y):
+            """Per-sample attack loss (to maximise) and whether each sample is fooled."""
+            outputs = objective.forward(inputs.pack(leaves))
+            per_sample = objective.per_sample(y, outputs)
+            fooled = classes.fooled(outputs, y, targeted)
+            return sign * per_sample, fooled
+
+        def loop(xs, y, eps, step_sizes, seed):
+            count_trace("attack")
+            clean = dict(zip(names, xs, strict=True))
+            batch = tf.shape(xs[0])[0]
+            originals = [clean[n] for n in perturbed]
+            eps_t = [tf.cast(eps[i], x.dtype) for i, x in enumerate(originals)]
+            size_t = [tf.cast(step_sizes[i], x.dtype) for i, x in enumerate(originals)]
+            best = list(originals)
+            best_score = tf.fill([batch], tf.constant(-np.inf, tf.float32))
+            trace = tf.zeros([n_steps + 1], tf.float32)
+
+            def evaluate(adv):
+                leaves = {**clean, **dict(zip(perturbed, adv, strict=True))}
+                with tf.GradientTape() as tape:
+                    tape.watch(adv)
+                    loss, fooled = attack_loss(leaves, y)
+                    total = tf.reduce_sum(loss)
+                grads = tape.gradient(total, adv, unconnected_gradients="zero")
+                return loss, fooled, grads
+
+            def keep_best(adv, loss, fooled, best, best_score):
+                score = tf.where(fooled, tf.constant(np.inf, tf.float32), tf.cast(loss, tf.float32))
+                better = score > best_score
+                best = [_select(better, a, b) for a, b in zip(adv, best, strict=True)]
+                return best, tf.where(better, score, best_score)
+
+            for restart in tf.range(restarts):
+                restart_seed = tf.random.experimental.stateless_fold_in(seed, restart)
+                delta = []
+                for i, x in enumerate(originals):
+                    if random_start:
+                        start = budgets[i].norm.random_init(
+                            tf.shape(x),
+                            eps_t[i],
+                            tf.random.experimental.stateless_fold_in(restart_seed, i),
+                            x.dtype,
+                        )
+                    else:
+                        start = tf.zeros_like(x)
+                    delta.append(start)
+                adv = [
+                    b.bounds.clip(x + d) for b, x, d in zip(budgets, originals, delta, strict=True)
+                ]
+                delta = [a - x for a, x in zip(adv, originals, strict=True)]
+                states = [rule.init(x) for rule, x in zip(rules, originals, strict=True)]
+                trace = tf.zeros([n_steps + 1], tf.float32)
+                for t in tf.range(n_steps):
+                    loss, fooled, grads = evaluate(adv)
+                    trace = _record(trace, t, loss)
+                    if keep_all:
+                        best, best_score = keep_best(adv, loss, fooled, best, best_score)
+                    new_delta, new_states = [], []
+                    for i in range(len(perturbed)):
+                        direction, state = rules[i].update(grads[i], states[i])
+                        step = delta[i] + size_t[i] * tf.cast(direction, delta[i].dtype)
+                        new_delta.append(budgets[i].norm.project(step, eps_t[i]))
+                        new_states.append(state)
+                    adv = [
+                        b.bounds.clip(x + d)
+                        for b, x, d in zip(budgets, originals, new_delta, strict=True)
+                    ]
+                    delta = [a - x for a, x in zip(adv, originals, strict=True)]
+                    states = new_states
+                leaves = {**clean, **dict(zip(perturbed, adv, strict=True))}
+                loss, fooled = attack_loss(leaves, y)
+                trace = _record(trace, n_steps, loss)
+                if keep_all:
+                    best, best_score = keep_best(adv, loss, fooled, best, best_score)
+                else:  # the last iterate, whatever it scores
+                    best = adv
+                    best_score = tf.where(fooled, np.inf, tf.cast(loss, tf.float32))
+            return best, tf.math.is_inf(best_score), trace
+
+        specs = list(inputs.specs())
+        signature = [
+            specs,
+            _label_key(plan.labels)[1],
+            tf.TensorSpec([len(perturbed)], tf.float64),
+            tf.TensorSpec([len(perturbed)], tf.float64),
+            tf.TensorSpec([2], tf.int32),
+        ]
+        return tf.function(loop, input_signature=signature)
+
+
+def _record(trace: tf.Tensor, index: Any, loss: tf.Tensor) -> tf.Tensor:
+    value = tf.reduce_mean(tf.cast(loss, tf.float32))
+    return tf.tensor_scatter_nd_update(trace, [[index]], [value])
+
+
+def _select(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    shape = tf.concat([tf.shape(mask), tf.ones([tf.rank(a) - 1], tf.int32)], 0)
+    return tf.where(tf.reshape(mask, shape), a, b)
+
+
+def _label_key(labels: Any):
+    specs = tf.nest.map_structure(
+        lambda v: tf.TensorSpec((None, *np.shape(v)[1:]), tf.as_dtype(np.asarray(v).dtype)),
+        labels,
+    )
+    return (str(tf.nest.map_structure(lambda _: 0, specs)), tuple(tf.nest.flatten(specs))), specs
+
+
+class _ClassReader:
+    """Reads predicted classes from the objective's outputs and compares them to labels."""
+
+    def __init__(self, objective: Objective):
+        term = objective.terms[0] if len(objective.terms) == 1 else None
+        self.term = term
+        self.threshold = 0.0
+        if term is not None and not objective.use_logits:
+            activation = objective.adapter.final_activation(objective.output)
+            self.threshold = 0.5 if activation == "sigmoid" else 0.0
+
+    def fooled(self, outputs: Any, y: Any, targeted: bool) -> tf.Tensor:
+        if self.term is None:  # several loss terms: no single class to flip
+            batch = tf.shape(tf.nest.flatten(outputs)[0])[0]
+            return tf.zeros([batch], tf.bool)
+        out = outputs if self.term.key is None else outputs[self.term.key]
+        labels = tf.convert_to_tensor(y)
+        if out.shape[-1] == 1:
+            predicted = tf.cast(tf.reshape(out, [-1]) > self.threshold, tf.int64)
+            truth = tf.cast(tf.reshape(labels, [-1]) > 0.5, tf.int64)
+        else:
+            predicted = tf.argmax(out, axis=-1)
+            if labels.shape.rank == out.shape.rank:
+                truth = tf.argmax(labels, axis=-1)
+            else:
+                truth = tf.reshape(tf.cast(labels, tf.int64), [-1])
+        return tf.equal(predicted, truth) if targeted else tf.not_equal(predicted, truth)
+
+
+def _class_reader(objective: Objective) -> _ClassReader:
+    return _ClassReader(objective)
+
+
+__all__ = ["Attack", "AttackResult", "IterativeAttack"]

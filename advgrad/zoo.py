@@ -1,0 +1,444 @@
+"""Reference models: small Keras models trained deterministically on the embedded data sets.
+
+Each model is trained the first time it is asked for (seconds on a CPU), then cached as a
+``.keras`` file with a JSON sidecar that records its measured clean test accuracy and the
+Keras/TensorFlow versions that built it. The cache folder is ``$ADVGRAD_CACHE`` when set,
+else ``~/.cache/advgrad/models``.
+
+Every zoo model outputs **logits** (no softmax) and is compiled with
+``keras.losses.SparseCategoricalCrossentropy(from_logits=True)`` and ``metrics=["accuracy"]``,
+so it is ready for ``predict``, ``evaluate`` and the attacks.
+
+>>> from advgrad import zoo
+>>> [c.name for c in zoo.list_models()]
+['digits-cnn', 'digits-mlp', 'tabular-two-input']
+>>> zoo.card("digits-cnn").output
+'logits'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from advgrad import data as _data
+from advgrad._validation import invalid
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = ["ModelCard", "build", "cache_dir", "card", "dataset", "list_models", "load"]
+
+SEED = 0
+"""Seed given to ``keras.utils.set_random_seed`` before building any zoo model."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelCard:
+    """What a zoo model is, what it was trained on and how well it does.
+
+    Attributes:
+        name: The name to pass to :func:`load`.
+        description: One-line description of the architecture.
+        data: The :mod:`advgrad.data` call that gives its training and test data.
+        recipe: One-line training recipe.
+        input_shape: Shape of one sample (without the batch axis), or for several inputs a
+            dict of shapes keyed by input name.
+        output: Always ``"logits"``: the model has no final softmax.
+        num_classes: Number of classes (length of the logits vector).
+        bounds: Valid input range the model was trained on, as in ``Dataset.bounds``.
+        min_accuracy: Test accuracy the recipe is checked to reach.
+        clean_accuracy: Test accuracy measured when the cached model was built, or ``None``
+            when no built model is in the cache.
+        parameters: Number of weights, or ``None`` when not built yet.
+        built_with: Versions that built the cached model (``keras``, ``tensorflow``,
+            ``numpy``) and the build time in seconds, or ``None`` when not built yet.
+
+    >>> c = card("digits-mlp")
+    >>> c.input_shape, c.num_classes, c.bounds
+    ((64,), 10, (0.0, 1.0))
+    """
+
+    name: str
+    description: str
+    data: str
+    recipe: str
+    input_shape: tuple[int, ...] | dict[str, tuple[int, ...]]
+    output: str
+    num_classes: int
+    bounds: Any
+    min_accuracy: float
+    clean_accuracy: float | None = None
+    parameters: int | None = None
+    built_with: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    description: str
+    data: str
+    load_data: Callable[[], _data.Dataset]
+    input_shape: tuple[int, ...] | dict[str, tuple[int, ...]]
+    architecture: Callable[[], keras.Model]
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    min_accuracy: float
+
+    @property
+    def recipe(self) -> str:
+        return (
+            f"Adam(lr={self.learning_rate:g}, cosine decay to 0), {self.epochs} epochs, "
+            f"batch {self.batch_size}, sparse cross-entropy from logits, seed {SEED}, "
+            "op determinism on"
+        )
+
+
+def _digits_cnn() -> keras.Model:
+    import keras
+
+    x = keras.Input((8, 8, 1), name="image")
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(x)
+    h = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    h = keras.layers.Dense(32, activation="relu", name="dense")(h)
+    logits = keras.layers.Dense(10, name="logits")(h)
+    return keras.Model(x, logits, name="digits_cnn")
+
+
+def _digits_mlp() -> keras.Model:
+    import keras
+
+    x = keras.Input((64,), name="pixels")
+    h = keras.layers.Dense(128, activation="relu", name="dense1")(x)
+    h = keras.layers.Dense(64, activation="relu", name="dense2")(h)
+    logits = keras.layers.Dense(10, name="logits")(h)
+    return keras.Model(x, logits, name="digits_mlp")
+
+
+def _tabular_two_input() -> keras.Model:
+    import keras
+
+    measurements = keras.Input((20,), name="measurements")
+    errors = keras.Input((10,), name="errors")
+    a = keras.layers.Dense(16, activation="relu", name="measurements_dense")(measurements)
+    b = keras.layers.Dense(16, activation="relu", name="errors_dense")(errors)
+    h = keras.layers.Concatenate(name="concat")([a, b])
+    h = keras.layers.Dense(16, activation="relu", name="dense")(h)
+    logits = keras.layers.Dense(2, name="logits")(h)
+    return keras.Model(
+        {"measurements": measurements, "errors": errors}, logits, name="tabular_two_input"
+    )
+
+
+_SPECS: dict[str, _Spec] = {
+    "digits-cnn": _Spec(
+        description="Conv(32)-Conv(64)-Dense(32)-Dense(10) CNN on 8x8 digits, 150k weights",
+        data="digits()",
+        load_data=lambda: _data.digits(),
+        input_shape=(8, 8, 1),
+        architecture=_digits_cnn,
+        epochs=20,
+        batch_size=32,
+        learning_rate=3e-3,
+        min_accuracy=0.95,
+    ),
+    "digits-mlp": _Spec(
+        description="Dense(128)-Dense(64)-Dense(10) MLP on flattened 8x8 digits, 17k weights",
+        data="digits(flat=True)",
+        load_data=lambda: _data.digits(flat=True),
+        input_shape=(64,),
+        architecture=_digits_mlp,
+        epochs=20,
+        batch_size=32,
+        learning_rate=3e-3,
+        min_accuracy=0.95,
+    ),
+    "tabular-two-input": _Spec(
+        description=(
+            "two-input MLP on breast-cancer features: Dense(16) per input, concatenated, "
+            "Dense(16)-Dense(2)"
+        ),
+        data="breast_cancer_two_input()",
+        load_data=lambda: _data.breast_cancer_two_input(),
+        input_shape={"measurements": (20,), "errors": (10,)},
+        architecture=_tabular_two_input,
+        epochs=30,
+        batch_size=32,
+        learning_rate=3e-3,
+        min_accuracy=0.93,
+    ),
+}
+
+
+def _spec(name: str) -> _Spec:
+    if not isinstance(name, str) or name not in _SPECS:
+        raise invalid("name", f"one of {sorted(_SPECS)}", name)
+    return _SPECS[name]
+
+
+def cache_dir() -> pathlib.Path:
+    """The folder zoo models are cached in: ``$ADVGRAD_CACHE``, else ``~/.cache/advgrad/models``.
+
+    The folder is created when the first model is written, not by this call.
+
+    >>> isinstance(cache_dir(), pathlib.Path)
+    True
+    """
+    env = os.environ.get("ADVGRAD_CACHE")
+    if env:
+        return pathlib.Path(env).expanduser()
+    return pathlib.Path.home() / ".cache" / "advgrad" / "models"
+
+
+def _folder(directory: str | os.PathLike | None) -> pathlib.Path:
+    return cache_dir() if directory is None else pathlib.Path(directory).expanduser()
+
+
+def _read_sidecar(path: pathlib.Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        warnings.warn(f"Ignoring unreadable zoo sidecar {path}: {err}", stacklevel=3)
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def dataset(name: str) -> _data.Dataset:
+    """The embedded data set a zoo model was trained and measured on.
+
+    Args:
+        name: A zoo model name (see :func:`list_models`).
+
+    Returns:
+        The model's :class:`advgrad.data.Dataset`, shaped to fit its inputs.
+
+    Raises:
+        ValueError: If ``name`` is not a zoo model.
+
+    >>> dataset("digits-mlp").x_test.shape
+    (450, 64)
+    """
+    return _spec(name).load_data()
+
+
+def card(name: str, *, directory: str | os.PathLike | None = None) -> ModelCard:
+    """The card of a zoo model, with its measured accuracy if it is in the cache.
+
+    Args:
+        name: A zoo model name (see :func:`list_models`).
+        directory: Cache folder to look in. Defaults to :func:`cache_dir`.
+
+    Returns:
+        A :class:`ModelCard`. ``clean_accuracy``, ``parameters`` and ``built_with`` are
+        ``None`` until the model has been built into ``directory``.
+
+    Raises:
+        ValueError: If ``name`` is not a zoo model.
+
+    >>> card("tabular-two-input").input_shape
+    {'measurements': (20,), 'errors': (10,)}
+    """
+    spec = _spec(name)
+    folder = _folder(directory)
+    info = None
+    if (folder / f"{name}.keras").exists():
+        info = _read_sidecar(folder / f"{name}.json")
+    ds = spec.load_data()
+    built_with = None
+    if info is not None:
+        keys = ("keras", "tensorflow", "numpy", "build_seconds")
+        built_with = {k: info[k] for k in keys if k in info}
+    return ModelCard(
+        name=name,
+        description=spec.description,
+        data=spec.data,
+        recipe=spec.recipe,
+        input_shape=spec.input_shape,
+        output="logits",
+        num_classes=ds.num_classes,
+        bounds=ds.bounds,
+        min_accuracy=spec.min_accuracy,
+        clean_accuracy=None if info is None else info.get("clean_accuracy"),
+        parameters=None if info is None else info.get("parameters"),
+        built_with=built_with,
+    )
+
+
+def list_models(*, directory: str | os.PathLike | None = None) -> list[ModelCard]:
+    """Cards of every zoo model, sorted by name.
+
+    Args:
+        directory: Cache folder to read measured accuracies from. Defaults to
+            :func:`cache_dir`.
+
+    Returns:
+        A list of :class:`ModelCard`.
+
+    >>> [c.output for c in list_models()]
+    ['logits', 'logits', 'logits']
+    """
+    return [card(name, directory=directory) for name in sorted(_SPECS)]
+
+
+def _accuracy(model: keras.Model, ds: _data.Dataset) -> float:
+    logits = model.predict(ds.x_test, batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == ds.y_test))
+
+
+def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
+    import keras
+    import tensorflow as tf
+
+    spec = _spec(name)
+    ds = spec.load_data()
+    start = time.perf_counter()
+    keras.utils.set_random_seed(SEED)
+    tf.config.experimental.enable_op_determinism()
+    model = spec.architecture()
+    steps = spec.epochs * int(np.ceil(len(ds.y_train) / spec.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(spec.learning_rate, steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(
+        ds.x_train,
+        ds.y_train,
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        shuffle=True,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    accuracy = _accuracy(model, ds)
+    info = {
+        "name": name,
+        "clean_accuracy": accuracy,
+        "parameters": int(model.count_params()),
+        "build_seconds": round(seconds, 3),
+        "recipe": spec.recipe,
+        "data": spec.data,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if accuracy < spec.min_accuracy:
+        warnings.warn(
+            f"Zoo model {name!r} reached test accuracy {accuracy:.4f}, below the expected "
+            f"{spec.min_accuracy}; the recipe may not transfer to this TensorFlow build.",
+            stacklevel=3,
+        )
+    return model, info
+
+
+def build(name: str) -> keras.Model:
+    """Train a zoo model from scratch, deterministically, without touching the cache.
+
+    Seeds everything with ``keras.utils.set_random_seed(0)`` and turns on
+    ``tf.config.experimental.enable_op_determinism()`` (both stay in effect afterwards), so
+    two builds on the same machine and versions give identical weights.
+
+    Args:
+        name: A zoo model name (see :func:`list_models`).
+
+    Returns:
+        The trained, compiled ``keras.Model`` (outputs logits).
+
+    Raises:
+        ValueError: If ``name`` is not a zoo model.
+
+    >>> model = build("tabular-two-input")
+    >>> model.output_shape
+    (None, 2)
+    """
+    return _train(name)[0]
+
+
+def _atomic_write(folder: pathlib.Path, name: str, write: Callable[[str], None]) -> None:
+    """Write ``folder/name`` through a temporary file in the same folder, then rename."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = pathlib.Path(name).suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a cache may be shared
+        os.replace(tmp, folder / name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def _save(model: keras.Model, info: dict[str, Any], folder: pathlib.Path) -> None:
+    name = info["name"]
+
+    def write_json(path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    _atomic_write(folder, f"{name}.keras", lambda path: model.save(path, overwrite=True))
+    _atomic_write(folder, f"{name}.json", write_json)
+
+
+def load(
+    name: str, *, retrain: bool = False, directory: str | os.PathLike | None = None
+) -> keras.Model:
+    """Load a zoo model from the cache, training and caching it first if needed.
+
+    The file is read with ``keras.models.load_model(path, safe_mode=True, compile=True)``.
+    Writes go to a temporary file that is renamed into place, so processes racing to build
+    the same model never see a partial file. A cached file that cannot be read is rebuilt
+    with a warning.
+
+    Args:
+        name: A zoo model name (see :func:`list_models`).
+        retrain: If True, train again and overwrite the cached model. Defaults to False.
+        directory: Cache folder. Defaults to :func:`cache_dir` (``$ADVGRAD_CACHE`` or
+            ``~/.cache/advgrad/models``).
+
+    Returns:
+        The compiled ``keras.Model``, outputting logits, ready for ``predict``.
+
+    Raises:
+        ValueError: If ``name`` is not a zoo model or ``retrain`` is not a bool.
+
+    >>> model = load("digits-mlp")
+    >>> model.predict(dataset("digits-mlp").x_test[:2], verbose=0).shape
+    (2, 10)
+    """
+    _spec(name)
+    if not isinstance(retrain, (bool, np.bool_)):
+        raise invalid("retrain", "a bool", retrain)
+    folder = _folder(directory)
+    path = folder / f"{name}.keras"
+    if not retrain and path.exists():
+        import keras
+
+        try:
+            return keras.models.load_model(path, safe_mode=True, compile=True)
+        except Exception as err:  # any unreadable file is rebuilt
+            warnings.warn(
+                f"Could not load cached zoo model {str(path)!r} ({err}); rebuilding it.",
+                stacklevel=2,
+            )
+    model, info = _train(name)
+    _save(model, info, folder)
+    return model
