@@ -88,17 +88,23 @@ class ModelAdapter:
             if len(shape) < 1:
                 raise invalid(label, "an array with a batch axis (rank >= 1)", value)
             spec = (self.input_specs or {}).get(name)
-            if spec is not None and spec.shape is not None:
-                if len(shape) - 1 != len(spec.shape) or any(
-                    want is not None and got is not None and want != got
-                    for want, got in zip(spec.shape, tuple(shape)[1:], strict=False)
-                ):
-                    raise invalid(
-                        label,
-                        f"shape (batch, {', '.join(str(d) for d in spec.shape)}) "
-                        f"for model input {name!r}",
-                        value,
+            if (
+                spec is not None
+                and spec.shape is not None
+                and (
+                    len(shape) - 1 != len(spec.shape)
+                    or any(
+                        want is not None and got is not None and want != got
+                        for want, got in zip(spec.shape, tuple(shape)[1:], strict=False)
                     )
+                )
+            ):
+                raise invalid(
+                    label,
+                    f"shape (batch, {', '.join(str(d) for d in spec.shape)}) "
+                    f"for model input {name!r}",
+                    value,
+                )
             if batch is None:
                 batch = shape[0]
             elif shape[0] is not None and batch is not None and shape[0] != batch:

@@ -276,18 +276,21 @@ class Attack:
         eps = self.eps if eps is None else _check_number("eps", 0.0)(eps)
         inputs = prepare_inputs(model, x)
         objective = Objective.resolve(inputs.adapter, self.loss, None)
-        labels = resolve_labels(objective, inputs, y)
         budgets = self._budgets(inputs, budget if budget is not None else self.budget, eps)
         for name, value in budgets.items():
-            if value is not None and not value.bounds.is_unbounded:
-                if not value.bounds.contains(inputs.tensors[name], atol=1e-6):
-                    label = "x" if len(inputs.names) == 1 else f"x[{name!r}]"
-                    raise ValueError(
-                        f"Invalid value for argument `{label}`: expected values within "
-                        f"the bounds [{_fmt(value.bounds.low)}, {_fmt(value.bounds.high)}], "
-                        f"received values from {np.min(inputs.tensors[name]):.4g} to "
-                        f"{np.max(inputs.tensors[name]):.4g}."
-                    )
+            if (
+                value is not None
+                and not value.bounds.is_unbounded
+                and not value.bounds.contains(inputs.tensors[name], atol=1e-6)
+            ):
+                label = "x" if len(inputs.names) == 1 else f"x[{name!r}]"
+                raise ValueError(
+                    f"Invalid value for argument `{label}`: expected values within "
+                    f"the bounds [{_fmt(value.bounds.low)}, {_fmt(value.bounds.high)}], "
+                    f"received values from {np.min(inputs.tensors[name]):.4g} to "
+                    f"{np.max(inputs.tensors[name]):.4g}."
+                )
+        labels = resolve_labels(objective, inputs, y)
         return _Plan(inputs, objective, labels, budgets)
 
     def _budgets(self, inputs: Inputs, budget: Any, eps: float) -> dict[str, Budget | None]:
@@ -377,7 +380,7 @@ class IterativeAttack(Attack):
         ):
             stop = min(start + chunk, batch)
             xs = [inputs.tensors[n][start:stop] for n in names]
-            labels = tf.nest.map_structure(lambda v: v[start:stop], plan.labels)
+            labels = tf.nest.map_structure(lambda v, a=start, b=stop: v[a:b], plan.labels)
             x_adv, chunk_fooled, trace = loop(
                 xs,
                 labels,
@@ -493,6 +496,8 @@ class IterativeAttack(Attack):
                         best, best_score = keep_best(adv, loss, fooled, best, best_score)
                     new_delta, new_states = [], []
                     for i in range(len(perturbed)):
+                        if isinstance(budgets[i].norm, norms.L1):
+                            grads[i] = _mask_saturated(grads[i], adv[i], budgets[i].bounds)
                         direction, state = rules[i].update(grads[i], states[i])
                         step = delta[i] + size_t[i] * tf.cast(direction, delta[i].dtype)
                         new_delta.append(budgets[i].norm.project(step, eps_t[i]))
@@ -527,6 +532,21 @@ class IterativeAttack(Attack):
 def _record(trace: tf.Tensor, index: Any, loss: tf.Tensor) -> tf.Tensor:
     value = tf.reduce_mean(tf.cast(loss, tf.float32))
     return tf.tensor_scatter_nd_update(trace, [[index]], [value])
+
+
+def _mask_saturated(grad: tf.Tensor, adv: tf.Tensor, bounds: Bounds) -> tf.Tensor:
+    """Zero the gradient where `adv` sits on a bound and ascent would push it outside.
+
+    The sparse L1 direction spends its whole step on a few coordinates; without this mask it
+    keeps choosing coordinates the clip to the bounds undoes, and the attack stalls
+    (Tramer & Boneh 2019; Foolbox's SparseL1DescentAttack does the same).
+    """
+    if bounds.is_unbounded:
+        return grad
+    low = tf.constant(bounds.low, adv.dtype)
+    high = tf.constant(bounds.high, adv.dtype)
+    blocked = ((adv >= high) & (grad > 0)) | ((adv <= low) & (grad < 0))
+    return tf.where(blocked, tf.zeros_like(grad), grad)
 
 
 def _select(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
