@@ -1,0 +1,455 @@
+"""Robustness reports: what `advgrad.evaluate` measured, as JSON, Markdown and plots.
+
+A `Report` holds the clean accuracy, the worst-case (cascade) robust accuracy per eps, each
+attack's own robust accuracy, the per-sample outcomes, gradient/query counts, timings, the
+seeds and settings that produced them, library versions and the sanity flags. It is plain
+data: `to_json` / `Report.from_json` round-trip it, `to_markdown` renders the table a paper
+would print, and `save_plots` draws robust accuracy against eps (matplotlib, optional).
+
+>>> import numpy as np
+>>> report = Report(
+...     clean_accuracy=0.9, robust_accuracy={0.1: 0.5}, per_attack={"pgd": {0.1: 0.5}},
+...     outcomes={0.1: np.array([-1, 0, -2, -1], np.int8)}, n_samples=4, attacks=["pgd"])
+>>> Report.from_json(report.to_json()).robust_accuracy
+{0.1: 0.5}
+>>> print(report.to_markdown().splitlines()[2])
+| attack | eps=0.1 |
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CASCADE", "Report"]
+
+CASCADE = "worst case (cascade)"
+"""Row label of the worst case over the whole suite in tables and plots."""
+
+CLEAN_MISCLASSIFIED = -2
+"""Outcome code: the clean input is already misclassified (no attack ran on it)."""
+
+ROBUST = -1
+"""Outcome code: every attack of the suite failed on this sample."""
+
+_EPS_KEYED = ("robust_accuracy", "outcomes")
+_NESTED_EPS_KEYED = ("per_attack", "attack_outcomes", "loss_trend")
+_ARRAYS = ("outcomes", "attack_outcomes")
+
+
+@dataclasses.dataclass
+class Report:
+    """The result of a robustness evaluation (see `advgrad.evaluate`).
+
+    Accuracies are fractions of all ``n_samples`` evaluated samples (clean-misclassified
+    samples count as non-robust at every eps).
+
+    Attributes:
+        clean_accuracy: Accuracy on the clean inputs.
+        robust_accuracy: ``{eps: accuracy}`` under the worst case over the suite: a sample
+            counts as robust only if every attack failed on it.
+        per_attack: ``{attack label: {eps: accuracy}}``: each attack run alone on every
+            clean-correct sample (empty when evaluated with ``individual=False``).
+        outcomes: ``{eps: int8 array [n_samples]}``: for each sample the index (into
+            ``attacks``) of the first attack that fooled it, ``-1`` if robust, ``-2`` if
+            the clean input is misclassified.
+        n_samples: Number of evaluated samples.
+        attacks: Attack labels in suite order (the attack's name, with ``#2``, ``#3``... when
+            a name repeats).
+        attack_outcomes: ``{attack label: {eps: bool array [n_samples]}}``: True where the
+            sample is robust against that attack alone (empty with ``individual=False``).
+        suite: ``get_config()`` of every attack, in suite order.
+        eps: The eps values, ascending.
+        gradients: ``{attack label: gradient evaluations}``, summed over samples.
+        queries: ``{attack label: forward passes}``, summed over samples: the attack's
+            own (one per gradient evaluation unless the attack reports ``queries``) plus the
+            one `evaluate` spends checking each returned adversarial.
+        gradients_per_sample: ``{attack label: gradient evaluations per attacked sample}``
+            as the attack reported them (1 for single-step attacks, 0 for gradient-free).
+        timings: ``{attack label: seconds}`` spent in the attack and its check.
+        loss_trend: ``{attack label: {eps: [mean loss at the start, mean final loss]}}``
+            from the attacks' ``loss_trace`` (for the "loss does not increase" check).
+        seed: The seed every per-batch attack seed was derived from.
+        batch_size: Samples per batch.
+        individual: Whether every attack also ran alone on every clean-correct sample.
+        seconds: Wall-clock seconds of the whole evaluation (this process's share when it
+            was resumed).
+        versions: Library versions (advgrad, tensorflow, keras, numpy, python).
+        flags: Sanity flags, dicts ``{"code", "message", "advice"}`` (see `advgrad.sanity`).
+        model: Description of the model: name, class, parameter count, weights hash.
+        data: Description of the data: sample count and content hash.
+        adversarial: Only in memory, with ``evaluate(..., return_adversarial=True)``:
+            ``{eps: {"index", "x", "x_adv", "attack", "label", "predicted"}}`` for the fooled
+            samples (``x`` and ``x_adv`` laid out like the model's inputs). Not saved to JSON.
+    """
+
+    clean_accuracy: float
+    robust_accuracy: dict[float, float]
+    per_attack: dict[str, dict[float, float]]
+    outcomes: dict[float, np.ndarray]
+    n_samples: int
+    attacks: list[str] = dataclasses.field(default_factory=list)
+    attack_outcomes: dict[str, dict[float, np.ndarray]] = dataclasses.field(default_factory=dict)
+    suite: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    eps: list[float] = dataclasses.field(default_factory=list)
+    gradients: dict[str, int] = dataclasses.field(default_factory=dict)
+    queries: dict[str, int] = dataclasses.field(default_factory=dict)
+    gradients_per_sample: dict[str, int] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    loss_trend: dict[str, dict[float, list[float]]] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    batch_size: int | None = None
+    individual: bool = True
+    seconds: float = 0.0
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    flags: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    adversarial: dict[float, dict[str, Any]] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if not self.eps:
+            self.eps = sorted(self.robust_accuracy)
+
+    # --------------------------------------------------------------- queries
+    def cumulative(self) -> dict[str, dict[float, float]]:
+        """Robust accuracy after each attack of the cascade (AutoAttack's running numbers).
+
+        Returns:
+            ``{attack label: {eps: accuracy}}``: the fraction of samples no attack up to and
+            including that one fooled; the last entry equals ``robust_accuracy``.
+
+        >>> import numpy as np
+        >>> r = Report(0.75, {0.1: 0.25}, {}, {0.1: np.array([0, 1, -1, -2])}, 4, ["a", "b"])
+        >>> r.cumulative()
+        {'a': {0.1: 0.5}, 'b': {0.1: 0.25}}
+        """
+        result: dict[str, dict[float, float]] = {}
+        for index, label in enumerate(self.attacks):
+            result[label] = {}
+            for e in self.eps:
+                codes = np.asarray(self.outcomes[e])
+                alive = (codes == ROBUST) | (codes > index)
+                result[label][e] = float(np.mean(alive)) if codes.size else math.nan
+        return result
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: eps keys as strings, arrays as lists (no ``adversarial``)."""
+        out: dict[str, Any] = {"format": "advgrad.report", "version": 1}
+        for f in dataclasses.fields(self):
+            if f.name == "adversarial":
+                continue
+            value = getattr(self, f.name)
+            if f.name in _EPS_KEYED:
+                value = {_eps_key(e): v for e, v in value.items()}
+            elif f.name in _NESTED_EPS_KEYED:
+                value = {k: {_eps_key(e): v for e, v in d.items()} for k, d in value.items()}
+            out[f.name] = _plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """Inverse of `to_dict`."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"adversarial"}
+        values = {k: v for k, v in data.items() if k in names}
+        for key in _EPS_KEYED:
+            if key in values:
+                values[key] = {float(e): v for e, v in values[key].items()}
+        for key in _NESTED_EPS_KEYED:
+            if key in values:
+                values[key] = {
+                    k: {float(e): v for e, v in d.items()} for k, d in values[key].items()
+                }
+        values["outcomes"] = {
+            e: np.asarray(v, np.int8) for e, v in values.get("outcomes", {}).items()
+        }
+        values["attack_outcomes"] = {
+            k: {e: np.asarray(v, bool) for e, v in d.items()}
+            for k, d in values.get("attack_outcomes", {}).items()
+        }
+        values["eps"] = [float(e) for e in values.get("eps", [])]
+        return cls(**values)
+
+    def to_json(self, path: str | os.PathLike | None = None, *, indent: int | None = 1) -> str:
+        """The report as JSON text; also written to `path` (atomically) when given.
+
+        Args:
+            path: File to write (parent folders are created). Defaults to None (no file).
+            indent: JSON indentation. Defaults to 1.
+
+        Returns:
+            The JSON text.
+
+        >>> import numpy as np
+        >>> r = Report(1.0, {0.0: 1.0}, {}, {0.0: np.array([-1], np.int8)}, 1, ["fgsm"])
+        >>> '"robust_accuracy": {"0.0": 1.0}' in r.to_json(indent=None)
+        True
+        """
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=True)
+        if path is not None:
+            _atomic_write_text(pathlib.Path(path), text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> Report:
+        """Read a report written by `to_json`: a path, or the JSON text itself.
+
+        Args:
+            source: Path of a JSON file, or JSON text (starting with ``{``).
+
+        Returns:
+            The `Report` (without ``adversarial``, which is never saved).
+
+        Raises:
+            ValueError: If `source` is neither an existing file nor report JSON.
+
+        >>> import numpy as np
+        >>> r = Report(1.0, {0.1: 1.0}, {}, {0.1: np.array([-1], np.int8)}, 1, ["pgd"])
+        >>> Report.from_json(r.to_json()) == r
+        True
+        """
+        from advgrad._validation import invalid
+
+        if isinstance(source, str) and source.lstrip().startswith("{"):
+            text = source
+        else:
+            try:
+                text = pathlib.Path(source).read_text(encoding="utf-8")
+            except (OSError, TypeError):
+                raise invalid("source", "a report JSON file or JSON text", source) from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise invalid("source", "report JSON (from Report.to_json)", source) from None
+        if not isinstance(data, dict) or data.get("format") != "advgrad.report":
+            raise invalid("source", "report JSON (from Report.to_json)", source)
+        return cls.from_dict(data)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Report):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    # -------------------------------------------------------------- Markdown
+    def to_markdown(self, *, digits: int = 1) -> str:
+        """A Markdown summary: the robust-accuracy table (attacks x eps), then the flags.
+
+        Rows are the attacks of the suite (each alone, when measured) and the worst case
+        over the suite; columns are the eps values; cells are robust accuracy in percent.
+
+        Args:
+            digits: Decimals of the percentages. Defaults to 1.
+
+        Returns:
+            The Markdown text.
+
+        >>> import numpy as np
+        >>> r = Report(0.9, {0.1: 0.4}, {"pgd": {0.1: 0.4}}, {}, 10, ["pgd"])
+        >>> print(r.to_markdown())  # doctest: +NORMALIZE_WHITESPACE
+        Clean accuracy: **90.0%** on 10 samples.
+        <BLANKLINE>
+        | attack | eps=0.1 |
+        |---|---:|
+        | pgd | 40.0% |
+        | **worst case (cascade)** | **40.0%** |
+        <BLANKLINE>
+        No sanity flags.
+        """
+
+        def pct(value: float | None) -> str:
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                return "n/a"
+            return f"{100 * value:.{digits}f}%"
+
+        lines = [
+            f"Clean accuracy: **{pct(self.clean_accuracy)}** on {self.n_samples} samples.",
+            "",
+            "| attack | " + " | ".join(f"eps={_eps_label(e)}" for e in self.eps) + " |",
+            "|---|" + "---:|" * len(self.eps),
+        ]
+        for label in self.attacks:
+            if label in self.per_attack:
+                cells = [pct(self.per_attack[label].get(e)) for e in self.eps]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        cascade = [f"**{pct(self.robust_accuracy.get(e))}**" for e in self.eps]
+        lines.append(f"| **{CASCADE}** | " + " | ".join(cascade) + " |")
+        lines.append("")
+        if self.flags:
+            lines.append("Sanity flags:")
+            lines.append("")
+            for flag in self.flags:
+                text = f"{flag.get('message', '')} {flag.get('advice', '')}".strip()
+                lines.append(f"- **{flag.get('code')}**: {text}")
+        else:
+            lines.append("No sanity flags.")
+        details = []
+        if self.gradients:
+            counts = ", ".join(
+                f"{label} {self.gradients.get(label, 0):,}" for label in self.attacks
+            )
+            details.append(f"Gradient evaluations: {counts}.")
+        if self.versions:
+            versions = ", ".join(f"{k} {v}" for k, v in self.versions.items())
+            details.append(f"Seed {self.seed}, batch size {self.batch_size}; {versions}.")
+        if details:
+            lines += ["", *details]
+        return "\n".join(lines)
+
+    # ----------------------------------------------------------------- plots
+    def save_plots(self, directory: str | os.PathLike) -> list[str]:
+        """Write PNG plots into `directory` (created if needed).
+
+        Always ``robust_accuracy.png``: robust accuracy against eps for each attack alone
+        and for the worst case. For a single rank-4 image input whose adversarial examples
+        were kept (``return_adversarial=True``), also ``adversarial_eps=<eps>.png`` for each
+        eps: clean image, adversarial image and perturbation for a few fooled samples.
+
+        Args:
+            directory: Output folder.
+
+        Returns:
+            Paths of the written files.
+
+        Raises:
+            ImportError: If matplotlib is not installed (``pip install advgrad[plots]``).
+        """
+        plt = _pyplot()
+        folder = pathlib.Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [self._plot_curves(plt, folder / "robust_accuracy.png")]
+        for e, adv in (self.adversarial or {}).items():
+            x_adv = adv.get("x_adv")
+            if isinstance(x_adv, np.ndarray) and x_adv.ndim == 4 and len(x_adv):
+                name = f"adversarial_eps={_eps_label(e)}.png"
+                paths.append(self._plot_images(plt, folder / name, e, adv))
+        return paths
+
+    def _plot_curves(self, plt: Any, path: pathlib.Path) -> str:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        xs = [0.0, *self.eps] if self.eps and self.eps[0] > 0 else list(self.eps)
+
+        def with_clean(values: dict[float, float]) -> list[float]:
+            start = [self.clean_accuracy] if len(xs) > len(self.eps) else []
+            return start + [values.get(e, math.nan) for e in self.eps]
+
+        for label in self.attacks:
+            if label in self.per_attack:
+                ax.plot(xs, with_clean(self.per_attack[label]), marker="o", ls="--", label=label)
+        ax.plot(
+            xs, with_clean(self.robust_accuracy), marker="s", color="black", lw=2, label=CASCADE
+        )
+        ax.set_xlabel("eps")
+        ax.set_ylabel("robust accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        name = self.model.get("name")
+        ax.set_title(f"{name}: {self.n_samples} samples" if name else f"{self.n_samples} samples")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return str(path)
+
+    def _plot_images(self, plt: Any, path: pathlib.Path, e: float, adv: dict) -> str:
+        count = min(6, len(adv["x_adv"]))
+        clean = np.asarray(adv["x"][:count], np.float64)
+        x_adv = np.asarray(adv["x_adv"][:count], np.float64)
+        delta = x_adv - clean
+        low, high = float(np.min(clean)), float(np.max(clean))
+        span = float(np.max(np.abs(delta))) or 1.0
+        fig, axes = plt.subplots(3, count, figsize=(1.6 * count + 0.6, 5), squeeze=False)
+        rows = (("clean", clean, low, high), ("adversarial", x_adv, low, high))
+        for j in range(count):
+            label, predicted = adv["label"][j], adv["predicted"][j]
+            attack = self.attacks[adv["attack"][j]] if self.attacks else adv["attack"][j]
+            for i, (title, images, vmin, vmax) in enumerate(rows):
+                axes[i][j].imshow(_image(images[j], vmin, vmax), cmap="gray", vmin=0, vmax=1)
+                axes[i][j].set_title(f"{title}: {label if i == 0 else predicted}", fontsize=8)
+            image = delta[j] if delta.shape[-1] != 1 else delta[j][..., 0]
+            if image.ndim == 3:  # colour perturbation: mean over channels for one colormap
+                image = image.mean(axis=-1)
+            axes[2][j].imshow(image, cmap="RdBu", vmin=-span, vmax=span)
+            axes[2][j].set_title(f"delta ({attack})", fontsize=8)
+            for i in range(3):
+                axes[i][j].axis("off")
+        fig.suptitle(f"eps={_eps_label(e)}: clean / adversarial / perturbation", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return str(path)
+
+
+def _image(array: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Scale an HxWxC image to [0, 1] for imshow (grayscale when C == 1)."""
+    scaled = (array - low) / (high - low) if high > low else array * 0
+    scaled = np.clip(scaled, 0, 1)
+    return scaled[..., 0] if scaled.shape[-1] == 1 else scaled
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(
+            "Report.save_plots needs matplotlib, which is not installed. Install it with "
+            "`pip install advgrad[plots]` (or `pip install matplotlib`)."
+        ) from None
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _eps_key(eps: float) -> str:
+    return repr(float(eps))
+
+
+def _eps_label(eps: float) -> str:
+    """Short eps text for tables: 0.1, 0.0313 (8/255), 1e-05."""
+    return f"{float(eps):.4g}"
+
+
+def _plain(value: Any) -> Any:
+    """Recursively turn numpy values into JSON-ready Python values."""
+    if isinstance(value, Mapping):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _atomic_write_text(path: pathlib.Path, text: str) -> None:
+    """Write `text` to `path` through a synced temporary file in the same folder."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,332 @@
+"""The `advgrad` command, run in-process through `main([...])` (one subprocess test)."""
+
+import importlib
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from advgrad import __version__
+from advgrad.cli import main
+from advgrad.report import Report
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SMALL = """\
+model: digits-cnn
+data: {name: digits, limit: 64}
+suite:
+  - fgsm
+  - {name: pgd, steps: 3}
+eps: [0.1, 0.3]
+bounds: data
+batch_size: 32
+"""
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write(folder, text, name="bench.yaml"):
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    """One small benchmark run shared by the tests that read its output."""
+    folder = tmp_path_factory.mktemp("bench")
+    config = write(folder, SMALL)
+    out = folder / "out"
+    code = main(["bench", str(config), "--out", str(out)])
+    return code, config, out
+
+
+# --------------------------------------------------------------------- bad configs: exit 2
+def _lambda_model(folder):
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Lambda(lambda t: t + 1.0)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    model.compile(loss="sparse_categorical_crossentropy")
+    model.save(folder / "lambda.keras")
+    np.savez(folder / "d.npz", x=np.zeros((4, 4), "float32"), y=np.zeros(4, "int64"))
+    return "model: lambda.keras\ndata: {npz: d.npz, x: x, y: y}\nsuite: [fgsm]\neps: 0.1\n"
+
+
+def _npz_mismatch(folder):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.save(folder / "tiny.keras")
+    np.savez(folder / "d.npz", x=np.zeros((10, 4), "float32"), y=np.zeros(8, "int64"))
+    return "model: tiny.keras\ndata: {npz: d.npz, x: x, y: y}\nsuite: [fgsm]\neps: 0.1\n"
+
+
+BAD = {
+    "unknown key": (
+        lambda folder: SMALL.replace("model:", "modle:"),
+        "unknown key 'modle' (did you mean 'model'?)",
+    ),
+    "wrong type": (
+        lambda folder: SMALL.replace("steps: 3", "steps: ten"),
+        "suite[1].steps: expected int, received 'ten'",
+    ),
+    "unknown attack": (
+        lambda folder: SMALL.replace("- fgsm", "- fgsmm"),
+        "suite[0]: unknown attack 'fgsmm' (did you mean 'fgsm'?); registered attacks: bim, ",
+    ),
+    "negative eps": (
+        lambda folder: SMALL.replace("eps: [0.1, 0.3]", "eps: [-0.1, 0.3]"),
+        "eps[0]: expected a number >= 0, received -0.1",
+    ),
+    "unsafe yaml": (
+        lambda folder: "model: !!python/object/apply:os.system ['touch pwned']\n",
+        "refused unsafe YAML (line 1): could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/object/apply:os.system'",
+    ),
+    "missing model file": (
+        lambda folder: SMALL.replace("digits-cnn", "nowhere/model.keras"),
+        "model: model file not found: ",
+    ),
+    "lambda layer": (_lambda_model, "model: Keras safe mode refused to load "),
+    "npz labels": (_npz_mismatch, "data.y: 8 labels for 10 input samples: the lengths must match"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_config_exit_2_one_line_nothing_written(case, tmp_path, capsys, monkeypatch):
+    make, message = BAD[case]
+    monkeypatch.chdir(tmp_path)
+    config = write(tmp_path, make(tmp_path))
+    out = tmp_path / "out"
+    code, stdout, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 2
+    assert stdout == ""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"advgrad: error: {config}: ")
+    assert message in lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists()
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_bad_config_debug_raises(tmp_path, capsys):
+    from advgrad.config import ConfigError
+
+    config = write(tmp_path, SMALL.replace("eps: [0.1, 0.3]", "eps: -1"))
+    with pytest.raises(ConfigError, match=r"eps: expected a number >= 0, received -1"):
+        main(["bench", str(config), "--out", str(tmp_path / "out"), "--debug"])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bench"], "the following arguments are required: CONFIG.yaml"),
+        (["bench", "x.yaml", "--limit", "0"], "argument --limit: expected an int >= 1"),
+        (["bench", "missing.yaml"], "config file not found: missing.yaml"),
+        (["report", "missing.json"], "RUN.json: file not found: missing.json"),
+        (["gradients", "--model", "resnet"], "--model: expected one of digits-cnn, digits-mlp"),
+        (["zoo"], "zoo: expected a command: list"),
+        (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run(capsys, *argv)
+    assert code == 2
+    assert len(stderr.splitlines()) == 1 and stderr.startswith("advgrad: error: ")
+    assert message in stderr
+
+
+# ---------------------------------------------------------------------------- bench
+def test_bench_writes_report_markdown_and_plots(bench_run):
+    code, _, out = bench_run
+    assert code == 0
+    assert {"report.json", "report.md", "state.json", "robust_accuracy.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert any(p.name.startswith("adversarial_eps=") for p in out.iterdir())
+    report = Report.from_json(out / "report.json")
+    assert report.n_samples == 64 and report.eps == [0.1, 0.3]
+    assert report.attacks == ["fgsm", "pgd"]
+    assert report.clean_accuracy > 0.9
+    # stronger eps, lower robust accuracy; at 0.3 the digits CNN is mostly broken
+    assert report.robust_accuracy[0.3] <= report.robust_accuracy[0.1] < report.clean_accuracy
+    assert report.robust_accuracy[0.3] < 0.3
+    assert report.suite[1]["steps"] == 3 and report.suite[1]["bounds"] == [0.0, 1.0]
+    markdown = (out / "report.md").read_text()
+    assert "| **worst case (cascade)** |" in markdown
+    assert f"{100 * report.robust_accuracy[0.1]:.1f}%" in markdown
+
+
+def test_bench_refuses_existing_run_without_resume(bench_run, capsys):
+    _, config, out = bench_run
+    before = (out / "report.json").read_text()
+    code, stdout, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 2 and stdout == ""
+    assert stderr.strip() == (
+        f"advgrad: error: {out} already holds a run (state.json, report.json); pass --resume "
+        "to continue it, or a different --out"
+    )
+    assert (out / "report.json").read_text() == before
+
+
+def test_bench_resume_gives_the_same_report(bench_run, capsys):
+    _, config, out = bench_run
+    first = Report.from_json(out / "report.json")
+    code, stdout, stderr = run(capsys, "bench", config, "--out", out, "--resume")
+    assert code == 0, stderr
+    second = Report.from_json(out / "report.json")
+    assert second.robust_accuracy == first.robust_accuracy
+    assert second.per_attack == first.per_attack
+    assert "| **worst case (cascade)** |" in stdout
+
+
+def test_bench_resume_continues_an_interrupted_run(bench_run, tmp_path, capsys, monkeypatch):
+    evaluate_lib = importlib.import_module("advgrad.evaluate")  # the module, not the function
+
+    _, config, full_out = bench_run
+    full = Report.from_json(full_out / "report.json")
+    out = tmp_path / "out"
+    original = evaluate_lib._Runner.run_batch
+    calls = []
+
+    def interrupted(self, tally, batch, *args, **kwargs):
+        calls.append(batch)
+        if batch == 1:
+            raise KeyboardInterrupt
+        return original(self, tally, batch, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_lib._Runner, "run_batch", interrupted)
+    code, _, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 1
+    assert stderr.strip().endswith("advgrad: error: interrupted; continue with --resume")
+    assert (out / "state.json").exists() and not (out / "report.json").exists()
+
+    code, _, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 2 and "already holds a run (state.json); pass --resume" in stderr
+
+    monkeypatch.setattr(evaluate_lib._Runner, "run_batch", original)
+    calls.clear()
+    monkeypatch.setattr(
+        evaluate_lib._Runner,
+        "run_batch",
+        lambda self, tally, batch, *a, **k: (
+            calls.append(batch) or original(self, tally, batch, *a, **k)
+        ),
+    )
+    code, stdout, _ = run(capsys, "bench", config, "--out", out, "--resume")
+    assert code == 0
+    assert calls == [1]  # batch 0 came from the state
+    resumed = Report.from_json(out / "report.json")
+    assert resumed.n_samples == 64
+    assert resumed.robust_accuracy == full.robust_accuracy
+    assert resumed.per_attack == full.per_attack
+
+
+def test_bench_limit_and_default_output(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = write(tmp_path, SMALL.replace("steps: 3", "steps: 1"), name="mini.yaml")
+    code, stdout, _ = run(capsys, "bench", config, "--limit", 16)
+    assert code == 0
+    report = Report.from_json(tmp_path / "runs" / "mini" / "report.json")
+    assert report.n_samples == 16
+    assert "wrote report.json, report.md, robust_accuracy.png" in stdout
+
+
+# ---------------------------------------------------------------------------- report
+def test_report_prints_table_and_writes_plots(bench_run, capsys, tmp_path):
+    _, _, out = bench_run
+    code, stdout, _ = run(capsys, "report", out / "report.json")
+    assert code == 0
+    assert stdout.startswith("Clean accuracy: **")
+    assert "| attack | eps=0.1 | eps=0.3 |" in stdout
+    plots = tmp_path / "plots"
+    code, stdout, _ = run(capsys, "report", out / "report.json", "--out", plots)
+    assert code == 0
+    assert (plots / "robust_accuracy.png").stat().st_size > 1000
+    assert (plots / "report.md").read_text().startswith("Clean accuracy:")
+
+
+def test_report_of_a_broken_file_exits_1(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    path.write_text("{not json")
+    code, _, stderr = run(capsys, "report", path)
+    assert code == 1
+    assert stderr.startswith("advgrad: error: Invalid value for argument `source`")
+    assert len(stderr.splitlines()) == 1
+
+
+# --------------------------------------------------------------------- attacks and zoo
+def test_attacks_lists_defaults(capsys):
+    code, stdout, _ = run(capsys, "attacks")
+    assert code == 0
+    lines = stdout.splitlines()
+    names = [line.split(" ")[0] for line in lines if not line.startswith(" ")]
+    assert {"fgsm", "pgd", "mifgsm", "bim"} <= set(names)
+    pgd = lines[lines.index(next(line for line in lines if line.startswith("pgd "))) + 1]
+    assert "steps=40" in pgd and "random_start=True" in pgd and "norm='linf'" in pgd
+
+
+def test_zoo_list_shows_cards(capsys):
+    from advgrad import zoo
+
+    zoo.load("digits-cnn")
+    code, stdout, _ = run(capsys, "zoo", "list")
+    assert code == 0
+    rows = {line.split()[0]: line for line in stdout.splitlines()[1:] if line.strip()}
+    assert {"digits-cnn", "digits-mlp", "tabular-two-input"} <= set(rows)
+    accuracy = zoo.card("digits-cnn").clean_accuracy
+    assert f"{accuracy:.4f}" in rows["digits-cnn"] and accuracy > 0.95
+    assert "advgrad.data.digits()" in rows["digits-cnn"]
+
+
+# ------------------------------------------------------------------------- gradients
+def test_gradients_demo(capsys):
+    code, stdout, _ = run(capsys, "gradients", "--samples", 8)
+    assert "input gradients of digits-cnn on 8 digits test samples (seed 0)" in stdout
+    assert "gradient shape (8, 8, 8, 1), dtype float32" in stdout
+    numbers = {}
+    for line in stdout.splitlines():
+        match = re.match(r"\s+(loss per sample|L1|L2|Linf)\b.*?((?:\s+\S+e[-+]\d+){3})$", line)
+        if match:
+            numbers[match.group(1)] = [float(v) for v in match.group(2).split()]
+    assert set(numbers) == {"loss per sample", "L1", "L2", "Linf"}
+    for mean, low, high in numbers.values():
+        assert 0 <= low <= mean <= high
+    # norms of one vector: Linf <= L2 <= L1
+    assert numbers["Linf"][2] <= numbers["L2"][2] <= numbers["L1"][2]
+    assert numbers["Linf"][1] > 0  # no all-zero gradient
+    assert "all-zero gradients: 0 of 8 samples (0.0%)" in stdout
+    check = next(line for line in stdout.splitlines() if line.startswith("finite-difference"))
+    assert check.startswith("finite-difference check PASSED"), stdout
+    assert code == 0
+
+
+# --------------------------------------------------------------------------- version
+def test_version_subprocess():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "advgrad.cli", "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"advgrad {__version__}"
+
+
+def test_version_in_process(capsys):
+    code, stdout, _ = run(capsys, "--version")
+    assert code == 0 and stdout.strip() == f"advgrad {__version__}"

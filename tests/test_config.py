@@ -1,0 +1,346 @@
+"""Benchmark configs: safe loading, validation by path, building model/data/attacks."""
+
+import pathlib
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from advgrad.config import BenchConfig, ConfigError, load_config, parse_config
+
+CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
+
+BASE = """\
+model: digits-cnn
+data: {name: digits, limit: 16}
+suite: [fgsm, {name: pgd, steps: 2}]
+eps: [0.1, 0.3]
+"""
+
+
+def write(tmp_path, text, name="bench.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems_of(path):
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value.problems
+
+
+def tiny_model(tmp_path, classes=3, features=4, name="tiny.keras"):
+    """A small compiled Dense model saved as .keras (no training needed)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((features,)), keras.layers.Dense(classes)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    path = tmp_path / name
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name", ["digits.yaml", "digits-eps-sweep.yaml", "tabular-multi-input.yaml"]
+)
+def test_shipped_configs_are_valid(name):
+    config = load_config(CONFIGS / name)
+    assert isinstance(config, BenchConfig)
+    assert config.eps and all(e >= 0 for e in config.eps)
+    assert config.source == (CONFIGS / name).absolute()
+
+
+def test_digits_config_fields():
+    config = load_config(CONFIGS / "digits.yaml")
+    assert config.model == "digits-cnn" and config.is_zoo_model
+    assert config.data.name == "digits" and config.data.split == "test"
+    assert config.eps == (0.05, 0.1, 0.2, 0.3, 1.0)
+    assert [a.name for a in config.suite] == ["fgsm", "pgd", "mifgsm"]
+    assert config.suite[1].settings == {"steps": 10}
+    assert config.bounds == "data" and config.norm == "linf"
+    assert config.output == pathlib.Path("runs/digits").absolute()
+
+
+def test_every_problem_reported_by_path(tmp_path):
+    path = write(
+        tmp_path,
+        """\
+        modle: digits-cnn
+        data: {name: digts, limit: 0}
+        suite:
+          - fgsm
+          - {name: pgd, steps: ten}
+          - {name: pgdd}
+          - {name: pgd, stpes: 3}
+          - {name: pgd, eps: 0.1}
+        eps: [-0.1, 0.2, abc]
+        norm: l3
+        bounds: [1.0, 0.0]
+        batch_size: 0
+        """,
+    )
+    problems = problems_of(path)
+    expected = [
+        "unknown key 'modle' (did you mean 'model'?)",
+        "missing key 'model'",
+        "data.name: expected one of digits, breast-cancer-two-input, received 'digts' "
+        "(did you mean 'digits'?)",
+        "data.limit: expected an int >= 1, received 0",
+        "norm: expected one of linf, l2, l1, received 'l3'",
+        "suite[1].steps: expected int, received 'ten'",
+        "eps[0]: expected a number >= 0, received -0.1",
+        "eps[2]: expected a number >= 0, received 'abc'",
+        "bounds: expected low <= high, received [1.0, 0.0]",
+        "batch_size: expected an int >= 1, received 0",
+    ]
+    for message in expected:
+        assert message in problems, (message, problems)
+    assert any(
+        p.startswith("suite[2]: unknown attack 'pgdd' (did you mean 'pgd'?); registered attacks: ")
+        and "fgsm" in p
+        for p in problems
+    ), problems
+    assert any(
+        p.startswith("suite[3]: unknown setting 'stpes'") and "'steps'" in p for p in problems
+    )
+    assert any(p.startswith("suite[4].eps: set `eps` at the top level") for p in problems)
+    assert len(problems) == 13
+
+
+def test_error_is_one_line_naming_the_file(tmp_path):
+    path = write(tmp_path, BASE.replace("eps: [0.1, 0.3]", "eps: [-0.1]"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text == f"{path}: eps[0]: expected a number >= 0, received -0.1"
+    assert isinstance(info.value, ValueError)
+
+
+def test_unsafe_yaml_refused(tmp_path):
+    path = write(tmp_path, "model: !!python/object/apply:os.system ['echo pwned']\n")
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert problems[0].startswith("refused unsafe YAML (line 1): could not determine a constructor")
+    assert "python/object/apply:os.system" in problems[0]
+    assert "safe_load" in problems[0]
+
+
+def test_invalid_yaml_and_missing_file(tmp_path):
+    assert problems_of(write(tmp_path, "model: [unclosed\n"))[0].startswith("invalid YAML at line")
+    assert problems_of(tmp_path / "nope.yaml") == [
+        f"config file not found: {tmp_path / 'nope.yaml'}"
+    ]
+    assert problems_of(write(tmp_path, "- a list\n"))[0].startswith("expected a mapping of keys")
+
+
+def test_attack_setting_validated_by_the_attack(tmp_path):
+    path = write(tmp_path, BASE.replace("steps: 2", "steps: 0, random_start: 1"))
+    problems = problems_of(path)
+    assert "suite[1].random_start: expected a bool, received 1" in problems
+    path = write(tmp_path, BASE.replace("steps: 2", "steps: 0"))
+    assert problems_of(path) == ["suite[1].steps: expected an int >= 1, received steps=0"]
+    path = write(tmp_path, BASE.replace("steps: 2", "steps: 2, norm: l2"))
+    assert load_config(path).suite[1].settings == {"steps": 2, "norm": "l2"}
+
+
+def test_missing_model_file_names_model(tmp_path):
+    path = write(tmp_path, BASE.replace("model: digits-cnn", "model: models/missing.keras"))
+    assert problems_of(path) == [
+        f"model: model file not found: {tmp_path / 'models/missing.keras'}"
+    ]
+    path = write(tmp_path, BASE.replace("model: digits-cnn", "model: digits-cn"))
+    (problem,) = problems_of(path)
+    assert problem.startswith("model: expected a zoo model name (digits-cnn, digits-mlp")
+    assert problem.endswith("received 'digits-cn' (did you mean 'digits-cnn'?)")
+
+
+def test_relative_paths_resolve_against_the_yaml_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    tiny_model(folder)
+    path = write(folder, BASE.replace("model: digits-cnn", "model: tiny.keras"))
+    monkeypatch.chdir(tmp_path)
+    config = load_config(path)
+    assert config.model == str(folder / "tiny.keras") and not config.is_zoo_model
+
+
+def test_lambda_model_refused_by_safe_mode(tmp_path):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3)(outputs))
+    model.compile(loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / "lambda.keras")
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 4), "float32"), y=np.zeros(4, "int64"))
+    path = write(
+        tmp_path,
+        """\
+        model: lambda.keras
+        data: {npz: d.npz, x: x, y: y}
+        suite: [fgsm]
+        eps: 0.1
+        bounds: null
+        """,
+    )
+    config = load_config(path)
+    with pytest.raises(ConfigError) as info:
+        config.build()
+    (problem,) = info.value.problems
+    assert problem.startswith(f"model: Keras safe mode refused to load {tmp_path / 'lambda.keras'}")
+    assert "Lambda" in problem and "\n" not in str(info.value)
+
+
+def npz_config(tmp_path, x, y, extra=""):
+    tiny_model(tmp_path)
+    np.savez(tmp_path / "data.npz", features=x, labels=y)
+    return write(
+        tmp_path,
+        f"""\
+        model: tiny.keras
+        data: {{npz: data.npz, x: features, y: labels, bounds: [-1.0, 1.0]}}
+        suite: [fgsm]
+        eps: [0.1]
+        {extra}
+        """,
+    )
+
+
+def test_npz_labels_length_mismatch(tmp_path):
+    x = np.zeros((10, 4), "float32")
+    path = npz_config(tmp_path, x, np.zeros(9, "int64"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path).build()
+    assert info.value.problems == ["data.y: 9 labels for 10 input samples: the lengths must match"]
+
+
+def test_npz_labels_out_of_range(tmp_path):
+    x = np.zeros((6, 4), "float32")
+    path = npz_config(tmp_path, x, np.array([0, 1, 2, 3, 4, 1]))
+    with pytest.raises(ConfigError) as info:
+        load_config(path).build()
+    assert info.value.problems == [
+        "data.y: labels range from 0 to 4, but the model has 3 classes (labels 0..2)"
+    ]
+
+
+def test_npz_unknown_key(tmp_path):
+    x = np.zeros((6, 4), "float32")
+    path = npz_config(tmp_path, x, np.zeros(6, "int64"))
+    path.write_text(path.read_text().replace("y: labels", "y: label"))
+    assert problems_of(path) == [
+        "data.y: no array 'label' in data.npz (it holds features, labels) (did you mean 'labels'?)"
+    ]
+
+
+def test_npz_builds_with_its_bounds(tmp_path, rng):
+    x = rng.uniform(-1, 1, (12, 4)).astype("float32")
+    y = rng.integers(0, 3, 12)
+    path = npz_config(tmp_path, x, y, extra="norm: l2")
+    config = load_config(path).with_overrides(limit=5)
+    model, (xs, ys), suite, eps, bounds = config.build()
+    assert xs.shape == (5, 4) and ys.tolist() == y[:5].tolist()
+    assert bounds == [-1.0, 1.0] and eps == [0.1]
+    assert suite[0].get_config()["bounds"] == [-1.0, 1.0]
+    assert suite[0].get_config()["norm"] == "l2"
+    assert model.output_shape == (None, 3)
+
+
+def test_explicit_bounds_must_hold_the_data(tmp_path, rng):
+    x = rng.uniform(-1, -0.5, (12, 4)).astype("float32")
+    path = npz_config(tmp_path, x, np.zeros(12, "int64"), extra="bounds: [0.0, 1.0]")
+    with pytest.raises(ConfigError) as info:
+        load_config(path).build()
+    (problem,) = info.value.problems
+    assert problem.startswith("bounds: 12 of 12 evaluated samples of input")
+    assert "outside [0, 1]" in problem
+
+
+def test_data_bounds_need_a_range(tmp_path):
+    x = np.zeros((6, 4), "float32")
+    path = npz_config(tmp_path, x, np.zeros(6, "int64"))
+    path.write_text(path.read_text().replace(", bounds: [-1.0, 1.0]", ""))
+    with pytest.raises(ConfigError) as info:
+        load_config(path).build()
+    assert info.value.problems[0].startswith("bounds: 'data' needs a data set with a valid range")
+
+
+def test_digits_build_applies_bounds_norm_and_limit():
+    config = parse_config(
+        {
+            "model": "digits-cnn",
+            "data": {"name": "digits", "limit": 16},
+            "suite": ["fgsm", {"name": "pgd", "steps": 2}],
+            "eps": 0.1,
+        }
+    )
+    run = config.build()
+    x, y = run.data
+    assert x.shape == (16, 8, 8, 1) and y.shape == (16,)
+    assert run.bounds == [0.0, 1.0] and run.eps == [0.1]
+    assert [a.name for a in run.suite] == ["fgsm", "pgd"]
+    assert run.suite[1].steps == 2 and run.suite[1].bounds == [0.0, 1.0]
+
+
+def test_with_overrides_checks_limit():
+    config = load_config(CONFIGS / "digits.yaml")
+    assert config.with_overrides(limit=7).data.limit == 7
+    assert config.with_overrides().data.limit is None
+    with pytest.raises(ValueError, match="`limit`"):
+        config.with_overrides(limit=0)
+
+
+def test_tabular_config_freezes_errors_input():
+    config = load_config(CONFIGS / "tabular-multi-input.yaml")
+    assert config.inputs == {"measurements": {"bounds": "data"}, "errors": None}
+    with pytest.warns(UserWarning, match="lie outside the data set's range"):
+        run = config.build()
+    x, y = run.data
+    assert set(x) == {"measurements", "errors"} and len(y) == 143
+    assert set(run.bounds) == {"measurements"}
+    low, high = (np.asarray(side) for side in run.bounds["measurements"])
+    assert low.shape == high.shape == (20,)
+    assert np.all(x["measurements"] >= low) and np.all(x["measurements"] <= high)
+    budget = run.suite[1].get_config()["budget"]
+    assert budget["errors"] is None and budget["measurements"]["norm"] == "linf"
+    result = run.suite[1].replace(eps=0.5).run(run.model, x, y)
+    assert np.array_equal(np.asarray(result.x_adv["errors"]), x["errors"])
+    assert np.max(np.abs(np.asarray(result.x_adv["measurements"]) - x["measurements"])) > 0
+
+
+def test_inputs_section_errors(tmp_path):
+    path = write(
+        tmp_path,
+        BASE + "inputs: {image: {bound: data}, other: 3}\n",
+    )
+    problems = problems_of(path)
+    assert "inputs.image: unknown key 'bound' (did you mean 'bounds'?)" in problems
+    assert any(p.startswith("inputs.other: expected frozen (or null)") for p in problems)
+    path = write(tmp_path, BASE + "inputs: {imag: {}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path).build()
+    assert info.value.problems == [
+        "inputs.imag: 'imag' is not an input of the model (image) (did you mean 'image'?)"
+    ]
+
+
+def test_model_without_loss_refused(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.save(tmp_path / "tiny.keras")  # never compiled: no loss
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 4), "float32"), y=np.zeros(4, "int64"))
+    path = write(
+        tmp_path,
+        """\
+        model: tiny.keras
+        data: {npz: d.npz, x: x, y: y}
+        suite: [fgsm, {name: pgd, loss: ce}]
+        eps: 0.1
+        bounds: null
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path).build()
+    (problem,) = info.value.problems
+    assert problem.startswith("model: the model has no compiled loss and suite[0] (fgsm) sets none")
+    path.write_text(path.read_text().replace("[fgsm, ", "[{name: fgsm, loss: margin}, "))
+    assert len(load_config(path).build().suite) == 2

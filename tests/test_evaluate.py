@@ -1,0 +1,402 @@
+"""advgrad.evaluate: worst case over a suite, per-attack rows, streaming, resumable state."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from advgrad import data, zoo
+from advgrad.attacks import get_attack
+from advgrad.budget import Budget
+from advgrad.evaluate import _outside, evaluate
+from advgrad.models import ModelAdapter
+from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
+
+HERE = pathlib.Path(__file__).resolve().parent
+EPS = [0.05, 0.1, 0.3]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.digits()
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return zoo.load("digits-cnn")
+
+
+def _suite(bounds, steps=5):
+    return [get_attack("fgsm", bounds=bounds), get_attack("pgd", bounds=bounds, steps=steps)]
+
+
+@pytest.fixture(scope="module")
+def report(cnn, digits):
+    return evaluate(
+        cnn,
+        (digits.x_test[:128], digits.y_test[:128]),
+        suite=_suite(digits.bounds),
+        eps=EPS,
+        batch_size=64,
+        return_adversarial=True,
+    )
+
+
+# --------------------------------------------------------------- the numbers
+def test_clean_accuracy_and_worst_case_below_every_attack(report):
+    assert report.n_samples == 128
+    assert report.clean_accuracy >= 0.95
+    assert report.attacks == ["fgsm", "pgd"]
+    for e in EPS:
+        cascade = report.robust_accuracy[e]
+        assert cascade <= report.per_attack["fgsm"][e]
+        assert cascade <= report.per_attack["pgd"][e]
+        assert cascade <= report.clean_accuracy
+    # the attacks really work on this undefended model
+    assert report.robust_accuracy[0.3] <= 0.1
+    assert report.robust_accuracy[0.05] > report.robust_accuracy[0.3]
+
+
+def test_robust_accuracy_does_not_increase_with_eps(report):
+    for curve in [report.robust_accuracy, *report.per_attack.values()]:
+        values = [curve[e] for e in EPS]
+        assert values == sorted(values, reverse=True)
+
+
+def test_outcomes_are_consistent_with_the_accuracies(report):
+    for e in EPS:
+        codes = report.outcomes[e]
+        assert codes.dtype == np.int8 and codes.shape == (128,)
+        assert set(np.unique(codes)) <= {CLEAN_MISCLASSIFIED, ROBUST, 0, 1}
+        assert np.mean(codes == ROBUST) == report.robust_accuracy[e]
+        assert np.mean(codes != CLEAN_MISCLASSIFIED) == report.clean_accuracy
+        # robust in the cascade <=> robust against every attack alone
+        alone = [report.attack_outcomes[a][e] for a in report.attacks]
+        np.testing.assert_array_equal(codes == ROBUST, np.logical_and.reduce(alone))
+        # the first attack that fooled a sample is recorded
+        fooled_by_fgsm = ~report.attack_outcomes["fgsm"][e] & (codes != CLEAN_MISCLASSIFIED)
+        np.testing.assert_array_equal(codes == 0, fooled_by_fgsm)
+
+
+def test_counts_timings_and_metadata(report):
+    clean_correct = round(report.clean_accuracy * 128)
+    assert report.gradients_per_sample == {"fgsm": 1, "pgd": 5}
+    assert report.gradients["fgsm"] == clean_correct * len(EPS)
+    assert report.gradients["pgd"] == 5 * clean_correct * len(EPS)
+    # one forward per gradient evaluation, plus evaluate's own check of each adversarial
+    assert report.queries["pgd"] == report.gradients["pgd"] + clean_correct * len(EPS)
+    assert all(t > 0 for t in report.timings.values())
+    assert set(report.versions) == {"advgrad", "tensorflow", "keras", "numpy", "python"}
+    assert report.model["name"] == "digits_cnn" and len(report.model["weights_sha256"]) == 64
+    assert [c["name"] for c in report.suite] == ["fgsm", "pgd"]
+    assert report.eps == EPS and report.seed == 0 and report.batch_size == 64
+    for e in EPS:  # the attack loss goes up
+        start, final = report.loss_trend["pgd"][e]
+        assert final > start
+
+
+def test_no_gradient_flags_on_a_normal_model(report):
+    codes = {f["code"] for f in report.flags}
+    assert not codes & {"zero_gradients", "nan_gradients", "tiny_gradients"}
+    assert "non_monotone" not in codes and "noise_stronger" not in codes
+
+
+def test_adversarial_examples_fool_the_model_within_the_ball(report, cnn, digits):
+    for e in EPS:
+        adv = report.adversarial[e]
+        codes = report.outcomes[e]
+        fooled = np.flatnonzero(codes >= 0)
+        np.testing.assert_array_equal(np.sort(adv["index"]), fooled)
+        np.testing.assert_array_equal(adv["x"], digits.x_test[adv["index"]])
+        np.testing.assert_array_equal(adv["attack"], codes[adv["index"]])
+        delta = np.abs(adv["x_adv"] - adv["x"]).reshape(len(fooled), -1).max(axis=1)
+        assert np.all(delta <= e + 1e-6)
+        assert adv["x_adv"].min() >= 0.0 and adv["x_adv"].max() <= 1.0
+        predicted = np.argmax(cnn.predict(adv["x_adv"], verbose=0), axis=-1)
+        np.testing.assert_array_equal(predicted, adv["predicted"])
+        assert np.all(predicted != digits.y_test[adv["index"]])
+
+
+def test_cascade_only_runs_later_attacks_on_survivors(cnn, digits, report):
+    cascade = evaluate(
+        cnn,
+        (digits.x_test[:128], digits.y_test[:128]),
+        suite=_suite(digits.bounds),
+        eps=EPS,
+        batch_size=64,
+        individual=False,
+        sanity=False,
+    )
+    assert cascade.per_attack == {} and cascade.attack_outcomes == {}
+    assert cascade.clean_accuracy == report.clean_accuracy
+    # fgsm runs on the same samples with the same seeds: identical first column
+    for e in EPS:
+        np.testing.assert_array_equal(cascade.outcomes[e] == 0, report.outcomes[e] == 0)
+        survivors = np.sum(cascade.outcomes[e] != CLEAN_MISCLASSIFIED) - np.sum(
+            cascade.outcomes[e] == 0
+        )
+        assert cascade.cumulative()["pgd"][e] == cascade.robust_accuracy[e]
+        assert cascade.robust_accuracy[e] <= cascade.cumulative()["fgsm"][e]
+        assert survivors >= 0
+    assert cascade.gradients["fgsm"] == report.gradients["fgsm"]
+    assert cascade.gradients["pgd"] < report.gradients["pgd"]
+
+
+# ----------------------------------------------------------- inputs and data
+def test_tf_data_gives_the_same_result_as_arrays(cnn, digits):
+    x, y = digits.x_test[:40], digits.y_test[:40]
+    kwargs = dict(suite=_suite(digits.bounds, steps=3), eps=[0.1], batch_size=16, sanity=False)
+    from_arrays = evaluate(cnn, (x, y), **kwargs)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(7)  # re-batched to 16
+    from_dataset = evaluate(cnn, dataset, progress=True, **kwargs)
+    assert from_dataset.n_samples == 40
+    np.testing.assert_array_equal(from_dataset.outcomes[0.1], from_arrays.outcomes[0.1])
+    assert from_dataset.per_attack == from_arrays.per_attack
+    assert from_dataset.gradients == from_arrays.gradients
+    assert from_dataset.data == from_arrays.data
+
+
+def test_dict_inputs_with_a_frozen_input():
+    ds = data.breast_cancer_two_input()
+    model = zoo.load("tabular-two-input")
+    # test points may lie slightly outside the training range: clip them into the bounds
+    x = {k: np.clip(v, *ds.bounds[k]) for k, v in ds.x_test.items()}
+    low, high = ds.bounds["measurements"]
+    attack = get_attack(
+        "pgd",
+        steps=10,
+        budget={"measurements": Budget(1.0, bounds=(low, high)), "errors": None},
+    )
+    report = evaluate(
+        model,
+        (x, ds.y_test),
+        suite=[attack],
+        eps=[0.0, 0.5, 2.0],
+        batch_size=64,
+        return_adversarial=True,
+        sanity=False,
+    )
+    assert report.n_samples == len(ds.y_test)
+    assert report.clean_accuracy >= 0.9
+    assert report.robust_accuracy[0.0] == report.clean_accuracy
+    assert report.robust_accuracy[2.0] < report.robust_accuracy[0.5] < report.clean_accuracy
+    for e in (0.5, 2.0):
+        adv = report.adversarial[e]
+        np.testing.assert_array_equal(adv["x_adv"]["errors"], adv["x"]["errors"])  # frozen
+        moved = np.abs(adv["x_adv"]["measurements"] - adv["x"]["measurements"])
+        assert moved.max() <= e + 1e-5 and moved.max() > 0
+        assert np.all(adv["x_adv"]["measurements"] >= low - 1e-6)
+    # configs are plain data (YAML/JSON-ready)
+    json.dumps(report.suite)
+
+
+def test_threat_model_check_rejects_inputs_outside_the_budget(cnn, digits):
+    adapter = ModelAdapter.of(cnn)
+    x = digits.x_test[:4]
+    x_adv = x.copy()
+    x_adv[1] = np.clip(x_adv[1] + 0.2, 0, 1)  # beyond eps=0.1
+    x_adv[2] = x_adv[2] - 0.05  # inside the ball, but below the lower bound 0
+    x_adv[3] = np.clip(x_adv[3] + 0.1, 0, 1)  # exactly on the ball's surface
+    budgets = {"image": Budget(0.1, bounds=(0.0, 1.0))}
+    outside = _outside(adapter, x, x_adv, budgets)
+    assert outside.tolist() == [False, True, bool(np.any(x[2] < 0.05)), False]
+    frozen = _outside(adapter, x, x_adv, {"image": None})
+    assert frozen.tolist() == [False, True, bool(np.any(x[2] != x_adv[2])), True]
+
+
+# ------------------------------------------------------------------ errors
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"eps": -0.1}, "eps"),
+        ({"eps": [0.1, float("nan")]}, "eps"),
+        ({"eps": [0.1, float("inf")]}, "eps"),
+        ({"eps": []}, "eps"),
+        ({"suite": []}, "suite"),
+        ({"suite": ["no-such-attack"]}, "suite"),
+        ({"suite": [3]}, "suite"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"seed": -1}, "seed"),
+        ({"individual": "yes"}, "individual"),
+        ({"state": 3}, "state"),
+    ],
+)
+def test_invalid_arguments_are_named(cnn, digits, kwargs, argument):
+    arguments = {"suite": ["fgsm"], "eps": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=f"argument `{argument}`"):
+        evaluate(cnn, (digits.x_test[:8], digits.y_test[:8]), **arguments)
+
+
+def test_invalid_data_is_named(cnn, digits):
+    with pytest.raises(ValueError, match="argument `data`"):
+        evaluate(cnn, (digits.x_test[:8], digits.y_test[:7]), suite=["fgsm"], eps=0.1)
+    with pytest.raises(ValueError, match="argument `data`"):
+        evaluate(cnn, digits.x_test[:8], suite=["fgsm"], eps=0.1)
+    unbatched = tf.data.Dataset.from_tensor_slices((digits.x_test[:8], digits.y_test[:8]))
+    with pytest.raises(ValueError, match="argument `data`"):
+        evaluate(cnn, unbatched, suite=["fgsm"], eps=0.1, sanity=False)
+
+
+# ------------------------------------------------------------------- state
+def _state_run(cnn, digits, state, **changes):
+    kwargs = dict(
+        suite=_suite(digits.bounds, steps=3),
+        eps=[0.1, 0.3],
+        batch_size=8,
+        seed=3,
+        state=state,
+        sanity=False,
+    )
+    kwargs.update(changes)
+    return evaluate(cnn, (digits.x_test[:24], digits.y_test[:24]), **kwargs)
+
+
+def test_complete_state_is_reused_and_mismatches_are_refused(cnn, digits, tmp_path):
+    state = tmp_path / "runs" / "digits.json"
+    first = _state_run(cnn, digits, state)
+    saved = json.loads(state.read_text())
+    assert saved["complete"] and saved["batches_done"] == 3
+    before = state.read_bytes()
+    again = _state_run(cnn, digits, state)  # nothing left to do: read back, not re-run
+    assert again.outcomes.keys() == first.outcomes.keys()
+    for e in first.eps:
+        np.testing.assert_array_equal(again.outcomes[e], first.outcomes[e])
+    assert again.timings == first.timings and again.gradients == first.gradients
+    assert state.read_bytes() == before
+
+    other_model = keras.models.clone_model(cnn)
+    other_model.set_weights([w * 1.01 for w in cnn.get_weights()])
+    changes = [
+        ({"suite": _suite(digits.bounds, steps=4)}, "suite"),
+        ({"eps": [0.1, 0.2]}, "eps"),
+        ({"seed": 4}, "seed"),
+        ({"batch_size": 12}, "batch_size"),
+        ({"individual": False}, "individual"),
+    ]
+    for change, what in changes:
+        with pytest.raises(ValueError, match=f"argument `state`.*differs in: {what}"):
+            _state_run(cnn, digits, state, **change)
+        assert state.read_bytes() == before
+    with pytest.raises(ValueError, match="argument `state`.*written for a different.*: model"):
+        _state_run(other_model, digits, state)
+    with pytest.raises(ValueError, match="argument `state`.*differs in: data"):
+        evaluate(
+            cnn,
+            (digits.x_test[1:25], digits.y_test[1:25]),
+            suite=_suite(digits.bounds, steps=3),
+            eps=[0.1, 0.3],
+            batch_size=8,
+            seed=3,
+            state=state,
+            sanity=False,
+        )
+    with pytest.raises(ValueError, match="argument `state`.*differs in: data"):
+        evaluate(
+            cnn,
+            (digits.x_test[:32], digits.y_test[:32]),
+            suite=_suite(digits.bounds, steps=3),
+            eps=[0.1, 0.3],
+            batch_size=8,
+            seed=3,
+            state=state,
+            sanity=False,
+        )
+    assert state.read_bytes() == before
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="argument `state`"):
+        _state_run(cnn, digits, tmp_path / "broken.json")
+
+
+def _wait(predicate, process, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"helper exited early: {process.communicate()}")
+        time.sleep(0.005)
+    raise AssertionError("timed out waiting for the helper")
+
+
+def _batches_done(state):
+    try:
+        return json.loads(state.read_text())["batches_done"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_killed_run_resumes_to_exactly_the_uninterrupted_result(cnn, tmp_path):
+    """SIGKILL a run (in a subprocess) after 1, then 3 finished batches; resume; compare."""
+    sys.path.insert(0, str(HERE))
+    try:
+        import _evaluate_run as helper
+    finally:
+        sys.path.remove(str(HERE))
+    n_batches = -(-helper.SAMPLES // helper.BATCH_SIZE)
+    state, out = tmp_path / "state.json", tmp_path / "report.json"
+    helper.save_arrays(str(tmp_path / "data.npz"))
+    paths = [str(HERE.parent), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+    def start(gate):
+        script = str(HERE / "_evaluate_run.py")
+        arguments = [str(tmp_path / "data.npz"), str(state), str(out), str(gate)]
+        return subprocess.Popen([sys.executable, script, *arguments], env=env)
+
+    # Both helpers import TensorFlow now; each starts evaluating once its gate file exists
+    # and may then read the data of batches 0..gate. Each is killed once the state shows
+    # `kill_after` finished batches (it is then busy with, or waiting for, the next one).
+    kill_points = (1, 3)
+    gates = [tmp_path / f"gate{k}" for k in kill_points]
+    processes = [start(gate) for gate in gates]
+    x, y, bounds = helper.arrays()
+    kwargs = dict(
+        suite=helper.suite(bounds),
+        eps=helper.EPS,
+        batch_size=helper.BATCH_SIZE,
+        seed=helper.SEED,
+        sanity=False,
+    )
+    try:
+        reference = evaluate(cnn, (x, y), **kwargs)  # uninterrupted, in this process
+        history = []
+        for process, gate, kill_after in zip(processes, gates, kill_points, strict=True):
+            gate.write_text(str(kill_after))
+            _wait(lambda k=kill_after: _batches_done(state) >= k, process)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            saved = json.loads(state.read_text())  # always a whole file: written atomically
+            assert not saved["complete"] and kill_after <= saved["batches_done"] < n_batches
+            history.append(saved["batches_done"])
+            assert not out.exists()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+    assert history[0] < history[1]
+
+    resumed = evaluate(cnn, (x, y), state=state, **kwargs)  # arrays: the same batches
+    assert json.loads(state.read_text())["complete"]
+    assert resumed.n_samples == reference.n_samples == helper.SAMPLES
+    assert resumed.attacks == reference.attacks == ["pgd", "pgd#2"]
+    for e in reference.eps:
+        np.testing.assert_array_equal(resumed.outcomes[e], reference.outcomes[e])
+        for label in reference.attacks:
+            np.testing.assert_array_equal(
+                resumed.attack_outcomes[label][e], reference.attack_outcomes[label][e]
+            )
+    assert resumed.robust_accuracy == reference.robust_accuracy
+    assert resumed.per_attack == reference.per_attack
+    assert resumed.gradients == reference.gradients  # no batch counted twice
+    assert resumed.queries == reference.queries
+    assert resumed.loss_trend == reference.loss_trend
+    assert resumed.data == reference.data
