@@ -14,9 +14,8 @@ def describe(value: Any) -> str:
     """Short description of a received value (arrays by shape and dtype, not contents)."""
     shape = getattr(value, "shape", None)
     dtype = getattr(value, "dtype", None)
-    if shape is not None and dtype is not None and getattr(shape, "__len__", None) is not None:
-        if len(shape) > 0:
-            return f"{type(value).__name__}(shape={tuple(shape)}, dtype={dtype})"
+    if dtype is not None and getattr(shape, "__len__", None) is not None and len(shape) > 0:
+        return f"{type(value).__name__}(shape={tuple(shape)}, dtype={dtype})"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
