@@ -138,6 +138,10 @@ def check_gradients(
     """
     if not isinstance(coordinates, int) or coordinates < 1:
         raise invalid("coordinates", "an int >= 1", coordinates)
+    if step_sizes is not None and (
+        np.ndim(step_sizes) != 1 or not np.size(step_sizes) or not np.all(np.greater(step_sizes, 0))
+    ):
+        raise invalid("step_sizes", "a list of positive numbers", step_sizes)
     inputs = prepare_inputs(model, x, wrt)  # validates before any work
     objective = Objective.resolve(inputs.adapter, loss, output)
     labels = resolve_labels(objective, inputs, y)
@@ -148,8 +152,6 @@ def check_gradients(
     if step_sizes is None:
         step_sizes = (1e-4, 1e-5, 1e-6, 1e-7) if dtype == np.float64 else (1e-2, 1e-3)
     hs = np.asarray(step_sizes, dtype=np.float64)
-    if hs.ndim != 1 or not hs.size or not np.all(hs > 0):
-        raise invalid("step_sizes", "a list of positive numbers", step_sizes)
     xs = {n: np.asarray(t, dtype=dtype) for n, t in inputs.tensors.items()}
     packed = inputs.given.pack([xs[n] for n in inputs.given.names])
     names = inputs.wrt
