@@ -1,0 +1,242 @@
+"""FGSM, BIM, PGD and MI-FGSM on the trained digits CNN: exact FGSM, strength, no retracing,
+batching, and argument errors raised before any work."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import advgrad
+from advgrad.attacks import BIM, FGSM, MIFGSM, PGD
+from advgrad.gradients import trace_count
+
+EPS = 0.1
+BOUNDS = (0.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return advgrad.zoo.load("digits-cnn")
+
+
+@pytest.fixture(scope="module")
+def data():
+    ds = advgrad.data.digits()
+    return ds.x_test, ds.y_test
+
+
+def accuracy(model, x, y) -> float:
+    return float(np.mean(model.predict(x, verbose=0).argmax(axis=1) == y))
+
+
+# ------------------------------------------------------------------------------ FGSM exact
+
+
+@pytest.mark.parametrize("labels", ["given", "predicted"])
+def test_fgsm_is_the_closed_form(model, data, labels):
+    x, y = data
+    y = y if labels == "given" else None
+    grad = advgrad.input_gradients(model, x, y)
+    expected = np.clip(x + EPS * np.sign(grad), *BOUNDS)
+    x_adv = FGSM(eps=EPS, bounds=BOUNDS)(model, x, y)
+    assert x_adv.dtype == x.dtype
+    np.testing.assert_array_equal(x_adv, expected)
+
+
+# -------------------------------------------------------------------------------- strength
+
+
+@pytest.fixture(scope="module")
+def robust(model, data):
+    """Robust accuracy (model.predict on x_adv) of each attack on all 450 test images."""
+    x, y = data
+    attacks = {
+        "fgsm": FGSM(eps=EPS, bounds=BOUNDS),
+        "bim": BIM(eps=EPS, steps=40, bounds=BOUNDS),
+        "pgd": PGD(eps=EPS, steps=40, bounds=BOUNDS),
+        "pgd-5": PGD(eps=EPS, steps=40, restarts=5, bounds=BOUNDS),
+        "mifgsm": MIFGSM(eps=EPS, steps=10, bounds=BOUNDS),
+    }
+    result = {"clean": accuracy(model, x, y)}
+    for name, attack in attacks.items():
+        out = attack.run(model, x, y)
+        result[name] = accuracy(model, out.x_adv, y)
+        # `fooled` agrees with the model's own predictions on x_adv.
+        assert result[name] == pytest.approx(1.0 - out.fooled.mean(), abs=1e-9)
+    return result
+
+
+def test_clean_accuracy(robust):
+    assert robust["clean"] >= 0.95
+
+
+def test_strength_ordering(robust):
+    # PGD-40 and BIM-40 tie here (0.476 each), but each fools 5 images the other doesn't: the
+    # 1% slack (4 images) keeps a platform's rounding from flipping a tie into a failure.
+    assert robust["pgd"] <= robust["bim"] + 0.01
+    assert robust["pgd-5"] <= robust["bim"]
+    assert robust["bim"] <= robust["fgsm"] - 0.03
+    for name in ("fgsm", "bim", "pgd", "pgd-5", "mifgsm"):
+        assert robust[name] < robust["clean"] - 0.2, (name, robust)
+
+
+def test_restarts_never_hurt(robust):
+    assert robust["pgd-5"] <= robust["pgd"]
+
+
+def test_mifgsm_below_clean(robust):
+    assert robust["mifgsm"] < robust["clean"] - 0.2
+
+
+def test_pgd_loss_trace_increases(model, data):
+    x, y = data[0][:64], data[1][:64]
+    result = PGD(eps=EPS, steps=10, bounds=BOUNDS).run(model, x, y)
+    assert result.loss_trace.shape == (11,)
+    assert np.all(np.isfinite(result.loss_trace))
+    assert result.loss_trace[-1] > result.loss_trace[0] + 1.0
+    assert result.gradients == 10
+
+
+def test_pgd_seed_changes_random_start(model, data):
+    x, y = data[0][:32], data[1][:32]
+    attack = PGD(eps=EPS, steps=2, bounds=BOUNDS, seed=0)
+    a = attack(model, x, y)
+    b = attack.replace(seed=1)(model, x, y)
+    assert np.any(a != b)
+
+
+# ------------------------------------------------------------------------------- tracing
+
+
+def test_no_retrace_across_batches(model, data):
+    x, y = data
+    attack = PGD(eps=EPS, steps=3, bounds=BOUNDS)
+    attack(model, x[:32], y[:32])
+    before = trace_count("attack")
+    for i in range(1, 5):
+        attack(model, x[32 * i : 32 * (i + 1)], y[32 * i : 32 * (i + 1)])
+    attack(model, x[:17], y[:17])  # a different batch size too
+    assert trace_count("attack") == before
+
+
+def test_no_retrace_across_eps(model, data):
+    x, y = data[0][:32], data[1][:32]
+    attack = BIM(eps=EPS, steps=3, bounds=BOUNDS)
+    base = attack(model, x, y)
+    before = trace_count("attack")
+    outputs = {}
+    for eps in (0.05, 0.2, 0.3):
+        outputs[eps] = attack(model, x, y, eps=eps)
+        replaced = attack.replace(eps=eps)(model, x, y)
+        np.testing.assert_array_equal(replaced, outputs[eps])
+        assert np.abs(outputs[eps] - x).max() <= eps + 1e-6
+    attack.replace(eps=0.2, step_size=0.01, seed=5)(model, x, y)
+    assert trace_count("attack") == before
+    # eps really changed (not a stale constant baked into the trace)
+    assert np.abs(outputs[0.3] - x).max() > np.abs(base - x).max() + 0.1
+
+
+# ------------------------------------------------------------------ batching and progress
+
+
+def test_batch_size_matches_one_batch(model, data):
+    x, y = data[0][:50], data[1][:50]  # 16 + 16 + 16 + 2
+    attack = BIM(eps=EPS, steps=5, bounds=BOUNDS)
+    whole = attack.run(model, x, y)
+    chunked = attack.replace(batch_size=16).run(model, x, y)
+    np.testing.assert_array_equal(chunked.x_adv, whole.x_adv)
+    np.testing.assert_array_equal(chunked.fooled, whole.fooled)
+    np.testing.assert_allclose(chunked.loss_trace, whole.loss_trace, rtol=1e-5)
+
+
+def test_progress_bar_off_by_default(model, data, capsys):
+    x, y = data[0][:32], data[1][:32]
+    attack = BIM(eps=EPS, steps=2, bounds=BOUNDS, batch_size=16)
+    assert attack.progress is False
+    capsys.readouterr()
+    attack(model, x, y)
+    assert capsys.readouterr().err == ""
+    attack.replace(progress=True)(model, x, y)
+    assert "2/2" in capsys.readouterr().err
+
+
+def test_keeps_tensor_and_dtype(model, data):
+    x, y = data[0][:8], data[1][:8]
+    attack = BIM(eps=EPS, steps=2, bounds=BOUNDS)
+    out = attack(model, tf.constant(x), y)
+    assert tf.is_tensor(out) and out.dtype == tf.float32 and out.shape == x.shape
+    out64 = attack(model, x.astype(np.float64), y)
+    assert isinstance(out64, np.ndarray) and out64.dtype == np.float64
+
+
+def test_margin_loss(model, data):
+    x, y = data[0][:64], data[1][:64]
+    x_adv = PGD(eps=0.2, steps=10, bounds=BOUNDS, loss="margin")(model, x, y)
+    assert accuracy(model, x_adv, y) < accuracy(model, x, y) - 0.5
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("settings", "argument"),
+    [
+        ({"eps": -0.1}, "eps"),
+        ({"eps": math.nan}, "eps"),
+        ({"step_size": 0.0}, "step_size"),
+        ({"step_size": -0.01}, "step_size"),
+        ({"steps": 0}, "steps"),
+        ({"steps": 2.5}, "steps"),
+        ({"norm": "l3"}, "norm"),
+        ({"epsilon": 0.1}, "epsilon"),
+        ({"bounds": (1.0, 0.0)}, "bounds"),
+        ({"restarts": 0}, "restarts"),
+    ],
+)
+def test_bad_settings(settings, argument):
+    before = trace_count()
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        PGD(**settings)
+    assert trace_count() == before
+
+
+@pytest.mark.parametrize("name", ["fgsm", "bim", "pgd", "mifgsm"])
+def test_unknown_setting_named(name):
+    with pytest.raises(ValueError, match="`epsilon`"):
+        advgrad.get_attack(name, epsilon=0.1)
+
+
+def _bad_calls(x, y):
+    nan_x = x.copy()
+    nan_x[0, 3, 3, 0] = np.nan
+    return [
+        ("eps", {}, {"x": x, "y": y, "eps": -0.1}),
+        ("eps", {}, {"x": x, "y": y, "eps": math.nan}),
+        ("budget", {}, {"x": x, "y": y, "budget": {"meta": advgrad.Budget(0.1)}}),
+        ("x", {}, {"x": x + 0.5, "y": y}),
+        ("x", {}, {"x": nan_x, "y": y}),
+        ("y", {"targeted": True}, {"x": x, "y": None}),
+    ]
+
+
+@pytest.mark.parametrize("index", range(6), ids=["eps<0", "eps-nan", "budget", "x>1", "nan", "y"])
+def test_bad_call_raises_before_work(model, data, index):
+    x, y = data[0][:16].copy(), data[1][:16]
+    argument, settings, call = _bad_calls(x, y)[index]
+    # Settings traced nowhere else, so any work would show in the trace count.
+    attack = BIM(eps=EPS, steps=7, bounds=BOUNDS, **settings)
+    before = trace_count()
+    x_arg, y_arg = call.pop("x"), call.pop("y")
+    with pytest.raises(ValueError, match=f"`{argument}"):
+        attack(model, x_arg, y_arg, **call)
+    assert trace_count() == before
+
+
+def test_trace_count_sees_work(model, data):
+    """The counter used above does move when an attack runs with new settings."""
+    before = trace_count("attack")
+    BIM(eps=EPS, steps=9, bounds=BOUNDS)(model, data[0][:4], data[1][:4])
+    assert trace_count("attack") == before + 1
