@@ -107,23 +107,15 @@ def prepare_inputs(model: Any, x: Any, wrt: Any = None, argument: str = "x") -> 
         ):
             received = model_dtype if dtype.is_floating else dtype.name
             raise ValueError(
-                f"Invalid value for argument `{_leaf_label(argument, given, name)}`: expected "
+                f"Invalid value for argument `{given.label(argument, name)}`: expected "
                 f"a floating-point input to differentiate, received dtype {received} for input "
                 f"{name!r}. Integer inputs (such as embedding ids) are not differentiable: "
                 f"leave them out with wrt={[n for n in floating if n != name]}."
             )
         if dtype.is_floating and bool(np.isnan(np.asarray(value)).any()):
-            raise invalid(_leaf_label(argument, given, name), "finite values (no NaN)", value)
+            raise invalid(given.label(argument, name), "finite values (no NaN)", value)
     tensors = {n: tf.convert_to_tensor(v) for n, v in leaves.items()}
     return Inputs(adapter, given, tensors, names, returns_numpy)
-
-
-def _leaf_label(argument: str, given: Structure, name: str) -> str:
-    if given.kind == "dict":
-        return f"{argument}[{name!r}]"
-    if given.kind == "list":
-        return f"{argument}[{given.names.index(name)}]"
-    return argument
 
 
 def _resolve_wrt(wrt: Any, given: Structure, names: tuple[str, ...], argument: str):

@@ -84,7 +84,7 @@ class ModelAdapter:
                 value = np.asarray(value)
                 leaves[name] = value
                 shape = value.shape
-            label = _label(argument, given, name)
+            label = given.label(argument, name)
             if len(shape) < 1:
                 raise invalid(label, "an array with a batch axis (rank >= 1)", value)
             spec = (self.input_specs or {}).get(name)
@@ -214,14 +214,6 @@ class ModelAdapter:
             if _accepts_training(self.model)
             else (self.model(inputs))
         )
-
-
-def _label(argument: str, given: Structure, name: str) -> str:
-    if given.kind == "dict":
-        return f"{argument}[{name!r}]"
-    if given.kind == "list":
-        return f"{argument}[{given.names.index(name)}]"
-    return argument
 
 
 def _is_graph_model(model: Any) -> bool:

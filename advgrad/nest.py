@@ -55,6 +55,14 @@ class Structure:
         (leaf,) = leaves
         return leaf
 
+    def label(self, argument: str, name: str) -> str:
+        """How to name leaf `name` of argument `argument` in an error: x, x[1] or x['a']."""
+        if self.kind == "dict":
+            return f"{argument}[{name!r}]"
+        if self.kind == "list":
+            return f"{argument}[{self.names.index(name)}]"
+        return argument
+
     def map(self, fn, *values: Any) -> Any:
         """Apply ``fn(name, *leaves)`` leaf-wise and pack the results."""
         columns = [self.leaves(v) for v in values]

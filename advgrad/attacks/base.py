@@ -283,7 +283,7 @@ class Attack:
                 and not value.bounds.is_unbounded
                 and not value.bounds.contains(inputs.tensors[name], atol=1e-6)
             ):
-                label = "x" if len(inputs.names) == 1 else f"x[{name!r}]"
+                label = inputs.given.label("x", name)
                 raise ValueError(
                     f"Invalid value for argument `{label}`: expected values within "
                     f"the bounds [{_fmt(value.bounds.low)}, {_fmt(value.bounds.high)}], "
