@@ -1,0 +1,39 @@
+"""The README's examples run and do what they say."""
+
+import pathlib
+import re
+
+import numpy as np
+
+import advgrad
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_opens_with_the_two_setup_commands():
+    first = re.search(r"```bash\n(.*?)```", README.read_text(), flags=re.S).group(1)
+    commands = [line for line in first.splitlines() if line.strip()]
+    assert len(commands) == 2
+    assert "advgrad bench configs/digits.yaml" in commands[0]
+    assert "pytest" in commands[1]
+
+
+def test_own_attack_example_registers_and_respects_the_budget():
+    block = next(b for b in python_blocks() if "register_attack" in b)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    attack = namespace["attack"]
+    assert "adam-pgd" in advgrad.list_attacks()
+    data = advgrad.data.digits()
+    model = advgrad.zoo.load("digits-cnn")
+    x, y = data.x_test[:64], data.y_test[:64]
+    x_adv = attack(model, x, y)
+    assert np.abs(x_adv - x).max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    robust = (model.predict(x_adv, verbose=0).argmax(-1) == y).mean()
+    clean = (model.predict(x, verbose=0).argmax(-1) == y).mean()
+    assert robust < clean - 0.2
+    np.testing.assert_array_equal(attack(model, x, y), x_adv)  # reproducible
