@@ -469,45 +469,45 @@ class IterativeAttack(Attack):
                 best = [_select(better, a, b) for a, b in zip(adv, best, strict=True)]
                 return best, tf.where(better, score, best_score)
 
-            for restart in tf.range(restarts):
-                restart_seed = tf.random.experimental.stateless_fold_in(seed, restart)
-                delta = []
+            def start(restart_seed):
+                """The first iterate: x, or a uniform draw in the ball, clipped."""
+                adv = []
                 for i, x in enumerate(originals):
+                    delta = tf.zeros_like(x)
                     if random_start:
-                        start = budgets[i].norm.random_init(
+                        delta = budgets[i].norm.random_init(
                             tf.shape(x),
                             eps_t[i],
                             tf.random.experimental.stateless_fold_in(restart_seed, i),
                             x.dtype,
                         )
-                    else:
-                        start = tf.zeros_like(x)
-                    delta.append(start)
-                adv = [
-                    b.bounds.clip(x + d) for b, x, d in zip(budgets, originals, delta, strict=True)
-                ]
-                delta = [a - x for a, x in zip(adv, originals, strict=True)]
+                    adv.append(budgets[i].bounds.clip(x + delta))
+                return adv
+
+            def step(t, adv, states, best, best_score, trace):
+                """grad -> step rule -> delta + size * direction -> project -> clip."""
+                loss, fooled, grads = evaluate(adv)
+                trace = _record(trace, t, loss)
+                if keep_all:
+                    best, best_score = keep_best(adv, loss, fooled, best, best_score)
+                new_adv, new_states = [], []
+                for i, (x, budget, rule) in enumerate(zip(originals, budgets, rules, strict=True)):
+                    grad = _mask_blocked(grads[i], adv[i], budget.bounds)
+                    direction, state = rule.update(grad, states[i])
+                    delta = (adv[i] - x) + size_t[i] * tf.cast(direction, x.dtype)
+                    new_adv.append(budget.bounds.clip(x + budget.norm.project(delta, eps_t[i])))
+                    new_states.append(state)
+                return t + 1, new_adv, new_states, best, best_score, trace
+
+            def restart(r, best, best_score, trace):
+                adv = start(tf.random.experimental.stateless_fold_in(seed, r))
                 states = [rule.init(x) for rule, x in zip(rules, originals, strict=True)]
                 trace = tf.zeros([n_steps + 1], tf.float32)
-                for t in tf.range(n_steps):
-                    loss, fooled, grads = evaluate(adv)
-                    trace = _record(trace, t, loss)
-                    if keep_all:
-                        best, best_score = keep_best(adv, loss, fooled, best, best_score)
-                    new_delta, new_states = [], []
-                    for i in range(len(perturbed)):
-                        if isinstance(budgets[i].norm, norms.L1):
-                            grads[i] = _mask_saturated(grads[i], adv[i], budgets[i].bounds)
-                        direction, state = rules[i].update(grads[i], states[i])
-                        step = delta[i] + size_t[i] * tf.cast(direction, delta[i].dtype)
-                        new_delta.append(budgets[i].norm.project(step, eps_t[i]))
-                        new_states.append(state)
-                    adv = [
-                        b.bounds.clip(x + d)
-                        for b, x, d in zip(budgets, originals, new_delta, strict=True)
-                    ]
-                    delta = [a - x for a, x in zip(adv, originals, strict=True)]
-                    states = new_states
+                _, adv, _, best, best_score, trace = tf.while_loop(
+                    lambda t, *_: t < n_steps,
+                    step,
+                    (tf.constant(0), adv, states, best, best_score, trace),
+                )
                 leaves = {**clean, **dict(zip(perturbed, adv, strict=True))}
                 loss, fooled = attack_loss(leaves, y)
                 trace = _record(trace, n_steps, loss)
@@ -516,6 +516,13 @@ class IterativeAttack(Attack):
                 else:  # the last iterate, whatever it scores
                     best = adv
                     best_score = tf.where(fooled, np.inf, tf.cast(loss, tf.float32))
+                return r + 1, best, best_score, trace
+
+            _, best, best_score, trace = tf.while_loop(
+                lambda r, *_: r < restarts,
+                restart,
+                (tf.constant(0), best, best_score, trace),
+            )
             return best, tf.math.is_inf(best_score), trace
 
         specs = list(inputs.specs())
@@ -526,7 +533,8 @@ class IterativeAttack(Attack):
             tf.TensorSpec([len(perturbed)], tf.float64),
             tf.TensorSpec([2], tf.int32),
         ]
-        return tf.function(loop, input_signature=signature)
+        # No autograph: the loop is explicit tf.while_loops, and tracing stays fast.
+        return tf.function(loop, input_signature=signature, autograph=False)
 
 
 def _record(trace: tf.Tensor, index: Any, loss: tf.Tensor) -> tf.Tensor:
@@ -534,12 +542,13 @@ def _record(trace: tf.Tensor, index: Any, loss: tf.Tensor) -> tf.Tensor:
     return tf.tensor_scatter_nd_update(trace, [[index]], [value])
 
 
-def _mask_saturated(grad: tf.Tensor, adv: tf.Tensor, bounds: Bounds) -> tf.Tensor:
+def _mask_blocked(grad: tf.Tensor, adv: tf.Tensor, bounds: Bounds) -> tf.Tensor:
     """Zero the gradient where `adv` sits on a bound and ascent would push it outside.
 
-    The sparse L1 direction spends its whole step on a few coordinates; without this mask it
-    keeps choosing coordinates the clip to the bounds undoes, and the attack stalls
-    (Tramer & Boneh 2019; Foolbox's SparseL1DescentAttack does the same).
+    No step is spent on coordinates the clip would undo: the sparse L1 direction would
+    otherwise keep choosing them and stall (Tramer & Boneh 2019; Foolbox's
+    SparseL1DescentAttack does the same), and the L2 direction would waste norm on them.
+    For Linf it changes nothing (a blocked coordinate is clipped back anyway).
     """
     if bounds.is_unbounded:
         return grad
