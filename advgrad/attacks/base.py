@@ -248,8 +248,11 @@ class Attack:
     def __call__(
         self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps: float | None = None
     ) -> Any:
-        """Adversarial examples for `x`: same structure, shapes and dtypes."""
-        return self.run(model, x, y, budget=budget, eps=eps).x_adv
+        """Adversarial examples for `x`: same structure, shapes and dtypes.
+
+        Unlike `run`, it need not judge the last iterate, which saves FGSM a forward pass.
+        """
+        return self._execute(self._plan(model, x, y, budget, eps), judge=False).x_adv
 
     def run(
         self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps: float | None = None
@@ -360,7 +363,7 @@ class IterativeAttack(Attack):
         return steps.normalize(norm)
 
     # ------------------------------------------------------------ execution
-    def _execute(self, plan: _Plan) -> AttackResult:
+    def _execute(self, plan: _Plan, judge: bool = True) -> AttackResult:
         inputs = plan.inputs
         names = inputs.names
         perturbed = plan.perturbed
@@ -370,7 +373,7 @@ class IterativeAttack(Attack):
         sizes = [
             self.step_size if self.step_size is not None else self.relative_step() * e for e in eps
         ]
-        loop = self._compiled_loop(plan)
+        loop = self._compiled_loop(plan, judge)
         seed = tf.constant([self.seed, 0], tf.int64)
         outputs: dict[str, list] = {n: [] for n in perturbed}
         fooled, traces = [], []
@@ -403,7 +406,7 @@ class IterativeAttack(Attack):
             loss_trace=np.sum(traces, axis=0) / batch,
         )
 
-    def _compiled_loop(self, plan: _Plan):
+    def _compiled_loop(self, plan: _Plan, judge: bool):
         inputs, objective = plan.inputs, plan.objective
         perturbed = plan.perturbed
         geometry = tuple((n, plan.budgets[n].norm, plan.budgets[n].bounds) for n in perturbed)
@@ -416,17 +419,19 @@ class IterativeAttack(Attack):
             inputs.specs(),
             geometry,
             _label_key(plan.labels),
+            judge or self.KEEP_BEST,
         )
         cache = inputs.adapter.cache
         if key not in cache:
-            cache[key] = self._build_loop(plan)
+            cache[key] = self._build_loop(plan, judge or self.KEEP_BEST)
         return cache[key]
 
     def _trace_settings(self) -> tuple:
         ignored = {"eps", "step_size", "seed", "batch_size", "progress", "budget", "bounds"}
         return tuple((k, repr(v)) for k, v in sorted(self._settings.items()) if k not in ignored)
 
-    def _build_loop(self, plan: _Plan):
+    def _build_loop(self, plan: _Plan, judge: bool):
+        """The compiled loop; `judge`: run a last forward pass to score the final iterate."""
         inputs, objective = plan.inputs, plan.objective
         names, perturbed = inputs.names, plan.perturbed
         budgets = [plan.budgets[n] for n in perturbed]
@@ -508,6 +513,8 @@ class IterativeAttack(Attack):
                     step,
                     (tf.constant(0), adv, states, best, best_score, trace),
                 )
+                if not judge:  # the last iterate, unjudged (`__call__` of FGSM)
+                    return r + 1, adv, tf.zeros_like(best_score), trace
                 leaves = {**clean, **dict(zip(perturbed, adv, strict=True))}
                 loss, fooled = attack_loss(leaves, y)
                 trace = _record(trace, n_steps, loss)
