@@ -44,7 +44,6 @@ import numpy as np
 import tensorflow as tf
 
 from advgrad._validation import invalid
-from advgrad.budget import Budget, resolve_budgets
 from advgrad.models import ModelAdapter
 from advgrad.nest import Structure
 from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST, Report
@@ -533,26 +532,10 @@ def _fsync_dir(folder: pathlib.Path) -> None:
 
 
 # ------------------------------------------------------------- threat model
-def _sweep_budget(budget: Any, eps: float) -> Any:
-    """The attack's `budget` setting with every non-frozen input's eps set to `eps`."""
-    if budget is None:
-        return None
-    if isinstance(budget, Budget):
-        return budget.replace(eps=eps)
-    return {k: None if v is None else v.replace(eps=eps) for k, v in budget.items()}
-
-
-def _threat(attack: Attack, names: tuple[str, ...], budget: Any, eps: float):
+def _threat(attack: Attack, names: tuple[str, ...], eps: float):
     """One Budget (or None = frozen) per input, as the attack resolves them; None if unknown."""
-    bounds = getattr(attack, "bounds", None)
-    if isinstance(bounds, Mapping):
-        bounds = {k: None if v is None else tuple(v) for k, v in bounds.items()}
-    elif bounds is not None:
-        bounds = tuple(bounds)
     try:
-        return resolve_budgets(
-            list(names), budget, eps=eps, norm=getattr(attack, "norm", "linf"), bounds=bounds
-        )
+        return attack.budgets(names, eps=eps)
     except (ValueError, TypeError):
         return None
 
@@ -865,18 +848,15 @@ class _Runner:
             "eps": e,
             "seed": _seed(self.seed, getattr(attack, "seed", 0), batch, k, e_index),
         }
-        budget = _sweep_budget(getattr(attack, "budget", None), e)
-        if budget is not None:
-            changes["budget"] = budget
         configured = attack.replace(**changes)
         targeted = bool(getattr(attack, "targeted", False))
         target = _targets(outputs, truth, y) if targeted else y
         start = time.perf_counter()
-        result = configured.run(self.model, x, target)
+        result = configured.run(self.model, x, target, eps=e)  # eps in every budget too
         predicted = predicted_classes(self.model, result.x_adv)
         hit = predicted != truth
         names = tuple(self.adapter.split_inputs(x)[1])
-        threat = _threat(configured, names, budget, e)
+        threat = _threat(configured, names, e)
         outside = _outside(self.adapter, x, result.x_adv, threat)
         if np.any(outside & hit):
             hit &= ~outside

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
-from advgrad.budget import Budget, resolve_budgets
+from advgrad.attacks.registry import from_config
+from advgrad.budget import Budget
 from advgrad.evaluate import class_ids, predict, predicted_classes
 from advgrad.models import ModelAdapter
 
@@ -298,20 +299,8 @@ def _budget_setting(value: Any) -> Any:
 
 def _threat(config: Mapping[str, Any], names: list[str], eps: float) -> dict[str, Any] | None:
     """One Budget per input (None = frozen) from an attack config, at radius `eps`."""
-    budget = _budget_setting(config.get("budget"))
-    if isinstance(budget, Budget):
-        budget = budget.replace(eps=eps)
-    elif isinstance(budget, Mapping):
-        budget = {k: None if v is None else v.replace(eps=eps) for k, v in budget.items()}
-    bounds = config.get("bounds")
-    if isinstance(bounds, Mapping):
-        bounds = {k: None if v is None else tuple(v) for k, v in bounds.items()}
-    elif bounds is not None:
-        bounds = tuple(bounds)
     try:
-        return resolve_budgets(
-            names, budget, eps=eps, norm=config.get("norm", "linf"), bounds=bounds
-        )
+        return from_config(config).budgets(names, eps=eps)
     except (ValueError, TypeError):
         return None
 

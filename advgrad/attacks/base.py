@@ -276,10 +276,9 @@ class Attack:
     def _plan(self, model, x, y, budget, eps) -> _Plan:
         if self.targeted and y is None:
             raise invalid("y", "the target labels (targeted=True)", y)
-        eps = self.eps if eps is None else _check_number("eps", 0.0)(eps)
         inputs = prepare_inputs(model, x)
         objective = Objective.resolve(inputs.adapter, self.loss, None)
-        budgets = self._budgets(inputs, budget if budget is not None else self.budget, eps)
+        budgets = self.budgets(inputs.names, budget=budget, eps=eps)
         for name, value in budgets.items():
             if (
                 value is not None
@@ -296,13 +295,28 @@ class Attack:
         labels = resolve_labels(objective, inputs, y)
         return _Plan(inputs, objective, labels, budgets)
 
-    def _budgets(self, inputs: Inputs, budget: Any, eps: float) -> dict[str, Budget | None]:
-        names = list(inputs.names)
-        if isinstance(budget, Mapping):
-            budget = {
-                k: v if v is None or isinstance(v, Budget) else Budget.from_config(v)
-                for k, v in budget.items()
-            }
+    def budgets(
+        self, input_names: Any, *, budget: Any = None, eps: float | None = None
+    ) -> dict[str, Budget | None]:
+        """The threat model: one `Budget` per input (None = frozen), as this attack sees it.
+
+        Args:
+            input_names: the model's input names, in order.
+            budget: overrides the `budget` setting.
+            eps: overrides `eps`, also in every non-frozen input's budget.
+
+        >>> import advgrad
+        >>> advgrad.attacks.PGD(eps=0.1, bounds=(0, 1)).budgets(["image"], eps=0.2)["image"].eps
+        0.2
+        """
+        names = list(input_names)
+        budget = _check_budget(self.budget if budget is None else budget)
+        if eps is not None:
+            eps = _check_number("eps", 0.0)(eps)
+            if isinstance(budget, Budget):
+                budget = budget.replace(eps=eps)
+            elif isinstance(budget, Mapping):
+                budget = {k: None if v is None else v.replace(eps=eps) for k, v in budget.items()}
         bounds = self.bounds
         if isinstance(bounds, Mapping):
             unknown = [k for k in bounds if k not in names]
@@ -311,7 +325,8 @@ class Attack:
             bounds = {k: None if v is None else tuple(v) for k, v in bounds.items()}
         elif bounds is not None:
             bounds = tuple(bounds)
-        return resolve_budgets(names, budget, eps=eps, norm=self.norm, bounds=bounds)
+        radius = self.eps if eps is None else eps
+        return resolve_budgets(names, budget, eps=radius, norm=self.norm, bounds=bounds)
 
 
 def _fmt(value: Any) -> str:
