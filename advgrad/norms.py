@@ -144,6 +144,7 @@ class Norm:
     Attributes:
         name: Identifier accepted by `get` ("linf", "l2", "l1").
         p: The order of the norm (`math.inf`, 2.0 or 1.0).
+        coordinatewise: True when the direction treats coordinates independently (Linf).
 
     >>> from advgrad.norms import Linf
     >>> Linf() == Linf(), hash(Linf()) == hash(Linf())
@@ -152,6 +153,9 @@ class Norm:
 
     name: str = ""
     p: float = math.nan
+    #: The steepest-ascent direction treats every coordinate on its own (Linf's sign), so a
+    #: coordinate pinned at a bound takes no step length from the others.
+    coordinatewise: bool = False
 
     def norm(self, x: tf.Tensor) -> tf.Tensor:
         """Per-sample norm over all non-batch axes.
@@ -266,6 +270,7 @@ class Linf(Norm):
 
     name = "linf"
     p = math.inf
+    coordinatewise = True
 
     def _norm_rows(self, flat):
         return tf.reduce_max(tf.abs(flat), axis=1)
@@ -278,6 +283,22 @@ class Linf(Norm):
 
     def _project_rows(self, flat, eps_col):
         return tf.minimum(tf.maximum(flat, -eps_col), eps_col)
+
+    # Coordinate-wise, so no flattening: the attack loop runs these every step, and each op
+    # saved there is saved `steps` times.
+    def direction(self, grad: tf.Tensor) -> tf.Tensor:
+        return tf.sign(tf.convert_to_tensor(grad))
+
+    def project(self, delta: tf.Tensor, eps: Any) -> tf.Tensor:
+        delta = tf.convert_to_tensor(delta)
+        compute = _compute_dtype(delta.dtype)
+        eps = tf.cast(tf.convert_to_tensor(eps, dtype_hint=compute), compute)
+        if eps.shape.rank != 0:  # one radius per sample: [B] -> [B, 1, ..., 1]
+            if delta.shape.rank is None:
+                return super().project(delta, eps)
+            eps = tf.reshape(eps, [-1] + [1] * (delta.shape.rank - 1))
+        flat = tf.cast(delta, compute)
+        return tf.cast(tf.minimum(tf.maximum(flat, -eps), eps), delta.dtype)
 
 
 class L2(Norm):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -98,6 +99,18 @@ def test_pgd_loss_trace_increases(model, data):
     assert np.all(np.isfinite(result.loss_trace))
     assert result.loss_trace[-1] > result.loss_trace[0] + 1.0
     assert result.gradients == 10
+
+
+@pytest.mark.parametrize("layout", ["ids", "column", "onehot"])
+def test_fooled_is_the_models_verdict(model, data, layout):
+    """`fooled` says what model.predict says on x_adv, whatever the label layout."""
+    x, y = data[0][:64], data[1][:64]
+    labels = {"ids": y, "column": y[:, None], "onehot": np.eye(10, dtype="float32")[y]}[layout]
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True) if layout == "onehot" else "ce"
+    result = BIM(eps=EPS, steps=5, bounds=BOUNDS, loss=loss).run(model, x, labels)
+    predicted = model.predict(result.x_adv, verbose=0).argmax(axis=1)
+    np.testing.assert_array_equal(result.fooled, predicted != y)
+    assert 0 < result.fooled.sum() < len(y)
 
 
 def test_pgd_seed_changes_random_start(model, data):

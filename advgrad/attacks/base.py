@@ -451,36 +451,40 @@ class IterativeAttack(Attack):
         names, perturbed = inputs.names, plan.perturbed
         budgets = [plan.budgets[n] for n in perturbed]
         rules = [self.step_rule(b.norm) for b in budgets]
-        sign = -1.0 if self.targeted else 1.0
         n_steps, restarts, random_start = self.steps, self.restarts, self.random_start
         targeted, keep_all = self.targeted, self.KEEP_BEST
         classes = _class_reader(objective)
 
         def attack_loss(leaves, y):
-            """Per-sample attack loss (to maximise) and whether each sample is fooled."""
+            """Per-sample attack loss (to maximise) and the model's outputs."""
             outputs = objective.forward(inputs.pack(leaves))
             per_sample = objective.per_sample(y, outputs)
-            fooled = classes.fooled(outputs, y, targeted)
-            return sign * per_sample, fooled
+            return (-per_sample if targeted else per_sample), outputs
 
         def loop(xs, y, eps, step_sizes, seed):
             count_trace("attack")
             clean = dict(zip(names, xs, strict=True))
             batch = tf.shape(xs[0])[0]
+            truth = classes.truth(y)
             originals = [clean[n] for n in perturbed]
             eps_t = [tf.cast(eps[i], x.dtype) for i, x in enumerate(originals)]
             size_t = [tf.cast(step_sizes[i], x.dtype) for i, x in enumerate(originals)]
             best = list(originals)
             best_score = tf.fill([batch], tf.constant(-np.inf, tf.float32))
-            trace = tf.zeros([n_steps + 1], tf.float32)
+            trace = tf.zeros([n_steps + 1], tf.float32)  # the last restart's, stacked
 
             def evaluate(adv):
                 leaves = {**clean, **dict(zip(perturbed, adv, strict=True))}
                 with tf.GradientTape() as tape:
                     tape.watch(adv)
-                    loss, fooled = attack_loss(leaves, y)
+                    loss, outputs = attack_loss(leaves, y)
                     total = tf.reduce_sum(loss)
                 grads = tape.gradient(total, adv, unconnected_gradients="zero")
+                # The bookkeeping waits for the backward pass instead of running beside it:
+                # on a few CPU cores, one small op next to a convolution delays all of it.
+                with tf.control_dependencies(grads):
+                    loss = tf.identity(loss)
+                    fooled = classes.fooled(outputs, truth, targeted)
                 return loss, fooled, grads
 
             def keep_best(adv, loss, fooled, best, best_score):
@@ -512,7 +516,9 @@ class IterativeAttack(Attack):
                     best, best_score = keep_best(adv, loss, fooled, best, best_score)
                 new_adv, new_states = [], []
                 for i, (x, budget, rule) in enumerate(zip(originals, budgets, rules, strict=True)):
-                    grad = _mask_blocked(grads[i], adv[i], budget.bounds)
+                    grad = grads[i]
+                    if not budget.norm.coordinatewise:
+                        grad = _mask_blocked(grad, adv[i], budget.bounds)
                     direction, state = rule.update(grad, states[i])
                     delta = (adv[i] - x) + size_t[i] * tf.cast(direction, x.dtype)
                     new_adv.append(budget.bounds.clip(x + budget.norm.project(delta, eps_t[i])))
@@ -522,23 +528,24 @@ class IterativeAttack(Attack):
             def restart(r, best, best_score, trace):
                 adv = start(tf.random.experimental.stateless_fold_in(seed, r))
                 states = [rule.init(x) for rule, x in zip(rules, originals, strict=True)]
-                trace = tf.zeros([n_steps + 1], tf.float32)
+                trace = tf.TensorArray(tf.float32, size=n_steps + 1, element_shape=[])
                 _, adv, _, best, best_score, trace = tf.while_loop(
                     lambda t, *_: t < n_steps,
                     step,
                     (tf.constant(0), adv, states, best, best_score, trace),
                 )
                 if not judge:  # the last iterate, unjudged (`__call__` of FGSM)
-                    return r + 1, adv, tf.zeros_like(best_score), trace
+                    return r + 1, adv, tf.zeros_like(best_score), trace.stack()
                 leaves = {**clean, **dict(zip(perturbed, adv, strict=True))}
-                loss, fooled = attack_loss(leaves, y)
+                loss, outputs = attack_loss(leaves, y)
+                fooled = classes.fooled(outputs, truth, targeted)
                 trace = _record(trace, n_steps, loss)
                 if keep_all:
                     best, best_score = keep_best(adv, loss, fooled, best, best_score)
                 else:  # the last iterate, whatever it scores
                     best = adv
                     best_score = tf.where(fooled, np.inf, tf.cast(loss, tf.float32))
-                return r + 1, best, best_score, trace
+                return r + 1, best, best_score, trace.stack()
 
             _, best, best_score, trace = tf.while_loop(
                 lambda r, *_: r < restarts,
@@ -559,9 +566,8 @@ class IterativeAttack(Attack):
         return tf.function(loop, input_signature=signature, autograph=False)
 
 
-def _record(trace: tf.Tensor, index: Any, loss: tf.Tensor) -> tf.Tensor:
-    value = tf.reduce_mean(tf.cast(loss, tf.float32))
-    return tf.tensor_scatter_nd_update(trace, [[index]], [value])
+def _record(trace: tf.TensorArray, index: Any, loss: tf.Tensor) -> tf.TensorArray:
+    return trace.write(index, tf.reduce_mean(tf.cast(loss, tf.float32)))
 
 
 def _mask_blocked(grad: tf.Tensor, adv: tf.Tensor, bounds: Bounds) -> tf.Tensor:
@@ -570,19 +576,20 @@ def _mask_blocked(grad: tf.Tensor, adv: tf.Tensor, bounds: Bounds) -> tf.Tensor:
     No step is spent on coordinates the clip would undo: the sparse L1 direction would
     otherwise keep choosing them and stall (Tramer & Boneh 2019; Foolbox's
     SparseL1DescentAttack does the same), and the L2 direction would waste norm on them.
-    For Linf it changes nothing (a blocked coordinate is clipped back anyway).
+    Not applied for coordinate-wise norms (Linf): there a blocked coordinate's step is clipped
+    back and costs the others nothing, so the mask would only add work to every step.
     """
     if bounds.is_unbounded:
         return grad
     low = tf.constant(bounds.low, adv.dtype)
     high = tf.constant(bounds.high, adv.dtype)
-    blocked = ((adv >= high) & (grad > 0)) | ((adv <= low) & (grad < 0))
-    return tf.where(blocked, tf.zeros_like(grad), grad)
+    at_high, at_low = adv >= high, adv <= low
+    return tf.where(at_high, tf.minimum(grad, 0), tf.where(at_low, tf.maximum(grad, 0), grad))
 
 
 def _select(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    shape = tf.concat([tf.shape(mask), tf.ones([tf.rank(a) - 1], tf.int32)], 0)
-    return tf.where(tf.reshape(mask, shape), a, b)
+    """Per sample: `a` where `mask` ([B]) holds, else `b` (inputs have a static rank)."""
+    return tf.where(tf.reshape(mask, [-1] + [1] * (a.shape.rank - 1)), a, b)
 
 
 def _label_key(labels: Any):
@@ -604,22 +611,34 @@ class _ClassReader:
             activation = objective.adapter.final_activation(objective.output)
             self.threshold = 0.5 if activation == "sigmoid" else 0.0
 
-    def fooled(self, outputs: Any, y: Any, targeted: bool) -> tf.Tensor:
-        if self.term is None:  # several loss terms: no single class to flip
+    def truth(self, y: Any) -> dict[str, tf.Tensor] | None:
+        """The labels as `[B]` int64 classes, read once per batch rather than once per step:
+        "binary" (label > 0.5, for a one-unit output) and "classes" (argmax of one-hot rows,
+        else the ids); `fooled` uses the one that fits the output."""
+        if self.term is None:
+            return None
+        labels = tf.convert_to_tensor(y)
+        one_hot = labels.shape.rank is not None and labels.shape.rank >= 2
+        if one_hot and labels.shape[-1] != 1:
+            classes = tf.argmax(labels, axis=-1)
+        else:
+            classes = tf.reshape(tf.cast(labels, tf.int64), [-1])
+        binary = tf.cast(tf.reshape(tf.cast(labels, tf.float32), [-1]) > 0.5, tf.int64)
+        return {"binary": binary, "classes": classes}
+
+    def fooled(self, outputs: Any, truth: dict | None, targeted: bool) -> tf.Tensor:
+        """Per sample: the prediction differs from the label (equals it when `targeted`)."""
+        if truth is None:  # several loss terms: no single class to flip
             batch = tf.shape(tf.nest.flatten(outputs)[0])[0]
             return tf.zeros([batch], tf.bool)
         out = outputs if self.term.key is None else outputs[self.term.key]
-        labels = tf.convert_to_tensor(y)
         if out.shape[-1] == 1:
             predicted = tf.cast(tf.reshape(out, [-1]) > self.threshold, tf.int64)
-            truth = tf.cast(tf.reshape(labels, [-1]) > 0.5, tf.int64)
+            labels = truth["binary"]
         else:
             predicted = tf.argmax(out, axis=-1)
-            if labels.shape.rank == out.shape.rank:
-                truth = tf.argmax(labels, axis=-1)
-            else:
-                truth = tf.reshape(tf.cast(labels, tf.int64), [-1])
-        return tf.equal(predicted, truth) if targeted else tf.not_equal(predicted, truth)
+            labels = truth["classes"]
+        return tf.equal(predicted, labels) if targeted else tf.not_equal(predicted, labels)
 
 
 def _class_reader(objective: Objective) -> _ClassReader:
