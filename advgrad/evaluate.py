@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from advgrad._validation import invalid
+from advgrad.gradients import compile_once
 from advgrad.models import ModelAdapter
 from advgrad.nest import Structure
 from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST, Report
@@ -91,7 +92,7 @@ def predict(model: Any, x: Any) -> np.ndarray:
         def forward(*values):
             return adapter(adapter.pack_inputs(dict(zip(names, values, strict=True)), given))
 
-        fn = tf.function(forward, input_signature=specs)
+        fn = compile_once(forward, specs)
         adapter.cache[key] = fn
     outputs = tf.nest.flatten(fn(*tensors))
     if len(outputs) != 1:

@@ -16,7 +16,8 @@ axis is left open, so batches of any size reuse one trace).
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,22 @@ def trace_count(kind: str | None = None) -> int:
 def count_trace(kind: str) -> None:
     """Record one trace of `kind` (call it in the Python body of a tf.function)."""
     _TRACES[kind] += 1
+
+
+def compile_once(fn: Callable, signature: Any, **options: Any) -> Callable:
+    """`tf.function(fn, input_signature=signature)` for a function advgrad builds per model
+    and configuration, traced once per signature (`trace_count` keeps the count).
+
+    TensorFlow's "N out of the last M calls triggered retracing" warning is keyed on the
+    Python code object, so several such functions built from one closure (a suite of
+    attacks, say) would look like one function retracing; a `functools.partial` gives each
+    its own key, and the warning keeps its meaning.
+
+    >>> double = compile_once(lambda x: 2 * x, [tf.TensorSpec([None], tf.float32)])
+    >>> double(tf.constant([1.0, 2.0])).numpy().tolist()
+    [2.0, 4.0]
+    """
+    return tf.function(functools.partial(fn), input_signature=signature, **options)
 
 
 @dataclass
@@ -282,7 +299,7 @@ def loss_gradient_function(inputs: Inputs, objective: Objective, reduction: str,
             return per_sample, grads
 
         signature = [list(inputs.specs()), y_specs, tf.TensorSpec((None,), tf.float32)]
-        cache[key] = tf.function(compute, input_signature=signature)
+        cache[key] = compile_once(compute, signature)
     return cache[key]
 
 
@@ -355,7 +372,7 @@ def output_gradients(
             return tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
         signature = [list(inputs.specs()), tf.TensorSpec((None,), tf.int32)]
-        adapter.cache[fn_key] = tf.function(compute, input_signature=signature)
+        adapter.cache[fn_key] = compile_once(compute, signature)
     grads = adapter.cache[fn_key](list(inputs.tensors.values()), index)
     return inputs.give_back(dict(zip(inputs.wrt, grads, strict=True)), wrt)
 

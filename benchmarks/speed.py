@@ -11,8 +11,10 @@ the compiled call.
     python benchmarks/speed.py --quick            # 10 steps, 3 repeats, 1 training epoch
     python benchmarks/speed.py --batch-sizes 450,128 --repeats 7
 
-Targets: FGSM <= 1.5 x one forward+backward pass (FGSM also does one extra forward pass to
-score its result); BIM / PGD / MI-FGSM <= 1.05 x `steps` passes.
+Targets: FGSM <= 1.5 x one forward+backward pass, for `attack(model, x, y)` (row "FGSM
+__call__"; `FGSM.run` also scores its result with one more forward pass, reported without a
+target); BIM / PGD / MI-FGSM <= 1.05 x `steps` passes. Every row also gives the model's
+accuracy on the attack's output, so speed is never bought with strength.
 
 Timing protocol (see benchmarks/README.md): every timed callable is called `--warmup` times
 first (tracing and warm-up, not timed); then `--repeats` rounds. In a round every attack run
@@ -114,7 +116,8 @@ def _upsample(x: np.ndarray) -> np.ndarray:
 
 
 def _resnet(seed: int):
-    """Stem conv 32, 3 stages x 2 basic residual blocks (32/64/128 channels), GAP, Dense(10)."""
+    """Stem conv 32, 3 stages x 2 basic residual blocks (32/64/152 channels: about 0.9M
+    parameters), global average pooling, Dense(10) logits."""
     import keras
     from keras import layers
 
@@ -136,7 +139,7 @@ def _resnet(seed: int):
 
     x = keras.Input((32, 32, 3), name="image")
     h = layers.ReLU(name="stem_relu")(conv_bn(x, 32, 3, 1, "stem"))
-    for stage, (channels, stride) in enumerate([(32, 1), (64, 2), (128, 2)]):
+    for stage, (channels, stride) in enumerate([(32, 1), (64, 2), (152, 2)]):
         h = block(h, channels, stride, f"s{stage}b0")
         h = block(h, channels, 1, f"s{stage}b1")
     h = layers.GlobalAveragePooling2D(name="pool")(h)
@@ -266,6 +269,17 @@ def attack_runner(attack, model, x: np.ndarray, y: np.ndarray, record: dict) -> 
         result = attack.run(model, x, y)  # numpy in, numpy out: what a user pays
         record["fooled_rate"] = round(float(np.mean(result.fooled)), 4)
         record["gradients_per_sample"] = int(result.gradients)
+        return result.x_adv
+
+    return run
+
+
+def call_runner(attack, model, x: np.ndarray, y: np.ndarray) -> Callable:
+    """`attack(model, x, y)`: x_adv only, so the final iterate need not be judged (FGSM skips
+    that forward pass; attacks keeping the best iterate must judge it anyway)."""
+
+    def run():
+        return np.asarray(attack(model, x, y))
 
     return run
 
@@ -345,20 +359,24 @@ def third_party_runners(notes: dict, model, x, y, steps: int, batch_size: int):
             xt, yt = tf.constant(x), tf.constant(y)
 
             def cleverhans_pgd():
-                for a, b in _chunks(len(y), batch_size):
-                    projected_gradient_descent(
-                        model,
-                        xt[a:b],
-                        EPS,
-                        step,
-                        steps,
-                        np.inf,
-                        clip_min=0.0,
-                        clip_max=1.0,
-                        y=yt[a:b],
-                        rand_init=True,
-                        sanity_checks=False,
-                    ).numpy()
+                return np.concatenate(
+                    [
+                        projected_gradient_descent(
+                            model,
+                            xt[a:b],
+                            EPS,
+                            step,
+                            steps,
+                            np.inf,
+                            clip_min=0.0,
+                            clip_max=1.0,
+                            y=yt[a:b],
+                            rand_init=True,
+                            sanity_checks=False,
+                        ).numpy()
+                        for a, b in _chunks(len(y), batch_size)
+                    ]
+                )
 
             runners.append(("cleverhans PGD", cleverhans_pgd))
         except Exception as err:  # noqa: BLE001 - optional, report and go on
@@ -368,13 +386,15 @@ def third_party_runners(notes: dict, model, x, y, steps: int, batch_size: int):
             import foolbox as fb
 
             fmodel = fb.TensorFlowModel(model, bounds=BOUNDS)
-            attack = fb.attacks.LinfPGD(abs_stepsize=step, steps=steps, random_start=True)
+            fb_attack = fb.attacks.LinfPGD(abs_stepsize=step, steps=steps, random_start=True)
             xt, yt = tf.constant(x), tf.constant(y)
 
             def foolbox_pgd():
+                out = []
                 for a, b in _chunks(len(y), batch_size):
-                    _, clipped, _ = attack(fmodel, xt[a:b], yt[a:b], epsilons=EPS)
-                    np.asarray(clipped)
+                    _, clipped, _ = fb_attack(fmodel, xt[a:b], yt[a:b], epsilons=EPS)
+                    out.append(np.asarray(clipped))
+                return np.concatenate(out)
 
             runners.append(("foolbox PGD", foolbox_pgd))
         except Exception as err:  # noqa: BLE001
@@ -392,7 +412,7 @@ def third_party_runners(notes: dict, model, x, y, steps: int, batch_size: int):
                 loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 clip_values=BOUNDS,
             )
-            attack = ProjectedGradientDescent(
+            art_attack = ProjectedGradientDescent(
                 classifier,
                 norm=np.inf,
                 eps=EPS,
@@ -403,7 +423,7 @@ def third_party_runners(notes: dict, model, x, y, steps: int, batch_size: int):
             )
 
             def art_pgd():
-                attack.generate(x=x, y=y)
+                return art_attack.generate(x=x, y=y)
 
             runners.append(("ART PGD", art_pgd))
         except Exception as err:  # noqa: BLE001
@@ -424,7 +444,9 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
     for batch_size in args.batch_sizes:
         common = {"eps": EPS, "bounds": BOUNDS, "loss": "ce", "batch_size": batch_size}
         specs = [
-            ("FGSM", attacks.FGSM(**common), "floor_1", 1, FGSM_TARGET),
+            # `run` also judges x_adv (one more forward pass, to return `fooled`): the target
+            # is on `attack(model, x, y)`, the row "FGSM __call__" below.
+            ("FGSM", attacks.FGSM(**common), "floor_1", 1, None),
             (
                 "BIM",
                 attacks.BIM(steps=args.steps, **common),
@@ -449,12 +471,20 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
         ]
         records = {name: {} for name, *_ in specs}
         runners = {name: attack_runner(a, model, x, y, records[name]) for name, a, *_ in specs}
-        extra = third_party_runners(notes, model, x, y, args.steps, batch_size)
+        extra = (
+            third_party_runners(notes, model, x, y, args.steps, batch_size)
+            if entry["name"] in args.third_party
+            else []
+        )
         groups = [
             (
                 "floor_1",
                 floor_runner(floor_1, x, y, batch_size),
-                [("FGSM", runners["FGSM"]), ("forward", floor_runner(forward, x, y, batch_size))],
+                [
+                    ("FGSM", runners["FGSM"]),
+                    ("FGSM __call__", call_runner(specs[0][1], model, x, y)),
+                    ("forward", floor_runner(forward, x, y, batch_size)),
+                ],
             ),
             (
                 "floor_n",
@@ -462,8 +492,9 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                 [(name, runners[name]) for name, *_ in specs[1:]] + extra,
             ),
         ]
+        repeats = args.resnet_repeats if entry["name"] == RESNET_NAME else args.repeats
         print(
-            f"[{entry['name']}] batch {batch_size}: {args.warmup} warm-up + {args.repeats} "
+            f"[{entry['name']}] batch {batch_size}: {args.warmup} warm-up + {repeats} "
             "bracketed rounds ...",
             flush=True,
         )
@@ -474,8 +505,14 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                 for _, fn in group:
                     fn()
         traces_before = trace_count("attack")
-        timed, floors = time_bracketed(groups, args.repeats)
+        timed, floors = time_bracketed(groups, repeats)
         retraced = trace_count("attack") - traces_before
+        robust = {  # accuracy on each attack's output, from one more (untimed) call
+            name: _accuracy(model, fn(), y)
+            for _, _, group in groups
+            for name, fn in group
+            if name != "forward"
+        }
         load = _loadavg()
         fwd = timed["forward"]
         forward_seconds = statistics.median(fwd["wall"])
@@ -490,7 +527,8 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
             "floor_linearity": round(sanity, 3),
             "loadavg_after": load,
         }
-        for name, _, floor_key, passes, target in specs + [
+        fgsm_call = ("FGSM __call__", None, "floor_1", 1, FGSM_TARGET)
+        for name, _, floor_key, passes, target in [specs[0], fgsm_call, *specs[1:]] + [
             (n, None, "floor_n", args.steps, None) for n, _ in extra
         ]:
             rec = timed[name]
@@ -501,6 +539,9 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                 {
                     "model": entry["name"],
                     "attack": name,
+                    "timed": "attack(model, x, y)"
+                    if name.endswith("__call__")
+                    else ("attack.run(model, x, y)" if name in records else "third-party PGD"),
                     "batch_size": batch_size,
                     "steps": passes,
                     "floor_passes": passes,
@@ -514,10 +555,13 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                     "pass": None if target is None else bool(ratio <= target),
                     "seconds_all": [round(t, 5) for t in rec["wall"]],
                     "floor_seconds_all": [round(t, 5) for t in rec["floor_wall"]],
-                    "ratio_vs_floor_plus_forward": _paired(rec["wall"], work),
+                    "ratio_vs_floor_plus_forward": None
+                    if name.endswith("__call__")
+                    else _paired(rec["wall"], work),
                     "cpu_seconds": statistics.median(rec["cpu"]),
                     "floor_cpu_seconds": statistics.median(rec["floor_cpu"]),
                     "cpu_ratio": _paired(rec["cpu"], rec["floor_cpu"]),
+                    "robust_accuracy": round(robust[name], 4),
                     **common_fields,
                     **records.get(name, {}),
                 }
@@ -543,7 +587,8 @@ def markdown(machine: dict, settings: dict, models: list[dict], rows: list[dict]
         f"at end: {machine.get('loadavg_end')}",
         f"- Settings: Linf eps={EPS}, bounds {list(BOUNDS)}, loss CE on logits, "
         f"steps={settings['steps']}, repeats={settings['repeats']} "
-        f"(median), warm-up={settings['warmup']}, quick={settings['quick']}",
+        f"({RESNET_NAME}: {settings['resnet_repeats']}; median), "
+        f"warm-up={settings['warmup']}, quick={settings['quick']}",
         "",
         "Models:",
         "",
@@ -557,26 +602,30 @@ def markdown(machine: dict, settings: dict, models: list[dict], rows: list[dict]
         )
     lines += [
         "",
-        "time = median wall time of `attack.run(model, x, y)` (numpy in and out); floor = "
+        "time = median wall time of `attack.run(model, x, y)` (numpy in and out; "
+        "`FGSM __call__`: `attack(model, x, y)`, which skips FGSM's judging forward pass); floor = "
         "median of the same number of forward+backward passes in one `tf.function` "
         "(1 for FGSM, `steps` for the others); ratio = median over rounds of attack time / "
         "mean of the floor runs just before and just after it.",
         "",
         "| model | batch | attack | time | floor | ratio | target | ok | best-round ratio "
-        "| CPU-time ratio | ratio vs floor + 1 forward |",
-        "|---|---:|---|---:|---:|---:|---:|:---:|---:|---:|---:|",
+        "| CPU-time ratio | ratio vs floor + 1 forward | robust accuracy |",
+        "|---|---:|---|---:|---:|---:|---:|:---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         target = "-" if r["target"] is None else f"<= {r['target']:.2f}"
         ok = "-" if r["pass"] is None else ("yes" if r["pass"] else "**no**")
         cpu_ratio = f"{r['cpu_ratio']:.3f}" if "cpu_ratio" in r else "-"
         work = (
-            f"{r['ratio_vs_floor_plus_forward']:.3f}" if "ratio_vs_floor_plus_forward" in r else "-"
+            f"{r['ratio_vs_floor_plus_forward']:.3f}"
+            if r.get("ratio_vs_floor_plus_forward") is not None
+            else "-"
         )
         lines.append(
             f"| {r['model']} | {r['batch_size']} | {r['attack']} | {_fmt_seconds(r['seconds'])}"
             f" | {_fmt_seconds(r['floor_seconds'])} ({r['floor_passes']}x) | {r['ratio']:.3f}"
-            f" | {target} | {ok} | {r['ratio_of_minima']:.3f} | {cpu_ratio} | {work} |"
+            f" | {target} | {ok} | {r['ratio_of_minima']:.3f} | {cpu_ratio} | {work}"
+            f" | {r['robust_accuracy']:.3f} |"
         )
     lines += [
         "",
@@ -585,7 +634,10 @@ def markdown(machine: dict, settings: dict, models: list[dict], rows: list[dict]
         "floor + 1 "
         "forward: every attack also runs one forward pass on its final iterate (to report "
         "`fooled` and, for BIM/PGD/MI-FGSM, to consider it for the best-so-far); this column "
-        "divides by floor + that pass. Neither is used for ok.",
+        "divides by floor + that pass. Neither is used for ok. Robust accuracy: the model's "
+        "accuracy on the attack's output (one more call, untimed; `FGSM` and `FGSM __call__` "
+        "return the same x_adv). The FGSM target applies to `attack(model, x, y)`: `run` "
+        "also judges x_adv with one more forward pass, to return `fooled`.",
     ]
     lines += ["", "Other libraries:", ""]
     for label, note in notes.items():
@@ -604,6 +656,12 @@ def parse_args(argv=None):
         help="10 steps, 3 repeats, 1 training epoch (unless given explicitly)",
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5)")
+    parser.add_argument(
+        "--resnet-repeats",
+        type=int,
+        default=None,
+        help=f"timed rounds on {RESNET_NAME} (default: --repeats; one round there is minutes)",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (default 1)")
     parser.add_argument(
         "--steps",
@@ -615,7 +673,7 @@ def parse_args(argv=None):
         "--epochs",
         type=int,
         default=None,
-        help="training epochs of the residual CNN (default 2; 1 with --quick)",
+        help="training epochs of the residual CNN (default 4; 1 with --quick)",
     )
     parser.add_argument(
         "--batch-sizes",
@@ -627,6 +685,12 @@ def parse_args(argv=None):
         default=f"digits-cnn,{RESNET_NAME}",
         help=f"comma-separated, among digits-cnn,{RESNET_NAME}",
     )
+    parser.add_argument(
+        "--third-party",
+        default="digits-cnn",
+        help="comma-separated models on which installed CleverHans/Foolbox/ART PGD run too "
+        "(default digits-cnn: on the residual CNN one of their rounds takes minutes)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out",
@@ -636,13 +700,20 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
+    if args.resnet_repeats is None:
+        args.resnet_repeats = args.repeats
     if args.steps is None:
         args.steps = 10 if args.quick else 40
     if args.epochs is None:
-        args.epochs = 1 if args.quick else 2
+        args.epochs = 1 if args.quick else 4
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if args.repeats < 1 or args.steps < 1 or args.warmup < 0 or not args.batch_sizes:
+    args.third_party = [m.strip() for m in args.third_party.split(",") if m.strip()]
+    if (
+        min(args.repeats, args.resnet_repeats, args.steps) < 1
+        or args.warmup < 0
+        or not args.batch_sizes
+    ):
         parser.error("--repeats and --steps must be >= 1, --warmup >= 0, a batch size given")
     return args
 
@@ -653,6 +724,7 @@ def main(argv=None) -> int:
     settings = {
         "quick": args.quick,
         "repeats": args.repeats,
+        "resnet_repeats": args.resnet_repeats,
         "warmup": args.warmup,
         "steps": args.steps,
         "epochs": args.epochs,
@@ -662,6 +734,7 @@ def main(argv=None) -> int:
         "norm": "linf",
         "loss": "ce (sparse softmax cross-entropy on logits)",
         "seed": args.seed,
+        "third_party_on": args.third_party,
         "targets": {"FGSM": FGSM_TARGET, "iterative": ITERATIVE_TARGET},
     }
     notes = third_party_notes()

@@ -253,3 +253,12 @@ def test_trace_count_sees_work(model, data):
     before = trace_count("attack")
     BIM(eps=EPS, steps=9, bounds=BOUNDS)(model, data[0][:4], data[1][:4])
     assert trace_count("attack") == before + 1
+
+
+def test_a_suite_of_attacks_gives_no_retracing_warning(model, data, caplog):
+    """Each attack loop is traced once; TF must not report six of them as one retracing."""
+    x, y = data[0][:4], data[1][:4]
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for steps in range(11, 17):  # six new configurations, each traced once
+            BIM(eps=EPS, steps=steps, bounds=BOUNDS)(model, x, y)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

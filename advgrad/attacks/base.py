@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from advgrad import losses, norms, steps
 from advgrad._validation import invalid
 from advgrad.budget import Bounds, Budget, resolve_budgets
-from advgrad.gradients import Inputs, count_trace, prepare_inputs, resolve_labels
+from advgrad.gradients import Inputs, compile_once, count_trace, prepare_inputs, resolve_labels
 from advgrad.objective import Objective
 
 
@@ -563,7 +563,7 @@ class IterativeAttack(Attack):
             tf.TensorSpec([2], tf.int32),
         ]
         # No autograph: the loop is explicit tf.while_loops, and tracing stays fast.
-        return tf.function(loop, input_signature=signature, autograph=False)
+        return compile_once(loop, signature, autograph=False)
 
 
 def _record(trace: tf.TensorArray, index: Any, loss: tf.Tensor) -> tf.TensorArray:
