@@ -138,8 +138,8 @@ class Norm:
     handle shapes, dtypes and `eps`; a subclass sets `name` and `p` and implements four hooks
     on rows: `_norm_rows(flat)`, `_random_rows(flat_shape, features, eps_col, seed, dtype)`,
     `_direction_rows(flat)` and `_project_rows(flat, eps_col)`, with `eps_col` of shape
-    `[B, 1]`. Norms compare and hash by `get_config()`, so they can be part of a
-    `tf.function` cache key or a dict key.
+    `[B, 1]` (`Linf` overrides `direction` itself: a sign needs no flattening). Norms compare
+    and hash by `get_config()`, so they can be part of a `tf.function` cache key or a dict key.
 
     Attributes:
         name: Identifier accepted by `get` ("linf", "l2", "l1").
@@ -278,27 +278,12 @@ class Linf(Norm):
     def _random_rows(self, flat_shape, features, eps_col, seed, dtype):
         return tf.random.stateless_uniform(flat_shape, seed, -1.0, 1.0, dtype=dtype) * eps_col
 
-    def _direction_rows(self, flat):
-        return tf.sign(flat)
+    def direction(self, grad: tf.Tensor) -> tf.Tensor:
+        # Coordinate-wise, so no flattening: the attack loop calls this every step.
+        return tf.sign(tf.convert_to_tensor(grad))
 
     def _project_rows(self, flat, eps_col):
         return tf.minimum(tf.maximum(flat, -eps_col), eps_col)
-
-    # Coordinate-wise, so no flattening: the attack loop runs these every step, and each op
-    # saved there is saved `steps` times.
-    def direction(self, grad: tf.Tensor) -> tf.Tensor:
-        return tf.sign(tf.convert_to_tensor(grad))
-
-    def project(self, delta: tf.Tensor, eps: Any) -> tf.Tensor:
-        delta = tf.convert_to_tensor(delta)
-        compute = _compute_dtype(delta.dtype)
-        eps = tf.cast(tf.convert_to_tensor(eps, dtype_hint=compute), compute)
-        if eps.shape.rank != 0:  # one radius per sample: [B] -> [B, 1, ..., 1]
-            if delta.shape.rank is None:
-                return super().project(delta, eps)
-            eps = tf.reshape(eps, [-1] + [1] * (delta.shape.rank - 1))
-        flat = tf.cast(delta, compute)
-        return tf.cast(tf.minimum(tf.maximum(flat, -eps), eps), delta.dtype)
 
 
 class L2(Norm):
