@@ -1,7 +1,7 @@
 """Speed benchmark: advgrad's compiled attack loop against the cost of its gradients.
 
-For each model and attack, the attack's wall time (`attack.run`, end to end, as a user calls
-it) is compared with a *floor*: the same number of forward + backward (w.r.t. the inputs)
+For each model and attack, the attack's wall time (`attack(model, x, y)`, end to end, as a
+user calls it) is compared with a *floor*: the same number of forward + backward (w.r.t. the inputs)
 passes of the same model on the same batch, inside ONE `tf.function` (an autograph
 `tf.range` loop), timed the same way. The ratio attack / floor is the attack loop's overhead:
 step rule, projection, clipping, best-so-far bookkeeping, loss trace, and the Python around
@@ -11,10 +11,11 @@ the compiled call.
     python benchmarks/speed.py --quick            # 10 steps, 3 repeats, 1 training epoch
     python benchmarks/speed.py --batch-sizes 450,128 --repeats 7
 
-Targets: FGSM <= 1.5 x one forward+backward pass, for `attack(model, x, y)` (row "FGSM
-__call__"; `FGSM.run` also scores its result with one more forward pass, reported without a
-target); BIM / PGD / MI-FGSM <= 1.05 x `steps` passes. Every row also gives the model's
-accuracy on the attack's output, so speed is never bought with strength.
+Targets: FGSM <= 1.5 x one forward+backward pass; BIM / PGD / MI-FGSM <= 1.05 x `steps`
+passes. Row "FGSM run" times `FGSM.run`, which also judges the result with one more forward
+pass to report `fooled` (every attack's `run` pays that pass once); it has no target. Every
+row also gives the model's accuracy on the attack's output, so speed is never bought with
+strength.
 
 Timing protocol (see benchmarks/README.md): every timed callable is called `--warmup` times
 first (tracing and warm-up, not timed); then `--repeats` rounds. In a round every attack run
@@ -264,7 +265,9 @@ def floor_runner(fn, x: np.ndarray, y: np.ndarray, batch_size: int) -> Callable[
     return run
 
 
-def attack_runner(attack, model, x: np.ndarray, y: np.ndarray, record: dict) -> Callable:
+def run_runner(attack, model, x: np.ndarray, y: np.ndarray, record: dict) -> Callable:
+    """`attack.run(model, x, y)`: x_adv, plus the judging forward pass that gives `fooled`."""
+
     def run():
         result = attack.run(model, x, y)  # numpy in, numpy out: what a user pays
         record["fooled_rate"] = round(float(np.mean(result.fooled)), 4)
@@ -275,8 +278,7 @@ def attack_runner(attack, model, x: np.ndarray, y: np.ndarray, record: dict) -> 
 
 
 def call_runner(attack, model, x: np.ndarray, y: np.ndarray) -> Callable:
-    """`attack(model, x, y)`: x_adv only, so the final iterate need not be judged (FGSM skips
-    that forward pass; attacks keeping the best iterate must judge it anyway)."""
+    """`attack(model, x, y)`: x_adv only, so the final iterate is not judged."""
 
     def run():
         return np.asarray(attack(model, x, y))
@@ -444,9 +446,7 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
     for batch_size in args.batch_sizes:
         common = {"eps": EPS, "bounds": BOUNDS, "loss": "ce", "batch_size": batch_size}
         specs = [
-            # `run` also judges x_adv (one more forward pass, to return `fooled`): the target
-            # is on `attack(model, x, y)`, the row "FGSM __call__" below.
-            ("FGSM", attacks.FGSM(**common), "floor_1", 1, None),
+            ("FGSM", attacks.FGSM(**common), "floor_1", 1, FGSM_TARGET),
             (
                 "BIM",
                 attacks.BIM(steps=args.steps, **common),
@@ -469,8 +469,8 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                 ITERATIVE_TARGET,
             ),
         ]
-        records = {name: {} for name, *_ in specs}
-        runners = {name: attack_runner(a, model, x, y, records[name]) for name, a, *_ in specs}
+        runners = {name: call_runner(a, model, x, y) for name, a, *_ in specs}
+        records = {"FGSM run": {}}
         extra = (
             third_party_runners(notes, model, x, y, args.steps, batch_size)
             if entry["name"] in args.third_party
@@ -482,7 +482,7 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                 floor_runner(floor_1, x, y, batch_size),
                 [
                     ("FGSM", runners["FGSM"]),
-                    ("FGSM __call__", call_runner(specs[0][1], model, x, y)),
+                    ("FGSM run", run_runner(specs[0][1], model, x, y, records["FGSM run"])),
                     ("forward", floor_runner(forward, x, y, batch_size)),
                 ],
             ),
@@ -527,8 +527,8 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
             "floor_linearity": round(sanity, 3),
             "loadavg_after": load,
         }
-        fgsm_call = ("FGSM __call__", None, "floor_1", 1, FGSM_TARGET)
-        for name, _, floor_key, passes, target in [specs[0], fgsm_call, *specs[1:]] + [
+        fgsm_run = ("FGSM run", None, "floor_1", 1, None)
+        for name, _, floor_key, passes, target in [specs[0], fgsm_run, *specs[1:]] + [
             (n, None, "floor_n", args.steps, None) for n, _ in extra
         ]:
             rec = timed[name]
@@ -539,9 +539,9 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                 {
                     "model": entry["name"],
                     "attack": name,
-                    "timed": "attack(model, x, y)"
-                    if name.endswith("__call__")
-                    else ("attack.run(model, x, y)" if name in records else "third-party PGD"),
+                    "timed": "attack.run(model, x, y)"
+                    if name in records
+                    else ("attack(model, x, y)" if name in runners else "third-party PGD"),
                     "batch_size": batch_size,
                     "steps": passes,
                     "floor_passes": passes,
@@ -555,9 +555,9 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                     "pass": None if target is None else bool(ratio <= target),
                     "seconds_all": [round(t, 5) for t in rec["wall"]],
                     "floor_seconds_all": [round(t, 5) for t in rec["floor_wall"]],
-                    "ratio_vs_floor_plus_forward": None
-                    if name.endswith("__call__")
-                    else _paired(rec["wall"], work),
+                    "ratio_vs_floor_plus_forward": _paired(rec["wall"], work)
+                    if name in records
+                    else None,
                     "cpu_seconds": statistics.median(rec["cpu"]),
                     "floor_cpu_seconds": statistics.median(rec["floor_cpu"]),
                     "cpu_ratio": _paired(rec["cpu"], rec["floor_cpu"]),
@@ -602,8 +602,8 @@ def markdown(machine: dict, settings: dict, models: list[dict], rows: list[dict]
         )
     lines += [
         "",
-        "time = median wall time of `attack.run(model, x, y)` (numpy in and out; "
-        "`FGSM __call__`: `attack(model, x, y)`, which skips FGSM's judging forward pass); floor = "
+        "time = median wall time of `attack(model, x, y)` (numpy in and out; `FGSM run`: "
+        "`attack.run(model, x, y)`, which also judges x_adv to report `fooled`); floor = "
         "median of the same number of forward+backward passes in one `tf.function` "
         "(1 for FGSM, `steps` for the others); ratio = median over rounds of attack time / "
         "mean of the floor runs just before and just after it.",
@@ -631,13 +631,10 @@ def markdown(machine: dict, settings: dict, models: list[dict], rows: list[dict]
         "",
         "Best-round ratio: fastest attack run / fastest floor run. CPU-time ratio: the "
         "paired ratio on the process's CPU time (all threads) instead of wall time. Ratio vs "
-        "floor + 1 "
-        "forward: every attack also runs one forward pass on its final iterate (to report "
-        "`fooled` and, for BIM/PGD/MI-FGSM, to consider it for the best-so-far); this column "
-        "divides by floor + that pass. Neither is used for ok. Robust accuracy: the model's "
-        "accuracy on the attack's output (one more call, untimed; `FGSM` and `FGSM __call__` "
-        "return the same x_adv). The FGSM target applies to `attack(model, x, y)`: `run` "
-        "also judges x_adv with one more forward pass, to return `fooled`.",
+        "floor + 1 forward (`run` rows only): `run` also judges its final iterate with one "
+        "forward pass, to report `fooled`; this column divides by floor + that pass. Neither "
+        "is used for ok. Robust accuracy: the model's accuracy on the attack's output (one "
+        "more call, untimed; `FGSM` and `FGSM run` return the same x_adv).",
     ]
     lines += ["", "Other libraries:", ""]
     for label, note in notes.items():

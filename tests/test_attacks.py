@@ -113,6 +113,28 @@ def test_fooled_is_the_models_verdict(model, data, layout):
     assert 0 < result.fooled.sum() < len(y)
 
 
+@pytest.mark.parametrize(
+    "attack",
+    [
+        BIM(eps=EPS, steps=5, bounds=BOUNDS),
+        PGD(eps=EPS, steps=5, bounds=BOUNDS),
+        PGD(eps=EPS, steps=3, restarts=2, bounds=BOUNDS),
+        MIFGSM(eps=EPS, steps=5, bounds=BOUNDS),
+    ],
+    ids=["bim", "pgd", "pgd-restarts", "mifgsm"],
+)
+def test_call_fools_what_run_fools(model, data, attack):
+    """`attack(...)` skips judging the last iterate, yet fools exactly the samples `run`
+    fools, with the same iterate; only a sample no iterate fools may get another one."""
+    x, y = data[0][:96], data[1][:96]
+    result = attack.run(model, x, y)
+    x_adv = attack(model, x, y)
+    fooled = model.predict(x_adv, verbose=0).argmax(axis=1) != y
+    np.testing.assert_array_equal(fooled, result.fooled)
+    assert 0 < fooled.sum() < len(y)
+    np.testing.assert_array_equal(x_adv[fooled], result.x_adv[fooled])
+
+
 def test_pgd_seed_changes_random_start(model, data):
     x, y = data[0][:32], data[1][:32]
     attack = PGD(eps=EPS, steps=2, bounds=BOUNDS, seed=0)

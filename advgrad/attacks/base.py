@@ -250,7 +250,11 @@ class Attack:
     ) -> Any:
         """Adversarial examples for `x`: same structure, shapes and dtypes.
 
-        Unlike `run`, it need not judge the last iterate, which saves FGSM a forward pass.
+        Unlike `run`, it skips the forward pass that judges the last iterate: a sample fooled
+        at an earlier iterate gets that iterate, any other sample the last one. So the samples
+        it fools are exactly those `run` fools; only a sample no iterate fools may get a
+        different (equally unsuccessful) iterate. With `restarts` > 1, every restart but the
+        last is still judged, to compare them.
         """
         return self._execute(self._plan(model, x, y, budget, eps), judge=False).x_adv
 
@@ -422,6 +426,7 @@ class IterativeAttack(Attack):
         )
 
     def _compiled_loop(self, plan: _Plan, judge: bool):
+        judge = judge or self.restarts > 1  # restarts are compared by their judged iterates
         inputs, objective = plan.inputs, plan.objective
         perturbed = plan.perturbed
         geometry = tuple((n, plan.budgets[n].norm, plan.budgets[n].bounds) for n in perturbed)
@@ -434,11 +439,11 @@ class IterativeAttack(Attack):
             inputs.specs(),
             geometry,
             _label_key(plan.labels),
-            judge or self.KEEP_BEST,
+            judge,
         )
         cache = inputs.adapter.cache
         if key not in cache:
-            cache[key] = self._build_loop(plan, judge or self.KEEP_BEST)
+            cache[key] = self._build_loop(plan, judge)
         return cache[key]
 
     def _trace_settings(self) -> tuple:
@@ -545,7 +550,10 @@ class IterativeAttack(Attack):
                     step,
                     (tf.constant(0), adv, states, best, best_score, trace),
                 )
-                if not judge:  # the last iterate, unjudged (`__call__` of FGSM)
+                if not judge:  # `__call__`: the last iterate, unless an earlier one fooled
+                    if keep_all:
+                        fooled = tf.math.is_inf(best_score)
+                        adv = [_select(fooled, b, a) for a, b in zip(adv, best, strict=True)]
                     return r + 1, adv, tf.zeros_like(best_score), trace.stack()
                 leaves = {**clean, **dict(zip(perturbed, adv, strict=True))}
                 loss, outputs = attack_loss(leaves, y)
