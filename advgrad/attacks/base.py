@@ -253,8 +253,8 @@ class Attack:
         Unlike `run`, it skips the forward pass that judges the last iterate: a sample fooled
         at an earlier iterate gets that iterate, any other sample the last one. So the samples
         it fools are exactly those `run` fools; only a sample no iterate fools may get a
-        different (equally unsuccessful) iterate. With `restarts` > 1, every restart but the
-        last is still judged, to compare them.
+        different (equally unsuccessful) iterate. With `restarts` > 1 every restart is still
+        judged, to compare them.
         """
         return self._execute(self._plan(model, x, y, budget, eps), judge=False).x_adv
 
@@ -536,8 +536,7 @@ class IterativeAttack(Attack):
                         delta = budget.norm.project(stepped - x, eps_t[i])
                         new_adv.append(budget.bounds.clip(x + delta))
                     else:
-                        low, high = boxes[i]
-                        new_adv.append(tf.minimum(tf.maximum(stepped, low), high))
+                        new_adv.append(tf.clip_by_value(stepped, *boxes[i]))
                     new_states.append(state)
                 return t + 1, new_adv, new_states, best, best_score, trace
 
