@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from advgrad import norms as norms_lib
-from advgrad._validation import invalid
+from advgrad._validation import check_eps, invalid
 
 __all__ = ["Bounds", "Budget", "resolve_budgets"]
 
@@ -203,24 +202,13 @@ class Bounds:
         return hash((key(self.low), key(self.high)))
 
 
-def _check_eps(eps: Any) -> float:
-    if (
-        isinstance(eps, (bool, np.bool_))
-        or not isinstance(eps, numbers.Real)
-        or math.isnan(float(eps))
-        or float(eps) < 0
-    ):
-        raise invalid("eps", "a number >= 0", eps)
-    return float(eps)
-
-
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """The perturbation budget of one input: a norm ball of radius `eps`, within `bounds`.
 
     Args:
-        eps: Radius of the ball, a number >= 0. `math.inf` means no norm constraint (only
-            the bounds), for minimal-perturbation attacks; don't draw random starts with it.
+        eps: Radius of the ball, a finite number >= 0 (as everywhere in advgrad: an
+            infinite radius is refused, see `advgrad._validation`).
         norm: "linf" (default), "l2", "l1", or a `advgrad.norms.Norm`.
         bounds: Valid range of the perturbed input: `None`, a `(low, high)` pair or a
             `Bounds`. Defaults to `None`, which means **unbounded**: the input is not
@@ -228,8 +216,8 @@ class Budget:
             scaled to [0, 1].
 
     Raises:
-        ValueError: If `eps` is negative, NaN or not a number, or `norm`/`bounds` are
-            invalid.
+        ValueError: If `eps` is negative, infinite, NaN or not a number, or `norm`/`bounds`
+            are invalid.
 
     >>> from advgrad.budget import Budget
     >>> budget = Budget(eps=8 / 255, bounds=(0.0, 1.0))
@@ -244,7 +232,7 @@ class Budget:
     bounds: Bounds
 
     def __init__(self, eps: float, norm: Any = "linf", bounds: Any = None):
-        object.__setattr__(self, "eps", _check_eps(eps))
+        object.__setattr__(self, "eps", check_eps(eps))
         object.__setattr__(self, "norm", norms_lib.get(norm))
         object.__setattr__(self, "bounds", Bounds.from_value(bounds))
 

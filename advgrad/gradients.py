@@ -15,52 +15,20 @@ axis is left open, so batches of any size reuse one trace).
 
 from __future__ import annotations
 
-import collections
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from advgrad._compile import compile_once, count_trace, trace_count
 from advgrad._validation import invalid
 from advgrad.models import ModelAdapter, select
 from advgrad.nest import Structure
 from advgrad.objective import Objective
 
 REDUCTIONS = ("none", "mean")
-_TRACES: collections.Counter = collections.Counter()
-
-
-def trace_count(kind: str | None = None) -> int:
-    """How many times advgrad's compiled functions were traced (all kinds, or one kind).
-
-    >>> trace_count("input_gradients") >= 0
-    True
-    """
-    return sum(_TRACES.values()) if kind is None else _TRACES[kind]
-
-
-def count_trace(kind: str) -> None:
-    """Record one trace of `kind` (call it in the Python body of a tf.function)."""
-    _TRACES[kind] += 1
-
-
-def compile_once(fn: Callable, signature: Any, **options: Any) -> Callable:
-    """`tf.function(fn, input_signature=signature)` for a function advgrad builds per model
-    and configuration, traced once per signature (`trace_count` keeps the count).
-
-    TensorFlow's "N out of the last M calls triggered retracing" warning is keyed on the
-    Python code object, so several such functions built from one closure (a suite of
-    attacks, say) would look like one function retracing; a `functools.partial` gives each
-    its own key, and the warning keeps its meaning.
-
-    >>> double = compile_once(lambda x: 2 * x, [tf.TensorSpec([None], tf.float32)])
-    >>> double(tf.constant([1.0, 2.0])).numpy().tolist()
-    [2.0, 4.0]
-    """
-    return tf.function(functools.partial(fn), input_signature=signature, **options)
 
 
 @dataclass

@@ -1,0 +1,148 @@
+"""What a classifier predicts, and whether a prediction is "fooled": decided in one place.
+
+`Classes` reads class ids off a model's outputs (argmax over the last axis; for one unit, a
+threshold: 0.5 on a sigmoid's probabilities, 0 on a logit) and off labels (ids or one-hot
+rows). The attack loop uses it inside its compiled graph and `predicted_classes` uses it on
+numpy, so the two can never disagree about what fooled a sample.
+
+>>> import numpy as np
+>>> from advgrad import data, zoo
+>>> model = zoo.load("digits-mlp")
+>>> x = data.digits(flat=True).x_test[:4]
+>>> predict(model, x).shape, predicted_classes(model, x).dtype
+((4, 10), dtype('int64'))
+>>> Classes(threshold=0.5).predicted(np.array([[0.7], [0.2]])).numpy().tolist()
+[1, 0]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from advgrad._compile import compile_once
+from advgrad._validation import invalid
+from advgrad.models import ModelAdapter
+from advgrad.objective import Objective
+
+__all__ = ["Classes", "class_ids", "predict", "predicted_classes"]
+
+
+class Classes:
+    """Class ids from outputs and labels, and the fooled test, in TensorFlow ops.
+
+    Args:
+        threshold: For a one-unit output, the value above which class 1 is predicted: 0.5
+            for sigmoid probabilities, 0.0 for a logit.
+    """
+
+    def __init__(self, threshold: float = 0.0):
+        self.threshold = float(threshold)
+
+    @classmethod
+    def of(cls, adapter: ModelAdapter, output: Any = None, *, logits: bool = False) -> Classes:
+        """How to read output `output` of a model: a sigmoid output is read as probabilities
+        unless `logits` (the pre-activation is what is read)."""
+        sigmoid = not logits and adapter.final_activation(output) == "sigmoid"
+        return cls(0.5 if sigmoid else 0.0)
+
+    @classmethod
+    def of_objective(cls, objective: Objective) -> Classes | None:
+        """How to read the outputs the objective computes; None when its loss has several
+        terms (no single class to flip)."""
+        if len(objective.terms) != 1:
+            return None
+        return cls.of(objective.adapter, objective.output, logits=objective.use_logits)
+
+    def predicted(self, outputs: Any) -> tf.Tensor:
+        """Predicted class ids, ``[B]`` int64."""
+        out = tf.convert_to_tensor(outputs)
+        if out.shape.rank == 1 or out.shape[-1] == 1:
+            return tf.cast(tf.reshape(out, [-1]) > tf.cast(self.threshold, out.dtype), tf.int64)
+        return tf.argmax(out, axis=-1)
+
+    @staticmethod
+    def truth(y: Any) -> dict[str, tf.Tensor]:
+        """The labels as ``[B]`` int64 ids, both ways a label can be read: ``"binary"``
+        (label > 0.5, for a one-unit output) and ``"classes"`` (argmax of one-hot rows, else
+        the ids). Read once per batch; `fooled` picks the one that fits the output."""
+        labels = tf.convert_to_tensor(y)
+        one_hot = labels.shape.rank is not None and labels.shape.rank >= 2
+        if one_hot and labels.shape[-1] != 1:
+            classes = tf.argmax(labels, axis=-1)
+        else:
+            classes = tf.reshape(tf.cast(labels, tf.int64), [-1])
+        binary = tf.cast(tf.reshape(tf.cast(labels, tf.float32), [-1]) > 0.5, tf.int64)
+        return {"binary": binary, "classes": classes}
+
+    def fooled(self, outputs: Any, truth: dict[str, tf.Tensor], targeted: bool) -> tf.Tensor:
+        """Per sample: the prediction differs from the label (equals it when `targeted`)."""
+        out = tf.convert_to_tensor(outputs)
+        labels = truth["binary"] if out.shape.rank == 1 or out.shape[-1] == 1 else truth["classes"]
+        predicted = self.predicted(out)
+        return tf.equal(predicted, labels) if targeted else tf.not_equal(predicted, labels)
+
+
+def predict(model: Any, x: Any) -> np.ndarray:
+    """The model's output on `x` (inference mode), as numpy: logits or probabilities.
+
+    Runs in a `tf.function` cached per model (one trace serves every batch size).
+
+    Args:
+        model: A keras.Model or a callable on tensors with one classification output.
+        x: An array, or a list or dict of arrays, matching the model's inputs.
+
+    Returns:
+        Array of shape ``[batch, classes]`` (or ``[batch, 1]`` for a binary output).
+
+    Raises:
+        ValueError: If the model has several outputs.
+    """
+    adapter = ModelAdapter.of(model)
+    given, leaves = adapter.split_inputs(x)
+    tensors = [tf.convert_to_tensor(v) for v in leaves.values()]
+    specs = tuple(tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in tensors)
+    key = ("predict", given, tuple(leaves), specs)
+    fn = adapter.cache.get(key)
+    if fn is None:  # one trace per input signature, whatever the batch size
+        names = tuple(leaves)
+
+        def forward(*values):
+            return adapter(adapter.pack_inputs(dict(zip(names, values, strict=True)), given))
+
+        fn = compile_once(forward, specs)
+        adapter.cache[key] = fn
+    outputs = tf.nest.flatten(fn(*tensors))
+    if len(outputs) != 1:
+        raise invalid("model", "a model with a single classification output", model)
+    return np.asarray(outputs[0])
+
+
+def predicted_classes(model: Any, x: Any, outputs: np.ndarray | None = None) -> np.ndarray:
+    """Predicted class ids, as `Classes` reads them: argmax over the last axis, or a
+    threshold for one unit (0.5 after a sigmoid, else 0).
+
+    Args:
+        model: As for `predict`.
+        x: Inputs, as for `predict`.
+        outputs: The model's outputs on `x` when already computed. Defaults to None.
+
+    Returns:
+        int64 array ``[batch]``.
+    """
+    out = predict(model, x) if outputs is None else np.asarray(outputs)
+    return Classes.of(ModelAdapter.of(model)).predicted(out).numpy()
+
+
+def class_ids(y: Any) -> np.ndarray:
+    """Integer class ids from labels given as ids (``[B]`` or ``[B, 1]``) or one-hot rows.
+
+    >>> class_ids([[0, 1], [1, 0]]).tolist(), class_ids([3, 1]).tolist()
+    ([1, 0], [3, 1])
+    """
+    array = np.asarray(y)
+    if array.ndim == 2 and array.shape[1] > 1:
+        return np.argmax(array, axis=1).astype(np.int64)
+    return array.reshape(len(array)).astype(np.int64)
