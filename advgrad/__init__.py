@@ -1,22 +1,36 @@
 """advgrad: adversarial examples and robustness evaluation for TensorFlow/Keras models.
 
+The public API is loaded on first use: ``import advgrad`` itself imports no TensorFlow, so
+the command line can start quietly and a config can be checked without it.
+
 >>> import advgrad
->>> isinstance(advgrad.__version__, str)
-True
+>>> isinstance(advgrad.__version__, str), callable(advgrad.input_gradients)
+(True, True)
 """
 
-from advgrad._backend import require_tensorflow_backend
+from __future__ import annotations
 
-require_tensorflow_backend()
+import importlib
+from typing import Any
 
-from advgrad import attacks, data, losses, norms, steps, zoo  # noqa: E402
-from advgrad._version import __version__  # noqa: E402
-from advgrad.attacks import get_attack, list_attacks, register_attack  # noqa: E402
-from advgrad.budget import Bounds, Budget  # noqa: E402
-from advgrad.checks import check_gradients  # noqa: E402
-from advgrad.evaluate import evaluate  # noqa: E402
-from advgrad.gradients import input_gradients, output_gradients  # noqa: E402
-from advgrad.report import Report  # noqa: E402
+from advgrad._backend import check_requested_backend
+from advgrad._version import __version__
+
+check_requested_backend()
+
+_MODULES = ("attacks", "data", "losses", "norms", "steps", "zoo")
+_ATTRIBUTES = {
+    "Bounds": "advgrad.budget",
+    "Budget": "advgrad.budget",
+    "Report": "advgrad.report",
+    "check_gradients": "advgrad.checks",
+    "evaluate": "advgrad.evaluate",
+    "get_attack": "advgrad.attacks",
+    "input_gradients": "advgrad.gradients",
+    "list_attacks": "advgrad.attacks",
+    "output_gradients": "advgrad.gradients",
+    "register_attack": "advgrad.attacks",
+}
 
 __all__ = [
     "Bounds",
@@ -37,3 +51,18 @@ __all__ = [
     "steps",
     "zoo",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        value = importlib.import_module(f"advgrad.{name}")
+    elif name in _ATTRIBUTES:
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    else:
+        raise AttributeError(f"module 'advgrad' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

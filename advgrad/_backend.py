@@ -1,8 +1,20 @@
-"""Make sure Keras runs on TensorFlow before anything else is imported."""
+"""Make sure Keras runs on TensorFlow: a clear error, with the fix, instead of a wrong backend.
+
+`import advgrad` checks the ``KERAS_BACKEND`` variable only (no TensorFlow import); the
+modules that use Keras (`advgrad.models`, `advgrad.losses`) run the full check when they are
+first imported.
+"""
 
 from __future__ import annotations
 
 import os
+
+
+def check_requested_backend() -> None:
+    """Refuse a ``KERAS_BACKEND`` other than tensorflow (reads the environment only)."""
+    requested = os.environ.get("KERAS_BACKEND")
+    if requested and requested != "tensorflow":
+        raise RuntimeError(_message(requested))
 
 
 def require_tensorflow_backend() -> None:
@@ -10,9 +22,7 @@ def require_tensorflow_backend() -> None:
 
     >>> require_tensorflow_backend()  # no error on the TensorFlow backend
     """
-    requested = os.environ.get("KERAS_BACKEND")
-    if requested and requested != "tensorflow":
-        raise RuntimeError(_message(requested))
+    check_requested_backend()
     import keras
 
     backend = keras.backend.backend()

@@ -23,7 +23,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from advgrad._backend import require_tensorflow_backend
 from advgrad._validation import invalid
+
+require_tensorflow_backend()  # Keras must run on TensorFlow (a clear error if not)
 
 LossFn = Callable[[Any, Any], Any]
 

@@ -22,8 +22,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from advgrad._backend import require_tensorflow_backend
 from advgrad._validation import describe, invalid
 from advgrad.nest import Structure
+
+require_tensorflow_backend()  # Keras must run on TensorFlow (a clear error if not)
 
 
 @dataclass(frozen=True)
