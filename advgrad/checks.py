@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from advgrad._validation import invalid
+from advgrad._validation import check_int, check_number, invalid
 from advgrad.gradients import input_gradients, prepare_inputs, resolve_labels
 from advgrad.models import ModelAdapter
 from advgrad.objective import Objective, _compiled_loss_weights
@@ -136,8 +136,9 @@ def check_gradients(
         A `GradientCheck`; ``report.passed`` is False when the error exceeds `tolerance` or
         gradients are NaN, infinite or all zero.
     """
-    if not isinstance(coordinates, int) or coordinates < 1:
-        raise invalid("coordinates", "an int >= 1", coordinates)
+    coordinates = check_int("coordinates", coordinates, low=1)
+    tolerance = check_number("tolerance", tolerance, low=0.0, low_open=True)
+    seed = check_int("seed", seed, low=0)
     if step_sizes is not None and (
         np.ndim(step_sizes) != 1 or not np.size(step_sizes) or not np.all(np.greater(step_sizes, 0))
     ):

@@ -128,7 +128,8 @@ def _spec_name(name: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "input"
 
 
-def _label_specs(y: Any) -> Any:
+def label_specs(y: Any) -> Any:
+    """TensorSpecs of labels with an open batch axis (one trace for every batch size)."""
     return tf.nest.map_structure(
         lambda v: tf.TensorSpec((None, *np.shape(v)[1:]), tf.as_dtype(np.asarray(v).dtype)), y
     )
@@ -200,7 +201,7 @@ def input_gradients(
     objective = Objective.resolve(inputs.adapter, loss, output)
     labels = resolve_labels(objective, inputs, y)
     weights = _sample_weight(sample_weight, inputs.batch_size)
-    fn = loss_gradient_function(inputs, objective, reduction, _label_specs(labels))
+    fn = loss_gradient_function(inputs, objective, reduction, label_specs(labels))
     per_sample, grads = fn(list(inputs.tensors.values()), labels, weights)
     values = inputs.give_back(dict(zip(inputs.wrt, grads, strict=True)), wrt)
     if not return_loss:
@@ -232,6 +233,48 @@ def _sample_weight(sample_weight: Any, batch: int) -> tf.Tensor:
     return tf.constant(weights)
 
 
+def value_and_grad(
+    objective: Objective,
+    inputs: Inputs,
+    leaves: dict[str, tf.Tensor],
+    y: Any,
+    *,
+    wrt: Sequence[str] | None = None,
+    sample_weight: tf.Tensor | None = None,
+    reduction: str = "none",
+    negate: bool = False,
+) -> tuple[tf.Tensor, Any, list[tf.Tensor]]:
+    """The loss and its input gradients, for use inside a compiled function: the one tape of
+    advgrad (`input_gradients` and every attack loop take their gradients from here).
+
+    Args:
+        objective: What the loss is (`Objective.resolve`).
+        inputs: The validated inputs (their layout for the model's call, and `wrt`).
+        leaves: ``{input name: tensor}`` to evaluate at (the attack's current iterate).
+        y: Labels, as `objective.check_labels` returned them.
+        wrt: Names of the inputs to differentiate; defaults to ``inputs.wrt``.
+        sample_weight: Optional ``[B]`` weights of the per-sample losses.
+        reduction: "none": the gradient of the sum (per-sample gradients); "mean": of the mean.
+        negate: Take the loss with a minus sign (a targeted attack descends the loss).
+
+    Returns:
+        ``(per-sample loss, the outputs it was computed from, gradients)``, gradients in the
+        order of `wrt` (zeros where the loss does not depend on an input).
+    """
+    watched = [leaves[n] for n in (inputs.wrt if wrt is None else wrt)]
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        outputs = objective.forward(inputs.pack(leaves))
+        per_sample = objective.per_sample(y, outputs)
+        if negate:
+            per_sample = -per_sample
+        if sample_weight is not None and per_sample.shape.rank == 1:
+            per_sample = per_sample * tf.cast(sample_weight, per_sample.dtype)
+        total = tf.reduce_sum(per_sample) if reduction == "none" else tf.reduce_mean(per_sample)
+    grads = tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return per_sample, outputs, grads
+
+
 def loss_gradient_function(inputs: Inputs, objective: Objective, reduction: str, y_specs):
     """The compiled ``(xs, y, sample_weight) -> (per-sample loss, grads)`` for this call."""
     key = (
@@ -241,28 +284,16 @@ def loss_gradient_function(inputs: Inputs, objective: Objective, reduction: str,
         inputs.wrt,
         reduction,
         inputs.specs(),
-        _spec_key(y_specs),
+        spec_key(y_specs),
     )
     cache = inputs.adapter.cache
     if key not in cache:
-        names, wrt = inputs.names, inputs.wrt
 
         def compute(xs, y, sample_weight):
             count_trace("input_gradients")
-            leaves = dict(zip(names, xs, strict=True))
-            watched = [leaves[n] for n in wrt]
-            with tf.GradientTape() as tape:
-                tape.watch(watched)
-                per_sample = objective.per_sample(y, objective.forward(inputs.pack(leaves)))
-                if per_sample.shape.rank == 1:
-                    per_sample = per_sample * tf.cast(sample_weight, per_sample.dtype)
-                total = (
-                    tf.reduce_sum(per_sample)
-                    if reduction == "none"
-                    else (tf.reduce_mean(per_sample))
-                )
-            grads = tape.gradient(
-                total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            leaves = dict(zip(inputs.names, xs, strict=True))
+            per_sample, _, grads = value_and_grad(
+                objective, inputs, leaves, y, sample_weight=sample_weight, reduction=reduction
             )
             return per_sample, grads
 
@@ -271,7 +302,8 @@ def loss_gradient_function(inputs: Inputs, objective: Objective, reduction: str,
     return cache[key]
 
 
-def _spec_key(specs: Any) -> Any:
+def spec_key(specs: Any) -> Any:
+    """A hashable cache key for a nest of TensorSpecs."""
     flat = tf.nest.flatten(specs)
     return (str(tf.nest.map_structure(lambda _: 0, specs)), tuple(flat))
 
@@ -360,4 +392,10 @@ def _output_index(output_index: Any, batch: int, shape: tuple | None) -> tf.Tens
     return tf.constant(index, tf.int32)
 
 
-__all__ = ["input_gradients", "output_gradients", "prepare_inputs", "trace_count"]
+__all__ = [
+    "input_gradients",
+    "output_gradients",
+    "prepare_inputs",
+    "trace_count",
+    "value_and_grad",
+]

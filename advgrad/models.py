@@ -47,8 +47,14 @@ class ModelAdapter:
         if not callable(model):
             raise invalid("model", "a keras.Model or a callable", model, cls=TypeError)
         self.model = model
-        self.input_structure, self.input_specs = _read_inputs(model)
-        self.output_structure, self.output_shapes = _read_outputs(model)
+        self.input_structure, inputs = _read_nest(model, "inputs")
+        self.input_specs = (
+            None
+            if inputs is None
+            else {n: _spec_of(t) for n, t in zip(self.input_structure.names, inputs, strict=True)}
+        )
+        self.output_structure, outputs = _read_nest(model, "outputs")
+        self.output_shapes = None if outputs is None else [tuple(t.shape[1:]) for t in outputs]
         self.cache: dict = {}  # compiled functions of the engine and the attacks
 
     @classmethod
@@ -239,22 +245,23 @@ def _spec_of(tensor: Any) -> InputSpec:
     return InputSpec(shape, str(tf.as_dtype(dtype).name) if dtype is not None else None)
 
 
-def _read_inputs(model: Any) -> tuple[Structure | None, dict[str, InputSpec] | None]:
+def _read_nest(model: Any, side: str) -> tuple[Structure | None, list[Any] | None]:
+    """The layout and symbolic tensors of a graph model's ``"inputs"`` or ``"outputs"``
+    (None, None for a subclassed model, whose inputs are known only when it is called)."""
     if not _is_graph_model(model):
         return None, None
-    struct = getattr(model, "_inputs_struct", None)
+    struct = getattr(model, f"_{side}_struct", None)
     if isinstance(struct, Mapping):
         names = tuple(struct)
-        tensors = [struct[n] for n in names]
-        structure = Structure("dict", names)
-    else:
-        tensors = list(model.inputs)
+        return Structure("dict", names), [struct[n] for n in names]
+    tensors = list(getattr(model, side))
+    if side == "inputs":
         names = tuple(_tensor_name(t, i) for i, t in enumerate(tensors))
-        kind = "list" if isinstance(struct, (list, tuple)) else "single"
-        if kind == "single" and len(tensors) != 1:
-            kind = "list"
-        structure = Structure(kind, names)
-    return structure, {n: _spec_of(t) for n, t in zip(names, tensors, strict=True)}
+    else:
+        given = list(getattr(model, "output_names", None) or [])
+        names = tuple(given[i] if i < len(given) else f"output_{i}" for i in range(len(tensors)))
+    kind = "list" if len(tensors) != 1 or isinstance(struct, (list, tuple)) else "single"
+    return Structure(kind, names), tensors
 
 
 def _tensor_name(tensor: Any, index: int) -> str:
@@ -264,32 +271,9 @@ def _tensor_name(tensor: Any, index: int) -> str:
     return name
 
 
-def _read_outputs(model: Any) -> tuple[Structure | None, list[tuple] | None]:
-    if not _is_graph_model(model):
-        return None, None
-    struct = getattr(model, "_outputs_struct", None)
-    if isinstance(struct, Mapping):
-        names = tuple(struct)
-        tensors = [struct[n] for n in names]
-        structure = Structure("dict", names)
-    else:
-        tensors = list(model.outputs)
-        output_names = list(getattr(model, "output_names", None) or [])
-        names = tuple(
-            output_names[i] if i < len(output_names) else f"output_{i}" for i in range(len(tensors))
-        )
-        kind = "list" if len(tensors) != 1 or isinstance(struct, (list, tuple)) else "single"
-        structure = Structure(kind, names)
-    return structure, [tuple(t.shape[1:]) for t in tensors]
-
-
 def select(outputs: Any, key: str | int | None) -> Any:
     """Pick one output of a model's result (None keeps the whole result)."""
-    if key is None:
-        return outputs
-    if isinstance(outputs, Mapping):
-        return outputs[key]
-    return outputs[key]
+    return outputs if key is None else outputs[key]
 
 
 __all__ = ["InputSpec", "ModelAdapter", "describe", "select"]

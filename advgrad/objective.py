@@ -284,22 +284,38 @@ def _class_name(spec: losses.LossSpec) -> str:
 
 
 def _logits_model(adapter: ModelAdapter, key):
-    """A callable giving the pre-softmax tensor of a model ending in softmax."""
+    """A callable giving the pre-softmax tensor of a model ending in softmax.
+
+    The final layer's own ``call`` runs on a stand-in whose activation is linear and whose
+    every other attribute (weights, options) is the layer's: the user's layer is never
+    changed, not even for a moment (another thread may be using it).
+    """
     layer = adapter.final_layer(key)
     pre = keras.Model(adapter.model.inputs, layer.input)
     if isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
         return lambda inputs: pre(inputs, training=False)
+    linear = _WithoutActivation(layer)
+    call = type(layer).call
 
     def logits(inputs):
-        hidden = pre(inputs, training=False)
-        activation = layer.activation
-        layer.activation = keras.activations.linear
-        try:
-            return layer(hidden, training=False)
-        finally:
-            layer.activation = activation
+        return call(linear, pre(inputs, training=False))
 
     return logits
+
+
+class _WithoutActivation:
+    """A read-only stand-in for a layer: its attributes, but a linear activation."""
+
+    activation = staticmethod(keras.activations.linear)
+
+    def __init__(self, layer: Any):
+        object.__setattr__(self, "_layer", layer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._layer, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot set {name!r}: the layer is read-only here")
 
 
 __all__ = ["Objective", "Term", "describe"]

@@ -11,8 +11,9 @@ import tensorflow as tf
 
 import advgrad
 from advgrad import steps
+from advgrad._validation import check_number
 from advgrad.attacks import BIM, IterativeAttack, registry
-from advgrad.attacks.base import _check_number
+from advgrad.attacks.base import setting
 from advgrad.norms import Norm
 
 BUILTIN = ["bim", "fgsm", "mifgsm", "pgd"]
@@ -52,7 +53,9 @@ class ScaledSign(IterativeAttack):
     """A user's attack: the norm's steepest-ascent direction scaled by `factor`."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"steps": 5, "factor": 0.5}
-    CHECKS: ClassVar[dict[str, Any]] = {"factor": _check_number("factor", 0.0, inclusive=False)}
+    CHECKS: ClassVar[dict[str, Any]] = {
+        "factor": setting(check_number, "factor", low=0.0, low_open=True)
+    }
     FIXED: ClassVar[dict[str, Any]] = {"random_start": False, "restarts": 1}
 
     def step_rule(self, norm: Norm) -> steps.StepRule:

@@ -5,8 +5,9 @@
 True
 """
 
-from advgrad.attacks.base import Attack, AttackResult, IterativeAttack
+from advgrad.attacks.base import Attack, AttackResult, Plan
 from advgrad.attacks.fgsm import FGSM
+from advgrad.attacks.loop import IterativeAttack
 from advgrad.attacks.mifgsm import MIFGSM
 from advgrad.attacks.pgd import BIM, PGD
 from advgrad.attacks.registry import from_config, get_attack, list_attacks, register_attack
@@ -19,6 +20,7 @@ __all__ = [
     "Attack",
     "AttackResult",
     "IterativeAttack",
+    "Plan",
     "from_config",
     "get_attack",
     "list_attacks",

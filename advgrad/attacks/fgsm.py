@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from advgrad.attacks.base import IterativeAttack
+from advgrad.attacks.loop import IterativeAttack
 from advgrad.attacks.registry import register_attack
 
 

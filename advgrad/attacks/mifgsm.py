@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from advgrad import steps
-from advgrad.attacks.base import IterativeAttack, _check_number
+from advgrad._validation import check_number
+from advgrad.attacks.base import setting
+from advgrad.attacks.loop import IterativeAttack
 from advgrad.attacks.registry import register_attack
 from advgrad.norms import Norm
 
@@ -23,7 +25,7 @@ class MIFGSM(IterativeAttack):
     """Momentum iterative FGSM; `decay` is the momentum factor mu (1.0 in the paper)."""
 
     DEFAULTS: ClassVar[dict[str, Any]] = {"steps": 10, "decay": 1.0}
-    CHECKS: ClassVar[dict[str, Any]] = {"decay": _check_number("decay", 0.0)}
+    CHECKS: ClassVar[dict[str, Any]] = {"decay": setting(check_number, "decay", low=0.0)}
     FIXED: ClassVar[dict[str, Any]] = {"random_start": False, "restarts": 1}
 
     def relative_step(self) -> float:

@@ -1,0 +1,342 @@
+"""`IterativeAttack`: the compiled gradient loop that FGSM, BIM, PGD and MI-FGSM share.
+
+A concrete attack only picks its pieces: a step rule (`step_rule`), its default step size
+(`relative_step`), whether it starts at random, how many restarts. One step is
+
+    grad -> step rule -> delta + step_size * direction -> project onto the ball -> clip
+
+and the whole attack (restarts x steps, and the best-so-far adversarial per sample) runs in
+one `tf.function` built by `_Loop`; eps, step sizes and the seed are tensors, so changing
+them does not retrace. Loss and gradients come from the engine
+(`advgrad.gradients.value_and_grad`), "fooled" from `advgrad.predictions.Classes`.
+
+>>> import advgrad
+>>> attack = advgrad.attacks.PGD(eps=0.1, steps=10)
+>>> attack.relative_step(), attack.random_start
+(0.25, True)
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from advgrad import norms, steps
+from advgrad._compile import compile_once, count_trace
+from advgrad._validation import check_bool, check_int, check_number
+from advgrad.attacks.base import Attack, AttackResult, Plan, setting
+from advgrad.budget import Bounds
+from advgrad.gradients import label_specs, spec_key, value_and_grad
+from advgrad.predictions import Classes
+
+
+def _check_step_size(value):
+    return None if value is None else check_number("step_size", value, low=0.0, low_open=True)
+
+
+class IterativeAttack(Attack):
+    """The shared gradient loop; subclasses choose pieces, never copy the loop.
+
+    Settings (besides `Attack`'s):
+        steps: iterations per restart.
+        step_size: absolute step size; None: `relative_step * eps` per input.
+        random_start: start from a uniform sample in the ball.
+        restarts: independent runs; the best adversarial per sample is kept.
+    """
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "steps": 10,
+        "step_size": None,
+        "random_start": False,
+        "restarts": 1,
+    }
+    CHECKS: ClassVar[dict[str, Any]] = {
+        "steps": setting(check_int, "steps", low=1),
+        "step_size": _check_step_size,
+        "random_start": setting(check_bool, "random_start"),
+        "restarts": setting(check_int, "restarts", low=1),
+    }
+    KEEP_BEST: ClassVar[bool] = True  # return the best iterate per sample, not the last
+
+    def relative_step(self) -> float:
+        """Step size as a fraction of eps when `step_size` is None (Madry et al.: 2.5/steps)."""
+        return 2.5 / self.steps
+
+    def step_rule(self, norm: norms.Norm) -> steps.StepRule:
+        """How a gradient becomes a direction; default: the norm's steepest ascent."""
+        return steps.normalize(norm)
+
+    # ------------------------------------------------------------ execution
+    def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
+        """Run the compiled loop over `plan`, `batch_size` samples at a time."""
+        inputs = plan.inputs
+        names, perturbed = inputs.names, plan.perturbed
+        batch = inputs.batch_size
+        chunk = self.batch_size or batch
+        eps = [plan.budgets[n].eps for n in perturbed]
+        sizes = [
+            self.step_size if self.step_size is not None else self.relative_step() * e for e in eps
+        ]
+        loop = self._compiled(plan, judge)
+        seed = tf.constant([self.seed, 0], tf.int64)
+        outputs: dict[str, list] = {n: [] for n in perturbed}
+        fooled, traces = [], []
+        starts = range(0, batch, chunk)
+        for index, start in enumerate(
+            tqdm(starts, disable=not self.progress, desc=self.name, unit="batch")
+        ):
+            stop = min(start + chunk, batch)
+            xs = [inputs.tensors[n][start:stop] for n in names]
+            labels = tf.nest.map_structure(lambda v, a=start, b=stop: v[a:b], plan.labels)
+            x_adv, chunk_fooled, trace = loop(
+                xs,
+                labels,
+                tf.constant(eps, tf.float64),
+                tf.constant(sizes, tf.float64),
+                tf.random.experimental.stateless_fold_in(seed, index),
+            )
+            for n, value in zip(perturbed, x_adv, strict=True):
+                outputs[n].append(value)
+            fooled.append(chunk_fooled.numpy())
+            traces.append(trace.numpy() * (stop - start))
+        results = {
+            n: tf.concat(outputs[n], 0) if n in outputs else inputs.tensors[n] for n in names
+        }
+        gradients = self.steps * self.restarts
+        return AttackResult(
+            x_adv=inputs.give_back(results, None),
+            fooled=np.concatenate(fooled),
+            gradients=gradients,
+            queries=np.full(batch, gradients, np.int64),
+            loss_trace=np.sum(traces, axis=0) / batch,
+        )
+
+    def _compiled(self, plan: Plan, judge: bool):
+        """The loop for this plan's signature, compiled once and cached on the model."""
+        judge = judge or self.restarts > 1  # restarts are compared by their judged iterates
+        inputs = plan.inputs
+        geometry = tuple((n, plan.budgets[n].norm, plan.budgets[n].bounds) for n in plan.perturbed)
+        key = (
+            "attack",
+            type(self),
+            self._trace_settings(),
+            id(plan.objective),
+            inputs.given,
+            inputs.specs(),
+            geometry,
+            spec_key(label_specs(plan.labels)),
+            judge,
+        )
+        cache = inputs.adapter.cache
+        if key not in cache:
+            loop = _Loop(self, plan, judge)
+            # No autograph: the loop is explicit tf.while_loops, and tracing stays fast.
+            cache[key] = compile_once(loop.run, loop.signature(plan.labels), autograph=False)
+        return cache[key]
+
+    def _trace_settings(self) -> tuple:
+        ignored = {"eps", "step_size", "seed", "batch_size", "progress", "budget", "bounds"}
+        return tuple((k, repr(v)) for k, v in sorted(self._settings.items()) if k not in ignored)
+
+
+class _Batch:
+    """What one traced call knows about its batch: the clean inputs, labels, radii, steps."""
+
+    def __init__(self, loop: _Loop, xs, y, eps, step_sizes):
+        self.perturbed = loop.perturbed
+        self.clean = dict(zip(loop.names, xs, strict=True))
+        self.y = y
+        self.size = tf.shape(xs[0])[0]
+        self.truth = Classes.truth(y) if loop.classes is not None else None
+        self.originals = [self.clean[n] for n in loop.perturbed]
+        self.eps = [tf.cast(eps[i], x.dtype) for i, x in enumerate(self.originals)]
+        self.step_sizes = [tf.cast(step_sizes[i], x.dtype) for i, x in enumerate(self.originals)]
+        # A coordinate-wise ball (Linf) meets the bounds in a box: computed once here, it
+        # makes "project, then clip" a single clip per step.
+        self.boxes = [
+            (b.bounds.clip(x - e), b.bounds.clip(x + e)) if b.norm.coordinatewise else None
+            for b, x, e in zip(loop.budgets, self.originals, self.eps, strict=True)
+        ]
+
+    def leaves(self, adv: list[tf.Tensor]) -> dict[str, tf.Tensor]:
+        """All inputs at the iterate `adv` (frozen inputs clean)."""
+        return {**self.clean, **dict(zip(self.perturbed, adv, strict=True))}
+
+
+class _Loop:
+    """One attack's compiled body for one plan signature: `run` is what gets traced.
+
+    `run` loops over restarts (`restart`), each from a start (`start`) through `steps` steps
+    (`step`); every step evaluates the loss and gradients (`evaluate`) and keeps the best
+    iterate per sample (`keep_best`): a fooled iterate beats any other, else the higher loss.
+    """
+
+    def __init__(self, attack: IterativeAttack, plan: Plan, judge: bool):
+        self.inputs, self.objective = plan.inputs, plan.objective
+        self.names, self.perturbed = plan.inputs.names, plan.perturbed
+        self.budgets = [plan.budgets[n] for n in self.perturbed]
+        self.rules = [attack.step_rule(b.norm) for b in self.budgets]
+        self.steps, self.restarts = attack.steps, attack.restarts
+        self.random_start, self.targeted = attack.random_start, attack.targeted
+        self.keep_all, self.judge = attack.KEEP_BEST, judge
+        self.classes = Classes.of_objective(plan.objective)
+
+    def signature(self, labels: Any) -> list:
+        """xs, labels, eps and step sizes per perturbed input, seed."""
+        count = len(self.perturbed)
+        return [
+            list(self.inputs.specs()),
+            label_specs(labels),
+            tf.TensorSpec([count], tf.float64),
+            tf.TensorSpec([count], tf.float64),
+            tf.TensorSpec([2], tf.int32),
+        ]
+
+    # ------------------------------------------------------------------ traced
+    def run(self, xs, y, eps, step_sizes, seed):
+        """The whole attack on one batch: (best x_adv per input, fooled, loss trace)."""
+        count_trace("attack")
+        batch = _Batch(self, xs, y, eps, step_sizes)
+        best = list(batch.originals)
+        best_score = tf.fill([batch.size], tf.constant(-np.inf, tf.float32))
+        trace = tf.zeros([self.steps + 1], tf.float32)  # the last restart's, stacked
+        _, best, best_score, trace = tf.while_loop(
+            lambda r, *_: r < self.restarts,
+            functools.partial(self.restart, batch, seed),
+            (tf.constant(0), best, best_score, trace),
+        )
+        return best, tf.math.is_inf(best_score), trace
+
+    def restart(self, batch: _Batch, seed, r, best, best_score, trace):
+        """One run from a (random) start through every step; judged unless `judge` is off."""
+        adv = self.start(batch, tf.random.experimental.stateless_fold_in(seed, r))
+        states = [rule.init(x) for rule, x in zip(self.rules, batch.originals, strict=True)]
+        trace = tf.TensorArray(tf.float32, size=self.steps + 1, element_shape=[])
+        _, adv, _, best, best_score, trace = tf.while_loop(
+            lambda t, *_: t < self.steps,
+            functools.partial(self.step, batch),
+            (tf.constant(0), adv, states, best, best_score, trace),
+        )
+        if not self.judge:  # `__call__`: the last iterate, unless an earlier one fooled
+            if self.keep_all:
+                fooled = tf.math.is_inf(best_score)
+                adv = [_select(fooled, b, a) for a, b in zip(adv, best, strict=True)]
+            return r + 1, adv, tf.zeros_like(best_score), trace.stack()
+        loss, outputs = self.loss(batch, adv)
+        fooled = self.fooled(batch, outputs)
+        trace = _record(trace, self.steps, loss)
+        if self.keep_all:
+            best, best_score = self.keep_best(adv, loss, fooled, best, best_score)
+        else:  # the last iterate, whatever it scores
+            best = adv
+            best_score = tf.where(fooled, np.inf, tf.cast(loss, tf.float32))
+        return r + 1, best, best_score, trace.stack()
+
+    def start(self, batch: _Batch, restart_seed) -> list[tf.Tensor]:
+        """The first iterate: x, or a uniform draw in the ball, clipped."""
+        adv = []
+        for i, x in enumerate(batch.originals):
+            delta = tf.zeros_like(x)
+            if self.random_start:
+                delta = self.budgets[i].norm.random_init(
+                    tf.shape(x),
+                    batch.eps[i],
+                    tf.random.experimental.stateless_fold_in(restart_seed, i),
+                    x.dtype,
+                )
+            adv.append(self.budgets[i].bounds.clip(x + delta))
+        return adv
+
+    def step(self, batch: _Batch, t, adv, states, best, best_score, trace):
+        """grad -> step rule -> delta + size * direction -> project -> clip."""
+        loss, fooled, grads = self.evaluate(batch, adv)
+        trace = _record(trace, t, loss)
+        if self.keep_all:
+            best, best_score = self.keep_best(adv, loss, fooled, best, best_score)
+        new_adv, new_states = [], []
+        for i, (x, budget, rule) in enumerate(
+            zip(batch.originals, self.budgets, self.rules, strict=True)
+        ):
+            box, grad = batch.boxes[i], grads[i]
+            if box is None:
+                grad = _mask_blocked(grad, adv[i], budget.bounds)
+            direction, state = rule.update(grad, states[i])
+            stepped = adv[i] + batch.step_sizes[i] * tf.cast(direction, x.dtype)
+            if box is None:
+                delta = budget.norm.project(stepped - x, batch.eps[i])
+                new_adv.append(budget.bounds.clip(x + delta))
+            else:
+                new_adv.append(tf.clip_by_value(stepped, *box))
+            new_states.append(state)
+        return t + 1, new_adv, new_states, best, best_score, trace
+
+    def evaluate(self, batch: _Batch, adv):
+        """Attack loss per sample, whether each sample is fooled, gradients per input."""
+        loss, outputs, grads = value_and_grad(
+            self.objective,
+            self.inputs,
+            batch.leaves(adv),
+            batch.y,
+            wrt=self.perturbed,
+            negate=self.targeted,
+        )
+        # The bookkeeping waits for the backward pass instead of running beside it: on a
+        # few CPU cores, one small op next to a convolution delays all of it.
+        with tf.control_dependencies(grads):
+            loss = tf.identity(loss)
+            fooled = self.fooled(batch, outputs)
+        return loss, fooled, grads
+
+    def loss(self, batch: _Batch, adv):
+        """Attack loss per sample (to maximise) and the outputs, without gradients."""
+        outputs = self.objective.forward(self.inputs.pack(batch.leaves(adv)))
+        per_sample = self.objective.per_sample(batch.y, outputs)
+        return (-per_sample if self.targeted else per_sample), outputs
+
+    def fooled(self, batch: _Batch, outputs) -> tf.Tensor:
+        """Per sample: the prediction on `outputs` is what the attack wants."""
+        if self.classes is None:  # several loss terms: no single class to flip
+            return tf.zeros([tf.shape(tf.nest.flatten(outputs)[0])[0]], tf.bool)
+        key = self.objective.terms[0].key
+        out = outputs if key is None else outputs[key]
+        return self.classes.fooled(out, batch.truth, self.targeted)
+
+    @staticmethod
+    def keep_best(adv, loss, fooled, best, best_score):
+        score = tf.where(fooled, tf.constant(np.inf, tf.float32), tf.cast(loss, tf.float32))
+        better = score > best_score
+        best = [_select(better, a, b) for a, b in zip(adv, best, strict=True)]
+        return best, tf.where(better, score, best_score)
+
+
+def _record(trace: tf.TensorArray, index: Any, loss: tf.Tensor) -> tf.TensorArray:
+    return trace.write(index, tf.reduce_mean(tf.cast(loss, tf.float32)))
+
+
+def _mask_blocked(grad: tf.Tensor, adv: tf.Tensor, bounds: Bounds) -> tf.Tensor:
+    """Zero the gradient where `adv` sits on a bound and ascent would push it outside.
+
+    No step is spent on coordinates the clip would undo: the sparse L1 direction would
+    otherwise keep choosing them and stall (Tramer & Boneh 2019; Foolbox's
+    SparseL1DescentAttack does the same), and the L2 direction would waste norm on them.
+    Not applied for coordinate-wise norms (Linf): there a blocked coordinate's step is clipped
+    back and costs the others nothing, so the mask would only add work to every step.
+    """
+    if bounds.is_unbounded:
+        return grad
+    low = tf.constant(bounds.low, adv.dtype)
+    high = tf.constant(bounds.high, adv.dtype)
+    at_high, at_low = adv >= high, adv <= low
+    return tf.where(at_high, tf.minimum(grad, 0), tf.where(at_low, tf.maximum(grad, 0), grad))
+
+
+def _select(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """Per sample: `a` where `mask` ([B]) holds, else `b` (inputs have a static rank)."""
+    return tf.where(tf.reshape(mask, [-1] + [1] * (a.shape.rank - 1)), a, b)
+
+
+__all__ = ["IterativeAttack"]
