@@ -9,7 +9,8 @@ Usage::
     advgrad gradients [--model digits-cnn] [--samples 32] [--seed 0]  # engine demo + FD check
     advgrad --version
 
-Every command takes ``--debug`` (show the full traceback of an error).
+Every command takes ``--debug`` (show the full traceback of an error, and TensorFlow's own
+start-up and runtime log lines, which are otherwise kept off the terminal).
 
 Exit codes: ``0`` done (for ``gradients``: the finite-difference check passed), ``1`` the
 work failed (an attack raised, the gradient check failed, the run was interrupted), ``2`` bad
@@ -36,20 +37,17 @@ advgrad ...
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+import pathlib
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything imports TensorFlow
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import pathlib  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
-from typing import Any  # noqa: E402
-
-from advgrad._version import __version__  # noqa: E402
+from advgrad._version import __version__
 
 __all__ = ["main"]
 
@@ -219,6 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     if not args.debug:
+        # The command owns its process: TensorFlow (imported later, by the handler) keeps
+        # its INFO lines to itself. Importing advgrad as a library changes no setting.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         _quiet_tensorflow()
     try:
         with _clean_output(args.debug):

@@ -18,7 +18,6 @@ would print, and `save_plots` draws robust accuracy against eps (matplotlib, opt
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -28,6 +27,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from advgrad._io import atomic_write
 
 __all__ = ["CASCADE", "Report"]
 
@@ -198,7 +199,7 @@ class Report:
         """
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=True)
         if path is not None:
-            _atomic_write_text(pathlib.Path(path), text + "\n")
+            atomic_write(path, text + "\n")
         return text
 
     @classmethod
@@ -435,21 +436,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.floating):
         return float(value)
     return value
-
-
-def _atomic_write_text(path: pathlib.Path, text: str) -> None:
-    """Write `text` to `path` through a synced temporary file in the same folder."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise

@@ -330,3 +330,49 @@ def test_version_subprocess():
 def test_version_in_process(capsys):
     code, stdout, _ = run(capsys, "--version")
     assert code == 0 and stdout.strip() == f"advgrad {__version__}"
+
+
+# ------------------------------------------------------------- a quiet command line
+def _command(*argv, tmp_path, debug=False):
+    """`advgrad ...` in a fresh process, as a user starts it (no TF_CPP_MIN_LOG_LEVEL set)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(ROOT)
+    args = [sys.executable, "-m", "advgrad.cli", *(["--debug"] if debug else []), *argv]
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+
+
+def test_unsafe_yaml_is_one_line_exit_2_and_nothing_runs(tmp_path):
+    marker = tmp_path / "executed"
+    config = tmp_path / "evil.yaml"
+    config.write_text(
+        f'model: !!python/object/apply:os.system ["touch {marker}"]\n'
+        "data: {name: digits}\nsuite: [fgsm]\neps: 0.1\n"
+    )
+    result = _command("bench", config, tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("advgrad: error: ") and "refused unsafe YAML" in result.stderr
+    assert result.stdout == "" and not marker.exists()
+
+
+def test_commands_print_nothing_from_tensorflow(tmp_path):
+    """TensorFlow is imported (the attack registry needs it), yet stderr stays empty."""
+    result = _command("attacks", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "pgd (PGD)" in result.stdout
+
+
+def test_importing_the_cli_changes_nothing_in_the_process():
+    code = (
+        "import os, sys; import advgrad.cli; "
+        "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'tensorflow' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.stdout.split() == ["None", "False"], result.stderr
