@@ -302,7 +302,7 @@ def _clean_output(debug: bool) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------- bench
 def _bench(args: argparse.Namespace) -> int:
-    from advgrad.config import load_config
+    from advgrad.config import build_run, load_config
 
     config = load_config(args.config)
     config = config.with_overrides(limit=args.limit, output=args.out)
@@ -319,7 +319,7 @@ def _bench(args: argparse.Namespace) -> int:
                 f"{out} already holds a run ({', '.join(existing)}); pass --resume to "
                 "continue it, or a different --out"
             )
-    run = config.build()  # loads the model and data: every config error surfaces here
+    run = build_run(config)  # loads the model and data: every config error surfaces here
 
     from advgrad.evaluate import evaluate
 

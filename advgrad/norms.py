@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from advgrad._validation import invalid
 
-__all__ = ["Norm", "Linf", "L2", "L1", "get"]
+__all__ = ["Norm", "Linf", "L2", "L1", "get", "names"]
 
 _LOW_PRECISION = (tf.float16, tf.bfloat16)
 
@@ -415,6 +415,16 @@ class L1(Norm):
 
 
 _ALIASES = {"linf": Linf, "inf": Linf, "l2": L2, "2": L2, "l1": L1, "1": L1}
+
+
+def names() -> list[str]:
+    """The canonical norm names, one per norm, in the registry's order (aliases left out).
+
+    >>> from advgrad import norms
+    >>> norms.names()
+    ['linf', 'l2', 'l1']
+    """
+    return list(dict.fromkeys(cls.name for cls in _ALIASES.values()))
 
 
 def get(identifier: Any) -> Norm:

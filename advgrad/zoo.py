@@ -37,7 +37,7 @@ from advgrad._validation import invalid
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["ModelCard", "build", "cache_dir", "card", "dataset", "list_models", "load"]
+__all__ = ["ModelCard", "build", "cache_dir", "card", "dataset", "list_models", "load", "names"]
 
 SEED = 0
 """Seed given to ``keras.utils.set_random_seed`` before building any zoo model."""
@@ -181,9 +181,18 @@ _SPECS: dict[str, _Spec] = {
 }
 
 
+def names() -> list[str]:
+    """Names of every zoo model, sorted; no data set is built and no model is loaded.
+
+    >>> names()
+    ['digits-cnn', 'digits-mlp', 'tabular-two-input']
+    """
+    return sorted(_SPECS)
+
+
 def _spec(name: str) -> _Spec:
     if not isinstance(name, str) or name not in _SPECS:
-        raise invalid("name", f"one of {sorted(_SPECS)}", name)
+        raise invalid("name", f"one of {names()}", name)
     return _SPECS[name]
 
 
@@ -291,7 +300,7 @@ def list_models(*, directory: str | os.PathLike | None = None) -> list[ModelCard
     >>> [c.output for c in list_models()]
     ['logits', 'logits', 'logits']
     """
-    return [card(name, directory=directory) for name in sorted(_SPECS)]
+    return [card(name, directory=directory) for name in names()]
 
 
 def _accuracy(model: keras.Model, ds: _data.Dataset) -> float:

@@ -77,7 +77,7 @@ BAD = {
     ),
     "wrong type": (
         lambda folder: SMALL.replace("steps: 3", "steps: ten"),
-        "suite[1].steps: expected int, received 'ten'",
+        "suite[1].steps: expected an int, received 'ten'",
     ),
     "unknown attack": (
         lambda folder: SMALL.replace("- fgsm", "- fgsmm"),
@@ -85,7 +85,7 @@ BAD = {
     ),
     "negative eps": (
         lambda folder: SMALL.replace("eps: [0.1, 0.3]", "eps: [-0.1, 0.3]"),
-        "eps[0]: expected a number >= 0, received -0.1",
+        "eps[0]: expected a finite number >= 0, received -0.1",
     ),
     "unsafe yaml": (
         lambda folder: "model: !!python/object/apply:os.system ['touch pwned']\n",
@@ -123,7 +123,7 @@ def test_bad_config_debug_raises(tmp_path, capsys):
     from advgrad.config import ConfigError
 
     config = write(tmp_path, SMALL.replace("eps: [0.1, 0.3]", "eps: -1"))
-    with pytest.raises(ConfigError, match=r"eps: expected a number >= 0, received -1"):
+    with pytest.raises(ConfigError, match=r"eps: expected a finite number >= 0, received -1"):
         main(["bench", str(config), "--out", str(tmp_path / "out"), "--debug"])
 
 

@@ -1,13 +1,25 @@
 """Benchmark configs: safe loading, validation by path, building model/data/attacks."""
 
 import pathlib
+import subprocess
+import sys
 import textwrap
 
 import keras
 import numpy as np
 import pytest
 
-from advgrad.config import BenchConfig, ConfigError, load_config, parse_config
+from advgrad._validation import ArgumentError, invalid
+from advgrad.config import (
+    BenchConfig,
+    Catalog,
+    ConfigError,
+    build_run,
+    load_config,
+    parse_config,
+    registries,
+)
+from advgrad.config.registries import default_catalog
 
 CONFIGS = pathlib.Path(__file__).resolve().parent.parent / "configs"
 
@@ -84,13 +96,13 @@ def test_every_problem_reported_by_path(tmp_path):
     expected = [
         "unknown key 'modle' (did you mean 'model'?)",
         "missing key 'model'",
-        "data.name: expected one of digits, breast-cancer-two-input, received 'digts' "
+        "data.name: expected one of breast-cancer-two-input, digits, received 'digts' "
         "(did you mean 'digits'?)",
         "data.limit: expected an int >= 1, received 0",
         "norm: expected one of linf, l2, l1, received 'l3'",
-        "suite[1].steps: expected int, received 'ten'",
-        "eps[0]: expected a number >= 0, received -0.1",
-        "eps[2]: expected a number >= 0, received 'abc'",
+        "suite[1].steps: expected an int, received 'ten'",
+        "eps[0]: expected a finite number >= 0, received -0.1",
+        "eps[2]: expected a finite number >= 0, received 'abc'",
         "bounds: expected low <= high, received [1.0, 0.0]",
         "batch_size: expected an int >= 1, received 0",
     ]
@@ -114,7 +126,7 @@ def test_error_is_one_line_naming_the_file(tmp_path):
         load_config(path)
     text = str(info.value)
     assert "\n" not in text
-    assert text == f"{path}: eps[0]: expected a number >= 0, received -0.1"
+    assert text == f"{path}: eps[0]: expected a finite number >= 0, received -0.1"
     assert isinstance(info.value, ValueError)
 
 
@@ -185,7 +197,7 @@ def test_lambda_model_refused_by_safe_mode(tmp_path):
     )
     config = load_config(path)
     with pytest.raises(ConfigError) as info:
-        config.build()
+        build_run(config)
     (problem,) = info.value.problems
     assert problem.startswith(f"model: Keras safe mode refused to load {tmp_path / 'lambda.keras'}")
     assert "Lambda" in problem and "\n" not in str(info.value)
@@ -210,7 +222,7 @@ def test_npz_labels_length_mismatch(tmp_path):
     x = np.zeros((10, 4), "float32")
     path = npz_config(tmp_path, x, np.zeros(9, "int64"))
     with pytest.raises(ConfigError) as info:
-        load_config(path).build()
+        build_run(load_config(path))
     assert info.value.problems == ["data.y: 9 labels for 10 input samples: the lengths must match"]
 
 
@@ -218,7 +230,7 @@ def test_npz_labels_out_of_range(tmp_path):
     x = np.zeros((6, 4), "float32")
     path = npz_config(tmp_path, x, np.array([0, 1, 2, 3, 4, 1]))
     with pytest.raises(ConfigError) as info:
-        load_config(path).build()
+        build_run(load_config(path))
     assert info.value.problems == [
         "data.y: labels range from 0 to 4, but the model has 3 classes (labels 0..2)"
     ]
@@ -238,7 +250,7 @@ def test_npz_builds_with_its_bounds(tmp_path, rng):
     y = rng.integers(0, 3, 12)
     path = npz_config(tmp_path, x, y, extra="norm: l2")
     config = load_config(path).with_overrides(limit=5)
-    model, (xs, ys), suite, eps, bounds = config.build()
+    model, (xs, ys), suite, eps, bounds = build_run(config)
     assert xs.shape == (5, 4) and ys.tolist() == y[:5].tolist()
     assert bounds == [-1.0, 1.0] and eps == [0.1]
     assert suite[0].get_config()["bounds"] == [-1.0, 1.0]
@@ -250,7 +262,7 @@ def test_explicit_bounds_must_hold_the_data(tmp_path, rng):
     x = rng.uniform(-1, -0.5, (12, 4)).astype("float32")
     path = npz_config(tmp_path, x, np.zeros(12, "int64"), extra="bounds: [0.0, 1.0]")
     with pytest.raises(ConfigError) as info:
-        load_config(path).build()
+        build_run(load_config(path))
     (problem,) = info.value.problems
     assert problem.startswith("bounds: 12 of 12 evaluated samples of input")
     assert "outside [0, 1]" in problem
@@ -261,7 +273,7 @@ def test_data_bounds_need_a_range(tmp_path):
     path = npz_config(tmp_path, x, np.zeros(6, "int64"))
     path.write_text(path.read_text().replace(", bounds: [-1.0, 1.0]", ""))
     with pytest.raises(ConfigError) as info:
-        load_config(path).build()
+        build_run(load_config(path))
     assert info.value.problems[0].startswith("bounds: 'data' needs a data set with a valid range")
 
 
@@ -274,7 +286,7 @@ def test_digits_build_applies_bounds_norm_and_limit():
             "eps": 0.1,
         }
     )
-    run = config.build()
+    run = build_run(config)
     x, y = run.data
     assert x.shape == (16, 8, 8, 1) and y.shape == (16,)
     assert run.bounds == [0.0, 1.0] and run.eps == [0.1]
@@ -294,7 +306,7 @@ def test_tabular_config_freezes_errors_input():
     config = load_config(CONFIGS / "tabular-multi-input.yaml")
     assert config.inputs == {"measurements": {"bounds": "data"}, "errors": None}
     with pytest.warns(UserWarning, match="lie outside the data set's range"):
-        run = config.build()
+        run = build_run(config)
     x, y = run.data
     assert set(x) == {"measurements", "errors"} and len(y) == 143
     assert set(run.bounds) == {"measurements"}
@@ -318,7 +330,7 @@ def test_inputs_section_errors(tmp_path):
     assert any(p.startswith("inputs.other: expected frozen (or null)") for p in problems)
     path = write(tmp_path, BASE + "inputs: {imag: {}}\n")
     with pytest.raises(ConfigError) as info:
-        load_config(path).build()
+        build_run(load_config(path))
     assert info.value.problems == [
         "inputs.imag: 'imag' is not an input of the model (image) (did you mean 'image'?)"
     ]
@@ -339,8 +351,191 @@ def test_model_without_loss_refused(tmp_path):
         """,
     )
     with pytest.raises(ConfigError) as info:
-        load_config(path).build()
+        build_run(load_config(path))
     (problem,) = info.value.problems
     assert problem.startswith("model: the model has no compiled loss and suite[0] (fgsm) sets none")
     path.write_text(path.read_text().replace("[fgsm, ", "[{name: fgsm, loss: margin}, "))
-    assert len(load_config(path).build().suite) == 2
+    assert len(build_run(load_config(path)).suite) == 2
+
+
+PURE_CATALOG = """
+from advgrad._validation import check_int
+from advgrad.config.catalog import Catalog
+
+def validate(name, settings):  # what an attack's constructor would check
+    check_int("steps", settings.get("steps", 10), low=1)
+
+catalog = Catalog(
+    attacks={
+        "fgsm": {"name": "fgsm", "eps": 0.0, "norm": "linf", "loss": None},
+        "pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 10, "random_start": True},
+    },
+    norms=("linf", "l2", "l1"),
+    datasets=("breast_cancer_two_input", "digits"),
+    flattenable=("digits",),
+    models=("digits-cnn", "tabular-two-input"),
+    validate_attack=validate,
+)
+"""
+
+
+def test_schema_validates_without_tensorflow(tmp_path):
+    """Parsing and validating a whole document needs no TensorFlow, given a catalog."""
+    write(
+        tmp_path,
+        """\
+        model: tabular-two-input
+        data: {name: breast_cancer_two_input, split: train, limit: 32}
+        suite: [fgsm, {name: pgd, steps: 3, random_start: false, norm: l2}]
+        eps: [0.0, 0.5]
+        norm: linf
+        bounds: {measurements: [-3.0, 3.0], errors: data}
+        inputs: {measurements: {bounds: data}, errors: frozen}
+        batch_size: 16
+        plot_examples: false
+        seed: 3
+        output: runs/tabular
+        """,
+    )
+    code = PURE_CATALOG + textwrap.dedent(
+        f"""
+        import sys
+        from advgrad.config.schema import ConfigError, load, parse
+
+        config = load({str(tmp_path / "bench.yaml")!r}, catalog)
+        assert config.data.name == "breast_cancer_two_input" and config.data.limit == 32
+        assert [a.name for a in config.suite] == ["fgsm", "pgd"], config.suite
+        assert config.suite[1].settings == {{"steps": 3, "random_start": False, "norm": "l2"}}
+        assert config.inputs == {{"measurements": {{"bounds": "data"}}, "errors": None}}
+        assert config.eps == (0.0, 0.5) and config.seed == 3 and not config.plot_examples
+        document = {{"model": "digits-cn", "data": {{"name": "digits"}},
+                     "suite": [{{"name": "pgd", "steps": 0}}], "eps": 0.1}}
+        try:
+            parse(document, catalog)
+        except ConfigError as err:
+            print(err.problems)
+        assert "tensorflow" not in sys.modules, "tensorflow imported"
+        assert "keras" not in sys.modules, "keras imported"
+        print("pure")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1] == "pure"
+    assert "suite[0].steps: expected an int >= 1, received steps=0" in lines[0]
+    assert "(did you mean 'digits-cnn'?)" in lines[0]
+
+
+def test_importing_config_imports_no_tensorflow():
+    code = (
+        "import sys, advgrad.config, advgrad.config.schema, advgrad.config.catalog\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def fresh_catalog():
+    """Rebuild the cached registry catalog before and after the test."""
+    registries._from_registries.cache_clear()
+    yield
+    registries._from_registries.cache_clear()
+
+
+def test_zoo_name_checked_without_building_data_sets(monkeypatch, fresh_catalog):
+    from advgrad import data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a data set was built to check a zoo name")
+
+    for loader in ("digits", "breast_cancer_two_input", "get"):
+        monkeypatch.setattr(data, loader, refuse)
+    document = {"model": "digits-cnn", "data": {"name": "digits"}, "suite": "fgsm", "eps": 0.1}
+    assert parse_config(document).model == "digits-cnn"
+    with pytest.raises(ConfigError, match=r"did you mean 'digits-mlp'\?"):
+        parse_config({**document, "model": "digits-mpl"})
+
+
+def test_data_set_spellings_and_flat():
+    document = {"model": "tabular-two-input", "suite": "fgsm", "eps": 0.1}
+    for name in ("breast-cancer-two-input", "breast_cancer_two_input"):
+        config = parse_config({**document, "data": {"name": name}})
+        assert config.data.name == "breast_cancer_two_input"
+    with pytest.raises(ConfigError) as info:
+        parse_config({**document, "data": {"name": "breast-cancer", "flat": 1}})
+    assert info.value.problems == [
+        "data.name: expected one of breast-cancer-two-input, digits, received 'breast-cancer' "
+        "(did you mean 'breast-cancer-two-input'?)",
+        "data.flat: expected a bool, received 1",
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_config({**document, "data": {"name": "breast-cancer-two-input", "flat": True}})
+    assert info.value.problems == ["data.flat: only the digits data set can be flattened"]
+
+
+def test_registry_catalog():
+    catalog = default_catalog()
+    assert catalog is default_catalog()  # cached
+    assert catalog.norms == ("linf", "l2", "l1")
+    assert catalog.datasets == ("breast_cancer_two_input", "digits")
+    assert catalog.flattenable == ("digits",)
+    assert catalog.models == ("digits-cnn", "digits-mlp", "tabular-two-input")
+    assert {"fgsm", "pgd", "mifgsm"} <= set(catalog.attack_names)
+    assert catalog.attacks["pgd"]["steps"] >= 1
+    with pytest.raises(ArgumentError) as info:
+        catalog.check_attack("pgd", {"steps": 0})
+    assert info.value.argument == "steps"
+
+
+def test_attack_error_mapped_to_its_path_by_argument():
+    """The suite's problems come from `ArgumentError.argument`/`reason`, not from the text."""
+
+    def validate(name, settings):
+        if settings.get("steps") == 0:
+            raise ArgumentError("steps", "expected an int >= 1, received steps=0.")
+        if settings.get("steps") == 2:
+            raise ArgumentError("restarts", "must not exceed `steps` (2).")
+        if settings.get("steps") == 3:
+            raise ValueError("pgd cannot run 3 steps")
+
+    catalog = Catalog(
+        attacks={"pgd": {"name": "pgd", "steps": 10}},
+        models=("m",),
+        datasets=("digits",),
+        validate_attack=validate,
+    )
+    suite = ["pgd", {"name": "pgd", "steps": 0}, {"name": "pgd", "steps": 2}]
+    suite.append({"name": "pgd", "steps": 3})
+    document = {"model": "m", "data": {"name": "digits"}, "suite": suite, "eps": 0.1}
+    with pytest.raises(ConfigError) as info:
+        parse_config(document, catalog=catalog)
+    assert info.value.problems == [
+        "suite[1].steps: expected an int >= 1, received steps=0",
+        "suite[2].restarts: must not exceed `steps` (2)",
+        "suite[3]: pgd cannot run 3 steps",
+    ]
+
+
+def test_bounds_error_of_an_attack_lands_on_bounds(tmp_path, monkeypatch):
+    """At build time an attack's `bounds` error is the config's top-level `bounds`."""
+    import advgrad.attacks
+
+    real = advgrad.attacks.get_attack
+
+    def get_attack(name, **settings):
+        if settings.get("bounds") is not None:
+            raise invalid("bounds", "bounds this attack can use", settings["bounds"])
+        return real(name, **settings)
+
+    monkeypatch.setattr(advgrad.attacks, "get_attack", get_attack)
+    x = np.zeros((6, 4), "float32")
+    path = npz_config(tmp_path, x, np.zeros(6, "int64"))
+    with pytest.raises(ConfigError) as info:
+        build_run(load_config(path))
+    assert info.value.problems == [
+        "bounds: expected bounds this attack can use, received bounds=[-1.0, 1.0]"
+    ]

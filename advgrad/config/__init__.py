@@ -1,0 +1,161 @@
+"""Benchmark configs: a YAML file, loaded safely and validated whole, that `advgrad bench` runs.
+
+A config names a model, a data set, a suite of attacks and the radii to sweep. It is read with
+``yaml.safe_load`` only (a file with Python tags such as ``!!python/object`` is refused) and
+checked completely before any work starts: every problem is reported at once, by its path
+(``suite[1].steps: expected an int, received 'ten'``). Models given as files are loaded with
+Keras' safe mode (``keras.models.load_model(path, safe_mode=True, compile=True)``), so a file
+that would run arbitrary Python code (a ``Lambda`` layer, say) is refused too.
+
+Schema (every key but ``model``, ``data``, ``suite`` and ``eps`` is optional)::
+
+    model: digits-cnn            # a zoo name (`advgrad zoo list`), or a path to a .keras file
+    data:                        # one of three forms:
+      name: digits               #   an embedded data set: digits | breast-cancer-two-input
+      split: test                #   optional: test (default) | train
+      limit: 450                 #   optional: the first N samples only
+      # flat: false              #   digits only: (N, 64) instead of (N, 8, 8, 1); default:
+      #                          #   whatever fits the model's input shape
+      # --- or a NumPy .npz file (read with allow_pickle=False): ---
+      # npz: data/test.npz       #   path, relative to this YAML file
+      # x: images                #   key of the inputs; a list of keys (several inputs, in the
+      #                          #   model's order), or a mapping input name -> key
+      # y: labels                #   key of the integer labels, shape (N,)
+      # bounds: [0.0, 1.0]       #   optional: valid input range, for `bounds: data`
+    suite:                       # attacks, run in this order, worst case per sample kept
+      - fgsm                     #   a registered name (`advgrad attacks`) with its defaults,
+      - {name: pgd, steps: 20}   #   or a mapping: name plus settings (checked against the
+                                 #   attack's get_config(): known keys, right types)
+    eps: [0.05, 0.1, 0.2, 0.3, 1.0]   # a finite number >= 0 or a list of them, swept for every
+                                 #   attack
+    norm: linf                   # optional: linf | l2 | l1, for every attack that does not set
+                                 #   its own `norm`
+    bounds: data                 # data (default: the data set's valid range) | [low, high]
+                                 #   (numbers, or per-feature lists) | null (no clipping) |
+                                 #   a mapping input name -> any of these (several inputs)
+    inputs:                      # optional, several inputs: which ones the attacks perturb
+      measurements: {}           #   perturbed; may hold its own `bounds` (as above)
+      errors: frozen             #   `frozen` (or null): never perturbed
+    batch_size: 128              # samples per batch (int >= 1)
+    plot_examples: true          # keep each fooled sample's first adversarial example, for the
+                                 #   image panels of the plots (memory grows with the data set:
+                                 #   set false for large ones)
+    seed: 0                      # seed of the evaluation (int >= 0)
+    output: runs/digits          # default output folder of `advgrad bench` (--out overrides)
+
+Paths to read (``model``, ``data.npz``) are relative to the YAML file's folder, so a config
+runs the same from anywhere; ``output`` is relative to the current folder (where you run
+``advgrad``), so results land in your working tree, not next to the config. Without
+``output`` the CLI writes to ``runs/<config file name without .yaml>``.
+
+``eps`` and ``bounds`` are top-level keys, not attack settings: every attack of the suite is
+run at every radius, within the same valid range. With ``inputs``, inputs that are not listed
+are frozen too, as with ``advgrad.Budget`` dicts.
+
+Parse, then build: the package is split in two halves.
+
+- `advgrad.config.schema` reads the YAML safely and validates the document into a `BenchConfig`
+  (pure: no TensorFlow, no Keras; `advgrad.config.sections` parses each section and
+  `advgrad.config.problems` collects the problems by path). What a config may name (attacks
+  and their settings, norms, data sets, zoo models) comes in as a `Catalog`
+  (`advgrad.config.catalog`); `load_config` and `parse_config` use the registries' own
+  (`advgrad.config.registries.default_catalog`) unless given one.
+- `advgrad.config.build.build_run` turns a `BenchConfig` into a `BenchRun`: it loads the
+  model and the data and makes the attacks, with Keras and TensorFlow.
+
+Importing `advgrad.config` imports neither TensorFlow nor Keras.
+
+>>> import pathlib, tempfile
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "bench.yaml").write_text('''
+... model: digits-cnn
+... data: {name: digits, limit: 64}
+... suite: [fgsm, {name: pgd, steps: 5}]
+... eps: [0.1, 0.3]
+... ''')
+>>> config = load_config(folder / "bench.yaml")
+>>> config.model, config.data.limit, [a.name for a in config.suite], config.eps
+('digits-cnn', 64, ['fgsm', 'pgd'], (0.1, 0.3))
+>>> _ = (folder / "bad.yaml").write_text("modle: digits-cnn\\n" "eps: -0.1\\n")
+>>> try:
+...     load_config(folder / "bad.yaml")
+... except ConfigError as err:
+...     print("\\n".join(err.problems))
+unknown key 'modle' (did you mean 'model'?)
+missing key 'model'
+missing key 'data'
+missing key 'suite'
+eps: expected a finite number >= 0, received -0.1
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from advgrad.config import schema
+from advgrad.config.build import build_run
+from advgrad.config.catalog import Catalog
+from advgrad.config.registries import default_catalog
+from advgrad.config.schema import (
+    AttackConfig,
+    BenchConfig,
+    BenchRun,
+    ConfigError,
+    DataConfig,
+)
+
+__all__ = [
+    "AttackConfig",
+    "BenchConfig",
+    "BenchRun",
+    "Catalog",
+    "ConfigError",
+    "DataConfig",
+    "build_run",
+    "load_config",
+    "parse_config",
+]
+
+
+def load_config(path: str | os.PathLike, *, catalog: Catalog | None = None) -> BenchConfig:
+    """Read and validate a benchmark YAML file (the schema is above).
+
+    Args:
+        path: The ``.yaml`` file.
+        catalog: What the config may name; None: advgrad's registries.
+
+    Returns:
+        A fully validated `BenchConfig`, with paths to read resolved against the file's folder.
+
+    Raises:
+        ConfigError: If the file is missing, is not safe YAML (``!!python/...`` tags are
+            refused), or any value is invalid; the error lists every problem by its path.
+        ValueError: If ``path`` is not a path.
+    """
+    return schema.load(path, catalog or default_catalog())
+
+
+def parse_config(
+    document: Any,
+    *,
+    base: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+    catalog: Catalog | None = None,
+) -> BenchConfig:
+    """Validate a config given as a mapping (what ``yaml.safe_load`` returns).
+
+    Args:
+        document: The config mapping.
+        base: Folder that relative ``model``/``data.npz`` paths are resolved against.
+            Defaults to the current folder.
+        source: Where the mapping came from, for error messages.
+        catalog: What the config may name; None: advgrad's registries.
+
+    Returns:
+        A `BenchConfig`.
+
+    Raises:
+        ConfigError: Listing every problem found, by path.
+    """
+    return schema.parse(document, catalog or default_catalog(), base=base, source=source)

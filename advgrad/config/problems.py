@@ -1,0 +1,109 @@
+"""The problems of a config: collected by YAML path, raised all at once as a `ConfigError`.
+
+Pure (no TensorFlow): used by `advgrad.config.schema` while parsing and by
+`advgrad.config.build` while building.
+
+>>> problems = _Problems()
+>>> problems.expected("eps[0]", "a finite number >= 0", -0.1)
+>>> from advgrad._validation import invalid
+>>> problems.argument_error("suite[1]", invalid("steps", "an int >= 1", 0))
+>>> print(*problems.items, sep="\\n")
+eps[0]: expected a finite number >= 0, received -0.1
+suite[1].steps: expected an int >= 1, received steps=0
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from advgrad._validation import ArgumentError, describe
+
+__all__ = ["ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; ``problems`` lists every problem found, by path.
+
+    ``str(error)`` is one line: the file, then the problems separated by ``"; "``.
+
+    Attributes:
+        problems: One message per problem, e.g. ``"suite[1].steps: expected an int, received
+            'ten'"``.
+        source: The config file, or None for a config given as a mapping.
+
+    >>> str(ConfigError(["eps: expected a finite number >= 0, received -1"], source="a.yaml"))
+    'a.yaml: eps: expected a finite number >= 0, received -1'
+    """
+
+    def __init__(self, problems: Sequence[str], source: str | os.PathLike | None = None):
+        self.problems = [" ".join(str(p).split()) for p in problems] or ["invalid config"]
+        self.source = None if source is None else str(source)
+        head = f"{self.source}: " if self.source else ""
+        count = len(self.problems)
+        lead = f"{count} problems: " if count > 1 else ""
+        super().__init__(head + lead + "; ".join(self.problems))
+
+
+class _Problems:
+    """Collects problems by path; raises them all at once."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path}: {message}" if path else message)
+
+    def expected(self, path: str, expected: str, value: Any, choices: Sequence[str] = ()) -> None:
+        """``path: expected <expected>, received <value>``, with a did-you-mean among
+        `choices` where one is close."""
+        self.add(path, f"expected {expected}, received {describe(value)}{_suggest(value, choices)}")
+
+    def argument_error(self, path: str, err: ArgumentError) -> None:
+        """An attack's (or a budget's) invalid argument, at ``path.argument``."""
+        self.add(_join(path, err.argument), err.reason.rstrip("."))
+
+    def check(
+        self,
+        path: str,
+        value: Any,
+        check: Callable[[str, Any], Any],
+        *,
+        expected: str | None = None,
+    ) -> Any:
+        """``check(path, value)`` (a shared check of `advgrad._validation`), or None with a
+        problem at `path` (its expectation, or `expected` in the config's own words)."""
+        try:
+            return check(path, value)
+        except ArgumentError as err:
+            self.expected(path, expected or err.expected or "a valid value", value)
+            return None
+
+    def raise_if_any(self, source: Any = None) -> None:
+        if self.items:
+            raise ConfigError(self.items, source=source)
+
+
+def _join(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def _suggest(word: Any, choices: Sequence[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _check_keys(mapping: Mapping, allowed: Sequence[str], path: str, problems: _Problems) -> None:
+    for key in mapping:
+        if key not in allowed:
+            problems.add(path, f"unknown key {key!r}{_suggest(key, allowed)}")
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())

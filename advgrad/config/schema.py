@@ -1,0 +1,285 @@
+"""Reading and validating a benchmark config: the "parse" half of parse, then build.
+
+Pure: this module imports no TensorFlow, no Keras and no advgrad module that does. What a
+config may name (attacks and their settings, norms, data sets, zoo models) comes in as a
+`Catalog` (`advgrad.config.load_config` passes the registries' own,
+`advgrad.config.registries.default_catalog`). The YAML schema is described in
+`advgrad.config`.
+
+>>> catalog = Catalog(
+...     attacks={"pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 10}},
+...     norms=("linf", "l2"),
+...     datasets=("digits",),
+...     models=("digits-cnn",),
+... )
+>>> document = {"model": "digits-cnn", "data": {"name": "digits"}, "suite": "pgd", "eps": 0.1}
+>>> config = parse(document, catalog)
+>>> config.suite, config.eps
+((AttackConfig(name='pgd', settings={}),), (0.1,))
+>>> try:
+...     parse({**document, "suite": {"name": "pgd", "steps": "ten"}}, catalog)
+... except ConfigError as err:
+...     print(err)
+suite[0].steps: expected an int, received 'ten'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+import yaml
+
+from advgrad._validation import check_bool, check_int, invalid
+from advgrad.config.catalog import Catalog
+from advgrad.config.problems import ConfigError, _check_keys, _Problems
+from advgrad.config.sections import (
+    _BOOL,
+    FROZEN,
+    AttackConfig,
+    DataConfig,
+    _parse_bounds,
+    _parse_data,
+    _parse_eps,
+    _parse_inputs,
+    _parse_int,
+    _parse_model,
+    _parse_norm,
+    _parse_output,
+    _parse_suite,
+)
+
+__all__ = [
+    "FROZEN",
+    "AttackConfig",
+    "BenchConfig",
+    "BenchRun",
+    "Catalog",
+    "ConfigError",
+    "DataConfig",
+    "load",
+    "parse",
+    "read_yaml",
+]
+
+_TOP_KEYS = (
+    "model",
+    "data",
+    "suite",
+    "eps",
+    "norm",
+    "bounds",
+    "inputs",
+    "batch_size",
+    "plot_examples",
+    "seed",
+    "output",
+)
+_REQUIRED = ("model", "data", "suite", "eps")
+
+
+# ------------------------------------------------------------------------------ dataclasses
+class BenchRun(NamedTuple):
+    """What `advgrad.config.build_run` returns: everything `advgrad.evaluate` needs.
+
+    Attributes:
+        model: The compiled ``keras.Model``.
+        data: ``(x, y)``: inputs (array, or dict of arrays for several inputs) and int labels.
+        suite: The attacks, as ``Attack`` objects with norm, bounds and frozen inputs applied.
+        eps: The radii to sweep, a list of floats.
+        bounds: The resolved valid range: None, ``(low, high)`` or a dict input name -> those.
+    """
+
+    model: Any
+    data: tuple[Any, np.ndarray]
+    suite: list[Any]
+    eps: list[float]
+    bounds: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """A validated benchmark config (see `advgrad.config` for the YAML schema).
+
+    Build it with `load_config` (a file) or `parse_config` (a mapping), never by hand: those
+    validate everything. `advgrad.config.build_run` then loads the model and the data and
+    makes the attacks.
+
+    Attributes:
+        model: The zoo model name, or the absolute path of a ``.keras`` file.
+        data: The `DataConfig`.
+        suite: The attacks, a tuple of `AttackConfig`.
+        eps: The radii, a tuple of finite floats >= 0.
+        norm: Norm for attacks that do not set theirs, or None (each attack's default).
+        bounds: ``"data"``, None, ``(low, high)`` or a dict input name -> one of those.
+        inputs: None (every input perturbed), or a dict input name -> None (frozen) or a
+            dict of per-input settings (``bounds``).
+        batch_size: Samples per batch.
+        plot_examples: Keep adversarial examples for the plots (``return_adversarial``).
+        seed: Seed of the evaluation.
+        output: The output folder (absolute), or None when the config names none.
+        source: The YAML file it was read from, or None.
+    """
+
+    model: str
+    data: DataConfig
+    suite: tuple[AttackConfig, ...]
+    eps: tuple[float, ...]
+    norm: str | None = None
+    bounds: Any = "data"
+    inputs: dict[str, dict[str, Any] | None] | None = None
+    batch_size: int = 128
+    plot_examples: bool = True
+    seed: int = 0
+    output: pathlib.Path | None = None
+    source: pathlib.Path | None = None
+
+    @property
+    def is_zoo_model(self) -> bool:
+        """True when ``model`` is a zoo name rather than a file."""
+        return not os.path.isabs(self.model)
+
+    def with_overrides(
+        self, *, limit: int | None = None, output: str | os.PathLike | None = None
+    ) -> BenchConfig:
+        """A copy with the CLI's ``--limit`` and ``--out`` applied (None keeps the value).
+
+        Args:
+            limit: Use only the first ``limit`` samples (int >= 1).
+            output: Output folder, relative to the current folder.
+
+        Returns:
+            The new `BenchConfig`.
+
+        Raises:
+            ValueError: If ``limit`` is not an int >= 1 (an ``ArgumentError`` naming it).
+        """
+        changes: dict[str, Any] = {}
+        if limit is not None:
+            changes["data"] = dataclasses.replace(self.data, limit=check_int("limit", limit, low=1))
+        if output is not None:
+            changes["output"] = pathlib.Path(output).expanduser().absolute()
+        return dataclasses.replace(self, **changes)
+
+
+# ------------------------------------------------------------------------------- loading
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The document of a YAML file, read with ``yaml.safe_load`` (Python tags are refused).
+
+    Raises:
+        ConfigError: If the file is missing or unreadable, is not valid YAML, or holds
+            ``!!python/...`` tags (refused: configs are loaded with ``yaml.safe_load``).
+        ValueError: If ``path`` is not a path.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise invalid("path", "a path to a YAML file", path)
+    path = pathlib.Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"config file not found: {path}"]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError([f"cannot read the config file: {err}"], source=path) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as err:
+        tag = getattr(err, "problem", "") or str(err)
+        mark = err.problem_mark
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(
+            [f"refused unsafe YAML{where}: {tag}; configs are loaded with yaml.safe_load"],
+            source=path,
+        ) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError([f"invalid YAML{where}: {problem}"], source=path) from None
+
+
+def load(path: str | os.PathLike, catalog: Catalog) -> BenchConfig:
+    """Read and validate a benchmark YAML file (see `advgrad.config` for the schema).
+
+    Args:
+        path: The ``.yaml`` file.
+        catalog: What the config may name (`advgrad.config.registries.default_catalog`).
+
+    Returns:
+        A fully validated `BenchConfig`, with paths to read resolved against the file's folder.
+
+    Raises:
+        ConfigError: If the file is missing, is not safe YAML (``!!python/...`` tags are
+            refused), or any value is invalid; the error lists every problem by its path.
+        ValueError: If ``path`` is not a path.
+    """
+    document = read_yaml(path)
+    path = pathlib.Path(path).expanduser()
+    return parse(document, catalog, base=path.parent, source=path)
+
+
+def parse(
+    document: Any,
+    catalog: Catalog,
+    *,
+    base: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+) -> BenchConfig:
+    """Validate a config given as a mapping (what ``yaml.safe_load`` returns).
+
+    Args:
+        document: The config mapping.
+        base: Folder that relative ``model``/``data.npz`` paths are resolved against.
+            Defaults to the current folder.
+        source: Where the mapping came from, for error messages.
+        catalog: What the config may name (`advgrad.config.registries.default_catalog`).
+
+    Returns:
+        A `BenchConfig`.
+
+    Raises:
+        ConfigError: Listing every problem found, by path.
+    """
+    base_dir = pathlib.Path(base if base is not None else os.getcwd()).expanduser().absolute()
+    source_path = None if source is None else pathlib.Path(source).expanduser().absolute()
+    problems = _Problems()
+    if not isinstance(document, Mapping):
+        problems.expected("", "a mapping of keys (model, data, suite, eps, ...)", document)
+        problems.raise_if_any(source)
+    _check_keys(document, _TOP_KEYS, "", problems)
+    for key in _REQUIRED:
+        if key not in document:
+            problems.add("", f"missing key {key!r}")
+
+    get = document.get
+    model = _parse_model(get("model"), base_dir, catalog, problems) if "model" in document else ""
+    data = _parse_data(get("data"), base_dir, catalog, problems) if "data" in document else None
+    norm = _parse_norm(get("norm"), "norm", catalog, problems)
+    suite = _parse_suite(get("suite"), norm, catalog, problems) if "suite" in document else ()
+    eps = _parse_eps(get("eps"), problems) if "eps" in document else ()
+    bounds = _parse_bounds(get("bounds", "data"), "bounds", problems, per_input=True)
+    inputs = _parse_inputs(get("inputs"), problems)
+    batch_size = _parse_int(get("batch_size", 128), "batch_size", 1, problems)
+    seed = _parse_int(get("seed", 0), "seed", 0, problems)
+    plot_examples = problems.check(
+        "plot_examples", get("plot_examples", True), check_bool, expected=_BOOL
+    )
+    output = _parse_output(get("output"), problems)
+    problems.raise_if_any(source)
+    return BenchConfig(
+        model=model,
+        data=data,
+        suite=suite,
+        eps=eps,
+        norm=norm,
+        bounds=bounds,
+        inputs=inputs,
+        batch_size=batch_size,
+        plot_examples=bool(plot_examples),
+        seed=seed,
+        output=output,
+        source=source_path,
+    )

@@ -1,0 +1,460 @@
+"""The sections of a benchmark config, one parser each (pure: no TensorFlow).
+
+Every parser takes the value found in the document, its YAML path and the `_Problems`
+collector, and returns the parsed value (or a placeholder, with a problem recorded):
+`advgrad.config.schema.parse_config` calls them in the document's order. What the document
+may name comes from a `Catalog`.
+
+>>> from advgrad.config.problems import _Problems
+>>> problems = _Problems()
+>>> _parse_eps([0.1, -1, float("inf")], problems)
+(0.1,)
+>>> print(*problems.items, sep="\\n")
+eps[1]: expected a finite number >= 0, received -1
+eps[2]: expected a finite number >= 0, received inf
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from advgrad._validation import (
+    ArgumentError,
+    check_bool,
+    check_eps,
+    check_int,
+    check_number,
+    describe,
+)
+from advgrad.config.catalog import Catalog
+from advgrad.config.problems import _check_keys, _join, _one_line, _Problems, _suggest
+
+__all__ = ["FROZEN", "AttackConfig", "DataConfig"]
+
+FROZEN = "frozen"
+"""The value that freezes an input in the ``inputs`` section (``null`` works too)."""
+
+_EMBEDDED_KEYS = ("name", "split", "limit", "flat")
+_NPZ_KEYS = ("npz", "x", "y", "bounds", "limit")
+_INPUT_KEYS = ("bounds",)
+_SUITE_RESERVED = {
+    "eps": "set `eps` at the top level of the config: it is swept for every attack",
+    "bounds": "set `bounds` at the top level of the config (or per input under `inputs`)",
+    "budget": "use the top-level `inputs` section to choose which inputs are perturbed",
+    "progress": "the CLI shows progress bars itself",
+}
+_BOOL = "a bool"  # YAML writes true/false: the config's word for check_bool's rule
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The ``data`` section: an embedded data set or an ``.npz`` file.
+
+    Attributes:
+        name: Embedded data set name as `advgrad.data.get` spells it, or None for an npz.
+        split: ``"test"`` or ``"train"`` (embedded data sets).
+        limit: Use only the first ``limit`` samples; None for all.
+        flat: Digits only: flattened images; None to follow the model's input shape.
+        npz: Absolute path of the ``.npz`` file, or None.
+        x: npz key(s) of the inputs: a key, a tuple of keys, or a dict input name -> key.
+        y: npz key of the labels.
+        bounds: npz only: the ``(low, high)`` valid range, or None when not given.
+    """
+
+    name: str | None = None
+    split: str = "test"
+    limit: int | None = None
+    flat: bool | None = None
+    npz: pathlib.Path | None = None
+    x: str | tuple[str, ...] | dict[str, str] | None = None
+    y: str | None = None
+    bounds: tuple[Any, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """One entry of the ``suite``: a registered attack name and the settings given for it."""
+
+    name: str
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _parse_int(value: Any, path: str, low: int, problems: _Problems) -> int:
+    result = problems.check(path, value, lambda p, v: check_int(p, v, low=low))
+    return low if result is None else result
+
+
+def _parse_norm(value: Any, path: str, catalog: Catalog, problems: _Problems) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.lower() not in catalog.norms:
+        problems.expected(path, f"one of {', '.join(catalog.norms)}", value, catalog.norms)
+        return None
+    return value.lower()
+
+
+def _parse_model(value: Any, base: pathlib.Path, catalog: Catalog, problems: _Problems) -> str:
+    if not isinstance(value, str) or not value.strip():
+        problems.expected("model", "a zoo model name or a path to a .keras file", value)
+        return ""
+    names = catalog.models
+    if value in names:
+        return value
+    looks_like_path = value.endswith(".keras") or "/" in value or os.sep in value
+    if not looks_like_path:
+        problems.add(
+            "model",
+            f"expected a zoo model name ({', '.join(names)}) or a path to a .keras file, "
+            f"received {value!r}{_suggest(value, names)}",
+        )
+        return ""
+    path = (base / pathlib.Path(value).expanduser()).absolute()
+    if not path.name.endswith(".keras"):
+        problems.add(
+            "model",
+            f"expected a .keras file (Keras 3 format, loaded in safe mode), received {value!r}",
+        )
+    elif not path.is_file():
+        problems.add("model", f"model file not found: {path}")
+    return str(path)
+
+
+def _parse_data(
+    value: Any, base: pathlib.Path, catalog: Catalog, problems: _Problems
+) -> DataConfig | None:
+    if not isinstance(value, Mapping):
+        problems.expected(
+            "data", "a mapping with `name` (an embedded data set) or `npz` (a file)", value
+        )
+        return None
+    if "npz" in value:
+        return _parse_npz(value, base, problems)
+    if "name" not in value:
+        problems.add("data", "missing key 'name' (an embedded data set) or 'npz' (a file)")
+        _check_keys(value, _EMBEDDED_KEYS, "data", problems)
+        return None
+    _check_keys(value, _EMBEDDED_KEYS, "data", problems)
+    name = value["name"]
+    # Configs spell data set names with hyphens, `advgrad.data.get` with underscores: both
+    # spellings are accepted, and the hyphenated one is shown.
+    spelled = {_hyphens(canonical): canonical for canonical in catalog.datasets}
+    canonical = spelled.get(_hyphens(name)) if isinstance(name, str) else None
+    if canonical is None:
+        choices = list(dict.fromkeys([*spelled, *spelled.values()]))
+        problems.expected("data.name", f"one of {', '.join(spelled)}", name, choices)
+    split = value.get("split", "test")
+    if split not in ("test", "train"):
+        problems.expected("data.split", "test or train", split)
+    limit = _parse_limit(value.get("limit"), problems)
+    flat = value.get("flat")
+    if flat is not None:
+        problems.check("data.flat", flat, check_bool, expected=_BOOL)
+        if canonical is not None and canonical not in catalog.flattenable:
+            choices = " or ".join(_hyphens(n) for n in catalog.flattenable)
+            message = f"only the {choices} data set" if choices else "no data set"
+            problems.add("data.flat", f"{message} can be flattened")
+    return DataConfig(name=canonical, split=split, limit=limit, flat=flat)
+
+
+def _hyphens(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _parse_limit(value: Any, problems: _Problems) -> int | None:
+    if value is None:
+        return None
+    return _parse_int(value, "data.limit", 1, problems)
+
+
+def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataConfig | None:
+    _check_keys(value, _NPZ_KEYS, "data", problems)
+    raw = value["npz"]
+    if not isinstance(raw, str) or not raw:
+        problems.expected("data.npz", "a path to a .npz file", raw)
+        return None
+    path = (base / pathlib.Path(raw).expanduser()).absolute()
+    if not path.is_file():
+        problems.add("data.npz", f"file not found: {path}")
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = list(archive.files)
+    except Exception as err:  # zip errors, not an npz, ...
+        problems.add("data.npz", f"cannot read {path} as a .npz file: {_one_line(err)}")
+        return None
+
+    def key_of(item: Any, item_path: str) -> str | None:
+        if not isinstance(item, str):
+            problems.expected(item_path, "an array name in the .npz file", item)
+            return None
+        if item not in keys:
+            problems.add(
+                item_path,
+                f"no array {item!r} in {path.name} (it holds {', '.join(keys)})"
+                f"{_suggest(item, keys)}",
+            )
+            return None
+        return item
+
+    x_value = value.get("x")
+    if x_value is None:
+        problems.add("data", "missing key 'x' (the name of the inputs in the .npz file)")
+        x = None
+    elif isinstance(x_value, str):
+        x = key_of(x_value, "data.x")
+    elif isinstance(x_value, list) and x_value:
+        x = tuple(key_of(item, f"data.x[{i}]") for i, item in enumerate(x_value))
+    elif isinstance(x_value, Mapping) and x_value:
+        x = {str(k): key_of(item, f"data.x.{k}") for k, item in x_value.items()}
+    else:
+        problems.expected("data.x", "a key, a list of keys or a mapping input -> key", x_value)
+        x = None
+    y_value = value.get("y")
+    y = None
+    if y_value is None:
+        problems.add("data", "missing key 'y' (the name of the labels in the .npz file)")
+    else:
+        y = key_of(y_value, "data.y")
+    bounds = None
+    if "bounds" in value:
+        bounds = _parse_bounds(value["bounds"], "data.bounds", problems, per_input=False)
+        if bounds == "data" or bounds is None:
+            problems.expected("data.bounds", "[low, high]", value["bounds"])
+            bounds = None
+    limit = _parse_limit(value.get("limit"), problems)
+    return DataConfig(npz=path, x=x, y=y, bounds=bounds, limit=limit)
+
+
+def _parse_suite(
+    value: Any, norm: str | None, catalog: Catalog, problems: _Problems
+) -> tuple[AttackConfig, ...]:
+    if isinstance(value, (str, Mapping)):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        problems.expected("suite", "a non-empty list of attack names or mappings", value)
+        return ()
+    registered = list(catalog.attack_names)
+    suite = []
+    for index, entry in enumerate(value):
+        path = f"suite[{index}]"
+        if isinstance(entry, str):
+            name, settings = entry, {}
+        elif isinstance(entry, Mapping):
+            if "name" not in entry:
+                problems.add(path, "missing key 'name' (the attack)")
+                continue
+            name = entry["name"]
+            settings = {k: v for k, v in entry.items() if k != "name"}
+        else:
+            problems.expected(path, "an attack name or a mapping with `name`", entry)
+            continue
+        if not isinstance(name, str) or name not in registered:
+            problems.add(
+                path,
+                f"unknown attack {describe(name)}{_suggest(name, registered)}; "
+                f"registered attacks: {', '.join(registered)}",
+            )
+            continue
+        settings = _parse_settings(name, settings, catalog, path, problems)
+        if settings is None:
+            continue
+        trial = dict(settings)
+        if norm is not None and "norm" in catalog.attacks[name] and "norm" not in trial:
+            trial["norm"] = norm
+        try:
+            catalog.check_attack(name, trial)
+        except ArgumentError as err:
+            problems.argument_error(path, err)
+            continue
+        except ValueError as err:
+            problems.add(path, _one_line(err))
+            continue
+        suite.append(AttackConfig(name=name, settings=settings))
+    return tuple(suite)
+
+
+def _parse_settings(
+    name: str, settings: dict[str, Any], catalog: Catalog, path: str, problems: _Problems
+) -> dict[str, Any] | None:
+    """The settings of one suite entry, checked against the attack's defaults (None if not)."""
+    defaults = catalog.attacks[name]
+    ok = True
+    for key, setting in settings.items():
+        key_path = _join(path, key)
+        if key in _SUITE_RESERVED and key in defaults:
+            problems.add(key_path, _SUITE_RESERVED[key])
+            ok = False
+        elif key not in defaults:
+            allowed = [k for k in defaults if k != "name" and k not in _SUITE_RESERVED]
+            problems.add(
+                path,
+                f"unknown setting {key!r} for attack {name!r}{_suggest(key, allowed)}; "
+                f"its settings: {', '.join(allowed)}",
+            )
+            ok = False
+        elif not _check_setting_type(setting, defaults[key], key_path, problems):
+            ok = False
+    if not ok:
+        return None
+    if settings.get("norm") is not None:
+        norm = _parse_norm(settings["norm"], _join(path, "norm"), catalog, problems)
+        if norm is None:  # reported: the attack would only report it again
+            return None
+        settings["norm"] = norm
+    return settings
+
+
+def _check_setting_type(value: Any, default: Any, path: str, problems: _Problems) -> bool:
+    """Check a setting's type against its default's (None defaults accept anything).
+
+    Only the type: the attack checks the value (its range) when the suite is validated.
+    """
+    if default is None:
+        return True
+    if isinstance(default, (bool, np.bool_)):
+        return problems.check(path, value, check_bool, expected=_BOOL) is not None
+    if _is_int(default):
+        return problems.check(path, value, check_int) is not None
+    if _is_number(default):
+        return problems.check(path, value, _any_number) is not None
+    if isinstance(default, str):
+        expected, ok = "a string", isinstance(value, str)
+    elif isinstance(default, (list, tuple)):
+        expected, ok = "a list", isinstance(value, list)
+    elif isinstance(default, Mapping):
+        expected, ok = "a mapping", isinstance(value, Mapping)
+    else:
+        return True
+    if not ok:
+        problems.expected(path, expected, value)
+    return ok
+
+
+def _any_number(path: str, value: Any) -> float:
+    return check_number(path, value, finite=False)  # the attack checks the range
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _parse_eps(value: Any, problems: _Problems) -> tuple[float, ...]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        problems.expected("eps", "a finite number >= 0 or a non-empty list of them", value)
+        return ()
+    result = []
+    for index, item in enumerate(items):
+        path = f"eps[{index}]" if isinstance(value, list) else "eps"
+        eps = problems.check(path, item, lambda p, v: check_eps(v, p))
+        if eps is not None:
+            result.append(eps)
+    return tuple(result)
+
+
+def _parse_bound_side(value: Any, path: str, problems: _Problems) -> Any:
+    """A bound: a number, or a (nested) list of numbers (per feature)."""
+    if _is_number(value):
+        if math.isnan(value):
+            problems.expected(path, "a number or a list of numbers", value)
+            return None
+        return float(value)
+    if isinstance(value, list) and value:
+        try:
+            array = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = None
+        if array is None or array.dtype == object or not all(map(_is_number, _flatten(value))):
+            problems.expected(path, "a number or a (nested) list of numbers", value)
+            return None
+        if np.isnan(array).any():
+            problems.expected(path, "numbers without NaN", value)
+            return None
+        return value
+    problems.expected(path, "a number or a list of numbers", value)
+    return None
+
+
+def _flatten(value: Any):
+    if isinstance(value, list):
+        for item in value:
+            yield from _flatten(item)
+    else:
+        yield value
+
+
+def _parse_bounds(value: Any, path: str, problems: _Problems, *, per_input: bool) -> Any:
+    if value is None or value == "data":
+        return value
+    if isinstance(value, list):
+        if len(value) != 2:
+            problems.expected(path, "[low, high]", value)
+            return None
+        low = _parse_bound_side(value[0], f"{path}[0]", problems)
+        high = _parse_bound_side(value[1], f"{path}[1]", problems)
+        if low is None or high is None:
+            return None
+        try:
+            greater = np.any(np.greater(np.asarray(low), np.asarray(high)))
+        except ValueError:
+            problems.add(path, "low and high do not have broadcastable shapes")
+            return None
+        if greater:
+            problems.expected(path, "low <= high", value)
+            return None
+        return (low, high)
+    if per_input and isinstance(value, Mapping):
+        result = {}
+        for key, item in value.items():
+            result[str(key)] = _parse_bounds(item, _join(path, key), problems, per_input=False)
+        return result
+    expected = "data, [low, high] or null" + (", or a mapping input -> those" if per_input else "")
+    problems.expected(path, expected, value)
+    return None
+
+
+def _parse_inputs(value: Any, problems: _Problems) -> dict[str, dict[str, Any] | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value:
+        problems.expected("inputs", "a mapping input name -> {} / {bounds: ...} / frozen", value)
+        return None
+    result: dict[str, dict[str, Any] | None] = {}
+    for key, item in value.items():
+        path = _join("inputs", key)
+        if item is None or item == FROZEN:
+            result[str(key)] = None
+        elif isinstance(item, Mapping):
+            _check_keys(item, _INPUT_KEYS, path, problems)
+            settings = {}
+            if "bounds" in item:
+                settings["bounds"] = _parse_bounds(
+                    item["bounds"], _join(path, "bounds"), problems, per_input=False
+                )
+            result[str(key)] = settings
+        else:
+            problems.expected(path, "frozen (or null), or a mapping such as {bounds: data}", item)
+    if result and all(v is None for v in result.values()):
+        problems.add("inputs", "every input is frozen: leave at least one to perturb")
+    return result
+
+
+def _parse_output(value: Any, problems: _Problems) -> pathlib.Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        problems.expected("output", "a folder path", value)
+        return None
+    return pathlib.Path(value).expanduser().absolute()
