@@ -29,7 +29,7 @@ import tensorflow as tf
 from advgrad import norms as norms_lib
 from advgrad._validation import check_eps, invalid
 
-__all__ = ["Bounds", "Budget", "resolve_budgets"]
+__all__ = ["Bounds", "Budget", "outside", "resolve_budgets"]
 
 
 def _bound_value(value: Any) -> float | np.ndarray:
@@ -263,6 +263,91 @@ class Budget:
         if isinstance(bounds, Mapping):
             config["bounds"] = Bounds(**bounds)
         return cls(**config)
+
+    def contains(self, x: Any, x_adv: Any) -> np.ndarray:
+        """Per sample: whether `x_adv` lies in this threat model around the clean `x`.
+
+        Inside means: every value finite (a NaN or inf is never inside), the perturbation
+        in the eps ball of `norm`, and `x_adv` within `bounds`. Both tests allow a rounding
+        slack of a few ulps of the input's dtype: ``eps * (1 + 1e-4)`` plus 4 ulps per unit
+        of the norm of an all-ones sample (1 for Linf, sqrt(features) for L2, features for
+        L1), and 4 ulps (scaled by the larger of 1 and the largest finite upper bound) on
+        the bounds.
+
+        Args:
+            x: The clean inputs, an array or tensor ``[B, ...]``.
+            x_adv: The perturbed inputs, same shape.
+
+        Returns:
+            bool array ``[B]``.
+
+        >>> import numpy as np
+        >>> budget = Budget(0.1, bounds=(0.0, 1.0))
+        >>> x = np.full((4, 2), 0.5, np.float32)
+        >>> budget.contains(x, x + np.array([[0.1], [0.2], [np.nan], [0.0]], np.float32))
+        array([ True, False, False,  True])
+        """
+        clean, adv = np.asarray(x), np.asarray(x_adv)
+        batch = len(clean)
+        wide = adv.astype(np.float64).reshape(batch, -1)
+        delta = wide - clean.astype(np.float64).reshape(batch, -1)
+        floating = np.issubdtype(adv.dtype, np.floating)
+        resolution = float(np.finfo(adv.dtype).eps) if floating else 0.0
+        ulp = resolution * max(1.0, float(np.max(np.abs(clean), initial=0)))
+        inside = np.all(np.isfinite(wide), axis=1)
+        size = np.asarray(self.norm.norm(np.where(np.isfinite(delta), delta, 0.0)))
+        slack = float(self.norm.norm(np.ones((1, max(delta.shape[1], 1))))[0])
+        inside &= size <= self.eps * (1 + 1e-4) + 4 * ulp * slack
+        if not self.bounds.is_unbounded:
+            low = np.asarray(self.bounds.low, np.float64)
+            high = np.asarray(self.bounds.high, np.float64)
+            peak = float(np.max(np.abs(np.where(np.isfinite(high), high, 0))))
+            atol = 4 * ulp * max(1.0, peak)
+            values = adv.astype(np.float64)
+            bad = (values < low - atol) | (values > high + atol)
+            inside &= ~np.any(bad.reshape(batch, -1), axis=1)
+        return inside
+
+
+def outside(
+    budgets: Mapping[str, Budget | None], clean: Mapping[str, Any], adv: Mapping[str, Any]
+) -> np.ndarray:
+    """Per sample: True where the inputs `adv` leave a whole threat model around `clean`.
+
+    A sample is outside when any input with a `Budget` is not `Budget.contains`-ed, or any
+    frozen input (``None``) changed (a NaN left as NaN is unchanged).
+
+    Args:
+        budgets: One `Budget` or ``None`` (frozen) per input name, as `resolve_budgets`
+            gives them.
+        clean: The clean inputs, input name -> array ``[B, ...]`` (at least every name of
+            `budgets`).
+        adv: The perturbed inputs, the same way.
+
+    Returns:
+        bool array ``[B]``.
+
+    >>> import numpy as np
+    >>> x = {"image": np.zeros((2, 3)), "meta": np.ones((2, 1))}
+    >>> x_adv = {"image": np.array([[0.1, 0, 0], [0.5, 0, 0]]), "meta": np.ones((2, 1))}
+    >>> outside({"image": Budget(0.1), "meta": None}, x, x_adv).tolist()
+    [False, True]
+    >>> x_adv["meta"] = np.array([[1.0], [2.0]])
+    >>> outside({"image": None, "meta": None}, x, x_adv).tolist()
+    [True, True]
+    """
+    batch = len(np.asarray(next(iter(clean.values()))))
+    result = np.zeros(batch, bool)
+    for name, budget in budgets.items():
+        c, a = np.asarray(clean[name]), np.asarray(adv[name])
+        if budget is not None:
+            result |= ~budget.contains(c, a)
+            continue
+        changed = a != c
+        if np.issubdtype(a.dtype, np.floating) and np.issubdtype(c.dtype, np.floating):
+            changed &= ~(np.isnan(a) & np.isnan(c))
+        result |= np.any(changed.reshape(batch, -1), axis=1)
+    return result
 
 
 def resolve_budgets(

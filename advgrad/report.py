@@ -71,8 +71,8 @@ class Report:
         eps: The eps values, ascending.
         gradients: ``{attack label: gradient evaluations}``, summed over samples.
         queries: ``{attack label: forward passes}``, summed over samples: the attack's
-            own (one per gradient evaluation unless the attack reports ``queries``) plus the
-            one `evaluate` spends checking each returned adversarial.
+            own (its ``AttackResult.queries``; one per gradient evaluation for a gradient
+            attack) plus the one `evaluate` spends checking each returned adversarial.
         gradients_per_sample: ``{attack label: gradient evaluations per attacked sample}``
             as the attack reported them (1 for single-step attacks, 0 for gradient-free).
         timings: ``{attack label: seconds}`` spent in the attack and its check.

@@ -2,7 +2,7 @@
 
 Each check is a small function returning a `Flag` (``code``, ``message``, ``advice``) or
 None. `run_all` runs them on the first samples of an evaluation and its `Report`;
-`advgrad.evaluate.evaluate` calls it when ``sanity=True``. The checks follow Carlini et al.,
+`advgrad.evaluate` calls it when ``sanity=True``. The checks follow Carlini et al.,
 "On Evaluating Adversarial Robustness" (2019) and Athalye, Carlini & Wagner, "Obfuscated
 Gradients Give a False Sense of Security" (ICML 2018):
 
@@ -24,7 +24,6 @@ True
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +32,8 @@ import tensorflow as tf
 
 from advgrad.attacks.registry import from_config
 from advgrad.budget import Budget
-from advgrad.evaluate import class_ids, predict, predicted_classes
 from advgrad.models import ModelAdapter
+from advgrad.predictions import class_ids, predict, predicted_classes
 
 if TYPE_CHECKING:
     from advgrad.report import Report
@@ -94,13 +93,16 @@ def gradient_flag(model: Any, x: Any, y: Any, *, loss: Any = None, wrt: Any = No
 
     Flags (the most severe only): ``nan_gradients`` when more than 10% of the samples have
     a NaN gradient, ``zero_gradients`` when more than 10% have an all-zero gradient,
-    ``tiny_gradients`` when the median per-sample gradient norm is below 1e-8.
+    ``tiny_gradients`` when the median per-sample gradient norm is below 1e-8. A flag's
+    message says when cross-entropy stood in for a missing compiled loss (see `loss`).
 
     Args:
         model: The model.
         x: A few samples (array, list or dict of arrays).
         y: Their labels.
-        loss: The attacks' loss (None: the model's compiled loss, else cross-entropy).
+        loss: The attacks' loss. None: the model's compiled loss, as for the attacks; for a
+            model without one, cross-entropy (``"ce"``), decided up front (never by
+            retrying after an error) and said in the flag's message.
         wrt: Inputs to differentiate (None: every floating-point input).
 
     Returns:
@@ -119,12 +121,11 @@ def gradient_flag(model: Any, x: Any, y: Any, *, loss: Any = None, wrt: Any = No
         wrt = [n for n, v in leaves.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
         if not wrt:
             return None
-    try:
-        grads = input_gradients(model, x, y, loss=loss, wrt=list(wrt))
-    except ValueError:
-        if loss is not None:
-            raise
-        grads = input_gradients(model, x, y, loss="ce", wrt=list(wrt))
+    note = ""
+    if loss is None and getattr(adapter.model, "loss", None) is None:
+        loss = "ce"  # no compiled loss to fall back on (see the docstring)
+        note = " (loss: cross-entropy, as the model has no compiled loss)"
+    grads = input_gradients(model, x, y, loss=loss, wrt=list(wrt))
     batch = len(np.asarray(grads[0]))
     flat = np.concatenate([np.asarray(g, np.float64).reshape(batch, -1) for g in grads], axis=1)
     nan = np.any(np.isnan(flat), axis=1)
@@ -133,29 +134,32 @@ def gradient_flag(model: Any, x: Any, y: Any, *, loss: Any = None, wrt: Any = No
     if np.mean(nan) > ZERO_FRACTION:
         return Flag(
             "nan_gradients",
-            f"{np.mean(nan):.0%} of {batch} samples have NaN input gradients.",
+            f"{np.mean(nan):.0%} of {batch} samples have NaN input gradients{note}.",
             "The loss or the model produces NaN (a log of 0, a division by zero, an "
             "unstable custom layer), so gradient attacks cannot move. Check the loss "
-            "(from_logits), the preprocessing inside the model, and use a margin loss.",
+            "(from_logits) and the preprocessing inside the model, and attack with "
+            "`loss: margin` (or `dlr`) on logits.",
         )
     if np.mean(zero) > ZERO_FRACTION:
         return Flag(
             "zero_gradients",
-            f"{np.mean(zero):.0%} of {batch} samples have all-zero input gradients.",
+            f"{np.mean(zero):.0%} of {batch} samples have all-zero input gradients{note}.",
             f"{_MASKING} Common causes: a saturated softmax (probabilities of exactly 0/1) "
             "or a non-differentiable step (rounding, quantization, argmax, stop_gradient) in "
-            "the model. Try a margin or DLR loss on logits, BPDA (a differentiable "
-            "approximation of the step), or a gradient-free attack (square).",
+            "the model. Attack with `loss: margin` or `loss: dlr` (on logits), and `pgd` with "
+            "a random start and several `restarts`; a non-differentiable step needs a "
+            "differentiable stand-in in the model before gradient attacks can be trusted.",
         )
     median = float(np.median(norms))
     if median < TINY_NORM:
         return Flag(
             "tiny_gradients",
             f"The median input-gradient norm over {batch} samples is {median:.1e} "
-            f"(< {TINY_NORM:g}).",
+            f"(< {TINY_NORM:g}){note}.",
             f"{_MASKING} Vanishing gradients often come from a very confident (saturated) "
-            "cross-entropy: try a margin or DLR loss on logits, or scale-invariant steps "
-            "(sign, normalized), and a gradient-free attack.",
+            "cross-entropy: attack with `loss: margin` or `loss: dlr` (on logits) and "
+            "sign steps (`fgsm`, `bim`, `pgd`, `mifgsm` with norm linf), which do not "
+            "depend on the gradient's size.",
         )
     return None
 
@@ -194,7 +198,7 @@ def non_monotone(report: Report) -> Flag | None:
         "Robust accuracy increases with eps for: " + "; ".join(found) + ".",
         "A larger eps ball contains the smaller one, so the attack is too weak or unstable "
         "at the larger eps: the step size may scale badly with eps, or it needs more steps "
-        "or restarts. Check the step-size rule and use more steps, restarts, or APGD.",
+        "or restarts. Check `step_size`, and use `pgd` with more `steps` and `restarts`.",
     )
 
 
@@ -230,8 +234,8 @@ def single_step_stronger(report: Report) -> Flag | None:
         "A single-step attack beats an iterative one: " + "; ".join(found[:4]) + ".",
         "An iterative attack should be at least as strong as its single step. Either the "
         "iterative attack is misconfigured (step size too small, too few steps) or the loss "
-        "surface is masked so that small steps get stuck (gradient masking). Try more steps, "
-        "a larger step size, restarts, APGD, or a margin loss.",
+        "surface is masked so that small steps get stuck (gradient masking). Try more "
+        "`steps`, a larger `step_size`, `pgd` with `restarts`, or `loss: margin`.",
     )
 
 
@@ -277,7 +281,8 @@ def loss_not_increasing(report: Report) -> Flag | None:
         "The attack loss did not increase over the iterations: " + "; ".join(found[:4]) + ".",
         "The attack is not making progress: the step size may be too large (oscillation) "
         "or too small, the gradient may be masked or uninformative, or the model may be "
-        "randomized. Try another step size, more steps, a margin loss, EOT for randomness.",
+        "randomized (see the randomized_outputs flag). Try another `step_size`, more "
+        "`steps`, or `loss: margin`.",
     )
 
 
@@ -317,7 +322,8 @@ def unbounded_eps(report: Report, x: Any, model: Any = None) -> Flag | None:
     """Flag robust accuracy above 10% at an eps whose ball covers the whole input range.
 
     The input range is the attack's ``bounds`` (or, when unbounded, the range of `x`); the
-    ball covers it when eps >= the norm of ``high - low`` (for Linf: the largest range).
+    ball covers it when eps >= ``norm.norm(high - low)`` in the threat model's norm (for
+    Linf: the largest range).
     With every input free to move anywhere in its range, any robust sample means the
     attack cannot find inputs of another class that certainly exist.
 
@@ -341,9 +347,7 @@ def unbounded_eps(report: Report, x: Any, model: Any = None) -> Flag | None:
         data = np.asarray(leaves[name], np.float64)
         low = np.broadcast_to(_finite(budget.bounds.low, data.min(axis=0)), data.shape[1:])
         high = np.broadcast_to(_finite(budget.bounds.high, data.max(axis=0)), data.shape[1:])
-        span = (high - low).reshape(1, -1)
-        p = budget.norm.p
-        size = float(np.max(span) if math.isinf(p) else np.sum(span**p) ** (1 / p))
+        size = float(np.asarray(budget.norm.norm((high - low).reshape(1, -1)))[0])
         if size <= 0 or e < size:
             return None
     accuracy = report.robust_accuracy.get(e, 0.0)
@@ -354,8 +358,8 @@ def unbounded_eps(report: Report, x: Any, model: Any = None) -> Flag | None:
         f"Robust accuracy is {accuracy:.1%} at eps={e:g}, a ball that covers the whole input "
         "range: every input can be moved to any valid input, including one of another class.",
         "Robust accuracy should be ~0 here, so the attacks are failing: gradient masking, "
-        "too few steps or too small a step size, or a bug in bounds/preprocessing. Try more "
-        "steps, restarts, a margin loss, a gradient-free attack, and check the input scaling.",
+        "too few steps or too small a step size, or a bug in bounds/preprocessing. Try `pgd` "
+        "with more `steps` and `restarts`, `loss: margin`, and check the input scaling.",
     )
 
 
@@ -430,9 +434,9 @@ def noise_stronger(
         "noise_stronger",
         f"Random noise in the eps={e:g} ball leaves {noise_robust:.1%} of the first {m} "
         f"samples robust, the gradient attacks {attack_robust:.1%}.",
-        f"Random noise should never beat a gradient attack. {_MASKING} Try more steps, "
-        "restarts, random starts, a margin loss, EOT if the model is randomized, and a "
-        "gradient-free attack (square); check the preprocessing inside the model.",
+        f"Random noise should never beat a gradient attack. {_MASKING} Try `pgd` with a "
+        "random start, more `steps` and `restarts`, and `loss: margin`; check the "
+        "preprocessing inside the model.",
     )
 
 
@@ -465,8 +469,9 @@ def randomized_outputs(model: Any, x: Any, *, atol: float = 1e-6) -> Flag | None
         "randomized_outputs",
         f"Two forward passes on the same inputs differ by up to {difference:.2e}.",
         "The model is randomized (dropout left on, random transformations, noise layers), "
-        "so single gradients and single predictions are unreliable. Attack the expectation "
-        "with EOT (average gradients over many draws), and evaluate with several draws.",
+        "so single gradients and single predictions are unreliable. Make it deterministic "
+        "for the evaluation if the defense allows; otherwise attack the expectation of the "
+        "loss over many draws and evaluate with several draws (advgrad's attacks take one).",
     )
 
 

@@ -18,12 +18,10 @@ so it is ready for ``predict``, ``evaluate`` and the attacks.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advgrad import data as _data
+from advgrad._io import atomic_write
 from advgrad._validation import invalid
 
 if TYPE_CHECKING:
@@ -379,32 +378,11 @@ def build(name: str) -> keras.Model:
     return _train(name)[0]
 
 
-def _atomic_write(folder: pathlib.Path, name: str, write: Callable[[str], None]) -> None:
-    """Write ``folder/name`` through a temporary file in the same folder, then rename."""
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = pathlib.Path(name).suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".tmp{suffix}", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a cache may be shared
-        os.replace(tmp, folder / name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def _save(model: keras.Model, info: dict[str, Any], folder: pathlib.Path) -> None:
     name = info["name"]
 
-    def write_json(path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=2, sort_keys=True)
-            f.write("\n")
-
-    _atomic_write(folder, f"{name}.keras", lambda path: model.save(path, overwrite=True))
-    _atomic_write(folder, f"{name}.json", write_json)
+    atomic_write(folder / f"{name}.keras", lambda path: model.save(path, overwrite=True))
+    atomic_write(folder / f"{name}.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
 def load(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from advgrad.budget import Bounds, Budget, resolve_budgets
+from advgrad.budget import Bounds, Budget, outside, resolve_budgets
 from advgrad.norms import L1, L2, Linf
 
 # ----------------------------------------------------------------------------------------------
@@ -128,13 +128,15 @@ def test_budget_accepts():
     assert Budget(0).eps == 0.0
     assert Budget(np.float32(0.5), "l2", (0, 1)).norm == L2()
     assert Budget(2, L1(0.9)).norm == L1(0.9)
-    assert Budget(math.inf).eps == math.inf
     assert Budget(eps=1.0, bounds=Bounds(-1.0, 1.0)).bounds == Bounds(-1.0, 1.0)
 
 
-@pytest.mark.parametrize("eps", [-0.1, float("nan"), True, "0.1", None, [0.1], np.array([0.1])])
+@pytest.mark.parametrize(
+    "eps", [-0.1, float("nan"), math.inf, True, "0.1", None, [0.1], np.array([0.1])]
+)
 def test_budget_eps_validation(eps):
-    with pytest.raises(ValueError, match=r"argument `eps`: expected a number >= 0, received eps="):
+    expected = r"argument `eps`: expected a finite number >= 0, received eps="
+    with pytest.raises(ValueError, match=expected):
         Budget(eps)
 
 
@@ -169,6 +171,80 @@ def test_budget_replace_config_hash():
     assert len({Budget(0.1), Budget(0.1), Budget(0.2)}) == 2
     with pytest.raises(dataclasses.FrozenInstanceError):
         budget.eps = 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Threat-model membership: Budget.contains and outside
+# ----------------------------------------------------------------------------------------------
+
+
+def _images(seed=0, shape=(4, 8, 8, 1)):
+    return np.random.default_rng(seed).uniform(0.1, 0.9, shape).astype(np.float32)
+
+
+def test_contains_checks_the_ball_and_the_bounds():
+    x = _images()
+    x[2, 0, 0, 0] = 0.02
+    x_adv = x.copy()
+    x_adv[1] = np.clip(x_adv[1] + 0.2, 0, 1)  # beyond eps=0.1
+    x_adv[2, 0, 0, 0] = -0.01  # inside the ball, but below the lower bound 0
+    x_adv[3] = x_adv[3] + np.float32(0.1)  # on the ball's surface (float32 rounding)
+    budget = Budget(0.1, bounds=(0.0, 1.0))
+    expected = [True, False, False, True]
+    assert budget.contains(x, x_adv).tolist() == expected
+    assert budget.contains(tf.constant(x), tf.constant(x_adv)).tolist() == expected
+    assert Budget(0.1).contains(x, x_adv).tolist() == [True, False, True, True]  # unbounded
+    with_bounds = x.copy()
+    with_bounds[0, 0, 0, 0] = -0.05
+    assert not Budget(0.1, bounds=(0.0, 1.0)).contains(with_bounds, with_bounds)[0]
+
+
+@pytest.mark.parametrize(
+    "norm, delta",
+    [("linf", 0.3), ("l2", 0.3 / 8.0), ("l1", 0.3 / 64.0)],  # each gives a norm of exactly 0.3
+)
+def test_contains_per_norm_with_a_rounding_slack(norm, delta):
+    x = np.full((3, 8, 8, 1), 0.5, np.float32)
+    x_adv = x.copy()
+    x_adv[0] += np.float32(delta)  # on the surface
+    x_adv[1] += np.float32(delta * 1.01)  # 1% outside
+    x_adv[2, 0, 0, 0] += np.float32(delta) if norm == "linf" else np.float32(0.0)
+    inside = Budget(0.3, norm).contains(x, x_adv)
+    assert inside.tolist() == [True, False, True]
+    # the slack is a few ulps per unit of the norm of an all-ones sample, not eps-sized
+    assert not Budget(0.3 * 0.999, norm).contains(x, x_adv)[0]
+
+
+def test_contains_refuses_non_finite_values():
+    x = np.zeros((4, 3), np.float32)
+    x_adv = x.copy()
+    x_adv[1, 0] = np.nan
+    x_adv[2, 1] = np.inf
+    x_adv[3, 2] = -np.inf
+    for budget in (Budget(0.5), Budget(0.5, "l2"), Budget(0.5, "l1"), Budget(0.5, bounds=(-1, 1))):
+        assert budget.contains(x, x_adv).tolist() == [True, False, False, False]
+
+
+def test_contains_eps_zero_and_integer_inputs():
+    x = np.arange(6, dtype=np.float64).reshape(2, 3)
+    moved = x + np.array([[0.0], [1e-9]])
+    assert Budget(0.0).contains(x, moved).tolist() == [True, False]
+    ints = np.arange(6).reshape(2, 3)
+    assert Budget(1.0).contains(ints, ints + np.array([[1], [2]])).tolist() == [True, False]
+
+
+def test_outside_a_whole_threat_model_with_frozen_inputs():
+    clean = {"image": _images(1, (3, 4)), "meta": np.array([[1.0], [np.nan], [3.0]])}
+    adv = {"image": clean["image"].copy(), "meta": clean["meta"].copy()}
+    adv["image"][0] += 0.05
+    adv["meta"][2] = 4.0  # a frozen input changed
+    budgets = {"image": Budget(0.1, bounds=(0.0, 1.0)), "meta": None}
+    assert outside(budgets, clean, adv).tolist() == [False, False, True]  # NaN left as NaN
+    adv["image"][1] += 0.5
+    assert outside(budgets, clean, adv).tolist() == [False, True, True]
+    # inputs missing from the budgets (the attack does not know them) are not checked
+    assert outside({"image": Budget(1.0)}, clean, adv).tolist() == [False, False, False]
+    assert outside({"image": None}, clean, adv).tolist() == [True, True, False]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """advgrad.sanity: each flag fires on a model or report that has the problem, not otherwise."""
 
+import inspect
+import re
+
 import keras
 import pytest
 import tensorflow as tf
 
 from advgrad import data, sanity, zoo
-from advgrad.attacks import get_attack
+from advgrad.attacks import get_attack, list_attacks
 from advgrad.evaluate import evaluate
 from advgrad.report import Report
 
@@ -83,7 +86,8 @@ def test_randomized_outputs(digits):
     hidden = Noisy()(keras.layers.Flatten()(inputs))
     model = keras.Model(inputs, keras.layers.Dense(10)(hidden))
     flag = sanity.randomized_outputs(model, digits.x_test[:8])
-    assert flag is not None and flag.code == "randomized_outputs" and "EOT" in flag.advice
+    assert flag is not None and flag.code == "randomized_outputs"
+    assert "expectation" in flag.advice and "several draws" in flag.advice
 
 
 def _report(**fields):
@@ -148,6 +152,44 @@ def test_unbounded_eps_uses_the_input_range(digits):
     assert sanity.unbounded_eps(l2_report, x).code == "unbounded_eps"  # ||1||_2 = 8 on 8x8
     l2_report.eps, l2_report.robust_accuracy = [1.0, 7.9], {1.0: 0.5, 7.9: 0.3}
     assert sanity.unbounded_eps(l2_report, x) is None
+
+
+@pytest.mark.filterwarnings("ignore:The model's output is not a softmax")
+def test_gradient_flag_uses_cross_entropy_without_a_compiled_loss(cnn, digits):
+    x, y = digits.x_test[:32], digits.y_test[:32]
+    inputs = keras.Input((8, 8, 1))
+    uncompiled = keras.Model(inputs, SaturatedSoftmax()(cnn(inputs)))
+    flag = sanity.gradient_flag(uncompiled, x, y)  # decided up front: loss "ce"
+    assert flag is not None and flag.code == "zero_gradients"
+    assert "cross-entropy, as the model has no compiled loss" in flag.message
+    with pytest.raises(ValueError, match="argument `loss`"):  # no silent retry with "ce"
+        sanity.gradient_flag(uncompiled, x, y, loss="no-such-loss")
+
+
+def _every_advice(digits):
+    """The advice of every flag the report-only checks raise, and every literal of the module."""
+    x = digits.x_test[:8]
+    bad = {"fgsm": {0.1: 0.4, 0.2: 0.3}, "pgd": {0.1: 0.5, 0.2: 0.3}}
+    flags = [
+        sanity.non_monotone(_report(robust_accuracy={0.1: 0.3, 0.2: 0.5})),
+        sanity.single_step_stronger(_report(per_attack=bad)),
+        sanity.loss_not_increasing(_report(loss_trend={"pgd": {0.1: [0.5, 0.5]}})),
+        sanity.unbounded_eps(_report(robust_accuracy={0.5: 0.4, 1.0: 0.3}, eps=[0.5, 1.0]), x),
+    ]
+    assert all(flag is not None for flag in flags)
+    # the model-based flags build their advice from literals: read them off the source
+    return [flag.advice for flag in flags] + [inspect.getsource(sanity)]
+
+
+ATTACK_NAMES = ["APGD", "Square", "FAB", "EOT", "BPDA", "DeepFool", "CW"]
+
+
+def test_advice_names_only_attacks_advgrad_ships(digits):
+    shipped = set(list_attacks())
+    absent = [name for name in ATTACK_NAMES if name.lower() not in shipped]
+    pattern = re.compile(r"\b(" + "|".join(absent) + r")\b", re.IGNORECASE)
+    for text in _every_advice(digits):
+        assert not pattern.findall(text), pattern.findall(text)
 
 
 def test_flag_to_dict():

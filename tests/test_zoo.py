@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from advgrad import zoo
+from advgrad._io import atomic_write
 
 NAMES = ["digits-cnn", "digits-mlp", "tabular-two-input"]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -133,7 +134,7 @@ def test_failed_write_leaves_no_temporary_file(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        zoo._atomic_write(tmp_path, "digits-mlp.keras", fail)
+        atomic_write(tmp_path / "digits-mlp.keras", fail)
     assert list(tmp_path.iterdir()) == []
 
 

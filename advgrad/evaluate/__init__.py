@@ -1,0 +1,325 @@
+"""Robust accuracy of a model under a suite of attacks: worst case per sample, resumable.
+
+`evaluate` streams the data batch by batch. For every batch and every eps it predicts the
+clean inputs first (misclassified samples are non-robust at every eps and no attack runs on
+them), then runs the attacks of the suite; a sample is robust only if every attack failed on
+it (the AutoAttack cascade, Croce & Hein 2020). Whether an attack fooled a sample is decided
+by the model's own prediction on the returned input, after checking that the input lies in
+the attack's threat model (its eps ball and bounds, frozen inputs unchanged, every value
+finite).
+
+With ``state="runs/x.json"`` the per-sample outcomes and counters are written atomically
+after each batch, so a run killed at any point resumes at the first unfinished batch and
+gives exactly the result of an uninterrupted run: every (batch, attack, eps) has its own
+seed derived from ``seed``.
+
+This module orchestrates; the parts live next to it: `stream` (the data as batches),
+`cascade` (the attacks on one batch), `state` (the resumable state and fingerprint). What a
+model predicts is `advgrad.predictions`; the threat-model test is `advgrad.budget.outside`.
+
+>>> from advgrad import data, zoo
+>>> from advgrad.attacks import get_attack
+>>> from advgrad.evaluate import evaluate
+>>> ds = data.digits()
+>>> report = evaluate(
+...     zoo.load("digits-cnn"), (ds.x_test[:32], ds.y_test[:32]),
+...     suite=[get_attack("fgsm", bounds=ds.bounds)], eps=[0.0, 0.3], sanity=False)
+>>> report.robust_accuracy[0.0] == report.clean_accuracy, report.robust_accuracy[0.3] < 0.5
+(True, True)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import types
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from advgrad._validation import check_bool, check_eps, check_int, invalid
+from advgrad.evaluate.cascade import Runner, labels, postfix
+from advgrad.evaluate.state import (
+    StateFile,
+    Tally,
+    batch_digest,
+    describe_model,
+    fingerprint,
+    model_digest,
+    sha,
+    versions,
+)
+from advgrad.evaluate.stream import Batches, concat, take
+from advgrad.models import ModelAdapter
+from advgrad.report import ROBUST, Report
+
+if TYPE_CHECKING:
+    from advgrad.attacks import Attack
+
+__all__ = ["evaluate"]
+
+SANITY_SAMPLES = 64
+"""How many of the first samples the sanity checks of `advgrad.sanity` look at."""
+
+_Runner = Runner  # the name tests/test_cli.py patches
+
+
+def evaluate(
+    model: Any,
+    data: Any,
+    *,
+    suite: Sequence[Any],
+    eps: float | Sequence[float],
+    batch_size: int = 128,
+    state: str | os.PathLike | None = None,
+    seed: int = 0,
+    return_adversarial: bool = False,
+    progress: bool = False,
+    sanity: bool = True,
+    individual: bool = True,
+) -> Report:
+    """Robust accuracy under the worst case of an attack suite, per eps (AutoAttack-style).
+
+    For each batch and eps: the clean prediction comes first (misclassified samples are
+    non-robust at every eps; no attack runs on them); then the attacks, in suite order. A
+    sample is robust only if every attack failed on it. An attack "fooled" a sample when the
+    model's own prediction on the returned input differs from the label *and* the input lies
+    in the attack's threat model (eps ball of its norm, bounds, frozen inputs unchanged,
+    finite values: `advgrad.budget.outside`); anything else is not counted, with a warning.
+    Targeted attacks (``targeted=True``) aim at the most likely wrong class of the clean
+    input. Croce & Hein, "Reliable evaluation of
+    adversarial robustness with an ensemble of diverse parameter-free attacks", ICML 2020.
+
+    Each attack runs as ``attack.replace(eps=e, seed=s)``, where ``s`` is derived from
+    `seed`, the attack's own seed and the (batch, attack, eps) indices. An attack with a
+    ``budget`` setting (per-input `advgrad.Budget`, ``None`` = frozen input) gets every
+    non-frozen input's eps replaced by ``e``.
+
+    Args:
+        model: A keras.Model (or callable on tensors) whose single output gives logits or
+            probabilities (predicted class: argmax on the last axis).
+        data: An ``(x, y)`` pair (``x``: an array, list or dict of arrays matching the
+            model's inputs; ``y``: class ids or one-hot rows), or a `tf.data.Dataset`
+            yielding ``(x, y)`` batches; it is re-batched to `batch_size`, so both give the
+            same result. Data are streamed: memory does not grow with the data set (apart
+            from a few bytes of outcome per sample).
+        suite: Attacks, in cascade order: registry names (``"pgd"``: default settings),
+            configured `advgrad.attacks.Attack` objects, or ``{"name": ..., **settings}``
+            dicts. Set their ``bounds``: the default is unbounded (no clipping).
+        eps: A number or a list of numbers, each finite and >= 0 (sorted, duplicates
+            dropped).
+        batch_size: Samples per batch. Defaults to 128.
+        state: Path of a JSON state file, or None (default: nothing saved). Written
+            atomically after every batch; if it exists, the run resumes after its last
+            finished batch and gives exactly the uninterrupted result. A state written for
+            another model, data, suite, eps, batch size, seed or `individual` is an error.
+        seed: Seed from which each (batch, attack, eps) seed is derived. Defaults to 0.
+        return_adversarial: Keep the adversarial input that first fooled each sample, in
+            ``report.adversarial`` (memory grows with the data; not kept for batches done
+            by an earlier, interrupted run). Defaults to False.
+        progress: Show a tqdm bar over batches with the running accuracies. Defaults to
+            False.
+        sanity: Run the checks of `advgrad.sanity` on the first samples and put their flags
+            in ``report.flags`` (also warned). Defaults to True.
+        individual: Also run every attack alone on every clean-correct sample, for the
+            per-attack rows (``report.per_attack``); the cascade is then read off those
+            runs at no extra cost. False runs each attack only on the samples still robust
+            (cheaper; no per-attack rows). Defaults to True.
+
+    Returns:
+        A `advgrad.report.Report`.
+
+    Raises:
+        ValueError: On an invalid argument (named), before any work; if `state` was written
+            for a different model/data/suite (the file is left unchanged).
+
+    >>> from advgrad import data, zoo
+    >>> from advgrad.attacks import get_attack
+    >>> ds = data.digits()
+    >>> fgsm = get_attack("fgsm", bounds=ds.bounds)
+    >>> r = evaluate(zoo.load("digits-cnn"), ds.test, suite=[fgsm], eps=0.1, batch_size=450)
+    >>> r.n_samples, r.robust_accuracy[0.1] <= r.clean_accuracy
+    (450, True)
+    """
+    attacks = _resolve_suite(suite)
+    eps_list = _resolve_eps(eps)
+    batch_size = check_int("batch_size", batch_size, low=1)
+    seed = check_int("seed", seed, low=0)
+    return_adversarial = check_bool("return_adversarial", return_adversarial)
+    progress = check_bool("progress", progress)
+    sanity = check_bool("sanity", sanity)
+    individual = check_bool("individual", individual)
+    stream = Batches(data, batch_size)
+    ModelAdapter.of(model)  # validates `model`
+    names = labels(attacks)
+    configs = [a.get_config() for a in attacks]
+    digest = model_digest(model)
+    expected = fingerprint(digest, configs, eps_list, batch_size, seed, individual)
+    store = StateFile(state, expected) if state is not None else None
+    if store is not None and store.saved is not None:
+        tally = Tally.from_state(names, eps_list, store.saved["tally"])
+        done = store.batches_done
+        if return_adversarial and done:
+            warnings.warn(
+                f"Resuming from {str(store.path)!r} after {done} finished batch(es): their "
+                "adversarial examples were not saved and are missing from report.adversarial.",
+                stacklevel=2,
+            )
+    else:
+        tally = Tally(names, eps_list)
+        done = 0
+
+    runner = _Runner(model, attacks, names, eps_list, seed, individual, return_adversarial)
+    sample_x: list[Any] = []
+    sample_y: list[np.ndarray] = []
+    sampled = 0
+    started = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=stream.total, disable=not progress, unit="batch", desc="evaluate")
+    try:
+        index = -1
+        offset = 0
+        for index, (x_b, y_b) in enumerate(stream):
+            size = len(y_b)
+            if sampled < SANITY_SAMPLES:
+                rows = np.arange(min(size, SANITY_SAMPLES - sampled))
+                sample_x.append(take(x_b, rows))
+                sample_y.append(np.array(np.asarray(y_b)[rows]))
+                sampled += len(rows)
+            batch_sha = batch_digest(x_b, y_b)
+            if index < done:
+                if batch_sha != tally.batch_hashes[index]:
+                    raise store.mismatch(f"data (batch {index})")
+            else:
+                if store is not None and store.complete:
+                    raise store.mismatch("data (more samples)")
+                runner.run_batch(tally, index, offset, x_b, y_b)
+                tally.batch_hashes.append(batch_sha)
+                if store is not None:
+                    store.write(tally, complete=False)
+            offset += size
+            bar.update(1)
+            if progress:
+                bar.set_postfix_str(postfix(tally), refresh=False)
+        if index + 1 < done:
+            raise store.mismatch("data (fewer samples)")
+        if tally.n_samples == 0:
+            raise invalid("data", "at least one sample", data)
+        if store is not None and not store.complete:
+            store.write(tally, complete=True)
+    finally:
+        bar.close()
+
+    seconds = time.perf_counter() - started
+    report = _report(tally, runner, model, configs, seed, batch_size, individual, digest, seconds)
+    if sanity:
+        from advgrad import sanity as sanity_lib
+
+        flags = sanity_lib.run_all(
+            model, concat(sample_x), np.concatenate(sample_y), report, seed=seed
+        )
+        report.flags = [f.to_dict() for f in flags]
+        if flags:
+            codes = ", ".join(f.code for f in flags)
+            warnings.warn(
+                f"advgrad.evaluate raised {len(flags)} sanity flag(s): {codes}. The robust "
+                "accuracy may be overestimated; see report.flags for what to try.",
+                stacklevel=2,
+            )
+    return report
+
+
+def _resolve_suite(suite: Any) -> list[Attack]:
+    from advgrad import attacks as attacks_lib
+
+    if isinstance(suite, (str, Mapping)) or not isinstance(suite, Sequence) or not suite:
+        raise invalid("suite", "a non-empty list of attack names, Attack objects or dicts", suite)
+    resolved = []
+    for item in suite:
+        if isinstance(item, attacks_lib.Attack):
+            resolved.append(item)
+        elif isinstance(item, str):
+            if item not in attacks_lib.list_attacks():
+                raise invalid("suite", f"attack names among {attacks_lib.list_attacks()}", item)
+            resolved.append(attacks_lib.get_attack(item))
+        elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            resolved.append(attacks_lib.from_config(dict(item)))
+        else:
+            raise invalid("suite", "attack names, Attack objects or {'name': ...} dicts", item)
+    return resolved
+
+
+def _resolve_eps(eps: Any) -> list[float]:
+    """Every eps a finite number >= 0; sorted, duplicates dropped."""
+    values = list(eps) if isinstance(eps, (list, tuple, np.ndarray)) else [eps]
+    if not values:
+        raise invalid("eps", "a finite number >= 0 or a non-empty list of them", eps)
+    return sorted({check_eps(value) for value in values})
+
+
+def _report(tally, runner, model, configs, seed, batch_size, individual, digest, seconds):
+    """The `Report` of a finished tally (without the sanity flags)."""
+    n = tally.n_samples
+    eps = tally.eps
+    outcomes = {e: tally.outcomes(i) for i, e in enumerate(eps)}
+    robust = {e: float(np.sum(outcomes[e] == ROBUST) / n) for e in eps}
+    per_attack: dict[str, dict[float, float]] = {}
+    attack_outcomes: dict[str, dict[float, np.ndarray]] = {}
+    if individual:
+        for label in tally.labels:
+            arrays = {e: tally.robust_alone(label, i) for i, e in enumerate(eps)}
+            attack_outcomes[label] = arrays
+            per_attack[label] = {e: float(np.sum(arrays[e]) / n) for e in eps}
+    loss_trend = {
+        label: {
+            e: [row[0] / row[2], row[1] / row[2]]
+            for e, row in zip(eps, tally.loss[label], strict=True)
+            if row[2] > 0
+        }
+        for label in tally.labels
+    }
+    adversarial = None
+    if runner.keep:
+        adversarial = {}
+        for i, e in enumerate(eps):
+            parts = runner.adversarial[i]
+            if parts:
+                adversarial[e] = {key: concat([p[key] for p in parts]) for key in parts[0]}
+    return Report(
+        clean_accuracy=float(tally.clean_correct / n),
+        robust_accuracy=robust,
+        per_attack=per_attack,
+        outcomes=outcomes,
+        n_samples=n,
+        attacks=list(tally.labels),
+        attack_outcomes=attack_outcomes,
+        suite=configs,
+        eps=list(eps),
+        gradients=dict(tally.gradients),
+        queries=dict(tally.queries),
+        timings={k: round(v, 6) for k, v in tally.timings.items()},
+        gradients_per_sample=dict(tally.per_sample),
+        loss_trend=loss_trend,
+        seed=seed,
+        batch_size=batch_size,
+        individual=individual,
+        seconds=round(seconds, 6),
+        versions=versions(),
+        flags=[],
+        model=describe_model(model, digest),
+        data={"n_samples": n, "sha256": sha(*tally.batch_hashes)},
+        adversarial=adversarial,
+    )
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Report:
+        return evaluate(*args, **kwargs)
+
+
+# `import advgrad.evaluate` rebinds advgrad.evaluate to this module: keep advgrad.evaluate() working
+sys.modules[__name__].__class__ = _CallableModule

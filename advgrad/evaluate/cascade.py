@@ -1,0 +1,192 @@
+"""The attack cascade on one batch: every eps, every attack, the first attack that fooled.
+
+`Runner.run_batch` predicts the clean batch once, then for every eps runs the attacks of the
+suite in order (each on the clean-correct samples with ``individual=True``, else on the
+samples still robust) and records into a `Tally` which attack first fooled each sample. An
+attack fooled a sample when the model's prediction on the returned input differs from the
+label *and* the input lies in the attack's threat model (`advgrad.budget.outside`).
+
+>>> from advgrad.attacks import get_attack
+>>> labels([get_attack("pgd"), get_attack("fgsm"), get_attack("pgd")])
+['pgd', 'fgsm', 'pgd#2']
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from advgrad.budget import outside
+from advgrad.evaluate.state import Tally
+from advgrad.evaluate.stream import take
+from advgrad.models import ModelAdapter
+from advgrad.predictions import class_ids, predict, predicted_classes
+from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
+
+if TYPE_CHECKING:
+    from advgrad.attacks import Attack
+
+__all__ = ["Runner", "labels", "postfix", "seed_of", "targets"]
+
+
+def labels(attacks: Sequence[Attack]) -> list[str]:
+    """Unique row labels: the attack names, with #2, #3... for repeats."""
+    counts: dict[str, int] = {}
+    result = []
+    for attack in attacks:
+        name = attack.name or type(attack).__name__.lower()
+        counts[name] = counts.get(name, 0) + 1
+        result.append(name if counts[name] == 1 else f"{name}#{counts[name]}")
+    return result
+
+
+def seed_of(seed: int, attack_seed: int, batch: int, attack: int, eps: int) -> int:
+    """The seed of one (batch, attack, eps): independent of every other batch."""
+    entropy = [int(seed), int(attack_seed), int(batch), int(attack), int(eps)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
+
+
+def targets(outputs: np.ndarray, truth: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Targets for targeted attacks: the most likely wrong class, laid out like `y`."""
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        ids = 1 - truth
+        classes = 2
+    else:
+        scores = np.array(outputs, np.float64)
+        scores[np.arange(len(truth)), truth] = -np.inf
+        ids = np.argmax(scores, axis=1)
+        classes = outputs.shape[-1]
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        return np.eye(classes, dtype=y.dtype)[ids]
+    return ids.astype(y.dtype).reshape(y.shape)
+
+
+def postfix(tally: Tally) -> str:
+    """The progress bar's running accuracies."""
+    n = max(tally.n_samples, 1)
+    robust = ", ".join(
+        f"{e:.4g}: {np.sum(tally.outcomes(i) == ROBUST) / n:.1%}" for i, e in enumerate(tally.eps)
+    )
+    return f"clean {tally.clean_correct / n:.1%} | robust {robust}"
+
+
+def _threat(attack: Attack, names: tuple[str, ...], eps: float):
+    """One Budget (or None = frozen) per input, as the attack resolves them; None if unknown."""
+    try:
+        return attack.budgets(names, eps=eps)
+    except (ValueError, TypeError):
+        return None
+
+
+class Runner:
+    """Runs the suite on one batch and records the outcomes into a `Tally`.
+
+    Args:
+        model: The model.
+        attacks: The suite, in cascade order.
+        labels: Their row labels (`labels`).
+        eps: The eps values, ascending.
+        seed: `evaluate`'s seed.
+        individual: Run every attack on every clean-correct sample (per-attack rows), or
+            only on the samples still robust.
+        keep_adversarial: Keep the input that first fooled each sample, in `adversarial`.
+    """
+
+    def __init__(self, model, attacks, labels, eps, seed, individual, keep_adversarial):
+        self.model = model
+        self.adapter = ModelAdapter.of(model)
+        self.attacks = attacks
+        self.labels = labels
+        self.eps = eps
+        self.seed = seed
+        self.individual = individual
+        self.keep = keep_adversarial
+        self.adversarial: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(eps))}
+        self.warned: set[str] = set()
+
+    def run_batch(self, tally: Tally, batch: int, offset: int, x: Any, y: np.ndarray) -> None:
+        """Attack batch number `batch` (its first sample is number `offset` of the data)."""
+        truth = class_ids(y)
+        outputs = predict(self.model, x)
+        correct = predicted_classes(self.model, x, outputs) == truth
+        tally.n_samples += len(truth)
+        tally.clean_correct += int(np.sum(correct))
+        for e_index in range(len(self.eps)):
+            codes = np.where(correct, ROBUST, CLEAN_MISCLASSIFIED).astype(np.int8)
+            remaining = correct.copy()
+            for k, label in enumerate(self.labels):
+                chosen = np.flatnonzero(correct if self.individual else remaining)
+                fooled = np.zeros(len(truth), bool)
+                if chosen.size:
+                    hit, x_adv, predicted = self._attack(
+                        tally,
+                        k,
+                        batch,
+                        e_index,
+                        take(x, chosen),
+                        y[chosen],
+                        truth[chosen],
+                        outputs[chosen],
+                    )
+                    fooled[chosen] = hit
+                    new = hit & (codes[chosen] == ROBUST)
+                    if self.keep and np.any(new):
+                        rows = chosen[new]
+                        self.adversarial[e_index].append(
+                            {
+                                "index": offset + rows,
+                                "x": take(x, rows),
+                                "x_adv": take(x_adv, np.flatnonzero(new)),
+                                "attack": np.full(len(rows), k, np.int64),
+                                "label": truth[rows],
+                                "predicted": predicted[new],
+                            }
+                        )
+                codes[fooled & (codes == ROBUST)] = k
+                remaining &= ~fooled
+                if self.individual:
+                    tally.alone[label][e_index].append(correct & ~fooled)
+            tally.codes[e_index].append(codes)
+
+    def _attack(self, tally, k, batch, e_index, x, y, truth, outputs):
+        attack, label = self.attacks[k], self.labels[k]
+        e = self.eps[e_index]
+        seed = seed_of(self.seed, attack.seed, batch, k, e_index)
+        configured = attack.replace(eps=e, seed=seed)
+        target = targets(outputs, truth, y) if attack.targeted else y
+        start = time.perf_counter()
+        result = configured.run(self.model, x, target, eps=e)  # eps in every budget too
+        predicted = predicted_classes(self.model, result.x_adv)
+        hit = predicted != truth
+        _, clean = self.adapter.split_inputs(x)
+        _, adv = self.adapter.split_inputs(result.x_adv, "x_adv")
+        threat = _threat(configured, tuple(clean), e)
+        left = np.zeros(len(truth), bool) if threat is None else outside(threat, clean, adv)
+        if np.any(left & hit):
+            hit &= ~left
+            if label not in self.warned:
+                self.warned.add(label)
+                warnings.warn(
+                    f"Attack {label!r} returned {int(np.sum(left))} input(s) outside its "
+                    f"threat model at eps={e:g} (eps ball, bounds, frozen inputs or non-finite "
+                    "values); they are not counted as adversarial.",
+                    stacklevel=4,
+                )
+        tally.timings[label] += time.perf_counter() - start
+        n = len(truth)
+        per_sample = int(result.gradients)
+        tally.gradients[label] += per_sample * n
+        tally.queries[label] += int(np.sum(result.queries)) + n  # + evaluate's own check
+        tally.per_sample[label] = max(tally.per_sample[label], per_sample)
+        trace = result.loss_trace
+        if trace is not None and len(trace) >= 2 and np.all(np.isfinite(trace[[0, -1]])):
+            row = tally.loss[label][e_index]
+            row[0] += float(trace[0]) * n
+            row[1] += float(trace[-1]) * n
+            row[2] += n
+        return hit, result.x_adv, predicted

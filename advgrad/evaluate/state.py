@@ -1,0 +1,315 @@
+"""The resumable state of an evaluation: what was done, for which run, saved after each batch.
+
+A `Tally` holds everything a resumed run needs (per-sample outcomes and counters, per
+finished batch). A `StateFile` writes it as JSON after every batch with
+`advgrad._io.atomic_write` (a crash leaves the previous file or the new one, never a part),
+together with the run's *fingerprint*: digests of the model's weights and the suite's
+settings, the eps values, batch size, seed and `individual`. Each finished batch is also
+identified by the digest of its data, so a resumed run is refused unless it evaluates
+exactly what the file was written for.
+
+>>> fingerprint("abc", [{"name": "fgsm", "eps": 0.1, "progress": True}], [0.1], 8, 0, True)[
+...     "eps"]
+['0.1']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from advgrad._io import atomic_write
+from advgrad._validation import invalid
+from advgrad.nest import Structure
+
+__all__ = [
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "StateFile",
+    "Tally",
+    "batch_digest",
+    "describe_model",
+    "fingerprint",
+    "model_digest",
+    "sha",
+    "versions",
+]
+
+STATE_FORMAT = "advgrad.evaluate.state"
+STATE_VERSION = 1
+
+
+# --------------------------------------------------------------- fingerprint
+def sha(*parts: bytes | str) -> str:
+    """SHA-256 (hex) of the parts, each followed by a NUL byte."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _array_digest(h: Any, array: np.ndarray) -> None:
+    array = np.ascontiguousarray(array)
+    h.update(f"{array.dtype.str}{array.shape}".encode())
+    h.update(array.tobytes())
+
+
+def batch_digest(x: Any, y: np.ndarray) -> str:
+    """SHA-256 of one batch: every input (by name, dtype, shape and bytes) and the labels."""
+    h = hashlib.sha256()
+    structure = Structure.of(x)
+    for name, leaf in zip(structure.names, structure.leaves(x), strict=True):
+        h.update(name.encode())
+        _array_digest(h, np.asarray(leaf))
+    _array_digest(h, np.asarray(y))
+    return h.hexdigest()
+
+
+def model_digest(model: Any) -> str:
+    """SHA-256 of the model's weights (of its class name for a plain callable)."""
+    get_weights = getattr(model, "get_weights", None)
+    if get_weights is None:
+        return sha("callable", f"{type(model).__module__}.{type(model).__qualname__}")
+    h = hashlib.sha256()
+    for weight in get_weights():
+        _array_digest(h, np.asarray(weight))
+    return h.hexdigest()
+
+
+def _suite_fingerprint(configs: list[dict]) -> list[dict]:
+    """Configs without the settings `evaluate` overrides or that change nothing (progress)."""
+    return [{k: v for k, v in c.items() if k not in ("eps", "progress")} for c in configs]
+
+
+def fingerprint(
+    model_sha: str,
+    configs: list[dict],
+    eps: list[float],
+    batch_size: int,
+    seed: int,
+    individual: bool,
+) -> dict[str, Any]:
+    """What a state file must have been written for to be resumed by this run."""
+    suite = json.dumps(_suite_fingerprint(configs), sort_keys=True, default=repr)
+    return {
+        "model": model_sha,
+        "suite": sha(suite),
+        "eps": [repr(e) for e in eps],
+        "batch_size": batch_size,
+        "seed": seed,
+        "individual": individual,
+    }
+
+
+def versions() -> dict[str, str]:
+    """Versions of advgrad, TensorFlow, Keras, NumPy and Python, for the report."""
+    import keras
+
+    from advgrad._version import __version__
+
+    return {
+        "advgrad": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def describe_model(model: Any, digest: str) -> dict[str, Any]:
+    """Name, class, weights digest and (when built) parameter count, for the report."""
+    description: dict[str, Any] = {
+        "name": getattr(model, "name", None) or type(model).__name__,
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "weights_sha256": digest,
+    }
+    count = getattr(model, "count_params", None)
+    if count is not None:
+        with contextlib.suppress(Exception):  # an unbuilt model: no parameter count
+            description["parameters"] = int(count())
+    return description
+
+
+# --------------------------------------------------------------------- tally
+@dataclasses.dataclass
+class Tally:
+    """Everything a resumed run needs: per-sample outcomes and counters, per finished batch."""
+
+    labels: list[str]
+    eps: list[float]
+    n_samples: int = 0
+    clean_correct: int = 0
+    batch_hashes: list[str] = dataclasses.field(default_factory=list)
+    codes: list[list[np.ndarray]] = dataclasses.field(default_factory=list)
+    alone: dict[str, list[list[np.ndarray]]] = dataclasses.field(default_factory=dict)
+    gradients: dict[str, int] = dataclasses.field(default_factory=dict)
+    queries: dict[str, int] = dataclasses.field(default_factory=dict)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    per_sample: dict[str, int] = dataclasses.field(default_factory=dict)
+    loss: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.codes:
+            self.codes = [[] for _ in self.eps]
+        for label in self.labels:
+            self.alone.setdefault(label, [[] for _ in self.eps])
+            self.gradients.setdefault(label, 0)
+            self.queries.setdefault(label, 0)
+            self.timings.setdefault(label, 0.0)
+            self.per_sample.setdefault(label, 0)
+            self.loss.setdefault(label, [[0.0, 0.0, 0.0] for _ in self.eps])
+
+    def outcomes(self, e: int) -> np.ndarray:
+        """The cascade's outcome codes of every finished sample at eps number `e`."""
+        parts = self.codes[e]
+        return np.concatenate(parts).astype(np.int8) if parts else np.zeros(0, np.int8)
+
+    def robust_alone(self, label: str, e: int) -> np.ndarray:
+        """Per finished sample: robust against attack `label` alone at eps number `e`."""
+        parts = self.alone[label][e]
+        return np.concatenate(parts).astype(bool) if parts else np.zeros(0, bool)
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain JSON data; `from_state` reads it back."""
+        keys = [repr(e) for e in self.eps]
+        return {
+            "n_samples": self.n_samples,
+            "clean_correct": self.clean_correct,
+            "batch_hashes": self.batch_hashes,
+            "outcomes": {k: self.outcomes(i).tolist() for i, k in enumerate(keys)},
+            "attack_outcomes": {
+                label: {
+                    k: self.robust_alone(label, i).astype(int).tolist()
+                    for i, k in enumerate(keys)
+                    if self.alone[label][i]
+                }
+                for label in self.labels
+            },
+            "batch_sizes": [len(c) for c in self.codes[0]],
+            "gradients": self.gradients,
+            "queries": self.queries,
+            "timings": self.timings,
+            "gradients_per_sample": self.per_sample,
+            "loss": self.loss,
+        }
+
+    @classmethod
+    def from_state(cls, labels: list[str], eps: list[float], state: Mapping) -> Tally:
+        """The tally `to_state` saved, for the attack `labels` and `eps` of this run."""
+        tally = cls(labels, eps)
+        sizes = state["batch_sizes"]
+        bounds = np.cumsum([0, *sizes])
+        keys = [repr(e) for e in eps]
+
+        def split(values: list, dtype: Any) -> list[np.ndarray]:
+            array = np.asarray(values, dtype)
+            return [array[bounds[i] : bounds[i + 1]] for i in range(len(sizes))]
+
+        tally.n_samples = int(state["n_samples"])
+        tally.clean_correct = int(state["clean_correct"])
+        tally.batch_hashes = list(state["batch_hashes"])
+        tally.codes = [split(state["outcomes"][k], np.int8) for k in keys]
+        for label in labels:
+            saved = state["attack_outcomes"].get(label, {})
+            tally.alone[label] = [split(saved[k], bool) if k in saved else [] for k in keys]
+        tally.gradients.update({k: int(v) for k, v in state["gradients"].items()})
+        tally.queries.update({k: int(v) for k, v in state["queries"].items()})
+        tally.timings.update({k: float(v) for k, v in state["timings"].items()})
+        tally.per_sample.update({k: int(v) for k, v in state["gradients_per_sample"].items()})
+        tally.loss.update({k: [list(map(float, r)) for r in v] for k, v in state["loss"].items()})
+        return tally
+
+
+# --------------------------------------------------------------------- state
+class StateFile:
+    """The resumable state: read and checked once, written atomically after each batch.
+
+    Args:
+        path: The JSON file (str or os.PathLike); it need not exist.
+        fingerprint: This run's `fingerprint`.
+
+    Raises:
+        ValueError: If `path` is not a path, or the file exists but cannot be read, is not
+            an advgrad state, has another state version, or another fingerprint (the file
+            is left unchanged).
+    """
+
+    def __init__(self, path: Any, fingerprint: dict[str, Any]):
+        if not isinstance(path, (str, os.PathLike)):
+            raise invalid("state", "None or a file path (str or os.PathLike)", path)
+        self.path = pathlib.Path(path)
+        self.fingerprint = fingerprint
+        self.saved: dict[str, Any] | None = None
+        if self.path.exists():
+            self.saved = self._read()
+
+    def _refuse(self, why: str) -> ValueError:
+        return ValueError(
+            f"Invalid value for argument `state`: expected a state file written by "
+            f"advgrad.evaluate, received state={str(self.path)!r}, {why}"
+        )
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise self._refuse(
+                f"which cannot be read ({err}). Remove it to start afresh."
+            ) from None
+        if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
+            raise self._refuse("which is not one.")
+        if saved.get("version") != STATE_VERSION:
+            raise self._refuse(
+                f"which has state version {saved.get('version')!r}; this version of advgrad "
+                f"reads version {STATE_VERSION} only. Pass another `state` path, or delete "
+                "the file to start afresh."
+            )
+        old = saved.get("fingerprint", {})
+        differs = [k for k in self.fingerprint if old.get(k) != self.fingerprint[k]]
+        if differs:
+            raise self.mismatch(", ".join(differs))
+        return saved
+
+    def mismatch(self, what: str) -> ValueError:
+        """The error for a state written for another run (`what` differs)."""
+        return ValueError(
+            f"Invalid value for argument `state`: the state file {str(self.path)!r} was "
+            f"written for a different model/data/suite (differs in: {what}). Its results "
+            f"cannot be mixed with this run's: pass another `state` path, or delete the "
+            f"file to start afresh."
+        )
+
+    @property
+    def batches_done(self) -> int:
+        """Batches finished by the run that wrote the file (0 without a file)."""
+        return 0 if self.saved is None else len(self.saved["tally"]["batch_hashes"])
+
+    @property
+    def complete(self) -> bool:
+        """Whether that run finished every batch."""
+        return bool(self.saved and self.saved.get("complete"))
+
+    def write(self, tally: Tally, complete: bool) -> None:
+        """Save `tally` (atomically: the old file or the new one, never a part)."""
+        payload = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "fingerprint": self.fingerprint,
+            "complete": complete,
+            "batches_done": len(tally.batch_hashes),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "tally": tally.to_state(),
+        }
+        atomic_write(self.path, json.dumps(payload, separators=(",", ":")))
