@@ -127,28 +127,30 @@ def check_number(
     low: float | None = None,
     high: float | None = None,
     low_open: bool = False,
+    high_open: bool = False,
     finite: bool = True,
 ) -> float:
     """`value` as a float: a real number (not a bool, not NaN), finite unless ``finite=False``,
-    ``>= low`` (``> low`` with `low_open`) and ``<= high`` where given.
+    ``>= low`` (``> low`` with `low_open`) and ``<= high`` (``< high`` with `high_open`)
+    where given.
 
     >>> check_number("decay", 1, low=0)
     1.0
     """
     ok = _is_real(value) and not math.isnan(value) and (math.isfinite(value) or not finite)
     ok = ok and (low is None or (value > low if low_open else value >= low))
-    ok = ok and (high is None or value <= high)
+    ok = ok and (high is None or (value < high if high_open else value <= high))
     if not ok:
-        raise invalid(argument, _number_text(low, high, low_open, finite), value)
+        raise invalid(argument, _number_text(low, high, low_open, high_open, finite), value)
     return float(value)
 
 
-def _number_text(low, high, low_open, finite) -> str:
+def _number_text(low, high, low_open, high_open, finite) -> str:
     parts = []
     if low is not None:
         parts.append(f"{'>' if low_open else '>='} {low:g}")
     if high is not None:
-        parts.append(f"<= {high:g}")
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
     return ("a finite number" if finite else "a number") + (
         " " + " and ".join(parts) if parts else ""
     )

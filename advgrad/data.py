@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from advgrad._validation import invalid
+from advgrad._validation import check_bool, invalid
 
 __all__ = ["Dataset", "breast_cancer_two_input", "digits", "get", "names"]
 
@@ -137,9 +137,7 @@ def digits(flat: bool = False) -> Dataset:
     >>> ds.x_train.shape, ds.x_test.shape, float(ds.x_train.max())
     ((1347, 8, 8, 1), (450, 8, 8, 1), 1.0)
     """
-    if not isinstance(flat, (bool, np.bool_)):
-        raise invalid("flat", "a bool", flat)
-    return _digits(bool(flat))
+    return _digits(check_bool("flat", flat))
 
 
 @functools.cache

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from advgrad._validation import invalid
+from advgrad._validation import check_number, invalid
 
 __all__ = ["Norm", "Linf", "L2", "L1", "get", "names"]
 
@@ -352,13 +352,7 @@ class L1(Norm):
     p = 1.0
 
     def __init__(self, sparsity: float = 0.99):
-        if (
-            isinstance(sparsity, (bool, np.bool_))
-            or not isinstance(sparsity, numbers.Real)
-            or not 0.0 <= float(sparsity) < 1.0
-        ):
-            raise invalid("sparsity", "a number in [0, 1)", sparsity)
-        self.sparsity = float(sparsity)
+        self.sparsity = check_number("sparsity", sparsity, low=0.0, high=1.0, high_open=True)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "sparsity": self.sparsity}

@@ -34,15 +34,13 @@ Adding a rule is writing its two functions; for example a rule that scales direc
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import numpy as np
 import tensorflow as tf
 
 from advgrad import norms as norms_lib
-from advgrad._validation import invalid
+from advgrad._validation import check_number, invalid
 
 __all__ = ["StepRule", "identity", "sign", "normalize", "momentum", "chain"]
 
@@ -161,13 +159,7 @@ def momentum(decay: float = 1.0) -> StepRule:
     >>> direction.numpy().tolist()
     [[0.375, -1.125]]
     """
-    if (
-        isinstance(decay, (bool, np.bool_))
-        or not isinstance(decay, numbers.Real)
-        or not float(decay) >= 0.0
-    ):
-        raise invalid("decay", "a number >= 0", decay)
-    decay = float(decay)
+    decay = check_number("decay", decay, low=0.0)
 
     def init(grad):
         return tf.zeros_like(grad)

@@ -31,7 +31,7 @@ import numpy as np
 
 from advgrad import data as _data
 from advgrad._io import atomic_write
-from advgrad._validation import invalid
+from advgrad._validation import check_bool, invalid
 
 if TYPE_CHECKING:
     import keras
@@ -412,8 +412,7 @@ def load(
     (2, 10)
     """
     _spec(name)
-    if not isinstance(retrain, (bool, np.bool_)):
-        raise invalid("retrain", "a bool", retrain)
+    retrain = check_bool("retrain", retrain)
     folder = _folder(directory)
     path = folder / f"{name}.keras"
     if not retrain and path.exists():

@@ -1,6 +1,5 @@
 """The `advgrad` command, run in-process through `main([...])` (one subprocess test)."""
 
-import importlib
 import os
 import pathlib
 import re
@@ -192,12 +191,12 @@ def test_bench_resume_gives_the_same_report(bench_run, capsys):
 
 
 def test_bench_resume_continues_an_interrupted_run(bench_run, tmp_path, capsys, monkeypatch):
-    evaluate_lib = importlib.import_module("advgrad.evaluate")  # the module, not the function
+    from advgrad.evaluate.cascade import Runner
 
     _, config, full_out = bench_run
     full = Report.from_json(full_out / "report.json")
     out = tmp_path / "out"
-    original = evaluate_lib._Runner.run_batch
+    original = Runner.run_batch
     calls = []
 
     def interrupted(self, tally, batch, *args, **kwargs):
@@ -206,7 +205,7 @@ def test_bench_resume_continues_an_interrupted_run(bench_run, tmp_path, capsys, 
             raise KeyboardInterrupt
         return original(self, tally, batch, *args, **kwargs)
 
-    monkeypatch.setattr(evaluate_lib._Runner, "run_batch", interrupted)
+    monkeypatch.setattr(Runner, "run_batch", interrupted)
     code, _, stderr = run(capsys, "bench", config, "--out", out)
     assert code == 1
     assert stderr.strip().endswith("advgrad: error: interrupted; continue with --resume")
@@ -215,10 +214,10 @@ def test_bench_resume_continues_an_interrupted_run(bench_run, tmp_path, capsys, 
     code, _, stderr = run(capsys, "bench", config, "--out", out)
     assert code == 2 and "already holds a run (state.json); pass --resume" in stderr
 
-    monkeypatch.setattr(evaluate_lib._Runner, "run_batch", original)
+    monkeypatch.setattr(Runner, "run_batch", original)
     calls.clear()
     monkeypatch.setattr(
-        evaluate_lib._Runner,
+        Runner,
         "run_batch",
         lambda self, tally, batch, *a, **k: (
             calls.append(batch) or original(self, tally, batch, *a, **k)

@@ -64,8 +64,6 @@ __all__ = ["evaluate"]
 SANITY_SAMPLES = 64
 """How many of the first samples the sanity checks of `advgrad.sanity` look at."""
 
-_Runner = Runner  # the name tests/test_cli.py patches
-
 
 def evaluate(
     model: Any,
@@ -172,7 +170,7 @@ def evaluate(
         tally = Tally(names, eps_list)
         done = 0
 
-    runner = _Runner(model, attacks, names, eps_list, seed, individual, return_adversarial)
+    runner = Runner(model, attacks, names, eps_list, seed, individual, return_adversarial)
     sample_x: list[Any] = []
     sample_y: list[np.ndarray] = []
     sampled = 0
