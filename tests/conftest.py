@@ -15,6 +15,43 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+# Data sets and zoo models shared by the whole session. The models depend on `_isolated_cache`
+# explicitly, so they are trained into (and read from) the per-session cache. Treat them as
+# read-only: a test that changes a model (compile, set_weights, ...) must work on a copy.
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """`advgrad.data.digits()`: 8x8x1 images in [0, 1], 10 classes."""
+    from advgrad import data
+
+    return data.digits()
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(_isolated_cache):
+    """The zoo's trained `digits-cnn` (logits), for the `digits` data set."""
+    from advgrad import zoo
+
+    return zoo.load("digits-cnn")
+
+
+@pytest.fixture(scope="session")
+def tabular():
+    """`advgrad.data.breast_cancer_two_input()`: dict inputs `measurements` and `errors`."""
+    from advgrad import data
+
+    return data.breast_cancer_two_input()
+
+
+@pytest.fixture(scope="session")
+def tabular_model(_isolated_cache):
+    """The zoo's trained `tabular-two-input` model, for the `tabular` data set."""
+    from advgrad import zoo
+
+    return zoo.load("tabular-two-input")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

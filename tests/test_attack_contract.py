@@ -53,32 +53,27 @@ def make_attack(name: str, **settings: Any):
 # ---------------------------------------------------------------------------------- models
 
 
-@pytest.fixture(scope="module")
-def digits():
-    ds = advgrad.data.digits()
-    return ds.x_test[:BATCH], ds.y_test[:BATCH]
+# `digits`, `digits_cnn`, `tabular` and `tabular_model` come from conftest.py.
 
 
 @pytest.fixture(scope="module")
-def digits_cnn():
-    return advgrad.zoo.load("digits-cnn")
+def digits_batch(digits):
+    """The first BATCH digits test images and labels."""
+    return digits.x_test[:BATCH], digits.y_test[:BATCH]
 
 
 @pytest.fixture(scope="module")
-def tabular():
-    """Tabular test inputs clipped into the training-derived bounds."""
-    ds = advgrad.data.breast_cancer_two_input()
-    x = {k: np.clip(v[:BATCH], *ds.bounds[k]).astype(np.float32) for k, v in ds.x_test.items()}
-    return x, ds.y_test[:BATCH], ds.bounds
+def tabular_batch(tabular):
+    """Tabular test inputs clipped into the training-derived bounds, labels and bounds."""
+    x = {
+        k: np.clip(v[:BATCH], *tabular.bounds[k]).astype(np.float32)
+        for k, v in tabular.x_test.items()
+    }
+    return x, tabular.y_test[:BATCH], tabular.bounds
 
 
 @pytest.fixture(scope="module")
-def tabular_model():
-    return advgrad.zoo.load("tabular-two-input")
-
-
-@pytest.fixture(scope="module")
-def halves_model():
+def halves_model(digits):
     """A two-input (list) model: the top and bottom halves of an 8x8 digit, 4x8x1 each."""
     keras.utils.set_random_seed(0)
     top = keras.Input((4, 8, 1), name="top")
@@ -93,9 +88,8 @@ def halves_model():
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    ds = advgrad.data.digits()
-    model.fit(split_halves(ds.x_train), ds.y_train, epochs=3, batch_size=32, verbose=0)
-    accuracy = model.evaluate(split_halves(ds.x_test), ds.y_test, verbose=0)[1]
+    model.fit(split_halves(digits.x_train), digits.y_train, epochs=3, batch_size=32, verbose=0)
+    accuracy = model.evaluate(split_halves(digits.x_test), digits.y_test, verbose=0)[1]
     assert accuracy > 0.8  # a real model, so the attacks have real gradients
     return model
 
@@ -118,10 +112,10 @@ class Case:
 
 
 @pytest.fixture
-def case(request, digits, tabular) -> Case:
+def case(request, digits_batch, tabular_batch) -> Case:
     kind, norm = request.param
     if kind == "single":
-        x, y = digits
+        x, y = digits_batch
         eps = EPS["digits"][norm]
         return Case(
             request.getfixturevalue("digits_cnn"),
@@ -133,7 +127,7 @@ def case(request, digits, tabular) -> Case:
             {"x": (0.0, 1.0)},
         )
     if kind == "list":
-        x, y = digits
+        x, y = digits_batch
         eps = EPS["digits"][norm]
         return Case(
             request.getfixturevalue("halves_model"),
@@ -144,7 +138,7 @@ def case(request, digits, tabular) -> Case:
             {0: eps, 1: eps},
             {0: (0.0, 1.0), 1: (0.0, 1.0)},
         )
-    x, y, bounds = tabular
+    x, y, bounds = tabular_batch
     eps = EPS["tabular"][norm]
     model = request.getfixturevalue("tabular_model")
     if kind == "dict-frozen":
@@ -269,9 +263,8 @@ TARGETED_EPS = {"linf": 0.5, "l2": 3.0, "l1": 10.0}
 
 @pytest.mark.parametrize("norm", NORMS)
 @pytest.mark.parametrize("name", ATTACKS)
-def test_targeted_reaches_targets(name: str, norm: str, digits_cnn):
-    ds = advgrad.data.digits()
-    x, y = ds.x_test[:64], ds.y_test[:64]
+def test_targeted_reaches_targets(name: str, norm: str, digits, digits_cnn):
+    x, y = digits.x_test[:64], digits.y_test[:64]
     targets = (y + 1) % 10
     settings = {"eps": TARGETED_EPS[norm], "norm": norm, "bounds": (0.0, 1.0), "targeted": True}
     if norm == "l1":  # the sparse L1 direction moves a few pixels per step

@@ -18,15 +18,13 @@ EPS = 0.1
 BOUNDS = (0.0, 1.0)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return advgrad.zoo.load("digits-cnn")
+# `digits` and `digits_cnn` come from conftest.py.
 
 
 @pytest.fixture(scope="module")
-def data():
-    ds = advgrad.data.digits()
-    return ds.x_test, ds.y_test
+def digits_test(digits):
+    """All 450 digits test images and their labels."""
+    return digits.x_test, digits.y_test
 
 
 def accuracy(model, x, y) -> float:
@@ -37,12 +35,12 @@ def accuracy(model, x, y) -> float:
 
 
 @pytest.mark.parametrize("labels", ["given", "predicted"])
-def test_fgsm_is_the_closed_form(model, data, labels):
-    x, y = data
+def test_fgsm_is_the_closed_form(digits_cnn, digits_test, labels):
+    x, y = digits_test
     y = y if labels == "given" else None
-    grad = advgrad.input_gradients(model, x, y)
+    grad = advgrad.input_gradients(digits_cnn, x, y)
     expected = np.clip(x + EPS * np.sign(grad), *BOUNDS)
-    x_adv = FGSM(eps=EPS, bounds=BOUNDS)(model, x, y)
+    x_adv = FGSM(eps=EPS, bounds=BOUNDS)(digits_cnn, x, y)
     assert x_adv.dtype == x.dtype
     np.testing.assert_array_equal(x_adv, expected)
 
@@ -51,9 +49,9 @@ def test_fgsm_is_the_closed_form(model, data, labels):
 
 
 @pytest.fixture(scope="module")
-def robust(model, data):
+def robust(digits_cnn, digits_test):
     """Robust accuracy (model.predict on x_adv) of each attack on all 450 test images."""
-    x, y = data
+    x, y = digits_test
     attacks = {
         "fgsm": FGSM(eps=EPS, bounds=BOUNDS),
         "bim": BIM(eps=EPS, steps=40, bounds=BOUNDS),
@@ -61,10 +59,10 @@ def robust(model, data):
         "pgd-5": PGD(eps=EPS, steps=40, restarts=5, bounds=BOUNDS),
         "mifgsm": MIFGSM(eps=EPS, steps=10, bounds=BOUNDS),
     }
-    result = {"clean": accuracy(model, x, y)}
+    result = {"clean": accuracy(digits_cnn, x, y)}
     for name, attack in attacks.items():
-        out = attack.run(model, x, y)
-        result[name] = accuracy(model, out.x_adv, y)
+        out = attack.run(digits_cnn, x, y)
+        result[name] = accuracy(digits_cnn, out.x_adv, y)
         # `fooled` agrees with the model's own predictions on x_adv.
         assert result[name] == pytest.approx(1.0 - out.fooled.mean(), abs=1e-9)
     return result
@@ -92,9 +90,9 @@ def test_mifgsm_below_clean(robust):
     assert robust["mifgsm"] < robust["clean"] - 0.2
 
 
-def test_pgd_loss_trace_increases(model, data):
-    x, y = data[0][:64], data[1][:64]
-    result = PGD(eps=EPS, steps=10, bounds=BOUNDS).run(model, x, y)
+def test_pgd_loss_trace_increases(digits_cnn, digits_test):
+    x, y = digits_test[0][:64], digits_test[1][:64]
+    result = PGD(eps=EPS, steps=10, bounds=BOUNDS).run(digits_cnn, x, y)
     assert result.loss_trace.shape == (11,)
     assert np.all(np.isfinite(result.loss_trace))
     assert result.loss_trace[-1] > result.loss_trace[0] + 1.0
@@ -102,13 +100,13 @@ def test_pgd_loss_trace_increases(model, data):
 
 
 @pytest.mark.parametrize("layout", ["ids", "column", "onehot"])
-def test_fooled_is_the_models_verdict(model, data, layout):
+def test_fooled_is_the_models_verdict(digits_cnn, digits_test, layout):
     """`fooled` says what model.predict says on x_adv, whatever the label layout."""
-    x, y = data[0][:64], data[1][:64]
+    x, y = digits_test[0][:64], digits_test[1][:64]
     labels = {"ids": y, "column": y[:, None], "onehot": np.eye(10, dtype="float32")[y]}[layout]
     loss = keras.losses.CategoricalCrossentropy(from_logits=True) if layout == "onehot" else "ce"
-    result = BIM(eps=EPS, steps=5, bounds=BOUNDS, loss=loss).run(model, x, labels)
-    predicted = model.predict(result.x_adv, verbose=0).argmax(axis=1)
+    result = BIM(eps=EPS, steps=5, bounds=BOUNDS, loss=loss).run(digits_cnn, x, labels)
+    predicted = digits_cnn.predict(result.x_adv, verbose=0).argmax(axis=1)
     np.testing.assert_array_equal(result.fooled, predicted != y)
     assert 0 < result.fooled.sum() < len(y)
 
@@ -123,52 +121,52 @@ def test_fooled_is_the_models_verdict(model, data, layout):
     ],
     ids=["bim", "pgd", "pgd-restarts", "mifgsm"],
 )
-def test_call_fools_what_run_fools(model, data, attack):
+def test_call_fools_what_run_fools(digits_cnn, digits_test, attack):
     """`attack(...)` skips judging the last iterate, yet fools exactly the samples `run`
     fools, with the same iterate; only a sample no iterate fools may get another one."""
-    x, y = data[0][:96], data[1][:96]
-    result = attack.run(model, x, y)
-    x_adv = attack(model, x, y)
-    fooled = model.predict(x_adv, verbose=0).argmax(axis=1) != y
+    x, y = digits_test[0][:96], digits_test[1][:96]
+    result = attack.run(digits_cnn, x, y)
+    x_adv = attack(digits_cnn, x, y)
+    fooled = digits_cnn.predict(x_adv, verbose=0).argmax(axis=1) != y
     np.testing.assert_array_equal(fooled, result.fooled)
     assert 0 < fooled.sum() < len(y)
     np.testing.assert_array_equal(x_adv[fooled], result.x_adv[fooled])
 
 
-def test_pgd_seed_changes_random_start(model, data):
-    x, y = data[0][:32], data[1][:32]
+def test_pgd_seed_changes_random_start(digits_cnn, digits_test):
+    x, y = digits_test[0][:32], digits_test[1][:32]
     attack = PGD(eps=EPS, steps=2, bounds=BOUNDS, seed=0)
-    a = attack(model, x, y)
-    b = attack.replace(seed=1)(model, x, y)
+    a = attack(digits_cnn, x, y)
+    b = attack.replace(seed=1)(digits_cnn, x, y)
     assert np.any(a != b)
 
 
 # ------------------------------------------------------------------------------- tracing
 
 
-def test_no_retrace_across_batches(model, data):
-    x, y = data
+def test_no_retrace_across_batches(digits_cnn, digits_test):
+    x, y = digits_test
     attack = PGD(eps=EPS, steps=3, bounds=BOUNDS)
-    attack(model, x[:32], y[:32])
+    attack(digits_cnn, x[:32], y[:32])
     before = trace_count("attack")
     for i in range(1, 5):
-        attack(model, x[32 * i : 32 * (i + 1)], y[32 * i : 32 * (i + 1)])
-    attack(model, x[:17], y[:17])  # a different batch size too
+        attack(digits_cnn, x[32 * i : 32 * (i + 1)], y[32 * i : 32 * (i + 1)])
+    attack(digits_cnn, x[:17], y[:17])  # a different batch size too
     assert trace_count("attack") == before
 
 
-def test_no_retrace_across_eps(model, data):
-    x, y = data[0][:32], data[1][:32]
+def test_no_retrace_across_eps(digits_cnn, digits_test):
+    x, y = digits_test[0][:32], digits_test[1][:32]
     attack = BIM(eps=EPS, steps=3, bounds=BOUNDS)
-    base = attack(model, x, y)
+    base = attack(digits_cnn, x, y)
     before = trace_count("attack")
     outputs = {}
     for eps in (0.05, 0.2, 0.3):
-        outputs[eps] = attack(model, x, y, eps=eps)
-        replaced = attack.replace(eps=eps)(model, x, y)
+        outputs[eps] = attack(digits_cnn, x, y, eps=eps)
+        replaced = attack.replace(eps=eps)(digits_cnn, x, y)
         np.testing.assert_array_equal(replaced, outputs[eps])
         assert np.abs(outputs[eps] - x).max() <= eps + 1e-6
-    attack.replace(eps=0.2, step_size=0.01, seed=5)(model, x, y)
+    attack.replace(eps=0.2, step_size=0.01, seed=5)(digits_cnn, x, y)
     assert trace_count("attack") == before
     # eps really changed (not a stale constant baked into the trace)
     assert np.abs(outputs[0.3] - x).max() > np.abs(base - x).max() + 0.1
@@ -177,40 +175,40 @@ def test_no_retrace_across_eps(model, data):
 # ------------------------------------------------------------------ batching and progress
 
 
-def test_batch_size_matches_one_batch(model, data):
-    x, y = data[0][:50], data[1][:50]  # 16 + 16 + 16 + 2
+def test_batch_size_matches_one_batch(digits_cnn, digits_test):
+    x, y = digits_test[0][:50], digits_test[1][:50]  # 16 + 16 + 16 + 2
     attack = BIM(eps=EPS, steps=5, bounds=BOUNDS)
-    whole = attack.run(model, x, y)
-    chunked = attack.replace(batch_size=16).run(model, x, y)
+    whole = attack.run(digits_cnn, x, y)
+    chunked = attack.replace(batch_size=16).run(digits_cnn, x, y)
     np.testing.assert_array_equal(chunked.x_adv, whole.x_adv)
     np.testing.assert_array_equal(chunked.fooled, whole.fooled)
     np.testing.assert_allclose(chunked.loss_trace, whole.loss_trace, rtol=1e-5)
 
 
-def test_progress_bar_off_by_default(model, data, capsys):
-    x, y = data[0][:32], data[1][:32]
+def test_progress_bar_off_by_default(digits_cnn, digits_test, capsys):
+    x, y = digits_test[0][:32], digits_test[1][:32]
     attack = BIM(eps=EPS, steps=2, bounds=BOUNDS, batch_size=16)
     assert attack.progress is False
     capsys.readouterr()
-    attack(model, x, y)
+    attack(digits_cnn, x, y)
     assert capsys.readouterr().err == ""
-    attack.replace(progress=True)(model, x, y)
+    attack.replace(progress=True)(digits_cnn, x, y)
     assert "2/2" in capsys.readouterr().err
 
 
-def test_keeps_tensor_and_dtype(model, data):
-    x, y = data[0][:8], data[1][:8]
+def test_keeps_tensor_and_dtype(digits_cnn, digits_test):
+    x, y = digits_test[0][:8], digits_test[1][:8]
     attack = BIM(eps=EPS, steps=2, bounds=BOUNDS)
-    out = attack(model, tf.constant(x), y)
+    out = attack(digits_cnn, tf.constant(x), y)
     assert tf.is_tensor(out) and out.dtype == tf.float32 and out.shape == x.shape
-    out64 = attack(model, x.astype(np.float64), y)
+    out64 = attack(digits_cnn, x.astype(np.float64), y)
     assert isinstance(out64, np.ndarray) and out64.dtype == np.float64
 
 
-def test_margin_loss(model, data):
-    x, y = data[0][:64], data[1][:64]
-    x_adv = PGD(eps=0.2, steps=10, bounds=BOUNDS, loss="margin")(model, x, y)
-    assert accuracy(model, x_adv, y) < accuracy(model, x, y) - 0.5
+def test_margin_loss(digits_cnn, digits_test):
+    x, y = digits_test[0][:64], digits_test[1][:64]
+    x_adv = PGD(eps=0.2, steps=10, bounds=BOUNDS, loss="margin")(digits_cnn, x, y)
+    assert accuracy(digits_cnn, x_adv, y) < accuracy(digits_cnn, x, y) - 0.5
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -258,29 +256,29 @@ def _bad_calls(x, y):
 
 
 @pytest.mark.parametrize("index", range(6), ids=["eps<0", "eps-nan", "budget", "x>1", "nan", "y"])
-def test_bad_call_raises_before_work(model, data, index):
-    x, y = data[0][:16].copy(), data[1][:16]
+def test_bad_call_raises_before_work(digits_cnn, digits_test, index):
+    x, y = digits_test[0][:16].copy(), digits_test[1][:16]
     argument, settings, call = _bad_calls(x, y)[index]
     # Settings traced nowhere else, so any work would show in the trace count.
     attack = BIM(eps=EPS, steps=7, bounds=BOUNDS, **settings)
     before = trace_count()
     x_arg, y_arg = call.pop("x"), call.pop("y")
     with pytest.raises(ValueError, match=f"`{argument}"):
-        attack(model, x_arg, y_arg, **call)
+        attack(digits_cnn, x_arg, y_arg, **call)
     assert trace_count() == before
 
 
-def test_trace_count_sees_work(model, data):
+def test_trace_count_sees_work(digits_cnn, digits_test):
     """The counter used above does move when an attack runs with new settings."""
     before = trace_count("attack")
-    BIM(eps=EPS, steps=9, bounds=BOUNDS)(model, data[0][:4], data[1][:4])
+    BIM(eps=EPS, steps=9, bounds=BOUNDS)(digits_cnn, digits_test[0][:4], digits_test[1][:4])
     assert trace_count("attack") == before + 1
 
 
-def test_a_suite_of_attacks_gives_no_retracing_warning(model, data, caplog):
+def test_a_suite_of_attacks_gives_no_retracing_warning(digits_cnn, digits_test, caplog):
     """Each attack loop is traced once; TF must not report six of them as one retracing."""
-    x, y = data[0][:4], data[1][:4]
+    x, y = digits_test[0][:4], digits_test[1][:4]
     with caplog.at_level("WARNING", logger="tensorflow"):
         for steps in range(11, 17):  # six new configurations, each traced once
-            BIM(eps=EPS, steps=steps, bounds=BOUNDS)(model, x, y)
+            BIM(eps=EPS, steps=steps, bounds=BOUNDS)(digits_cnn, x, y)
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import advgrad
 from advgrad.checks import as_float64, check_gradients
 
 
@@ -57,15 +56,13 @@ def test_zero_gradients_are_flagged(rng):
     assert any("zero" in flag for flag in report.flags)
 
 
-def test_float64_copy_of_a_dict_input_model_matches_the_original():
-    model = advgrad.zoo.load("tabular-two-input")
-    data = advgrad.data.breast_cancer_two_input()
-    x = {k: v[:8] for k, v in data.x_test.items()}
-    clone = as_float64(model)
+def test_float64_copy_of_a_dict_input_model_matches_the_original(tabular, tabular_model):
+    x = {k: v[:8] for k, v in tabular.x_test.items()}
+    clone = as_float64(tabular_model)
     assert clone is not None and all(w.dtype == "float64" for w in clone.weights)
     x64 = {k: v.astype("float64") for k, v in x.items()}
-    np.testing.assert_allclose(clone(x64).numpy(), model(x).numpy(), atol=1e-5)
-    assert check_gradients(model, x, data.y_test[:8]).passed
+    np.testing.assert_allclose(clone(x64).numpy(), tabular_model(x).numpy(), atol=1e-5)
+    assert check_gradients(tabular_model, x, tabular.y_test[:8]).passed
 
 
 def test_bad_arguments():

@@ -135,7 +135,7 @@ def test_get_and_names():
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match=r"argument `name`.*digits.*received name='mnist'"):
         data.get("mnist")
-    with pytest.raises(ValueError, match=r"argument `flat`: expected a bool"):
+    with pytest.raises(ValueError, match=r"argument `flat`: expected True or False"):
         data.digits(flat="yes")
 
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from advgrad import data, zoo
 from advgrad.attacks import get_attack
 from advgrad.budget import Budget
 from advgrad.evaluate import evaluate
@@ -23,14 +22,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 EPS = [0.05, 0.1, 0.3]
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.digits()
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    return zoo.load("digits-cnn")
+# `digits`, `digits_cnn`, `tabular` and `tabular_model` come from conftest.py.
 
 
 def _suite(bounds, steps=5):
@@ -38,9 +30,9 @@ def _suite(bounds, steps=5):
 
 
 @pytest.fixture(scope="module")
-def report(cnn, digits):
+def report(digits_cnn, digits):
     return evaluate(
-        cnn,
+        digits_cnn,
         (digits.x_test[:128], digits.y_test[:128]),
         suite=_suite(digits.bounds),
         eps=EPS,
@@ -108,7 +100,7 @@ def test_no_gradient_flags_on_a_normal_model(report):
     assert "non_monotone" not in codes and "noise_stronger" not in codes
 
 
-def test_adversarial_examples_fool_the_model_within_the_ball(report, cnn, digits):
+def test_adversarial_examples_fool_the_model_within_the_ball(report, digits_cnn, digits):
     for e in EPS:
         adv = report.adversarial[e]
         codes = report.outcomes[e]
@@ -119,14 +111,14 @@ def test_adversarial_examples_fool_the_model_within_the_ball(report, cnn, digits
         delta = np.abs(adv["x_adv"] - adv["x"]).reshape(len(fooled), -1).max(axis=1)
         assert np.all(delta <= e + 1e-6)
         assert adv["x_adv"].min() >= 0.0 and adv["x_adv"].max() <= 1.0
-        predicted = np.argmax(cnn.predict(adv["x_adv"], verbose=0), axis=-1)
+        predicted = np.argmax(digits_cnn.predict(adv["x_adv"], verbose=0), axis=-1)
         np.testing.assert_array_equal(predicted, adv["predicted"])
         assert np.all(predicted != digits.y_test[adv["index"]])
 
 
-def test_cascade_only_runs_later_attacks_on_survivors(cnn, digits, report):
+def test_cascade_only_runs_later_attacks_on_survivors(digits_cnn, digits, report):
     cascade = evaluate(
-        cnn,
+        digits_cnn,
         (digits.x_test[:128], digits.y_test[:128]),
         suite=_suite(digits.bounds),
         eps=EPS,
@@ -153,12 +145,12 @@ def test_cascade_only_runs_later_attacks_on_survivors(cnn, digits, report):
 
 
 # ----------------------------------------------------------- inputs and data
-def test_tf_data_gives_the_same_result_as_arrays(cnn, digits):
+def test_tf_data_gives_the_same_result_as_arrays(digits_cnn, digits):
     x, y = digits.x_test[:40], digits.y_test[:40]
     kwargs = dict(suite=_suite(digits.bounds, steps=3), eps=[0.1], batch_size=16, sanity=False)
-    from_arrays = evaluate(cnn, (x, y), **kwargs)
+    from_arrays = evaluate(digits_cnn, (x, y), **kwargs)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(7)  # re-batched to 16
-    from_dataset = evaluate(cnn, dataset, progress=True, **kwargs)
+    from_dataset = evaluate(digits_cnn, dataset, progress=True, **kwargs)
     assert from_dataset.n_samples == 40
     np.testing.assert_array_equal(from_dataset.outcomes[0.1], from_arrays.outcomes[0.1])
     assert from_dataset.per_attack == from_arrays.per_attack
@@ -166,27 +158,25 @@ def test_tf_data_gives_the_same_result_as_arrays(cnn, digits):
     assert from_dataset.data == from_arrays.data
 
 
-def test_dict_inputs_with_a_frozen_input():
-    ds = data.breast_cancer_two_input()
-    model = zoo.load("tabular-two-input")
+def test_dict_inputs_with_a_frozen_input(tabular, tabular_model):
     # test points may lie slightly outside the training range: clip them into the bounds
-    x = {k: np.clip(v, *ds.bounds[k]) for k, v in ds.x_test.items()}
-    low, high = ds.bounds["measurements"]
+    x = {k: np.clip(v, *tabular.bounds[k]) for k, v in tabular.x_test.items()}
+    low, high = tabular.bounds["measurements"]
     attack = get_attack(
         "pgd",
         steps=10,
         budget={"measurements": Budget(1.0, bounds=(low, high)), "errors": None},
     )
     report = evaluate(
-        model,
-        (x, ds.y_test),
+        tabular_model,
+        (x, tabular.y_test),
         suite=[attack],
         eps=[0.0, 0.5, 2.0],
         batch_size=64,
         return_adversarial=True,
         sanity=False,
     )
-    assert report.n_samples == len(ds.y_test)
+    assert report.n_samples == len(tabular.y_test)
     assert report.clean_accuracy >= 0.9
     assert report.robust_accuracy[0.0] == report.clean_accuracy
     assert report.robust_accuracy[2.0] < report.robust_accuracy[0.5] < report.clean_accuracy
@@ -238,20 +228,20 @@ def test_module_is_callable_after_importing_it_first(tmp_path):
         ({"state": 3}, "state"),
     ],
 )
-def test_invalid_arguments_are_named(cnn, digits, kwargs, argument):
+def test_invalid_arguments_are_named(digits_cnn, digits, kwargs, argument):
     arguments = {"suite": ["fgsm"], "eps": 0.1, **kwargs}
     with pytest.raises(ValueError, match=f"argument `{argument}`"):
-        evaluate(cnn, (digits.x_test[:8], digits.y_test[:8]), **arguments)
+        evaluate(digits_cnn, (digits.x_test[:8], digits.y_test[:8]), **arguments)
 
 
-def test_invalid_data_is_named(cnn, digits):
+def test_invalid_data_is_named(digits_cnn, digits):
     with pytest.raises(ValueError, match="argument `data`"):
-        evaluate(cnn, (digits.x_test[:8], digits.y_test[:7]), suite=["fgsm"], eps=0.1)
+        evaluate(digits_cnn, (digits.x_test[:8], digits.y_test[:7]), suite=["fgsm"], eps=0.1)
     with pytest.raises(ValueError, match="argument `data`"):
-        evaluate(cnn, digits.x_test[:8], suite=["fgsm"], eps=0.1)
+        evaluate(digits_cnn, digits.x_test[:8], suite=["fgsm"], eps=0.1)
     unbatched = tf.data.Dataset.from_tensor_slices((digits.x_test[:8], digits.y_test[:8]))
     with pytest.raises(ValueError, match="argument `data`"):
-        evaluate(cnn, unbatched, suite=["fgsm"], eps=0.1, sanity=False)
+        evaluate(digits_cnn, unbatched, suite=["fgsm"], eps=0.1, sanity=False)
 
 
 # ------------------------------------------------------------------- state
@@ -268,21 +258,21 @@ def _state_run(cnn, digits, state, **changes):
     return evaluate(cnn, (digits.x_test[:24], digits.y_test[:24]), **kwargs)
 
 
-def test_complete_state_is_reused_and_mismatches_are_refused(cnn, digits, tmp_path):
+def test_complete_state_is_reused_and_mismatches_are_refused(digits_cnn, digits, tmp_path):
     state = tmp_path / "runs" / "digits.json"
-    first = _state_run(cnn, digits, state)
+    first = _state_run(digits_cnn, digits, state)
     saved = json.loads(state.read_text())
     assert saved["complete"] and saved["batches_done"] == 3
     before = state.read_bytes()
-    again = _state_run(cnn, digits, state)  # nothing left to do: read back, not re-run
+    again = _state_run(digits_cnn, digits, state)  # nothing left to do: read back, not re-run
     assert again.outcomes.keys() == first.outcomes.keys()
     for e in first.eps:
         np.testing.assert_array_equal(again.outcomes[e], first.outcomes[e])
     assert again.timings == first.timings and again.gradients == first.gradients
     assert state.read_bytes() == before
 
-    other_model = keras.models.clone_model(cnn)
-    other_model.set_weights([w * 1.01 for w in cnn.get_weights()])
+    other_model = keras.models.clone_model(digits_cnn)
+    other_model.set_weights([w * 1.01 for w in digits_cnn.get_weights()])
     changes = [
         ({"suite": _suite(digits.bounds, steps=4)}, "suite"),
         ({"eps": [0.1, 0.2]}, "eps"),
@@ -292,13 +282,13 @@ def test_complete_state_is_reused_and_mismatches_are_refused(cnn, digits, tmp_pa
     ]
     for change, what in changes:
         with pytest.raises(ValueError, match=f"argument `state`.*differs in: {what}"):
-            _state_run(cnn, digits, state, **change)
+            _state_run(digits_cnn, digits, state, **change)
         assert state.read_bytes() == before
     with pytest.raises(ValueError, match="argument `state`.*written for a different.*: model"):
         _state_run(other_model, digits, state)
     with pytest.raises(ValueError, match="argument `state`.*differs in: data"):
         evaluate(
-            cnn,
+            digits_cnn,
             (digits.x_test[1:25], digits.y_test[1:25]),
             suite=_suite(digits.bounds, steps=3),
             eps=[0.1, 0.3],
@@ -309,7 +299,7 @@ def test_complete_state_is_reused_and_mismatches_are_refused(cnn, digits, tmp_pa
         )
     with pytest.raises(ValueError, match="argument `state`.*differs in: data"):
         evaluate(
-            cnn,
+            digits_cnn,
             (digits.x_test[:32], digits.y_test[:32]),
             suite=_suite(digits.bounds, steps=3),
             eps=[0.1, 0.3],
@@ -321,12 +311,12 @@ def test_complete_state_is_reused_and_mismatches_are_refused(cnn, digits, tmp_pa
     assert state.read_bytes() == before
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ValueError, match="argument `state`"):
-        _state_run(cnn, digits, tmp_path / "broken.json")
+        _state_run(digits_cnn, digits, tmp_path / "broken.json")
     future = json.loads(before)
     future["version"] = 99
     (tmp_path / "future.json").write_text(json.dumps(future))
     with pytest.raises(ValueError, match="state version 99; .* reads version 1 only"):
-        _state_run(cnn, digits, tmp_path / "future.json")
+        _state_run(digits_cnn, digits, tmp_path / "future.json")
 
 
 def _wait(predicate, process, timeout=60.0):
@@ -347,7 +337,7 @@ def _batches_done(state):
         return 0
 
 
-def test_killed_run_resumes_to_exactly_the_uninterrupted_result(cnn, tmp_path):
+def test_killed_run_resumes_to_exactly_the_uninterrupted_result(digits_cnn, tmp_path):
     """SIGKILL a run (in a subprocess) after 1, then 3 finished batches; resume; compare."""
     sys.path.insert(0, str(HERE))
     try:
@@ -380,7 +370,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(cnn, tmp_path):
         sanity=False,
     )
     try:
-        reference = evaluate(cnn, (x, y), **kwargs)  # uninterrupted, in this process
+        reference = evaluate(digits_cnn, (x, y), **kwargs)  # uninterrupted, in this process
         history = []
         for process, gate, kill_after in zip(processes, gates, kill_points, strict=True):
             gate.write_text(str(kill_after))
@@ -398,7 +388,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(cnn, tmp_path):
                 process.wait()
     assert history[0] < history[1]
 
-    resumed = evaluate(cnn, (x, y), state=state, **kwargs)  # arrays: the same batches
+    resumed = evaluate(digits_cnn, (x, y), state=state, **kwargs)  # arrays: the same batches
     assert json.loads(state.read_text())["complete"]
     assert resumed.n_samples == reference.n_samples == helper.SAMPLES
     assert resumed.attacks == reference.attacks == ["pgd", "pgd#2"]

@@ -22,18 +22,16 @@ def test_readme_opens_with_the_two_setup_commands():
     assert "pytest" in commands[1]
 
 
-def test_own_attack_example_registers_and_respects_the_budget():
+def test_own_attack_example_registers_and_respects_the_budget(digits, digits_cnn):
     block = next(b for b in python_blocks() if "register_attack" in b)
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)
     attack = namespace["attack"]
     assert "adam-pgd" in advgrad.list_attacks()
-    data = advgrad.data.digits()
-    model = advgrad.zoo.load("digits-cnn")
-    x, y = data.x_test[:64], data.y_test[:64]
-    x_adv = attack(model, x, y)
+    x, y = digits.x_test[:64], digits.y_test[:64]
+    x_adv = attack(digits_cnn, x, y)
     assert np.abs(x_adv - x).max() <= 0.1 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
-    robust = (model.predict(x_adv, verbose=0).argmax(-1) == y).mean()
-    clean = (model.predict(x, verbose=0).argmax(-1) == y).mean()
+    robust = (digits_cnn.predict(x_adv, verbose=0).argmax(-1) == y).mean()
+    clean = (digits_cnn.predict(x, verbose=0).argmax(-1) == y).mean()
     assert robust < clean - 0.2
-    np.testing.assert_array_equal(attack(model, x, y), x_adv)  # reproducible
+    np.testing.assert_array_equal(attack(digits_cnn, x, y), x_adv)  # reproducible

@@ -26,15 +26,13 @@ def clean_registry(monkeypatch):
     return registry._REGISTRY
 
 
-@pytest.fixture(scope="module")
-def model():
-    return advgrad.zoo.load("digits-cnn")
+# `digits`, `digits_cnn` and `tabular` come from conftest.py.
 
 
 @pytest.fixture(scope="module")
-def batch():
-    ds = advgrad.data.digits()
-    return ds.x_test[:16], ds.y_test[:16]
+def digits_batch(digits):
+    """The first 16 digits test images and their labels."""
+    return digits.x_test[:16], digits.y_test[:16]
 
 
 def scale(factor: float) -> steps.StepRule:
@@ -114,7 +112,7 @@ def _settings(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", BUILTIN)
-def test_config_round_trip(name, model, batch):
+def test_config_round_trip(name, digits_cnn, digits_batch):
     attack = advgrad.get_attack(name, **_settings(name))
     config = attack.get_config()
     assert config["name"] == name
@@ -128,16 +126,17 @@ def test_config_round_trip(name, model, batch):
         assert type(rebuilt) is type(attack)
         assert rebuilt.get_config() == config
         assert rebuilt == attack
-        np.testing.assert_array_equal(rebuilt(model, *batch), attack(model, *batch))
+        np.testing.assert_array_equal(
+            rebuilt(digits_cnn, *digits_batch), attack(digits_cnn, *digits_batch)
+        )
 
 
-def test_config_round_trip_with_budget_and_per_feature_bounds():
-    ds = advgrad.data.breast_cancer_two_input()
+def test_config_round_trip_with_budget_and_per_feature_bounds(tabular):
     budget = {
-        "measurements": advgrad.Budget(0.3, "l1", bounds=ds.bounds["measurements"]),
+        "measurements": advgrad.Budget(0.3, "l1", bounds=tabular.bounds["measurements"]),
         "errors": None,
     }
-    attack = advgrad.attacks.PGD(budget=budget, bounds=dict(ds.bounds), steps=3)
+    attack = advgrad.attacks.PGD(budget=budget, bounds=dict(tabular.bounds), steps=3)
     config = json.loads(json.dumps(attack.get_config()))
     rebuilt = advgrad.attacks.from_config(config)
     assert rebuilt.get_config() == attack.get_config()
@@ -148,28 +147,28 @@ def test_config_round_trip_with_budget_and_per_feature_bounds():
 # ---------------------------------------------------------------------------- user attack
 
 
-def test_register_user_attack(clean_registry, model, batch):
+def test_register_user_attack(clean_registry, digits_cnn, digits_batch):
     registered = advgrad.register_attack("scaled-sign")(ScaledSign)
     assert registered is ScaledSign and ScaledSign.name == "scaled-sign"
     assert "scaled-sign" in advgrad.list_attacks()
-    x, y = batch
+    x, y = digits_batch
     x_before = x.copy()
     for norm, eps in (("linf", 0.1), ("l2", 1.0), ("l1", 4.0)):
         attack = advgrad.get_attack("scaled-sign", eps=eps, norm=norm, bounds=(0.0, 1.0))
         assert attack.factor == 0.5
-        x_adv = attack(model, x, y)
+        x_adv = attack(digits_cnn, x, y)
         np.testing.assert_array_equal(x, x_before)
         assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
         delta = (x_adv - x).reshape(len(x), -1).astype(np.float64)
         order = {"linf": np.inf, "l2": 2, "l1": 1}[norm]
         assert np.linalg.norm(delta, ord=order, axis=1).max() <= eps * (1 + 1e-5) + 1e-6
         assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
-        np.testing.assert_array_equal(attack(model, x, y), x_adv)  # deterministic
-        np.testing.assert_array_equal(attack(model, x, y, eps=0.0), x)
+        np.testing.assert_array_equal(attack(digits_cnn, x, y), x_adv)  # deterministic
+        np.testing.assert_array_equal(attack(digits_cnn, x, y, eps=0.0), x)
         # Its own rule really runs: half the direction is BIM with half the step size.
         step = attack.relative_step() * eps
         bim = BIM(eps=eps, norm=norm, bounds=(0.0, 1.0), steps=5, step_size=step / 2)
-        np.testing.assert_array_equal(x_adv, bim(model, x, y))
+        np.testing.assert_array_equal(x_adv, bim(digits_cnn, x, y))
     rebuilt = advgrad.attacks.from_config(attack.get_config())
     assert isinstance(rebuilt, ScaledSign) and rebuilt.get_config() == attack.get_config()
     with pytest.raises(ValueError, match="`factor`"):
@@ -197,7 +196,7 @@ class _FakeEntryPoint:
         return self._target
 
 
-def test_entry_point_discovery(clean_registry, monkeypatch, model, batch):
+def test_entry_point_discovery(clean_registry, monkeypatch, digits_cnn, digits_batch):
     class ThirdParty(IterativeAttack):
         DEFAULTS: ClassVar[dict[str, Any]] = {"steps": 2}
 
@@ -217,8 +216,8 @@ def test_entry_point_discovery(clean_registry, monkeypatch, model, batch):
     assert "third-party" in advgrad.list_attacks()
     attack = advgrad.get_attack("third-party", eps=0.1, bounds=(0.0, 1.0))
     assert isinstance(attack, ThirdParty) and attack.name == "third-party"
-    x, y = batch
-    x_adv = attack(model, x, y)
+    x, y = digits_batch
+    x_adv = attack(digits_cnn, x, y)
     assert np.abs(x_adv - x).max() <= 0.1 + 1e-6 and np.any(x_adv != x)
     assert advgrad.get_attack("pgd").__class__ is advgrad.attacks.PGD
     # Entry points are read once, not on every lookup.

@@ -6,7 +6,6 @@ import sys
 import numpy as np
 import pytest
 
-from advgrad import data, zoo
 from advgrad.attacks import get_attack
 from advgrad.evaluate import evaluate
 from advgrad.report import CASCADE, Report
@@ -16,12 +15,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def report():
-    ds = data.digits()
-    suite = [get_attack("fgsm", bounds=ds.bounds), get_attack("pgd", bounds=ds.bounds, steps=3)]
+def report(digits, digits_cnn):
+    bounds = digits.bounds
+    suite = [get_attack("fgsm", bounds=bounds), get_attack("pgd", bounds=bounds, steps=3)]
     return evaluate(
-        zoo.load("digits-cnn"),
-        (ds.x_test[:64], ds.y_test[:64]),
+        digits_cnn,
+        (digits.x_test[:64], digits.y_test[:64]),
         suite=suite,
         eps=EPS,
         batch_size=64,

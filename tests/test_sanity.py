@@ -7,7 +7,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from advgrad import data, sanity, zoo
+from advgrad import sanity
 from advgrad.attacks import get_attack, list_attacks
 from advgrad.evaluate import evaluate
 from advgrad.report import Report
@@ -29,20 +29,13 @@ class Noisy(keras.layers.Layer):
         return x + tf.random.normal(tf.shape(x), stddev=0.1)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.digits()
+# `digits` and `digits_cnn` come from conftest.py.
 
 
 @pytest.fixture(scope="module")
-def cnn():
-    return zoo.load("digits-cnn")
-
-
-@pytest.fixture(scope="module")
-def masked(cnn):
+def masked(digits_cnn):
     inputs = keras.Input((8, 8, 1))
-    model = keras.Model(inputs, SaturatedSoftmax()(cnn(inputs)))
+    model = keras.Model(inputs, SaturatedSoftmax()(digits_cnn(inputs)))
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=False))
     return model
 
@@ -52,12 +45,12 @@ def _suite(bounds):
 
 
 @pytest.mark.filterwarnings("ignore:The model's output is not a softmax")
-def test_gradient_masking_model_gets_the_zero_gradient_flag(masked, cnn, digits):
+def test_gradient_masking_model_gets_the_zero_gradient_flag(masked, digits_cnn, digits):
     x, y = digits.x_test[:64], digits.y_test[:64]
     flag = sanity.gradient_flag(masked, x, y)
     assert flag is not None and flag.code == "zero_gradients"
     assert "gradient masking" in flag.advice
-    assert sanity.gradient_flag(cnn, x, y) is None
+    assert sanity.gradient_flag(digits_cnn, x, y) is None
 
     with pytest.warns(UserWarning, match="sanity flag"):
         report = evaluate(masked, (x, y), suite=_suite(digits.bounds), eps=[0.1, 0.3, 1.0])
@@ -71,14 +64,14 @@ def test_gradient_masking_model_gets_the_zero_gradient_flag(masked, cnn, digits)
         assert set(flag) == {"code", "message", "advice"} and flag["advice"]
 
 
-def test_normal_model_gets_no_gradient_flags(cnn, digits):
+def test_normal_model_gets_no_gradient_flags(digits_cnn, digits):
     x, y = digits.x_test[:64], digits.y_test[:64]
-    report = evaluate(cnn, (x, y), suite=_suite(digits.bounds), eps=[0.1, 0.3, 1.0])
+    report = evaluate(digits_cnn, (x, y), suite=_suite(digits.bounds), eps=[0.1, 0.3, 1.0])
     assert report.robust_accuracy[1.0] == 0.0
     assert report.flags == []
-    assert sanity.noise_stronger(cnn, x, y, report) is None
-    assert sanity.unbounded_eps(report, x, cnn) is None
-    assert sanity.randomized_outputs(cnn, x) is None
+    assert sanity.noise_stronger(digits_cnn, x, y, report) is None
+    assert sanity.unbounded_eps(report, x, digits_cnn) is None
+    assert sanity.randomized_outputs(digits_cnn, x) is None
 
 
 def test_randomized_outputs(digits):
@@ -155,10 +148,10 @@ def test_unbounded_eps_uses_the_input_range(digits):
 
 
 @pytest.mark.filterwarnings("ignore:The model's output is not a softmax")
-def test_gradient_flag_uses_cross_entropy_without_a_compiled_loss(cnn, digits):
+def test_gradient_flag_uses_cross_entropy_without_a_compiled_loss(digits_cnn, digits):
     x, y = digits.x_test[:32], digits.y_test[:32]
     inputs = keras.Input((8, 8, 1))
-    uncompiled = keras.Model(inputs, SaturatedSoftmax()(cnn(inputs)))
+    uncompiled = keras.Model(inputs, SaturatedSoftmax()(digits_cnn(inputs)))
     flag = sanity.gradient_flag(uncompiled, x, y)  # decided up front: loss "ce"
     assert flag is not None and flag.code == "zero_gradients"
     assert "cross-entropy, as the model has no compiled loss" in flag.message

@@ -145,7 +145,7 @@ def test_unknown_name_is_a_clear_error(tmp_path):
         assert "digits-cnn" in str(info.value) and "received name='digits-resnet'" in str(
             info.value
         )
-    with pytest.raises(ValueError, match=r"argument `retrain`: expected a bool"):
+    with pytest.raises(ValueError, match=r"argument `retrain`: expected True or False"):
         zoo.load("digits-mlp", retrain="yes", directory=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
