@@ -38,8 +38,10 @@ class Classes:
             for sigmoid probabilities, 0.0 for a logit.
     """
 
-    def __init__(self, threshold: float = 0.0):
+    def __init__(self, threshold: float = 0.0, *, key: Any = None, label: str | None = None):
         self.threshold = float(threshold)
+        self.key = key  # where the class scores are in the outputs read (None: all of them)
+        self.label = label  # where their labels are in y (None: y itself)
 
     @classmethod
     def of(cls, adapter: ModelAdapter, output: Any = None, *, logits: bool = False) -> Classes:
@@ -49,12 +51,56 @@ class Classes:
         return cls(0.5 if sigmoid else 0.0)
 
     @classmethod
-    def of_objective(cls, objective: Objective) -> Classes | None:
-        """How to read the outputs the objective computes; None when its loss has several
-        terms (no single class to flip)."""
-        if len(objective.terms) != 1:
+    def of_objective(cls, objective: Objective, classifier: Any = None) -> Classes | None:
+        """How to read "fooled" off the outputs the objective computes.
+
+        A single-loss objective reads its output. With a loss per output, `classifier` (an
+        output name or index) names the output; None picks the only output whose loss is a
+        classification loss, and no output at all when none is (nothing can be fooled).
+
+        Raises:
+            ArgumentError: `classifier` names no output with a classification loss, or
+                several outputs have one and `classifier` is None.
+        """
+        terms = objective.terms
+        if len(terms) == 1 and classifier is None:
+            return cls._reading(objective, terms[0], label=None)
+        candidates = [t for t in terms if t.spec.is_classification]
+        if classifier is not None:
+            chosen = [
+                t
+                for i, t in enumerate(terms)
+                if classifier in (t.name, t.key)
+                or (isinstance(classifier, int) and classifier == i)
+            ]
+            if not chosen or not chosen[0].spec.is_classification:
+                expected = (
+                    f"an output with a classification loss among {[t.name for t in candidates]}"
+                )
+                raise invalid("classifier", expected, classifier)
+            term = chosen[0]
+        elif len(candidates) == 1:
+            term = candidates[0]
+        elif not candidates:
             return None
-        return cls.of(objective.adapter, objective.output, logits=objective.use_logits)
+        else:
+            expected = f"the output that decides 'fooled', one of {[t.name for t in candidates]}"
+            raise invalid("classifier", expected, classifier)
+        return cls._reading(objective, term, label=term.name if len(terms) > 1 else None)
+
+    @classmethod
+    def _reading(cls, objective: Objective, term: Any, label: str | None) -> Classes:
+        key = term.key if term.key is not None else objective.output
+        reader = cls.of(objective.adapter, key, logits=objective.use_logits)
+        return cls(reader.threshold, key=term.key, label=label)
+
+    def scores(self, outputs: Any) -> Any:
+        """The class scores among the outputs the objective computes."""
+        return outputs if self.key is None else outputs[self.key]
+
+    def labels(self, y: Any) -> Any:
+        """Their labels among the (validated) labels of the objective."""
+        return y if self.label is None else y[self.label]
 
     def predicted(self, outputs: Any) -> tf.Tensor:
         """Predicted class ids, ``[B]`` int64."""

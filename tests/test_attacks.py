@@ -282,3 +282,80 @@ def test_a_suite_of_attacks_gives_no_retracing_warning(digits_cnn, digits_test, 
         for steps in range(11, 17):  # six new configurations, each traced once
             BIM(eps=EPS, steps=steps, bounds=BOUNDS)(digits_cnn, x, y)
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+# ------------------------------------------------------- hostile and unusual input (issue 11)
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_an_eps_the_dtype_cannot_hold_is_refused_never_nan(norm, digits_cnn, digits):
+    """eps = 1e39 overflowed float32 and gave all-NaN x_adv counted as fooled; now refused."""
+    x, y = digits.x_test[:8], digits.y_test[:8]
+    with pytest.raises(ValueError, match=r"argument `eps`: expected a radius that float32"):
+        PGD(eps=1e39, norm=norm, steps=2)(digits_cnn, x, y)
+    with pytest.raises(ValueError, match=r"argument `step_size`"):
+        PGD(eps=0.1, step_size=1e39, norm=norm, steps=2)(digits_cnn, x, y)
+    eps = float(tf.float32.max) / 16
+    with pytest.raises(ValueError, match=r"argument `eps`: expected a radius whose steps"):
+        PGD(eps=eps, norm=norm, steps=2)(digits_cnn, x, y)  # its step is 1.25 x eps
+    # The largest accepted radius still gives finite inputs in the ball.
+    for random_start in (False, True):
+        x_adv = PGD(eps=eps, norm=norm, steps=3, random_start=random_start)(digits_cnn, x, y)
+        assert np.all(np.isfinite(x_adv))
+
+
+def _two_output_model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,), name="x")
+    hidden = keras.layers.Dense(16, activation="tanh")(inputs)
+    outputs = {
+        "cls": keras.layers.Dense(3, name="cls")(hidden),
+        "aux": keras.layers.Dense(2, name="aux")(hidden),
+        "reg": keras.layers.Dense(1, name="reg")(hidden),
+    }
+    model = keras.Model(inputs, outputs)
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(loss={"cls": ce, "aux": ce, "reg": "mse"})
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6)).astype(np.float32)
+    y = {
+        "cls": rng.integers(0, 3, 32),
+        "aux": rng.integers(0, 2, 32),
+        "reg": rng.normal(size=(32, 1)).astype(np.float32),
+    }
+    return model, x, y
+
+
+def test_multi_output_models_read_fooled_from_the_named_classifier():
+    """Attacks crashed ("unhashable type: 'dict'") on a model with several outputs."""
+    model, x, y = _two_output_model()
+    with pytest.raises(ValueError, match=r"argument `classifier`: expected the output that"):
+        PGD(eps=1.0, steps=5).run(model, x, y)  # two classifiers: which one decides?
+    with pytest.raises(ValueError, match=r"argument `classifier`.*classification loss"):
+        PGD(eps=1.0, steps=5, classifier="reg").run(model, x, y)
+    result = PGD(eps=1.0, steps=10, classifier="cls").run(model, x, y)
+    predicted = np.argmax(model.predict(x, verbose=0)["cls"], -1)
+    adv_predicted = np.argmax(model.predict(result.x_adv, verbose=0)["cls"], -1)
+    np.testing.assert_array_equal(result.fooled, adv_predicted != y["cls"])
+    assert result.fooled.sum() > np.sum(predicted != y["cls"])  # the attack flips some
+    assert np.max(np.abs(result.x_adv - x)) <= 1.0 + 1e-6
+
+
+def test_integer_inputs_pass_through_frozen():
+    """An Embedding input next to a float one: the ids frozen, the floats attacked."""
+    keras.utils.set_random_seed(0)
+    ids = keras.Input((4,), dtype="int32", name="ids")
+    image = keras.Input((6,), name="image")
+    embedded = keras.layers.Flatten()(keras.layers.Embedding(10, 3)(ids))
+    logits = keras.layers.Dense(3)(keras.layers.Concatenate()([embedded, image]))
+    model = keras.Model({"ids": ids, "image": image}, logits)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = {
+        "ids": np.arange(20, dtype=np.int32).reshape(5, 4) % 10,
+        "image": np.random.default_rng(0).random((5, 6)).astype(np.float32),
+    }
+    y = np.array([0, 1, 2, 0, 1])
+    budget = {"image": advgrad.Budget(0.3, bounds=(0.0, 1.0)), "ids": None}
+    x_adv = PGD(eps=0.3, steps=3, budget=budget)(model, x, y)
+    assert x_adv["ids"].dtype == np.int32 and np.array_equal(x_adv["ids"], x["ids"])
+    assert np.max(np.abs(x_adv["image"] - x["image"])) <= 0.3 + 1e-6
+    with pytest.raises(ValueError, match=r"`x\['ids'\]`.*freeze it with budget=\{'ids': None"):
+        PGD(eps=0.3, steps=3)(model, x, y)

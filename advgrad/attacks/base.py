@@ -30,12 +30,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import tensorflow as tf
 
 from advgrad import losses, norms
 from advgrad._validation import ArgumentError, check_bool, check_eps, check_int, invalid
 from advgrad.budget import Bounds, Budget, resolve_budgets
 from advgrad.gradients import Inputs, prepare_inputs, resolve_labels
+from advgrad.models import ModelAdapter
 from advgrad.objective import Objective
+from advgrad.predictions import Classes
 
 
 @dataclass
@@ -73,12 +76,15 @@ class Plan:
         objective: The loss the attack maximises (`advgrad.objective.Objective`).
         labels: Validated labels (targets when the attack is targeted).
         budgets: One `advgrad.Budget` per input name; None for a frozen input.
+        classes: How to read "fooled" off the objective's outputs (the `classifier` output
+            of a multi-output model); None when no output decides it.
     """
 
     inputs: Inputs
     objective: Objective
     labels: Any
     budgets: dict[str, Budget | None]
+    classes: Classes | None = None
 
     @property
     def perturbed(self) -> tuple[str, ...]:
@@ -125,6 +131,12 @@ def _check_budget(value):
     raise invalid("budget", "None, a Budget or a dict input name -> Budget or None", value)
 
 
+def _check_classifier(value):
+    if value is None or isinstance(value, str):
+        return value
+    return check_int("classifier", value, low=0)
+
+
 def setting(check, argument: str, **options: Any):
     """A `CHECKS` entry: one of `advgrad._validation`'s checks, bound to a setting's name.
 
@@ -151,6 +163,9 @@ class Attack(abc.ABC):
         seed: random seed (int).
         batch_size: process `x` in chunks of this size (None: all at once).
         progress: show a tqdm bar over the chunks.
+        classifier: for a model with several outputs, the output (name or index) whose
+            predicted class decides whether a sample is fooled; None: the only output with a
+            classification loss (an error when there are several).
     """
 
     name: ClassVar[str] = ""
@@ -164,6 +179,7 @@ class Attack(abc.ABC):
         "seed": 0,
         "batch_size": None,
         "progress": False,
+        "classifier": None,
     }
     CHECKS: ClassVar[dict[str, Any]] = {
         "eps": check_eps,
@@ -175,6 +191,7 @@ class Attack(abc.ABC):
         "seed": setting(check_int, "seed", low=0),
         "batch_size": setting(check_int, "batch_size", low=1, optional=True),
         "progress": setting(check_bool, "progress"),
+        "classifier": _check_classifier,
     }
 
     FIXED: ClassVar[dict[str, Any]] = {}  # settings an attack pins (not arguments)
@@ -310,14 +327,18 @@ class Attack(abc.ABC):
         """
         if self.targeted and y is None:
             raise invalid("y", "the target labels (targeted=True)", y)
-        inputs = prepare_inputs(model, x)
+        given, leaves = ModelAdapter.of(model).split_inputs(x)
+        budgets = self.budgets(tuple(leaves), budget=budget, eps=eps)
+        perturbed = [n for n, b in budgets.items() if b is not None]
+        for name in perturbed:
+            _check_perturbable(given.label("x", name), name, leaves[name], budgets[name])
+        # Only the perturbed inputs are differentiated: a frozen input may be of any dtype.
+        inputs = prepare_inputs(model, x, wrt=perturbed)
         objective = Objective.resolve(inputs.adapter, self.loss, None)
-        budgets = self.budgets(inputs.names, budget=budget, eps=eps)
-        for name, value in budgets.items():
-            if (
-                value is not None
-                and not value.bounds.is_unbounded
-                and not value.bounds.contains(inputs.tensors[name], atol=1e-6)
+        for name in perturbed:
+            value = budgets[name]
+            if not value.bounds.is_unbounded and not value.bounds.contains(
+                inputs.tensors[name], atol=1e-6
             ):
                 label = inputs.given.label("x", name)
                 expected = (
@@ -332,7 +353,8 @@ class Attack(abc.ABC):
                     label, f"expected {expected}, received {received}.", expected=expected
                 )
         labels = resolve_labels(objective, inputs, y)
-        return Plan(inputs, objective, labels, budgets)
+        classes = Classes.of_objective(objective, self.classifier)
+        return Plan(inputs, objective, labels, budgets, classes)
 
     def budgets(
         self, input_names: Any, *, budget: Any = None, eps: float | None = None
@@ -368,9 +390,33 @@ class Attack(abc.ABC):
         return resolve_budgets(names, budget, eps=radius, norm=self.norm, bounds=bounds)
 
 
+def _check_perturbable(label: str, name: str, value: Any, budget: Budget) -> None:
+    """A perturbed input must be floating point, and its dtype must hold the radius."""
+    dtype = tf.as_dtype(value.dtype)
+    if not dtype.is_floating:
+        reason = (
+            f"expected a floating-point input to perturb, received dtype {dtype.name} for "
+            f"input {name!r}. Integer inputs (such as embedding ids) cannot be perturbed: "
+            f"freeze it with budget={{{name!r}: None, ...}} (a Budget for each input to "
+            "perturb)."
+        )
+        raise ArgumentError(label, reason, expected="a floating-point input to perturb")
+    limit = headroom(dtype)
+    if budget.eps > limit:
+        raise invalid(
+            "eps", f"a radius that {dtype.name} inputs can hold (<= {limit:.3g})", budget.eps
+        )
+
+
+def headroom(dtype: Any) -> float:
+    """The largest radius or step size an input of `dtype` is attacked with: steps, random
+    starts and boxes reach a few times it, so it stays a factor 16 below overflow."""
+    return float(tf.as_dtype(dtype).max) / 16
+
+
 def _fmt(value: Any) -> str:
     array = np.asarray(value)
     return f"{float(array):g}" if array.ndim == 0 else f"per-feature array {array.shape}"
 
 
-__all__ = ["Attack", "AttackResult", "Plan", "setting"]
+__all__ = ["Attack", "AttackResult", "Plan", "headroom", "setting"]

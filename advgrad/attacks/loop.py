@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 
 from advgrad import norms, steps
 from advgrad._compile import compile_once, count_trace
-from advgrad._validation import check_bool, check_int, check_number
-from advgrad.attacks.base import Attack, AttackResult, Plan, setting
+from advgrad._validation import check_bool, check_int, check_number, invalid
+from advgrad.attacks.base import Attack, AttackResult, Plan, headroom, setting
 from advgrad.budget import Bounds
 from advgrad.gradients import label_specs, spec_key, value_and_grad
 from advgrad.predictions import Classes
@@ -81,6 +81,15 @@ class IterativeAttack(Attack):
         sizes = [
             self.step_size if self.step_size is not None else self.relative_step() * e for e in eps
         ]
+        for name, size in zip(perturbed, sizes, strict=True):
+            limit, dtype = headroom(inputs.tensors[name].dtype), inputs.tensors[name].dtype.name
+            if size > limit and self.step_size is not None:
+                expected = f"a step size that {dtype} inputs can hold (<= {limit:.3g})"
+                raise invalid("step_size", expected, size)
+            if size > limit:  # eps fits, but its default step (relative_step x eps) does not
+                ratio = self.relative_step()
+                expected = f"a radius whose steps ({ratio:g} x eps) {dtype} inputs can hold"
+                raise invalid("eps", f"{expected} (eps <= {limit / ratio:.3g})", size / ratio)
         loop = self._compiled(plan, judge)
         seed = tf.constant([self.seed, 0], tf.int64)
         outputs: dict[str, list] = {n: [] for n in perturbed}
@@ -151,7 +160,8 @@ class _Batch:
         self.clean = dict(zip(loop.names, xs, strict=True))
         self.y = y
         self.size = tf.shape(xs[0])[0]
-        self.truth = Classes.truth(y) if loop.classes is not None else None
+        classes = loop.classes
+        self.truth = None if classes is None else Classes.truth(classes.labels(y))
         self.originals = [self.clean[n] for n in loop.perturbed]
         self.eps = [tf.cast(eps[i], x.dtype) for i, x in enumerate(self.originals)]
         self.step_sizes = [tf.cast(step_sizes[i], x.dtype) for i, x in enumerate(self.originals)]
@@ -183,7 +193,7 @@ class _Loop:
         self.steps, self.restarts = attack.steps, attack.restarts
         self.random_start, self.targeted = attack.random_start, attack.targeted
         self.keep_all, self.judge = attack.KEEP_BEST, judge
-        self.classes = Classes.of_objective(plan.objective)
+        self.classes = plan.classes
 
     def signature(self, labels: Any) -> list:
         """xs, labels, eps and step sizes per perturbed input, seed."""
@@ -209,7 +219,11 @@ class _Loop:
             functools.partial(self.restart, batch, seed),
             (tf.constant(0), best, best_score, trace),
         )
-        return best, tf.math.is_inf(best_score), trace
+        # A model that overflows far from the data (NaN logits) can lead the steps to NaN:
+        # such a sample gets its clean input back and does not count as fooled.
+        finite = tf.reduce_all(tf.stack([_finite_rows(a) for a in best], axis=1), axis=1)
+        best = [_select(finite, a, x) for a, x in zip(best, batch.originals, strict=True)]
+        return best, tf.math.is_inf(best_score) & finite, trace
 
     def restart(self, batch: _Batch, seed, r, best, best_score, trace):
         """One run from a (random) start through every step; judged unless `judge` is off."""
@@ -299,11 +313,10 @@ class _Loop:
 
     def fooled(self, batch: _Batch, outputs) -> tf.Tensor:
         """Per sample: the prediction on `outputs` is what the attack wants."""
-        if self.classes is None:  # several loss terms: no single class to flip
+        if self.classes is None:  # no output with a classification loss: nothing to flip
             return tf.zeros([tf.shape(tf.nest.flatten(outputs)[0])[0]], tf.bool)
-        key = self.objective.terms[0].key
-        out = outputs if key is None else outputs[key]
-        return self.classes.fooled(out, batch.truth, self.targeted)
+        scores = self.classes.scores(outputs)
+        return self.classes.fooled(scores, batch.truth, self.targeted)
 
     @staticmethod
     def keep_best(adv, loss, fooled, best, best_score):
@@ -332,6 +345,11 @@ def _mask_blocked(grad: tf.Tensor, adv: tf.Tensor, bounds: Bounds) -> tf.Tensor:
     high = tf.constant(bounds.high, adv.dtype)
     at_high, at_low = adv >= high, adv <= low
     return tf.where(at_high, tf.minimum(grad, 0), tf.where(at_low, tf.maximum(grad, 0), grad))
+
+
+def _finite_rows(x: tf.Tensor) -> tf.Tensor:
+    """Per sample ([B]): every value of `x` is finite."""
+    return tf.reduce_all(tf.reshape(tf.math.is_finite(x), [tf.shape(x)[0], -1]), axis=1)
 
 
 def _select(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
