@@ -188,8 +188,8 @@ class Attack(abc.ABC):
         "budget": _check_budget,
         "targeted": setting(check_bool, "targeted"),
         "loss": _check_loss,
-        "seed": setting(check_int, "seed", low=0),
-        "batch_size": setting(check_int, "batch_size", low=1, optional=True),
+        "seed": setting(check_int, "seed", low=0, high=2**63),
+        "batch_size": setting(check_int, "batch_size", low=1, high=2**31, optional=True),
         "progress": setting(check_bool, "progress"),
         "classifier": _check_classifier,
     }

@@ -55,10 +55,10 @@ class IterativeAttack(Attack):
         "restarts": 1,
     }
     CHECKS: ClassVar[dict[str, Any]] = {
-        "steps": setting(check_int, "steps", low=1),
+        "steps": setting(check_int, "steps", low=1, high=2**31 - 1),  # int32 loop counters
         "step_size": _check_step_size,
         "random_start": setting(check_bool, "random_start"),
-        "restarts": setting(check_int, "restarts", low=1),
+        "restarts": setting(check_int, "restarts", low=1, high=2**31),
     }
     KEEP_BEST: ClassVar[bool] = True  # return the best iterate per sample, not the last
 

@@ -1,0 +1,109 @@
+"""Property-based: over attack settings, input shapes, dtypes and budgets, every accepted call
+gives finite outputs within budget and bounds (and leaves the caller's arrays alone), and
+every refused call gets a ValueError that names an argument."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import advgrad
+
+SHAPES = [(5,), (3, 4), (2, 3, 2)]
+DTYPES = [np.float32, np.float64]
+CLASSES = 3
+_MODELS: dict = {}
+
+
+def linear_model(shape, dtype):
+    """A fixed linear classifier on tensors (a plain callable: no Keras needed)."""
+    key = (shape, np.dtype(dtype).name)
+    if key not in _MODELS:
+        features = int(np.prod(shape))
+        weights = np.random.default_rng(features).normal(size=(features, CLASSES))
+        w = tf.constant(weights.astype(dtype))
+
+        def model(x):
+            return tf.reshape(x, [tf.shape(x)[0], features]) @ w
+
+        _MODELS[key] = model
+    return _MODELS[key]
+
+
+valid_eps = st.floats(0.0, 4.0, allow_nan=False)
+invalid_eps = st.sampled_from([-0.1, math.nan, math.inf, 1e39, True, "0.1"])
+valid_steps = st.integers(1, 4)
+invalid_steps = st.sampled_from([0, -1, 2.0, True, 10**12])
+
+
+@st.composite
+def calls(draw):
+    shape = draw(st.sampled_from(SHAPES))
+    dtype = draw(st.sampled_from(DTYPES))
+    batch = draw(st.integers(1, 4))
+    low = draw(st.integers(-16, 8)) / 8  # exact in float32 too
+    high = low + draw(st.integers(1, 24)) / 8
+    bounded = draw(st.booleans())
+    x = draw(
+        st.lists(
+            st.floats(low, high, allow_nan=False, width=32),
+            min_size=batch * int(np.prod(shape)),
+            max_size=batch * int(np.prod(shape)),
+        )
+    )
+    x = np.asarray(x, dtype).reshape((batch, *shape))
+    y = np.asarray(draw(st.lists(st.integers(0, CLASSES - 1), min_size=batch, max_size=batch)))
+    name = draw(st.sampled_from(["fgsm", "bim", "pgd", "mifgsm"]))
+    config = {
+        "eps": draw(st.one_of(valid_eps, valid_eps, valid_eps, invalid_eps)),
+        "norm": draw(st.sampled_from(["linf", "l2", "l1"])),
+        "bounds": (low, high) if bounded else None,
+        "targeted": draw(st.booleans()),
+        "loss": draw(st.sampled_from(["ce", "margin", "dlr"])),
+        "seed": draw(st.integers(0, 2**31 - 1)),
+    }
+    if name != "fgsm":
+        config["steps"] = draw(st.one_of(valid_steps, valid_steps, invalid_steps))
+    if name == "pgd":
+        config["restarts"] = draw(st.integers(1, 2))
+    return name, config, x, y
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(calls())
+def test_accepted_calls_stay_finite_in_budget_and_bounds(call):
+    name, config, x, y = call
+    model = linear_model(x.shape[1:], x.dtype)
+    original = x.copy()
+    try:
+        attack = advgrad.get_attack(name, **config)
+        x_adv = attack(model, x, y)
+    except ValueError as err:
+        assert "Invalid value for argument `" in str(err), err
+        return
+    assert isinstance(x_adv, np.ndarray) and x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    assert np.array_equal(x, original)  # the caller's array is untouched
+    assert np.all(np.isfinite(x_adv))
+    eps = config["eps"]
+    delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(len(x), -1)
+    size = {
+        "linf": np.max(np.abs(delta), axis=1),
+        "l2": np.sqrt(np.sum(delta**2, axis=1)),
+        "l1": np.sum(np.abs(delta), axis=1),
+    }[config["norm"]]
+    slack = 1e-5 if x.dtype == np.float32 else 1e-10
+    scale = max(1.0, float(np.max(np.abs(x))))
+    assert np.all(size <= eps * (1 + slack) + slack * scale * delta.shape[1]), (size, eps)
+    if config["bounds"] is not None:
+        low, high = config["bounds"]
+        tol = slack * max(1.0, abs(low), abs(high))
+        assert np.all(x_adv >= low - tol) and np.all(x_adv <= high + tol)
