@@ -77,6 +77,7 @@ def calls(draw):
     max_examples=60,
     deadline=None,
     derandomize=True,
+    database=None,  # nothing written outside the test's temporary folders
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(calls())
