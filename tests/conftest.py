@@ -1,10 +1,15 @@
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+
+# Hypothesis keeps caches in ./.hypothesis by default: the suite writes only to temp folders.
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="advgrad-hypothesis-"))
 
 
 @pytest.fixture(autouse=True, scope="session")
