@@ -81,6 +81,8 @@ def prepare_inputs(model: Any, x: Any, wrt: Any = None, argument: str = "x") -> 
     """
     adapter = ModelAdapter.of(model)
     given, leaves = adapter.split_inputs(x, argument)
+    if any(v.shape[0] == 0 for v in leaves.values()):
+        raise invalid(argument, "at least one sample (an empty batch has nothing to attack)", x)
     returns_numpy = {n: not tf.is_tensor(v) for n, v in leaves.items()}
     names = _resolve_wrt(wrt, given, tuple(leaves), argument)
     floating = [n for n, v in leaves.items() if tf.as_dtype(v.dtype).is_floating]

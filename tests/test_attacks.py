@@ -359,3 +359,11 @@ def test_integer_inputs_pass_through_frozen():
     assert np.max(np.abs(x_adv["image"] - x["image"])) <= 0.3 + 1e-6
     with pytest.raises(ValueError, match=r"`x\['ids'\]`.*freeze it with budget=\{'ids': None"):
         PGD(eps=0.3, steps=3)(model, x, y)
+
+
+def test_an_empty_batch_is_a_named_error(digits_cnn):
+    """Was "range() arg 3 must not be zero" (attacks) or a graph error (gradients)."""
+    x, y = np.zeros((0, 8, 8, 1), np.float32), np.zeros(0, np.int64)
+    for call in (PGD(eps=0.1), advgrad.input_gradients):
+        with pytest.raises(ValueError, match=r"argument `x`: expected at least one sample"):
+            call(digits_cnn, x, y)
