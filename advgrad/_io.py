@@ -1,8 +1,13 @@
-"""One atomic write for every file advgrad keeps: zoo models, reports, resumable state.
+"""One atomic write for every file advgrad keeps, one bounded read for every file it is given.
 
 `atomic_write` writes to a temporary file in the target's folder, fsyncs it, renames it over
 the target and fsyncs the folder, so a reader (or a run resumed after a crash or a power
 cut) sees the old file or the new one, never a part of either.
+
+`read_regular` reads a file a user names (a config, a report) only if it is a regular file
+under a size limit: a device (``/dev/zero``), a FIFO (which would block forever), a folder
+or an oversized file is refused at once, before anything is read. Callers map its errors
+(plain ``ValueError`` subclasses; ``OSError`` for a missing or unreadable file) to their own.
 
 >>> import pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "out" / "a.json"
@@ -16,10 +21,87 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import stat
 import tempfile
 from collections.abc import Callable
 
-__all__ = ["atomic_write"]
+__all__ = ["FileTooLargeError", "NotRegularFileError", "atomic_write", "read_regular"]
+
+_CHUNK = 1 << 20
+
+
+class NotRegularFileError(ValueError):
+    """`read_regular` was given a device, a FIFO, a socket or a folder (``path``)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        super().__init__(f"not a regular file: {self.path}")
+
+
+class FileTooLargeError(ValueError):
+    """`read_regular` was given a file of ``size`` bytes, over its ``limit``."""
+
+    def __init__(self, path: str | os.PathLike, size: int, limit: int):
+        self.path = os.fspath(path)
+        self.size = size
+        self.limit = limit
+        super().__init__(f"file too large: {self.path}: {size} bytes (limit {limit} bytes)")
+
+
+def read_regular(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of `path`, a regular file of at most `limit` bytes.
+
+    The file is opened without blocking (``O_NONBLOCK``: a FIFO with no writer opens at
+    once) and checked on the opened descriptor (``fstat``: no race with a rename), so
+    nothing but a regular file is ever read, and never more than ``limit + 1`` bytes (a file
+    that grows while it is read is refused too).
+
+    Args:
+        path: The file.
+        limit: The largest size accepted, in bytes (an int >= 0).
+
+    Returns:
+        The file's content.
+
+    Raises:
+        NotRegularFileError: If `path` is a device, a FIFO, a socket or a folder.
+        FileTooLargeError: If the file holds more than `limit` bytes.
+        OSError: If the file is missing or cannot be opened or read.
+        ValueError: If `limit` is not an int >= 0.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> _ = path.write_text("abc")
+    >>> read_regular(path, 3)
+    b'abc'
+    >>> read_regular(path.parent, 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    advgrad._io.NotRegularFileError: not a regular file: ...
+    """
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise ValueError(f"read_regular: limit must be an int >= 0, received {limit!r}")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFileError(path)
+        if info.st_size > limit:
+            raise FileTooLargeError(path, info.st_size, limit)
+        chunks = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # grew since fstat
+                raise FileTooLargeError(path, max(total, os.fstat(fd).st_size), limit)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(

@@ -166,21 +166,44 @@ def check_eps(value: Any, argument: str = "eps") -> float:
 
 
 def check_int(
-    argument: str, value: Any, *, low: int | None = None, optional: bool = False
+    argument: str,
+    value: Any,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    optional: bool = False,
 ) -> int | None:
-    """`value` as an int: integral (not a bool, not a float), ``>= low`` where given; None is
-    accepted when `optional`.
+    """`value` as an int: integral (not a bool, not a float), ``>= low`` and ``< high``
+    (exclusive, as in ``range``) where given; None is accepted when `optional`.
 
     >>> check_int("batch_size", None, low=1, optional=True) is None
     True
+    >>> try:
+    ...     check_int("seed", 2**63, low=0, high=2**63)
+    ... except ArgumentError as err:
+    ...     print(err.reason)
+    expected an int in [0, 2**63), received seed=9223372036854775808.
     """
     if value is None and optional:
         return None
     integral = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-    if not integral or (low is not None and value < low):
-        expected = "an int" + (f" >= {low}" if low is not None else "")
+    if not integral or (low is not None and value < low) or (high is not None and value >= high):
+        if low is not None and high is not None:
+            expected = f"an int in [{_int_text(low)}, {_int_text(high)})"
+        elif high is not None:
+            expected = f"an int < {_int_text(high)}"
+        else:
+            expected = "an int" + (f" >= {low}" if low is not None else "")
         raise invalid(argument, expected + (" or None" if optional else ""), value)
     return int(value)
+
+
+def _int_text(value: int) -> str:
+    """A bound as people write it: large powers of two as ``2**k``."""
+    value = int(value)
+    if value >= 2**16 and value & (value - 1) == 0:
+        return f"2**{value.bit_length() - 1}"
+    return str(value)
 
 
 def check_bool(argument: str, value: Any) -> bool:

@@ -21,14 +21,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from advgrad._io import atomic_write
+from advgrad._io import FileTooLargeError, NotRegularFileError, atomic_write, read_regular
+from advgrad._validation import (
+    ArgumentError,
+    check_bool,
+    check_eps,
+    check_int,
+    check_number,
+    describe,
+    invalid,
+)
 
 __all__ = ["CASCADE", "Report"]
 
@@ -40,6 +50,10 @@ CLEAN_MISCLASSIFIED = -2
 
 ROBUST = -1
 """Outcome code: every attack of the suite failed on this sample."""
+
+_REPORT_LIMIT = 256 << 20
+"""The largest report file `Report.from_json` reads, in bytes (256 MiB: reports hold
+per-sample outcomes)."""
 
 _EPS_KEYED = ("robust_accuracy", "outcomes")
 _NESTED_EPS_KEYED = ("per_attack", "attack_outcomes", "loss_trend")
@@ -161,25 +175,30 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
-        """Inverse of `to_dict`."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"adversarial"}
-        values = {k: v for k, v in data.items() if k in names}
-        for key in _EPS_KEYED:
-            if key in values:
-                values[key] = {float(e): v for e, v in values[key].items()}
-        for key in _NESTED_EPS_KEYED:
-            if key in values:
-                values[key] = {
-                    k: {float(e): v for e, v in d.items()} for k, d in values[key].items()
-                }
-        values["outcomes"] = {
-            e: np.asarray(v, np.int8) for e, v in values.get("outcomes", {}).items()
-        }
-        values["attack_outcomes"] = {
-            k: {e: np.asarray(v, bool) for e, v in d.items()}
-            for k, d in values.get("attack_outcomes", {}).items()
-        }
-        values["eps"] = [float(e) for e in values.get("eps", [])]
+        """Inverse of `to_dict`, validated: every field of the right type and range.
+
+        Accuracies are finite numbers in [0, 1], ``n_samples`` an int >= 0, eps finite
+        numbers >= 0 (and every eps key among ``eps``), outcomes ``n_samples`` codes from -2
+        to ``len(attacks) - 1``, per-attack rows keyed by the labels of ``attacks``. Keys
+        other than the fields are ignored.
+
+        Raises:
+            ValueError: An ``ArgumentError`` for `data` saying what is wrong, where.
+        """
+        return cls._from_dict(data, "data")
+
+    @classmethod
+    def _from_dict(cls, data: Any, argument: str, origin: str | None = None) -> Report:
+        try:
+            values = _validated(data)
+        except _Invalid as err:
+            where = f" ({origin})" if origin else ""
+            raise ArgumentError(
+                argument,
+                f"not a valid report{where}: {err}.",
+                expected="a report (from Report.to_dict)",
+                received=str(err),
+            ) from None
         return cls(**values)
 
     def to_json(self, path: str | os.PathLike | None = None, *, indent: int | None = 1) -> str:
@@ -213,29 +232,28 @@ class Report:
             The `Report` (without ``adversarial``, which is never saved).
 
         Raises:
-            ValueError: If `source` is neither an existing file nor report JSON.
+            ValueError: An ``ArgumentError`` for `source` if it is neither report JSON nor a
+                regular file of at most 256 MiB holding it (a device, a FIFO or a folder is
+                refused before anything is read), or if the report is not valid (see
+                `from_dict`).
 
         >>> import numpy as np
         >>> r = Report(1.0, {0.1: 1.0}, {}, {0.1: np.array([-1], np.int8)}, 1, ["pgd"])
         >>> Report.from_json(r.to_json()) == r
         True
         """
-        from advgrad._validation import invalid
-
         if isinstance(source, str) and source.lstrip().startswith("{"):
-            text = source
+            text, origin = source, None
         else:
-            try:
-                text = pathlib.Path(source).read_text(encoding="utf-8")
-            except (OSError, TypeError):
-                raise invalid("source", "a report JSON file or JSON text", source) from None
+            text = _read_report(source)
+            origin = os.fspath(source)
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
             raise invalid("source", "report JSON (from Report.to_json)", source) from None
         if not isinstance(data, dict) or data.get("format") != "advgrad.report":
             raise invalid("source", "report JSON (from Report.to_json)", source)
-        return cls.from_dict(data)
+        return cls._from_dict(data, "source", origin)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Report):
@@ -389,6 +407,246 @@ class Report:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return str(path)
+
+
+# ---------------------------------------------------------------------------- reading back
+def _read_report(source: Any) -> str:
+    """The text of the report file `source`: a regular file under `_REPORT_LIMIT`."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise invalid("source", "a report JSON file or JSON text", source)
+    expected = "a report JSON file or JSON text"
+    try:
+        raw = read_regular(source, _REPORT_LIMIT)
+    except NotRegularFileError:
+        reason = f"not a regular file: {os.fspath(source)}."
+        raise ArgumentError("source", reason, expected=expected) from None
+    except FileTooLargeError as err:
+        reason = f"report file too large: {err.size} bytes (limit {_size_text(_REPORT_LIMIT)})."
+        raise ArgumentError("source", reason, expected=expected) from None
+    except (OSError, ValueError):
+        raise invalid("source", expected, source) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid("source", "report JSON (from Report.to_json)", source) from None
+
+
+def _size_text(size: int) -> str:
+    return f"{size >> 20} MiB" if size >= 1 << 20 and not size % (1 << 20) else f"{size} bytes"
+
+
+class _Invalid(Exception):
+    """One thing wrong with a report's data, as ``where: expected ..., received ...``."""
+
+
+def _bad(where: str, expected: str, value: Any) -> _Invalid:
+    return _Invalid(f"{where}: expected {expected}, received {describe(value)}")
+
+
+def _checked(where: str, check: Callable[[str, Any], Any], value: Any) -> Any:
+    """``check(where, value)`` (a shared check), its ArgumentError as an `_Invalid`."""
+    try:
+        return check(where, value)
+    except ArgumentError as err:
+        raise _bad(where, err.expected or "a valid value", value) from None
+
+
+def _fraction(where: str, value: Any) -> float:
+    return _checked(where, lambda w, v: check_number(w, v, low=0.0, high=1.0), value)
+
+
+def _count(where: str, value: Any) -> int:
+    return _checked(where, lambda w, v: check_int(w, v, low=0), value)
+
+
+def _nonnegative(where: str, value: Any) -> float:
+    return _checked(where, lambda w, v: check_number(w, v, low=0.0), value)
+
+
+def _mapping(where: str, value: Any) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise _bad(where, "a mapping", value)
+    return value
+
+
+def _strings(where: str, value: Any) -> dict[str, str]:
+    ok = isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+    if not ok:
+        raise _bad(where, "a mapping of strings", value)
+    return dict(value)
+
+
+def _sub(where: str, key: Any) -> str:
+    return f"{where}[{describe(key)}]"
+
+
+def _eps_of(where: str, key: Any) -> float:
+    """An eps key: a finite number >= 0, or its text (JSON keys are strings)."""
+    value = key
+    if isinstance(key, str):
+        try:
+            value = float(key)
+        except ValueError:
+            value = None
+    try:
+        return check_eps(value, where)
+    except ArgumentError:
+        raise _bad(where, "eps keys (finite numbers >= 0)", key) from None
+
+
+def _by_eps(
+    where: str, value: Any, item: Callable[[str, Any], Any], eps: set[float] | None
+) -> dict[float, Any]:
+    """``{eps: item}``: eps keys among `eps` (when given), each item checked by `item`."""
+    result: dict[float, Any] = {}
+    for key, entry in _mapping(where, value).items():
+        e = _eps_of(where, key)
+        if e in result:
+            raise _Invalid(f"{where}: duplicate eps {e!r}")
+        if eps is not None and e not in eps:
+            raise _Invalid(f"{where}: eps {e!r} not in eps {describe(sorted(eps))}")
+        result[e] = item(_sub(where, key), entry)
+    return result
+
+
+def _by_attack(
+    where: str, value: Any, item: Callable[[str, Any], Any], attacks: list[str]
+) -> dict[str, Any]:
+    """``{attack label: item}``: labels among `attacks`, each item checked by `item`."""
+    result = {}
+    for key, entry in _mapping(where, value).items():
+        if key not in attacks:
+            raise _Invalid(
+                f"{where}: unknown attack {describe(key)} (attacks: {describe(attacks)})"
+            )
+        result[key] = item(_sub(where, key), entry)
+    return result
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _codes(n: int, attacks: int) -> Callable[[str, Any], np.ndarray]:
+    """Checker of an outcomes array: `n` int codes from -2 to ``attacks - 1``."""
+    expected = f"{n} codes from {CLEAN_MISCLASSIFIED} to {attacks - 1} (ints)"
+
+    def check(where: str, value: Any) -> np.ndarray:
+        if isinstance(value, np.ndarray):
+            ok = value.ndim == 1 and value.dtype.kind in "iu" and len(value) == n
+            low, high = (value.min(), value.max()) if ok and n else (0, 0)
+        else:
+            ok = isinstance(value, list) and len(value) == n and all(map(_is_int, value))
+            low, high = (min(value), max(value)) if ok and n else (0, 0)
+        ok = ok and (n == 0 or (low >= CLEAN_MISCLASSIFIED and high < attacks))
+        if not ok:
+            raise _bad(where, expected, value)
+        return np.asarray(value, np.int8)
+
+    return check
+
+
+def _bools(n: int) -> Callable[[str, Any], np.ndarray]:
+    """Checker of a per-attack outcomes array: `n` bools."""
+
+    def check(where: str, value: Any) -> np.ndarray:
+        if isinstance(value, np.ndarray):
+            ok = value.ndim == 1 and value.dtype == bool and len(value) == n
+        else:
+            ok = isinstance(value, list) and len(value) == n
+            ok = ok and all(isinstance(v, (bool, np.bool_)) for v in value)
+        if not ok:
+            raise _bad(where, f"{n} bools", value)
+        return np.asarray(value, bool)
+
+    return check
+
+
+def _loss_pair(where: str, value: Any) -> list[float]:
+    """[mean loss at the start, mean final loss]: two real numbers (losses may overflow)."""
+    ok = isinstance(value, (list, tuple)) and len(value) == 2
+    ok = ok and all(
+        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in value
+    )
+    if not ok:
+        raise _bad(where, "[start loss, final loss] (two numbers)", value)
+    return [float(v) for v in value]
+
+
+def _validated(data: Any) -> dict[str, Any]:
+    """The `Report` fields of `data` (what `Report.to_dict` writes), checked and converted.
+
+    Raises:
+        _Invalid: Naming the first field found wrong, where, and what it holds.
+    """
+    if not isinstance(data, Mapping):
+        raise _bad("report", "a mapping (from Report.to_dict)", data)
+    version = data.get("version", 1)
+    if not (_is_int(version) and version == 1):
+        raise _bad("version", "1", version)
+    for key in ("clean_accuracy", "robust_accuracy", "per_attack", "outcomes", "n_samples"):
+        if key not in data:
+            raise _Invalid(f"missing key {key!r}")
+    get = data.get
+    n = _count("n_samples", data["n_samples"])
+    attacks = get("attacks", [])
+    if not (
+        isinstance(attacks, list)
+        and all(isinstance(a, str) for a in attacks)
+        and len(set(attacks)) == len(attacks)
+    ):
+        raise _bad("attacks", "a list of distinct strings (attack labels)", attacks)
+    eps_list = get("eps", [])
+    if not isinstance(eps_list, list):
+        raise _bad("eps", "a list of finite numbers >= 0", eps_list)
+    eps = [_checked(f"eps[{i}]", lambda w, v: check_eps(v, w), e) for i, e in enumerate(eps_list)]
+    if len(set(eps)) != len(eps):
+        raise _bad("eps", "distinct eps values", eps_list)
+    robust = _by_eps("robust_accuracy", data["robust_accuracy"], _fraction, set(eps) or None)
+    known = set(eps or robust)
+
+    def by_eps(item: Callable[[str, Any], Any]) -> Callable[[str, Any], dict[float, Any]]:
+        return lambda where, value: _by_eps(where, value, item, known)
+
+    values: dict[str, Any] = {
+        "clean_accuracy": _fraction("clean_accuracy", data["clean_accuracy"]),
+        "robust_accuracy": robust,
+        "per_attack": _by_attack("per_attack", data["per_attack"], by_eps(_fraction), attacks),
+        "outcomes": _by_eps("outcomes", data["outcomes"], _codes(n, len(attacks)), known),
+        "n_samples": n,
+        "attacks": list(attacks),
+        "attack_outcomes": _by_attack(
+            "attack_outcomes", get("attack_outcomes", {}), by_eps(_bools(n)), attacks
+        ),
+        "eps": eps,
+        "gradients": _by_attack("gradients", get("gradients", {}), _count, attacks),
+        "queries": _by_attack("queries", get("queries", {}), _count, attacks),
+        "gradients_per_sample": _by_attack(
+            "gradients_per_sample", get("gradients_per_sample", {}), _count, attacks
+        ),
+        "timings": _by_attack("timings", get("timings", {}), _nonnegative, attacks),
+        "loss_trend": _by_attack("loss_trend", get("loss_trend", {}), by_eps(_loss_pair), attacks),
+        "seed": _count("seed", get("seed", 0)),
+        "batch_size": _checked(
+            "batch_size", lambda w, v: check_int(w, v, low=1, optional=True), get("batch_size")
+        ),
+        "individual": _checked("individual", check_bool, get("individual", True)),
+        "seconds": _nonnegative("seconds", get("seconds", 0.0)),
+        "versions": _strings("versions", get("versions", {})),
+        "model": dict(_mapping("model", get("model", {}))),
+        "data": dict(_mapping("data", get("data", {}))),
+    }
+    suite = get("suite", [])
+    if not isinstance(suite, list) or not all(isinstance(c, Mapping) for c in suite):
+        raise _bad("suite", "a list of mappings (the attacks' get_config())", suite)
+    values["suite"] = [dict(c) for c in suite]
+    flags = get("flags", [])
+    if not isinstance(flags, list):
+        raise _bad("flags", "a list of mappings of strings", flags)
+    values["flags"] = [_strings(f"flags[{i}]", f) for i, f in enumerate(flags)]
+    return values
 
 
 def _image(array: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Benchmark configs: safe loading, validation by path, building model/data/attacks."""
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -152,7 +153,9 @@ def test_attack_setting_validated_by_the_attack(tmp_path):
     problems = problems_of(path)
     assert "suite[1].random_start: expected a bool, received 1" in problems
     path = write(tmp_path, BASE.replace("steps: 2", "steps: 0"))
-    assert problems_of(path) == ["suite[1].steps: expected an int >= 1, received steps=0"]
+    assert problems_of(path) == [
+        "suite[1].steps: expected an int in [1, 2147483647), received steps=0"
+    ]
     path = write(tmp_path, BASE.replace("steps: 2", "steps: 2, norm: l2"))
     assert load_config(path).suite[1].settings == {"steps": 2, "norm": "l2"}
 
@@ -539,3 +542,115 @@ def test_bounds_error_of_an_attack_lands_on_bounds(tmp_path, monkeypatch):
     assert info.value.problems == [
         "bounds: expected bounds this attack can use, received bounds=[-1.0, 1.0]"
     ]
+
+
+# ------------------------------------------------------------------------ hostile input
+def laughs(levels=9):
+    """A "billion laughs" document: 9 ** `levels` strings from a few hundred bytes."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        aliases = ", ".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{aliases}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_refused(tmp_path):
+    path = write(tmp_path, BASE.replace("eps: [0.1, 0.3]", "eps: &e [0.1, 0.3]\nseed: *e"))
+    assert problems_of(path) == ["YAML aliases (*e) are not allowed in a config (line 5)"]
+    path = write(tmp_path, "base: &base {steps: 2}\nsuite: [{name: pgd, <<: *base}]\n")
+    assert problems_of(path) == ["YAML aliases (*base) are not allowed in a config (line 2)"]
+
+
+@pytest.mark.timeout(60)
+def test_billion_laughs_refused_before_expanding(tmp_path):
+    text = laughs()
+    assert len(text) < 600
+    path = write(tmp_path, BASE + text.replace("a8:", "bounds:"))
+    (problem,) = problems_of(path)
+    assert problem == "YAML aliases (*a0) are not allowed in a config (line 6)"
+
+
+def test_duplicate_keys_refused(tmp_path):
+    path = write(tmp_path, BASE + "eps: 0.5\n")
+    assert problems_of(path) == ["duplicate key 'eps' (line 5)"]
+    path = write(tmp_path, BASE.replace("steps: 2", "steps: 2, steps: 3"))
+    assert problems_of(path) == ["duplicate key 'steps' (line 3)"]
+    # a key YAML cannot hash is invalid YAML, not "unsafe"
+    (problem,) = problems_of(write(tmp_path, "? [a]\n: 1\n"))
+    assert problem.startswith("invalid YAML at line 1") and "unhashable key" in problem
+
+
+def test_yaml_too_deep_or_with_huge_ints_refused(tmp_path):
+    deep = "[" * 5000 + "]" * 5000
+    (problem,) = problems_of(write(tmp_path, BASE.replace("[0.1, 0.3]", deep)))
+    assert problem == "YAML nested deeper than 64 levels (line 4)"
+    path = write(tmp_path, BASE + "seed: " + "1" * 5000 + "\n")
+    (problem,) = problems_of(path)
+    assert problem.startswith("invalid YAML at line 5") and "digits" in problem
+
+
+@pytest.mark.timeout(60)
+def test_bounds_too_long_or_too_deep_refused_before_converting():
+    document = {"model": "digits-cnn", "data": {"name": "digits"}, "suite": "fgsm", "eps": 0.1}
+    shared = [0.0] * 10
+    for _ in range(6):  # 10 ** 7 numbers, 7 small lists
+        shared = [shared] * 10
+    cyclic: list = [0.0]
+    cyclic.append(cyclic)
+    deep: list = [0.0]
+    for _ in range(40):
+        deep = [deep]
+    cases = {
+        "numbers": [[0.0] * 1_000_001, 1.0],
+        "shared": [shared, 1.0],
+        "cyclic": [0.0, cyclic],
+        "deep": [deep, 1.0],
+    }
+    too_many = "expected at most 1000000 numbers per bound side, received more"
+    too_deep = "expected lists nested at most 32 levels deep, received deeper ones"
+    expected = {
+        "numbers": f"bounds[0]: {too_many}",
+        "shared": f"bounds[0]: {too_many}",
+        "cyclic": f"bounds[1]: {too_deep}",
+        "deep": f"bounds[0]: {too_deep}",
+    }
+    for name, bounds in cases.items():
+        with pytest.raises(ConfigError) as info:
+            parse_config({**document, "bounds": bounds})
+        assert info.value.problems == [expected[name]], name
+        assert len(str(info.value)) < 300
+    side = np.linspace(0, 0.5, 64).reshape(8, 8, 1).tolist()
+    config = parse_config({**document, "bounds": [side, 1.0]})
+    assert config.bounds == (side, 1.0)
+
+
+def test_long_keys_and_values_described_briefly():
+    document = {"model": "x" * 100_000, "data": {"name": "digits"}, "suite": "fgsm", "eps": 0.1}
+    with pytest.raises(ConfigError) as info:
+        parse_config({**document, "k" * 100_000: 1})
+    assert len(str(info.value)) < 1000
+    assert len(info.value.problems) == 2
+    with pytest.raises(ConfigError) as info:
+        parse_config({**document, "model": "digits-cnn", "eps": ["x"] * 500})
+    problems = info.value.problems
+    assert len(problems) == 101 and problems[-1] == "and 400 more problems"
+
+
+@pytest.mark.timeout(60)
+def test_config_must_be_a_regular_file_under_1_mib(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert info.value.problems == [f"not a regular file: {tmp_path}"]
+    big = write(tmp_path, BASE + "#" * (1 << 20) + "\n")
+    size = big.stat().st_size
+    with pytest.raises(ConfigError) as info:
+        load_config(big)
+    assert info.value.problems == [f"config file too large: {size} bytes (limit 1 MiB)"]
+    if sys.platform == "win32":
+        return
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # nobody writes to it: the read must fail at once, not block
+    for path in (fifo, pathlib.Path("/dev/zero")):
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.problems == [f"not a regular file: {path}"]

@@ -1,6 +1,7 @@
 """advgrad.report: JSON round trip, Markdown table, PNG plots."""
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -116,3 +117,112 @@ def test_plots_without_matplotlib_say_what_to_install(report, tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install advgrad\[plots\]"):
         report.save_plots(tmp_path)
+
+
+# ------------------------------------------------------------------------ hostile input
+def small_report():
+    return Report(
+        clean_accuracy=0.75,
+        robust_accuracy={0.1: 0.25},
+        per_attack={"fgsm": {0.1: 0.5}, "pgd": {0.1: 0.25}},
+        outcomes={0.1: np.array([-1, 0, 1, -2], np.int8)},
+        n_samples=4,
+        attacks=["fgsm", "pgd"],
+        attack_outcomes={"pgd": {0.1: np.array([True, False, False, False])}},
+        gradients={"fgsm": 3, "pgd": 30},
+        timings={"pgd": 0.5},
+        loss_trend={"pgd": {0.1: [0.5, 2.0]}},
+        batch_size=4,
+        seconds=1.0,
+    )
+
+
+def refused(document, match):
+    with pytest.raises(ValueError) as info:
+        Report.from_json(json.dumps(document))
+    assert info.value.argument == "source", info.value
+    assert match in str(info.value), str(info.value)
+    assert len(str(info.value)) < 400
+
+
+def test_from_json_validates_types_and_ranges():
+    good = small_report().to_dict()
+    assert Report.from_dict(good) == small_report()
+
+    def changed(key, value):
+        return {**good, key: value}
+
+    refused(changed("clean_accuracy", float("inf")), "clean_accuracy: expected a finite number")
+    refused(changed("clean_accuracy", None), "clean_accuracy: expected a finite number")
+    refused(changed("clean_accuracy", True), "clean_accuracy: expected a finite number")
+    refused(changed("robust_accuracy", {"0.1": -0.5}), "robust_accuracy['0.1']")
+    refused(changed("robust_accuracy", {"0.1": 1.5}), ">= 0 and <= 1")
+    refused(changed("robust_accuracy", {"abc": 0.5}), "robust_accuracy: expected eps keys")
+    refused(changed("robust_accuracy", {"inf": 0.5}), "robust_accuracy: expected eps keys")
+    refused(changed("robust_accuracy", [0.5]), "robust_accuracy: expected a mapping")
+    refused(changed("per_attack", {"cw": {"0.1": 0.5}}), "per_attack: unknown attack 'cw'")
+    refused(changed("per_attack", {"pgd": {"0.1": None}}), "per_attack['pgd']['0.1']")
+    refused(changed("n_samples", -4), "n_samples: expected an int >= 0")
+    refused(changed("n_samples", 4.5), "n_samples: expected an int >= 0")
+    refused(changed("outcomes", {"0.1": [-1, 0, 1]}), "outcomes['0.1']: expected 4 codes")
+    refused(changed("outcomes", {"0.1": [-1, 0, 2, -2]}), "codes from -2 to 1")
+    refused(changed("outcomes", {"0.1": [-1, 0, 300, -2]}), "codes from -2 to 1")
+    refused(changed("outcomes", {"0.1": [-1, 0, 0.5, -2]}), "codes from -2 to 1")
+    refused(changed("outcomes", {"0.3": [-1, 0, 1, -2]}), "outcomes: eps 0.3 not in eps")
+    refused(changed("attack_outcomes", {"pgd": {"0.1": [1, 0, 0, 0]}}), "4 bools")
+    refused(changed("eps", [0.1, float("nan")]), "eps[1]: expected a finite number >= 0")
+    refused(changed("eps", [-0.1]), "eps[0]: expected a finite number >= 0")
+    refused(changed("attacks", ["pgd", 3]), "attacks: expected a list of distinct strings")
+    refused(changed("gradients", {"pgd": -1}), "gradients['pgd']: expected an int >= 0")
+    refused(changed("timings", {"pgd": float("inf")}), "timings['pgd']")
+    refused(changed("loss_trend", {"pgd": {"0.1": [1.0]}}), "loss_trend['pgd']['0.1']")
+    refused(changed("batch_size", 0), "batch_size: expected an int >= 1 or None")
+    refused(changed("individual", "yes"), "individual: expected True or False")
+    refused(changed("flags", [{"code": 3}]), "flags[0]: expected a mapping of strings")
+    refused(changed("versions", "1.0"), "versions: expected a mapping of strings")
+    refused(changed("model", None), "model: expected a mapping")
+    refused(changed("version", 2), "version: expected 1")
+    refused({k: v for k, v in good.items() if k != "n_samples"}, "missing key 'n_samples'")
+    with pytest.raises(ValueError, match="argument `data`"):
+        Report.from_dict(changed("clean_accuracy", float("nan")))
+
+
+def test_from_json_refuses_deep_json(tmp_path):
+    with pytest.raises(ValueError, match="argument `source`"):
+        Report.from_json('{"format": "advgrad.report", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
+def test_report_cli_never_renders_invalid_numbers(tmp_path, capsys):
+    from advgrad.cli import main
+
+    document = small_report().to_dict()
+    document["robust_accuracy"] = {"0.1": float("inf")}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(document))
+    assert main(["report", str(path)]) != 0
+    captured = capsys.readouterr()
+    assert "inf%" not in captured.out and "robust_accuracy" in captured.err
+
+
+@pytest.mark.timeout(60)
+def test_from_json_reads_only_regular_files_under_the_limit(tmp_path, monkeypatch):
+    import advgrad.report
+
+    def refused_source(source, match):
+        with pytest.raises(ValueError) as info:
+            Report.from_json(source)
+        assert info.value.argument == "source" and match in str(info.value), str(info.value)
+
+    refused_source(tmp_path, f"not a regular file: {tmp_path}")
+    path = tmp_path / "run.json"
+    small_report().to_json(path)
+    monkeypatch.setattr(advgrad.report, "_REPORT_LIMIT", 100)
+    refused_source(path, f"report file too large: {path.stat().st_size} bytes")
+    monkeypatch.undo()
+    assert Report.from_json(path) == small_report()
+    if sys.platform == "win32":
+        return
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)  # nobody writes to it: the read must fail at once, not block
+    for source in (fifo, "/dev/zero"):
+        refused_source(source, f"not a regular file: {source}")

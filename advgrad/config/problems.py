@@ -47,13 +47,25 @@ class ConfigError(ValueError):
         super().__init__(head + lead + "; ".join(self.problems))
 
 
+_MAX_PROBLEMS = 100
+"""Problems kept of one config; the rest are counted (a hostile file could hold millions)."""
+
+_MAX_KEY = 60
+"""Longest key shown whole in a path; longer ones are cut (``inputs.aaaa...``)."""
+
+
 class _Problems:
-    """Collects problems by path; raises them all at once."""
+    """Collects problems by path (the first `_MAX_PROBLEMS`, the rest counted); raises them
+    all at once."""
 
     def __init__(self) -> None:
         self.items: list[str] = []
+        self.dropped = 0
 
     def add(self, path: str, message: str) -> None:
+        if len(self.items) >= _MAX_PROBLEMS:
+            self.dropped += 1
+            return
         self.items.append(f"{path}: {message}" if path else message)
 
     def expected(self, path: str, expected: str, value: Any, choices: Sequence[str] = ()) -> None:
@@ -83,13 +95,17 @@ class _Problems:
 
     def raise_if_any(self, source: Any = None) -> None:
         if self.items:
-            raise ConfigError(self.items, source=source)
+            more = [f"and {self.dropped} more problems"] if self.dropped else []
+            raise ConfigError(self.items + more, source=source)
 
 
 def _join(path: str, key: Any) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
-    return f"{path}.{key}" if path else str(key)
+    text = str(key)
+    if len(text) > _MAX_KEY:
+        text = text[: _MAX_KEY - 3] + "..."
+    return f"{path}.{text}" if path else text
 
 
 def _suggest(word: Any, choices: Sequence[str]) -> str:
@@ -102,7 +118,7 @@ def _suggest(word: Any, choices: Sequence[str]) -> str:
 def _check_keys(mapping: Mapping, allowed: Sequence[str], path: str, problems: _Problems) -> None:
     for key in mapping:
         if key not in allowed:
-            problems.add(path, f"unknown key {key!r}{_suggest(key, allowed)}")
+            problems.add(path, f"unknown key {describe(key)}{_suggest(key, allowed)}")
 
 
 def _one_line(err: BaseException) -> str:

@@ -52,6 +52,10 @@ _SUITE_RESERVED = {
     "progress": "the CLI shows progress bars itself",
 }
 _BOOL = "a bool"  # YAML writes true/false: the config's word for check_bool's rule
+_MAX_BOUND_NUMBERS = 1_000_000
+"""Most numbers (and lists) one side of a per-feature bound may hold: counted, never built."""
+_MAX_BOUND_DEPTH = 32
+"""Deepest nesting of the lists of one bound side (numpy arrays have at most 64 dimensions)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,14 +117,15 @@ def _parse_model(value: Any, base: pathlib.Path, catalog: Catalog, problems: _Pr
         problems.add(
             "model",
             f"expected a zoo model name ({', '.join(names)}) or a path to a .keras file, "
-            f"received {value!r}{_suggest(value, names)}",
+            f"received {describe(value)}{_suggest(value, names)}",
         )
         return ""
     path = (base / pathlib.Path(value).expanduser()).absolute()
     if not path.name.endswith(".keras"):
         problems.add(
             "model",
-            f"expected a .keras file (Keras 3 format, loaded in safe mode), received {value!r}",
+            "expected a .keras file (Keras 3 format, loaded in safe mode), "
+            f"received {describe(value)}",
         )
     elif not path.is_file():
         problems.add("model", f"model file not found: {path}")
@@ -198,7 +203,7 @@ def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataC
         if item not in keys:
             problems.add(
                 item_path,
-                f"no array {item!r} in {path.name} (it holds {', '.join(keys)})"
+                f"no array {describe(item)} in {path.name} (it holds {', '.join(keys)})"
                 f"{_suggest(item, keys)}",
             )
             return None
@@ -296,7 +301,7 @@ def _parse_settings(
             allowed = [k for k in defaults if k != "name" and k not in _SUITE_RESERVED]
             problems.add(
                 path,
-                f"unknown setting {key!r} for attack {name!r}{_suggest(key, allowed)}; "
+                f"unknown setting {describe(key)} for attack {name!r}{_suggest(key, allowed)}; "
                 f"its settings: {', '.join(allowed)}",
             )
             ok = False
@@ -365,18 +370,29 @@ def _parse_eps(value: Any, problems: _Problems) -> tuple[float, ...]:
 
 
 def _parse_bound_side(value: Any, path: str, problems: _Problems) -> Any:
-    """A bound: a number, or a (nested) list of numbers (per feature)."""
+    """A bound: a number, or a (nested) list of numbers (per feature).
+
+    A list is walked first, without building anything and stopping early, so a list that is
+    too long, too deep (or cyclic) or shared many times over is refused before numpy
+    converts it.
+    """
     if _is_number(value):
         if math.isnan(value):
             problems.expected(path, "a number or a list of numbers", value)
             return None
         return float(value)
     if isinstance(value, list) and value:
-        try:
-            array = np.array(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            array = None
-        if array is None or array.dtype == object or not all(map(_is_number, _flatten(value))):
+        trouble = _walk_bound(value)
+        if trouble is not None and trouble is not _NOT_A_NUMBER:
+            problems.add(path, trouble)
+            return None
+        array = None
+        if trouble is None:
+            try:
+                array = np.array(value, dtype=np.float64)
+            except (TypeError, ValueError):  # ragged
+                array = None
+        if array is None:
             problems.expected(path, "a number or a (nested) list of numbers", value)
             return None
         if np.isnan(array).any():
@@ -387,12 +403,35 @@ def _parse_bound_side(value: Any, path: str, problems: _Problems) -> Any:
     return None
 
 
-def _flatten(value: Any):
-    if isinstance(value, list):
-        for item in value:
-            yield from _flatten(item)
-    else:
-        yield value
+_END = object()
+_NOT_A_NUMBER = "an item that is not a number or a list"
+
+
+def _walk_bound(value: list) -> str | None:
+    """What is wrong with the nested list `value` (None if nothing): more than
+    `_MAX_BOUND_NUMBERS` items, lists nested deeper than `_MAX_BOUND_DEPTH`, or an item that
+    is not a number or a list (`_NOT_A_NUMBER`). Iterative: at most the limits' worth of
+    steps and memory."""
+    stack = [iter(value)]
+    count = 0
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+            continue
+        count += 1
+        if count > _MAX_BOUND_NUMBERS:
+            return f"expected at most {_MAX_BOUND_NUMBERS} numbers per bound side, received more"
+        if isinstance(item, list):
+            if len(stack) >= _MAX_BOUND_DEPTH:
+                return (
+                    f"expected lists nested at most {_MAX_BOUND_DEPTH} levels deep, "
+                    "received deeper ones"
+                )
+            stack.append(iter(item))
+        elif not _is_number(item):
+            return _NOT_A_NUMBER
+    return None
 
 
 def _parse_bounds(value: Any, path: str, problems: _Problems, *, per_input: bool) -> Any:
@@ -406,11 +445,18 @@ def _parse_bounds(value: Any, path: str, problems: _Problems, *, per_input: bool
         high = _parse_bound_side(value[1], f"{path}[1]", problems)
         if low is None or high is None:
             return None
+        low_array, high_array = np.asarray(low), np.asarray(high)
         try:
-            greater = np.any(np.greater(np.asarray(low), np.asarray(high)))
+            shape = np.broadcast_shapes(low_array.shape, high_array.shape)
         except ValueError:
             problems.add(path, "low and high do not have broadcastable shapes")
             return None
+        if math.prod(shape) > _MAX_BOUND_NUMBERS:
+            problems.add(
+                path, f"low and high broadcast to {shape}: over {_MAX_BOUND_NUMBERS} numbers"
+            )
+            return None
+        greater = np.any(np.greater(low_array, high_array))
         if greater:
             problems.expected(path, "low <= high", value)
             return None
