@@ -239,6 +239,19 @@ def test_npz_labels_out_of_range(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("content", [b"hello, not an archive\n", b"\x93NUMPY"])
+def test_a_file_that_is_not_an_npz_is_called_so(tmp_path, content):
+    """NumPy describes any non-zip file as "pickled (object) data"; the config does not."""
+    path = npz_config(tmp_path, np.zeros((6, 4), "float32"), np.zeros(6, "int64"))
+    (tmp_path / "data.npz").write_bytes(content)
+    (problem,) = problems_of(path)
+    assert problem == (
+        f"data.npz: {tmp_path / 'data.npz'} is not a .npz file (a zip of .npy arrays, from "
+        "np.savez)"
+    )
+    assert "pickle" not in problem
+
+
 def test_npz_unknown_key(tmp_path):
     x = np.zeros((6, 4), "float32")
     path = npz_config(tmp_path, x, np.zeros(6, "int64"))

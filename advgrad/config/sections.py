@@ -21,6 +21,7 @@ import math
 import numbers
 import os
 import pathlib
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -189,10 +190,13 @@ def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataC
     if not path.is_file():
         problems.add("data.npz", f"file not found: {path}")
         return None
+    if not zipfile.is_zipfile(path):  # else NumPy calls any other file "pickled data"
+        problems.add("data.npz", f"{path} is not a .npz file (a zip of .npy arrays, from np.savez)")
+        return None
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
-    except Exception as err:  # zip errors, not an npz, ...
+    except Exception as err:  # a damaged zip, an array of Python objects, ...
         problems.add("data.npz", f"cannot read {path} as a .npz file: {_one_line(err)}")
         return None
 
