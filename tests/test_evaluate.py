@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from advgrad._validation import ArgumentError
 from advgrad.attacks import get_attack
 from advgrad.budget import Budget
 from advgrad.evaluate import evaluate
+from advgrad.evaluate.cascade import Runner
 from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -224,6 +226,8 @@ def test_module_is_callable_after_importing_it_first(tmp_path):
         ({"suite": [3]}, "suite"),
         ({"batch_size": 0}, "batch_size"),
         ({"seed": -1}, "seed"),
+        ({"seed": 2**63}, "seed"),  # crashed in the sanity checks, after all the work
+        ({"seed": True}, "seed"),
         ({"individual": "yes"}, "individual"),
         ({"state": 3}, "state"),
     ],
@@ -242,6 +246,137 @@ def test_invalid_data_is_named(digits_cnn, digits):
     unbatched = tf.data.Dataset.from_tensor_slices((digits.x_test[:8], digits.y_test[:8]))
     with pytest.raises(ValueError, match="argument `data`"):
         evaluate(digits_cnn, unbatched, suite=["fgsm"], eps=0.1, sanity=False)
+
+
+def test_seed_range_is_named_up_front(digits_cnn, digits):
+    with pytest.raises(ArgumentError, match=r"expected an int in \[0, 2\*\*63\), received seed="):
+        evaluate(
+            digits_cnn, (digits.x_test[:8], digits.y_test[:8]), suite=["fgsm"], eps=0.1, seed=2**63
+        )
+    # the largest seed works end to end, sanity checks included
+    report = evaluate(
+        digits_cnn,
+        (digits.x_test[:8], digits.y_test[:8]),
+        suite=["fgsm"],
+        eps=0.1,
+        seed=2**63 - 1,
+    )
+    assert report.seed == 2**63 - 1 and report.n_samples == 8
+
+
+# ------------------------------------- data checked as the attacks check it, before work
+@pytest.fixture
+def batches_run(monkeypatch):
+    """The batch indices `Runner.run_batch` was called with (the batches attacked)."""
+    calls = []
+    original = Runner.run_batch
+
+    def spy(self, tally, batch, *args, **kwargs):
+        calls.append(batch)
+        return original(self, tally, batch, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "run_batch", spy)
+    return calls
+
+
+def _refused_data(run, match):
+    with pytest.raises(ArgumentError, match=match) as info:
+        run()
+    assert info.value.argument == "data"
+    return info.value
+
+
+def _ds(x, y, batch):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch)
+
+
+@pytest.mark.parametrize("bad", [10, -1, 99])
+def test_labels_out_of_range_are_refused_before_work(digits_cnn, digits, batches_run, bad):
+    x, y = digits.x_test[:24], digits.y_test[:24].copy()
+    y[13] = bad
+    low, high = min(bad, int(y.min())), max(bad, int(y.max()))
+    match = rf"expected class ids in \[0, 10\), received values from {low} to {high}"
+    _refused_data(
+        lambda: evaluate(digits_cnn, (x, y), suite=["fgsm"], eps=0.1, batch_size=8), match
+    )
+    assert batches_run == []
+    # streamed: checked per batch as it arrives, before it is attacked
+    err = _refused_data(
+        lambda: evaluate(digits_cnn, _ds(x, y, 5), suite=["fgsm"], eps=0.1, batch_size=8),
+        match.replace(f"from {low} to {high}", "from"),
+    )
+    assert "sample 13" in str(err)
+    assert batches_run == [0]
+
+
+def test_labels_must_be_integer_ids_or_one_hot_rows_of_the_model(digits_cnn, digits, batches_run):
+    x, y = digits.x_test[:16], digits.y_test[:16]
+
+    def run(labels):
+        return lambda: evaluate(digits_cnn, (x, labels), suite=["fgsm"], eps=0.1, sanity=False)
+
+    _refused_data(run(y + 0.5), "expected integer class ids")
+    _refused_data(run(np.eye(9)[y % 9]), r"one-hot labels of shape \(16, 10\)")
+    _refused_data(run(np.zeros((16, 0))), r"one-hot labels of shape \(16, 10\)")
+    _refused_data(run(np.zeros((16, 2, 5))), "class ids")
+    assert batches_run == []
+    # what the cascade reads as class ids is accepted: ids, float ids, [n, 1], one-hot rows
+    # (these for an attack whose loss takes them)
+    ids = evaluate(digits_cnn, (x, y), suite=["fgsm"], eps=0.1, sanity=False)
+    for labels in (y.astype(np.float32), y[:, None]):
+        other = run(labels)()
+        np.testing.assert_array_equal(other.outcomes[0.1], ids.outcomes[0.1])
+    categorical = get_attack("fgsm", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    other = evaluate(digits_cnn, (x, np.eye(10)[y]), suite=[categorical], eps=0.1, sanity=False)
+    np.testing.assert_array_equal(other.outcomes[0.1], ids.outcomes[0.1])
+
+
+@pytest.mark.parametrize(("value", "word"), [(np.nan, "NaN"), (np.inf, "inf"), (-np.inf, "inf")])
+def test_non_finite_inputs_are_refused_before_work(digits_cnn, digits, batches_run, value, word):
+    x, y = digits.x_test[:24].copy(), digits.y_test[:24]
+    x[19, 2, 3, 0] = value  # batch 2 of 3: the attacks would refuse it there, after batches 0, 1
+    match = rf"expected finite values \(no {word}\), received x=ndarray\(shape=\(24, 8, 8, 1\)"
+    err = _refused_data(
+        lambda: evaluate(digits_cnn, (x, y), suite=["fgsm"], eps=0.1, batch_size=8), match
+    )
+    assert "sample 19" in str(err)
+    assert batches_run == []
+    err = _refused_data(
+        lambda: evaluate(digits_cnn, _ds(x, y, 3), suite=["fgsm"], eps=0.1, batch_size=8),
+        rf"expected finite values \(no {word}\), received x=ndarray\(shape=\(8, 8, 8, 1\)",
+    )
+    assert "sample 19" in str(err)
+    assert batches_run == [0, 1]
+
+
+def test_non_finite_dict_input_is_named(tabular, tabular_model, batches_run):
+    x = {k: np.array(v[:32]) for k, v in tabular.x_test.items()}
+    x["errors"][5, 0] = np.nan  # a frozen input: no attack would ever look at it
+    _refused_data(
+        lambda: evaluate(tabular_model, (x, tabular.y_test[:32]), suite=["fgsm"], eps=0.1),
+        r"expected finite values \(no NaN\), received x\['errors'\]=",
+    )
+    assert batches_run == []
+
+
+def test_empty_or_ragged_batches_are_named(digits_cnn, digits, batches_run):
+    x, y = digits.x_test[:16], digits.y_test[:16]
+    kwargs = dict(suite=["fgsm"], eps=0.1, sanity=False)
+    _refused_data(lambda: evaluate(digits_cnn, (x[:0], y[:0]), **kwargs), "at least one")
+    empty = tf.data.Dataset.from_tensor_slices((x[:0], y[:0])).batch(4)
+    _refused_data(lambda: evaluate(digits_cnn, empty, **kwargs), "at least one sample")
+
+    def gen():
+        yield x[:8], y[:8]
+        yield x[:0], y[:0]
+        yield x[8:], y[8:]
+
+    spec = (tf.TensorSpec((None, 8, 8, 1), tf.float32), tf.TensorSpec((None,), y.dtype))
+    with_empty = tf.data.Dataset.from_generator(gen, output_signature=spec)
+    _refused_data(lambda: evaluate(digits_cnn, with_empty, **kwargs), "empty batch")
+    ragged = tf.data.Dataset.from_tensors((x, y[:4]))  # 16 inputs, 4 labels
+    _refused_data(lambda: evaluate(digits_cnn, ragged, **kwargs), "16 inputs and 4 labels")
+    assert batches_run == []
 
 
 # ------------------------------------------------------------------- state

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advgrad._validation import check_bool, check_eps, check_int, invalid
-from advgrad.evaluate.cascade import Runner, labels, postfix
+from advgrad.evaluate.cascade import SEED_LIMIT, Runner, labels, output_classes, postfix
 from advgrad.evaluate.state import (
     StateFile,
     Tally,
@@ -52,7 +52,7 @@ from advgrad.evaluate.state import (
     sha,
     versions,
 )
-from advgrad.evaluate.stream import Batches, concat, take
+from advgrad.evaluate.stream import Batches, check_batch, concat, take
 from advgrad.models import ModelAdapter
 from advgrad.report import ROBUST, Report
 
@@ -103,7 +103,14 @@ def evaluate(
             model's inputs; ``y``: class ids or one-hot rows), or a `tf.data.Dataset`
             yielding ``(x, y)`` batches; it is re-batched to `batch_size`, so both give the
             same result. Data are streamed: memory does not grow with the data set (apart
-            from a few bytes of outcome per sample).
+            from a few bytes of outcome per sample). Labels must be class ids in
+            ``[0, classes)`` of the model's output (2 classes for one unit) or one-hot rows
+            as wide as the output, and every floating-point input finite (no NaN, no inf),
+            as the attacks require. Arrays are checked whole, before any work; streamed
+            data (a `tf.data.Dataset`) are checked per batch, as each batch arrives and
+            before it is attacked, so an invalid batch stops the run there (batches
+            finished before it are in `state`, if given). Empty data, or an empty
+            element of a dataset, is refused.
         suite: Attacks, in cascade order: registry names (``"pgd"``: default settings),
             configured `advgrad.attacks.Attack` objects, or ``{"name": ..., **settings}``
             dicts. Set their ``bounds``: the default is unbounded (no clipping).
@@ -114,7 +121,8 @@ def evaluate(
             atomically after every batch; if it exists, the run resumes after its last
             finished batch and gives exactly the uninterrupted result. A state written for
             another model, data, suite, eps, batch size, seed or `individual` is an error.
-        seed: Seed from which each (batch, attack, eps) seed is derived. Defaults to 0.
+        seed: Seed from which each (batch, attack, eps) seed is derived: an int in
+            ``[0, 2**63)``. Defaults to 0.
         return_adversarial: Keep the adversarial input that first fooled each sample, in
             ``report.adversarial`` (memory grows with the data; not kept for batches done
             by an earlier, interrupted run). Defaults to False.
@@ -131,8 +139,12 @@ def evaluate(
         A `advgrad.report.Report`.
 
     Raises:
-        ValueError: On an invalid argument (named), before any work; if `state` was written
-            for a different model/data/suite (the file is left unchanged).
+        ValueError: An `advgrad._validation.ArgumentError` naming the argument: on an
+            invalid argument or invalid data, before any work (streamed data: before the
+            invalid batch is attacked); if `state` is not a regular file, is too large,
+            cannot be parsed, was written for a different model/data/suite, or holds
+            anything but what a run writes (a saved state is checked, not trusted; the
+            file is left unchanged).
 
     >>> from advgrad import data, zoo
     >>> from advgrad.attacks import get_attack
@@ -145,18 +157,22 @@ def evaluate(
     attacks = _resolve_suite(suite)
     eps_list = _resolve_eps(eps)
     batch_size = check_int("batch_size", batch_size, low=1)
-    seed = check_int("seed", seed, low=0)
+    seed = check_int("seed", seed, low=0, high=SEED_LIMIT)
     return_adversarial = check_bool("return_adversarial", return_adversarial)
     progress = check_bool("progress", progress)
     sanity = check_bool("sanity", sanity)
     individual = check_bool("individual", individual)
     stream = Batches(data, batch_size)
     ModelAdapter.of(model)  # validates `model`
+    classes = None
+    if not stream.streamed:  # arrays: all of them checked now, before any work
+        classes = output_classes(model, stream.head())
+        stream.check(classes)
     names = labels(attacks)
     configs = [a.get_config() for a in attacks]
     digest = model_digest(model)
     expected = fingerprint(digest, configs, eps_list, batch_size, seed, individual)
-    store = StateFile(state, expected) if state is not None else None
+    store = StateFile(state, expected, names) if state is not None else None
     if store is not None and store.saved is not None:
         tally = Tally.from_state(names, eps_list, store.saved["tally"])
         done = store.batches_done
@@ -183,6 +199,9 @@ def evaluate(
         offset = 0
         for index, (x_b, y_b) in enumerate(stream):
             size = len(y_b)
+            if stream.streamed:  # streamed: each batch checked as it arrives, before use
+                classes = classes or output_classes(model, x_b)
+                check_batch(x_b, y_b, classes, first=offset)
             if sampled < SANITY_SAMPLES:
                 rows = np.arange(min(size, SANITY_SAMPLES - sampled))
                 sample_x.append(take(x_b, rows))
@@ -190,7 +209,8 @@ def evaluate(
                 sampled += len(rows)
             batch_sha = batch_digest(x_b, y_b)
             if index < done:
-                if batch_sha != tally.batch_hashes[index]:
+                finished = tally.batch_hashes[index], len(tally.codes[0][index])
+                if (batch_sha, size) != finished:
                     raise store.mismatch(f"data (batch {index})")
             else:
                 if store is not None and store.complete:

@@ -30,7 +30,12 @@ from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
 
-__all__ = ["Runner", "labels", "postfix", "seed_of", "targets"]
+__all__ = ["SEED_LIMIT", "Runner", "labels", "output_classes", "postfix", "seed_of", "targets"]
+
+SEED_LIMIT = 2**63
+"""`evaluate`'s seed is in ``[0, SEED_LIMIT)``: `seed_of` takes any int >= 0
+(``np.random.SeedSequence``), but the sanity checks draw their noise with the int64 seed
+pair ``[seed, i]`` (`advgrad.sanity.noise_stronger`), which holds no more."""
 
 
 def labels(attacks: Sequence[Attack]) -> list[str]:
@@ -45,9 +50,25 @@ def labels(attacks: Sequence[Attack]) -> list[str]:
 
 
 def seed_of(seed: int, attack_seed: int, batch: int, attack: int, eps: int) -> int:
-    """The seed of one (batch, attack, eps): independent of every other batch."""
+    """The seed of one (batch, attack, eps): independent of every other batch, in
+    ``[0, 2**31 - 1)`` (any int32 or int64 seed tensor of an attack holds it).
+
+    >>> seed_of(SEED_LIMIT - 1, 2**40, 3, 1, 0) < 2**31 - 1
+    True
+    """
     entropy = [int(seed), int(attack_seed), int(batch), int(attack), int(eps)]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
+
+
+def output_classes(model: Any, x: Any) -> int:
+    """How many classes the model's output tells apart: its width (2 for one unit, read by
+    a threshold). From the model's output shape, else from its output on the first sample
+    of `x`."""
+    shape = ModelAdapter.of(model).output_shape(None)
+    if shape is None or (len(shape) and shape[-1] is None):
+        shape = predict(model, take(x, np.arange(1))).shape[1:]
+    width = int(shape[-1]) if len(shape) else 1
+    return 2 if width == 1 else width
 
 
 def targets(outputs: np.ndarray, truth: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -6,7 +6,10 @@ finished batch). A `StateFile` writes it as JSON after every batch with
 together with the run's *fingerprint*: digests of the model's weights and the suite's
 settings, the eps values, batch size, seed and `individual`. Each finished batch is also
 identified by the digest of its data, so a resumed run is refused unless it evaluates
-exactly what the file was written for.
+exactly what the file was written for. A saved state is checked, not trusted: it is read
+only if it is a regular file of at most `MAX_STATE_BYTES`, and resumed only if it holds
+exactly what `StateFile.write` writes (`check_saved`); anything else is an `ArgumentError`
+naming `state`, and the file is left as it was.
 
 >>> fingerprint("abc", [{"name": "fgsm", "eps": 0.1, "progress": True}], [0.1], 8, 0, True)[
 ...     "eps"]
@@ -29,16 +32,20 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from advgrad._io import atomic_write
-from advgrad._validation import invalid
+from advgrad._io import FileTooLargeError, NotRegularFileError, atomic_write, read_regular
+from advgrad._validation import ArgumentError, describe, invalid
+from advgrad.evaluate.saved import Damaged, check_saved
 from advgrad.nest import Structure
 
 __all__ = [
+    "MAX_STATE_BYTES",
     "STATE_FORMAT",
     "STATE_VERSION",
+    "Damaged",
     "StateFile",
     "Tally",
     "batch_digest",
+    "check_saved",
     "describe_model",
     "fingerprint",
     "model_digest",
@@ -232,63 +239,106 @@ class Tally:
         return tally
 
 
-# --------------------------------------------------------------------- state
+MAX_STATE_BYTES = 1 << 30
+"""The largest state file `StateFile` reads: 1 GiB (the outcomes of some 100 million samples)."""
+
+
 class StateFile:
     """The resumable state: read and checked once, written atomically after each batch.
+
+    A saved state is checked, not trusted: before a run resumes it, the file must be a
+    regular file of at most `MAX_STATE_BYTES`, parse as JSON, carry this run's fingerprint,
+    and hold exactly what `write` writes (`check_saved`: every key with its JSON type,
+    bounded counters, outcomes consistent with the batches and with each other).
 
     Args:
         path: The JSON file (str or os.PathLike); it need not exist.
         fingerprint: This run's `fingerprint`.
+        labels: This run's attack labels, in suite order.
 
     Raises:
-        ValueError: If `path` is not a path, or the file exists but cannot be read, is not
-            an advgrad state, has another state version, or another fingerprint (the file
-            is left unchanged).
+        ArgumentError: Naming `state`, if `path` is not a path, or the file exists but is
+            not a regular file, is too large, cannot be read or parsed, is not an advgrad
+            state, has another state version or another fingerprint, or is damaged (the
+            file is left unchanged).
     """
 
-    def __init__(self, path: Any, fingerprint: dict[str, Any]):
+    def __init__(self, path: Any, fingerprint: dict[str, Any], labels: list[str]):
         if not isinstance(path, (str, os.PathLike)):
             raise invalid("state", "None or a file path (str or os.PathLike)", path)
         self.path = pathlib.Path(path)
         self.fingerprint = fingerprint
+        self.labels = list(labels)
         self.saved: dict[str, Any] | None = None
         if self.path.exists():
             self.saved = self._read()
 
-    def _refuse(self, why: str) -> ValueError:
-        return ValueError(
-            f"Invalid value for argument `state`: expected a state file written by "
-            f"advgrad.evaluate, received state={str(self.path)!r}, {why}"
+    def _refuse(self, why: str) -> ArgumentError:
+        expected = "a state file written by advgrad.evaluate"
+        received = repr(str(self.path))
+        return ArgumentError(
+            "state",
+            f"expected {expected}, received state={received}, {why}",
+            expected=expected,
+            received=received,
         )
 
     def _read(self) -> dict[str, Any]:
+        afresh = "Delete it to start afresh, or pass another `state` path."
         try:
-            saved = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
+            data = read_regular(self.path, MAX_STATE_BYTES)  # never a FIFO or a device
+        except NotRegularFileError:
+            raise self._refuse(f"which is not a regular file. {afresh}") from None
+        except FileTooLargeError as err:
             raise self._refuse(
-                f"which cannot be read ({err}). Remove it to start afresh."
+                f"which is {err.size} bytes, more than a state file may hold "
+                f"({MAX_STATE_BYTES} bytes). {afresh}"
             ) from None
+        except OSError as err:
+            raise self._refuse(f"which cannot be read ({err}). {afresh}") from None
+        try:
+            saved = json.loads(data.decode("utf-8"))
+        except RecursionError:
+            raise self._refuse(f"which cannot be read (JSON nested too deeply). {afresh}") from None
+        except (OverflowError, ValueError) as err:
+            text = str(err)
+            text = text if len(text) <= 200 else text[:197] + "..."
+            raise self._refuse(f"which cannot be read ({text}). {afresh}") from None
         if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
             raise self._refuse("which is not one.")
-        if saved.get("version") != STATE_VERSION:
+        version = saved.get("version")
+        if type(version) is not int or version != STATE_VERSION:
             raise self._refuse(
-                f"which has state version {saved.get('version')!r}; this version of advgrad "
+                f"which has state version {describe(version)}; this version of advgrad "
                 f"reads version {STATE_VERSION} only. Pass another `state` path, or delete "
                 "the file to start afresh."
             )
-        old = saved.get("fingerprint", {})
-        differs = [k for k in self.fingerprint if old.get(k) != self.fingerprint[k]]
+        old = saved.get("fingerprint")
+        if type(old) is not dict:
+            raise self._refuse(
+                f"which is damaged: fingerprint is {describe(old)}, not an object. {afresh}"
+            )
+        differs = [
+            k
+            for k, v in self.fingerprint.items()
+            if k not in old or type(old[k]) is not type(v) or old[k] != v
+        ]
+        differs += [k for k in old if k not in self.fingerprint]
         if differs:
             raise self.mismatch(", ".join(differs))
+        try:
+            check_saved(saved, self.fingerprint, self.labels)
+        except Damaged as err:
+            raise self._refuse(f"which is damaged: {err}. {afresh}") from None
         return saved
 
-    def mismatch(self, what: str) -> ValueError:
+    def mismatch(self, what: str) -> ArgumentError:
         """The error for a state written for another run (`what` differs)."""
-        return ValueError(
-            f"Invalid value for argument `state`: the state file {str(self.path)!r} was "
-            f"written for a different model/data/suite (differs in: {what}). Its results "
-            f"cannot be mixed with this run's: pass another `state` path, or delete the "
-            f"file to start afresh."
+        return ArgumentError(
+            "state",
+            f"the state file {str(self.path)!r} was written for a different model/data/suite "
+            f"(differs in: {what}). Its results cannot be mixed with this run's: pass another "
+            "`state` path, or delete the file to start afresh.",
         )
 
     @property
@@ -299,7 +349,7 @@ class StateFile:
     @property
     def complete(self) -> bool:
         """Whether that run finished every batch."""
-        return bool(self.saved and self.saved.get("complete"))
+        return bool(self.saved and self.saved["complete"])
 
     def write(self, tally: Tally, complete: bool) -> None:
         """Save `tally` (atomically: the old file or the new one, never a part)."""

@@ -4,6 +4,10 @@ Arrays are sliced; a `tf.data.Dataset` of ``(x, y)`` batches is re-batched, so b
 same batches (and so the same result and the same resumable state). Nothing is read ahead:
 memory does not grow with the data set.
 
+`check_batch` refuses what the attacks would refuse (labels that are not class ids of the
+model, NaN inputs) and inf inputs, naming `data`: `evaluate` checks arrays whole before any
+work (`Batches.check`), and streamed data batch by batch, before each batch is attacked.
+
 >>> import numpy as np
 >>> batches = Batches((np.zeros((5, 2)), np.arange(5)), batch_size=2)
 >>> batches.total, [len(y) for _, y in batches]
@@ -18,10 +22,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from advgrad._validation import invalid
+from advgrad._validation import ArgumentError, describe, invalid
 from advgrad.nest import Structure
 
-__all__ = ["Batches", "concat", "take"]
+__all__ = ["Batches", "check_batch", "check_finite", "check_labels", "concat", "take"]
 
 _PAIR = "an (x, y) pair of arrays or a tf.data.Dataset of them"
 
@@ -38,8 +42,9 @@ class Batches:
         total: The number of batches, when known in advance (arrays); else None.
 
     Raises:
-        ValueError: If `data` is not one of the above, or inputs and labels differ in length
-            (arrays: at once; a dataset: when the offending element is read).
+        ArgumentError: Naming `data`, if it is not one of the above, is empty, or inputs
+            and labels differ in length (arrays: at once; a dataset: when the offending
+            element is read, as is an empty element).
     """
 
     def __init__(self, data: Any, batch_size: int):
@@ -66,6 +71,22 @@ class Batches:
         self.arrays = (structure, leaves, labels)
         self.total = -(-len(labels) // batch_size)
 
+    @property
+    def streamed(self) -> bool:
+        """Whether the data come from a tf.data.Dataset (checked batch by batch)."""
+        return self.dataset is not None
+
+    def head(self) -> Any:
+        """The first sample's inputs (arrays only)."""
+        structure, leaves, _ = self.arrays
+        return structure.pack([v[:1] for v in leaves])
+
+    def check(self, classes: int) -> None:
+        """`check_batch` on the whole of the arrays (arrays only), before any work."""
+        structure, leaves, labels = self.arrays
+        check_labels(labels, classes)
+        check_finite(structure, leaves)
+
     def __iter__(self) -> Iterator[tuple[Any, np.ndarray]]:
         if self.arrays is not None:
             structure, leaves, labels = self.arrays
@@ -79,7 +100,7 @@ class Batches:
         structure = None
         pending: list[tuple[list[np.ndarray], np.ndarray]] = []
         count = 0
-        for element in self.dataset.as_numpy_iterator():
+        for number, element in enumerate(self.dataset.as_numpy_iterator()):
             if not isinstance(element, tuple) or len(element) != 2:
                 raise invalid("data", "a tf.data.Dataset of (x, y) batches", self.dataset)
             x, y = element
@@ -91,6 +112,21 @@ class Batches:
             if structure is None:
                 structure = Structure.of(x)
             leaves = [np.asarray(v) for v in structure.leaves(x)]
+            if len(y) == 0:
+                raise ArgumentError(
+                    "data",
+                    "expected a tf.data.Dataset of non-empty (x, y) batches, received an empty "
+                    f"batch (element {number}).",
+                )
+            for name, leaf in zip(structure.names, leaves, strict=True):
+                if leaf.ndim == 0 or len(leaf) != len(y):
+                    count = "a scalar" if leaf.ndim == 0 else f"{len(leaf)} inputs"
+                    raise ArgumentError(
+                        "data",
+                        "expected (x, y) batches with one label per input, received a batch "
+                        f"of {count} and {len(y)} labels in {structure.label('x', name)} "
+                        f"(element {number}).",
+                    )
             pending.append((leaves, y))
             count += len(y)
             while count >= self.batch_size:
@@ -99,6 +135,101 @@ class Batches:
         if count:
             batch, pending, count = _split(pending, count)
             yield structure.pack(batch[0]), batch[1]
+
+
+_CHUNK = 1 << 22
+"""Values per input `check_finite` looks at a time (its temporary mask stays small)."""
+
+
+def check_batch(x: Any, y: np.ndarray, classes: int, first: int = 0) -> None:
+    """Refuse a batch the attacks would refuse, naming `data`: labels that are not class ids
+    in ``[0, classes)`` (ids, ``[n, 1]`` ids or one-hot rows of width `classes`), and
+    non-finite values (NaN or inf) in any floating-point input. `first` is the index of the
+    batch's first sample in the data (for the messages).
+
+    >>> check_batch(np.zeros((2, 3)), np.array([0, 9]), classes=10)
+    >>> try:
+    ...     check_batch(np.zeros((2, 3)), np.array([0, 10]), classes=10)
+    ... except ArgumentError as err:
+    ...     print(err.argument, "|", err.reason)
+    data | expected class ids in [0, 10), received values from 0 to 10 in y (sample 1: 10).
+    """
+    check_labels(y, classes, first)
+    structure = Structure.of(x)
+    check_finite(structure, [np.asarray(v) for v in structure.leaves(x)], first)
+
+
+def check_labels(y: Any, classes: int, first: int = 0) -> None:
+    """Labels as `advgrad.predictions.class_ids` reads them, checked as the attacks' losses
+    check them (`advgrad.objective.Objective.check_labels`), with the same wording."""
+    y = np.asarray(y)
+    n = len(y) if y.ndim else 0
+    shapes = f"class ids of shape ({n},) or one-hot rows of shape ({n}, {classes})"
+    if y.ndim == 0 or y.ndim > 2:
+        raise _refuse(shapes, "y", y)
+    if y.ndim == 2 and y.shape[1] != 1:  # one-hot rows (or soft labels): argmax is the class
+        if y.shape[1] != classes:
+            raise _refuse(f"one-hot labels of shape ({n}, {classes})", "y", y)
+        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
+            raise _refuse("finite numeric labels", "y", y)
+        return
+    ids = y.reshape(n)
+    if ids.dtype == bool:
+        ids = ids.astype(np.int64)
+    if not np.issubdtype(ids.dtype, np.number) or np.issubdtype(ids.dtype, np.complexfloating):
+        raise _refuse("integer class ids", "y", y)
+    if not np.issubdtype(ids.dtype, np.integer):  # float ids must be whole numbers
+        if not np.all(np.isfinite(ids)) or np.any(ids != np.round(ids)):
+            raise _refuse("integer class ids", "y", y)
+        ids = ids.astype(np.int64)
+    if n and (ids.min() < 0 or ids.max() >= classes):
+        row = int(np.flatnonzero((ids < 0) | (ids >= classes))[0])
+        low, high, bad = int(ids.min()), int(ids.max()), int(ids[row])
+        expected = f"class ids in [0, {classes})"
+        raise ArgumentError(
+            "data",
+            f"expected {expected}, received values from {low} to {high} in y "
+            f"(sample {first + row}: {bad}).",
+            expected=expected,
+            received=describe(y),
+        )
+
+
+def check_finite(structure: Structure, leaves: list[np.ndarray], first: int = 0) -> None:
+    """Every floating-point input finite: no NaN (the attacks refuse it, with this wording)
+    and no inf (no threat model holds an infinite input). Looked at `_CHUNK` values at a
+    time, so the temporary mask stays small however large the arrays."""
+    for name, leaf in zip(structure.names, leaves, strict=True):
+        if not _floating(leaf.dtype) or leaf.ndim == 0:
+            continue
+        rows = max(1, _CHUNK // max(1, leaf[:1].size))
+        for start in range(0, len(leaf), rows):
+            finite = np.isfinite(leaf[start : start + rows])
+            if finite.all():
+                continue
+            row = start + int(np.flatnonzero(~finite.reshape(len(finite), -1).all(axis=1))[0])
+            word = "NaN" if np.isnan(leaf[row]).any() else "inf"
+            label = structure.label("x", name)
+            detail = f" (sample {first + row})"
+            raise _refuse(f"finite values (no {word})", label, leaf, detail)
+
+
+def _floating(dtype: Any) -> bool:
+    try:
+        return tf.as_dtype(dtype).is_floating
+    except TypeError:  # object, strings...: no float to check
+        return False
+
+
+def _refuse(expected: str, label: str, value: Any, detail: str = "") -> ArgumentError:
+    """The error naming `data`, about its part `label` (``y``, ``x``, ``x['image']``)."""
+    text = describe(value)
+    return ArgumentError(
+        "data",
+        f"expected {expected}, received {label}={text}{detail}.",
+        expected=expected,
+        received=text,
+    )
 
 
 def _split(pending, size):
