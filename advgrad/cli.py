@@ -2,7 +2,7 @@
 
 Usage::
 
-    advgrad bench CONFIG.yaml [--out DIR] [--resume] [--limit N]   # run a benchmark config
+    advgrad bench CONFIG.yaml [--out DIR] [--resume] [--force] [--limit N]  # run a config
     advgrad report RUN.json [--out DIR]                            # print a run, write plots
     advgrad attacks                                                # registered attacks
     advgrad zoo list                                               # reference models
@@ -14,15 +14,29 @@ start-up and runtime log lines, which are otherwise kept off the terminal).
 
 Exit codes: ``0`` done (for ``gradients``: the finite-difference check passed), ``1`` the
 work failed (an attack raised, the gradient check failed, the run was interrupted), ``2`` bad
-arguments or a bad config. An error is one line on stderr, ``advgrad: error: ...``, with no
+arguments, a bad config or a bad report file, or an output folder that ``bench`` may not
+write to (see below). An error is one line on stderr, ``advgrad: error: ...``, with no
 traceback unless ``--debug`` is given. A config is validated, and its model loaded, before
-the output folder is created, so a bad config never leaves a half-written run behind.
+the output folder is created, so a bad config never leaves a half-written run behind; a run
+that fails before writing anything removes the folder again if it created it.
 
 ``advgrad bench`` writes ``report.json``, ``report.md`` and PNG plots into the output folder
 (``--out``, else the config's ``output``, else ``runs/<config name>``) and keeps the
 evaluation state in ``state.json`` there, written after every batch: a run that was stopped
-continues with ``--resume``. Without ``--resume`` a folder that already holds a run is
-refused rather than overwritten.
+continues with ``--resume``. It writes only into a new folder, an empty one, or, with
+``--resume``, one that holds a run's ``state.json`` (the state's fingerprint then refuses
+another config's run); a folder that already holds a run is refused without ``--resume``,
+and a folder holding other files is refused before any work, its files named. ``--force``
+writes into the folder anyway: advgrad's own files there (``report.json``, ``report.md``, the
+PNG plots, ``state.json``) are replaced, all others left alone, and without ``--resume`` the
+run starts afresh. Every output file gets mode 0644, whatever the umask.
+
+One run per folder at a time: ``bench`` holds an exclusive lock (``flock``) on
+``.advgrad.lock`` in the output folder for as long as it runs, and the file names the
+holder's process id and start time. A second run into that folder exits at once with code 2,
+``another advgrad run (pid 1234, started ...) is writing to DIR``. The lock file stays behind
+harmlessly (the lock itself ends with the process, even a killed one) and never counts as a
+file in the way.
 
 The parser is :mod:`argparse`, from the standard library: the command needs subcommands,
 typed options and ``--help``, which argparse covers, and a robustness library should not pull
@@ -41,19 +55,21 @@ import argparse
 import contextlib
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from advgrad._io import atomic_write
 from advgrad._version import __version__
+from advgrad.run_folder import REPORT_JSON, STATE_FILE, RunFolder, RunFolderError
 
 __all__ = ["main"]
 
 PROG = "advgrad"
-STATE_FILE = "state.json"
-REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
 
@@ -115,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="continue the run whose state.json is in the output folder",
+    )
+    bench.add_argument(
+        "--force",
+        action="store_true",
+        help=(
+            "write into the output folder even if it holds other files or another run: "
+            "advgrad's own files there (report.json, report.md, the PNG plots, state.json) "
+            "are replaced, all others left alone; without --resume the run starts afresh"
+        ),
     )
     bench.add_argument(
         "--limit",
@@ -224,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _clean_output(args.debug):
             return int(handler(args) or 0)
-    except (UsageError, ConfigError) as err:
+    except (UsageError, ConfigError, RunFolderError) as err:
         return _fail(err, 2, args.debug)
     except KeyboardInterrupt:
         if args.debug:
@@ -304,43 +329,39 @@ def _clean_output(debug: bool) -> Iterator[None]:
 def _bench(args: argparse.Namespace) -> int:
     from advgrad.config import build_run, load_config
 
+    _check_out_argument(args.out)
     config = load_config(args.config)
     config = config.with_overrides(limit=args.limit, output=args.out)
     out = config.output
     if out is None:
         out = pathlib.Path("runs", pathlib.Path(args.config).stem).absolute()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out: {out} exists and is not a folder")
-    state = out / STATE_FILE
-    if not args.resume:
-        existing = [name for name in (STATE_FILE, REPORT_JSON) if (out / name).exists()]
-        if existing:
-            raise UsageError(
-                f"{out} already holds a run ({', '.join(existing)}); pass --resume to "
-                "continue it, or a different --out"
-            )
-    run = build_run(config)  # loads the model and data: every config error surfaces here
+    with RunFolder(out, resume=args.resume, force=args.force) as folder:
+        folder.check()  # before any work: a folder that is not ours is refused at once
+        run = build_run(config)  # loads the model and data: every config error surfaces here
 
-    from advgrad.evaluate import evaluate
+        from advgrad.evaluate import evaluate
 
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    report = evaluate(
-        run.model,
-        run.data,
-        suite=run.suite,
-        eps=run.eps,
-        batch_size=config.batch_size,
-        state=str(state),
-        seed=config.seed,
-        return_adversarial=config.plot_examples,
-        progress=True,
-    )
-    seconds = time.perf_counter() - start
-    report.to_json(str(out / REPORT_JSON))
-    markdown = report.to_markdown()
-    (out / REPORT_MD).write_text(markdown + ("" if markdown.endswith("\n") else "\n"))
-    plots = _save_plots(report, out)
+        folder.open()  # created, locked, and checked again under the lock
+        state = out / STATE_FILE
+        if args.force and not args.resume:
+            state.unlink(missing_ok=True)  # a fresh run, not a resumed one
+        start = time.perf_counter()
+        report = evaluate(
+            run.model,
+            run.data,
+            suite=run.suite,
+            eps=run.eps,
+            batch_size=config.batch_size,
+            state=str(state),
+            seed=config.seed,
+            return_adversarial=config.plot_examples,
+            progress=True,
+        )
+        seconds = time.perf_counter() - start
+        report.to_json(str(out / REPORT_JSON))
+        markdown = report.to_markdown()
+        _write_markdown(markdown, out)
+        plots = _save_plots(report, out)
     print(markdown.rstrip("\n"))
     print()
     written = [REPORT_JSON, REPORT_MD, *(pathlib.Path(p).name for p in plots)]
@@ -348,28 +369,51 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_argument(out: str | None) -> None:
+    if out is not None and not out.strip():
+        raise UsageError(f"--out: expected a folder path, received {out!r}")
+
+
+def _write_markdown(markdown: str, out: pathlib.Path) -> None:
+    atomic_write(out / REPORT_MD, markdown + ("" if markdown.endswith("\n") else "\n"))
+
+
 def _save_plots(report: Any, out: pathlib.Path) -> list[str]:
-    try:
-        return [str(p) for p in report.save_plots(str(out))]
-    except ImportError as err:  # matplotlib is optional
-        print(f"{PROG}: no plots written ({err}); pip install matplotlib", file=sys.stderr)
-        return []
+    """The plots, drawn in a scratch folder, then put in `out` by `atomic_write` (mode 0644)."""
+    with tempfile.TemporaryDirectory(prefix=".advgrad-plots-", dir=out) as scratch:
+        try:
+            drawn = report.save_plots(scratch)
+        except ImportError as err:  # matplotlib is optional
+            print(f"{PROG}: no plots written ({err}); pip install matplotlib", file=sys.stderr)
+            return []
+        written = []
+        for path in drawn:
+            target = out / pathlib.Path(path).name
+            atomic_write(target, lambda tmp, path=path: shutil.copyfile(path, tmp))
+            written.append(str(target))
+    return written
 
 
 # ------------------------------------------------------------------------------ report
 def _report(args: argparse.Namespace) -> int:
+    _check_out_argument(args.out)
     path = pathlib.Path(args.run)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"RUN.json: file not found: {path}")
+    if not path.is_file():  # a folder, a FIFO, a device: never read
+        raise UsageError(f"RUN.json: not a regular file: {path}")
     from advgrad.report import Report
 
-    report = Report.from_json(str(path))
+    try:
+        report = Report.from_json(str(path))
+    except ValueError as err:  # malformed or out-of-range content: a bad file, exit 2
+        raise UsageError(str(err)) from err
     markdown = report.to_markdown()
     print(markdown.rstrip("\n"))
     if args.out:
         out = pathlib.Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / REPORT_MD).write_text(markdown + ("" if markdown.endswith("\n") else "\n"))
+        _write_markdown(markdown, out)
         plots = _save_plots(report, out)
         written = [REPORT_MD, *(pathlib.Path(p).name for p in plots)]
         print()

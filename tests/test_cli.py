@@ -1,5 +1,7 @@
 """The `advgrad` command, run in-process through `main([...])` (one subprocess test)."""
 
+import fcntl
+import json
 import os
 import pathlib
 import re
@@ -25,6 +27,15 @@ suite:
 eps: [0.1, 0.3]
 bounds: data
 batch_size: 32
+"""
+# a fast run: 16 samples in two batches, one attack, one radius
+TINY = """\
+model: digits-cnn
+data: {name: digits, limit: 16}
+suite: [fgsm]
+eps: [0.1]
+bounds: data
+batch_size: 8
 """
 
 
@@ -242,6 +253,211 @@ def test_bench_limit_and_default_output(tmp_path, capsys, monkeypatch):
     assert "wrote report.json, report.md, robust_accuracy.png" in stdout
 
 
+# ------------------------------------------------ the output folder: only new, empty or ours
+def _victim(folder, *names):
+    """A folder of the user's own, holding `names` (report.md first: the file advgrad wrote)."""
+    folder.mkdir(parents=True)
+    for name in ("report.md", *names):
+        (folder / name).write_text(f"my own {name}\n")
+    return {p.name: p.read_text() for p in folder.iterdir()}
+
+
+def _contents(folder):
+    return {p.name: p.read_text() for p in folder.iterdir()}
+
+
+def test_bench_refuses_a_folder_of_other_files_via_config_output(tmp_path, capsys, monkeypatch):
+    victim = tmp_path / "victim"
+    before = _victim(victim)
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    config = write(work, TINY + "output: ../../victim\n")
+    code, stdout, stderr = run(capsys, "bench", config)
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1, stderr
+    named, _, rest = stderr.removeprefix("advgrad: error: ").partition(" is not empty ")
+    assert pathlib.Path(named).resolve() == victim.resolve()
+    assert rest.startswith("(report.md): advgrad writes only into a new or empty folder")
+    assert "--force" in stderr
+    assert _contents(victim) == before  # untouched: not even a lock file
+
+
+def test_bench_refuses_a_folder_of_other_files_via_out(tmp_path, capsys):
+    victim = tmp_path / "victim"
+    before = _victim(victim, "a.txt", "b.txt", "c.txt", "d.txt")
+    config = write(tmp_path, TINY)
+    for argv in (["--out", victim], ["--out", victim, "--resume"]):
+        code, stdout, stderr = run(capsys, "bench", config, *argv)
+        assert code == 2 and stdout == ""
+        assert stderr.count("\n") == 1, stderr
+        assert "(a.txt, b.txt, c.txt and 2 more)" in stderr
+        assert "pass --force" in stderr
+        assert _contents(victim) == before
+
+
+def test_bench_force_writes_into_the_folder_replacing_only_its_own_files(tmp_path, capsys):
+    victim = tmp_path / "victim"
+    _victim(victim, "notes.txt")
+    config = write(tmp_path, TINY)
+    code, stdout, stderr = run(capsys, "bench", config, "--out", victim, "--force")
+    assert code == 0, stderr
+    assert (victim / "notes.txt").read_text() == "my own notes.txt\n"
+    assert (victim / "report.md").read_text().startswith("Clean accuracy:")
+    assert Report.from_json(victim / "report.json").n_samples == 16
+    # --force over an existing run starts a fresh run (its state.json is replaced)
+    code, _, stderr = run(capsys, "bench", config, "--out", victim, "--force", "--limit", 8)
+    assert code == 0, stderr
+    assert Report.from_json(victim / "report.json").n_samples == 8
+    assert (victim / "notes.txt").read_text() == "my own notes.txt\n"
+
+
+def test_bench_help_states_force(capsys):
+    import advgrad.cli
+
+    code, stdout, _ = run(capsys, "bench", "--help")
+    assert code == 0
+    assert "--force" in stdout and "report.md" in " ".join(stdout.split())
+    assert "--force" in advgrad.cli.__doc__
+
+
+def test_bench_empty_output_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = write(tmp_path, TINY)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, stdout, stderr = run(capsys, "bench", config, "--out", "")
+    assert code == 2 and stdout == ""
+    assert stderr.strip() == "advgrad: error: --out: expected a folder path, received ''"
+    config = write(tmp_path, TINY + 'output: ""\n', name="empty.yaml")
+    code, stdout, stderr = run(capsys, "bench", config)
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "output: expected a folder path, received ''" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "empty.yaml"])
+
+
+def test_bench_writes_into_an_empty_folder_and_a_lock_file_is_no_obstacle(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".advgrad.lock").write_text("")  # left by an earlier run
+    config = write(tmp_path, TINY)
+    code, _, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 0, stderr
+    assert (out / "report.json").exists()
+
+
+# ------------------------------------------------------------ one run per folder at a time
+def test_bench_refuses_a_folder_locked_by_another_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    config = write(tmp_path, TINY)
+    with open(out / ".advgrad.lock", "w") as holder:
+        holder.write(json.dumps({"pid": 1234, "started": "2030-01-02T03:04:05+00:00"}))
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, stdout, stderr = run(capsys, "bench", config, "--out", out)
+        assert code == 2 and stdout == ""
+        assert stderr.strip() == (
+            "advgrad: error: another advgrad run (pid 1234, started 2030-01-02T03:04:05+00:00) "
+            f"is writing to {out}"
+        )
+        assert sorted(p.name for p in out.iterdir()) == [".advgrad.lock"]
+    # released: the folder is usable again
+    code, _, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 0, stderr
+
+
+def test_bench_holds_the_lock_while_it_runs(tmp_path, capsys, monkeypatch):
+    from advgrad.evaluate.cascade import Runner
+
+    out = tmp_path / "out"
+    config = write(tmp_path, TINY)
+    original = Runner.run_batch
+    seen = []
+
+    def probe(self, tally, batch, *args, **kwargs):
+        with open(out / ".advgrad.lock") as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            seen.append(json.loads(other.read()))
+        return original(self, tally, batch, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "run_batch", probe)
+    code, _, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 0, stderr
+    assert len(seen) == 2 and seen[0]["pid"] == os.getpid() and seen[0]["started"]
+    with open(out / ".advgrad.lock") as after:  # released at the end
+        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_two_benches_into_one_fresh_folder_one_is_refused(tmp_path):
+    """Two processes at once: exactly one writes the run, the other exits 2."""
+    out = tmp_path / "out"
+    config = write(tmp_path, TINY)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "advgrad.cli", "bench", str(config), "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert refused.count("\n") == 1, refused
+    assert f"is writing to {out}" in refused or f"{out} already holds a run" in refused, refused
+
+
+# ---------------------------------------------------- a failed run leaves no empty folder
+def test_bench_failing_at_run_time_removes_the_folder_it_created(tmp_path, capsys, monkeypatch):
+    from advgrad.evaluate.cascade import Runner
+
+    def boom(self, tally, batch, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Runner, "run_batch", boom)
+    config = write(tmp_path, TINY)
+    out = tmp_path / "new" / "deeper" / "out"
+    code, _, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 1 and stderr.strip().endswith("\nadvgrad: error: RuntimeError: boom")
+    assert not (tmp_path / "new").exists()
+    # a folder that was there before is kept (empty but for the lock file)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    code, _, _ = run(capsys, "bench", config, "--out", kept)
+    assert code == 1 and kept.is_dir()
+    assert [p.name for p in kept.iterdir()] in ([], [".advgrad.lock"])
+
+
+# ------------------------------------------------------ every output file has one mode
+def test_output_files_share_one_mode(tmp_path, capsys):
+    config = write(tmp_path, TINY)
+    out = tmp_path / "out"
+    plots = tmp_path / "plots"
+    previous = os.umask(0o077)
+    try:
+        code, _, stderr = run(capsys, "bench", config, "--out", out)
+        assert code == 0, stderr
+        code, _, stderr = run(capsys, "report", out / "report.json", "--out", plots)
+        assert code == 0, stderr
+    finally:
+        os.umask(previous)
+    files = [*out.iterdir(), *plots.iterdir()]
+    names = {p.name for p in files}
+    assert {"report.json", "report.md", "state.json", "robust_accuracy.png"} <= names
+    assert any(name.startswith("adversarial_eps=") for name in names)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in files}
+    assert set(modes.values()) == {"0o644"}, modes
+
+
 # ---------------------------------------------------------------------------- report
 def test_report_prints_table_and_writes_plots(bench_run, capsys, tmp_path):
     _, _, out = bench_run
@@ -256,13 +472,43 @@ def test_report_prints_table_and_writes_plots(bench_run, capsys, tmp_path):
     assert (plots / "report.md").read_text().startswith("Clean accuracy:")
 
 
-def test_report_of_a_broken_file_exits_1(tmp_path, capsys):
+@pytest.mark.parametrize("content", ["{not json", '{"format": "other"}', "[1, 2]", ""])
+def test_report_of_a_malformed_file_exits_2(content, tmp_path, capsys):
     path = tmp_path / "run.json"
-    path.write_text("{not json")
-    code, _, stderr = run(capsys, "report", path)
-    assert code == 1
+    path.write_text(content)
+    code, stdout, stderr = run(capsys, "report", path)
+    assert code == 2 and stdout == ""
     assert stderr.startswith("advgrad: error: Invalid value for argument `source`")
     assert len(stderr.splitlines()) == 1
+
+
+def test_report_of_a_folder_exits_2(tmp_path, capsys):
+    code, stdout, stderr = run(capsys, "report", tmp_path)
+    assert code == 2 and stdout == ""
+    assert stderr.strip() == f"advgrad: error: RUN.json: not a regular file: {tmp_path}"
+
+
+def test_report_empty_out_is_refused(bench_run, capsys, monkeypatch, tmp_path):
+    _, _, out = bench_run
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = run(capsys, "report", out / "report.json", "--out", "")
+    assert code == 2 and stdout == ""
+    assert stderr.strip() == "advgrad: error: --out: expected a folder path, received ''"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_other_failures_still_exit_1(bench_run, capsys, monkeypatch):
+    from advgrad.report import Report as ReportClass
+
+    _, _, out = bench_run
+
+    def broken(self, **kwargs):
+        raise RuntimeError("no table")
+
+    monkeypatch.setattr(ReportClass, "to_markdown", broken)
+    code, _, stderr = run(capsys, "report", out / "report.json")
+    assert code == 1
+    assert stderr.strip() == "advgrad: error: RuntimeError: no table"
 
 
 # --------------------------------------------------------------------- attacks and zoo
