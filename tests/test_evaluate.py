@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import advgrad
 from advgrad._validation import ArgumentError
 from advgrad.attacks import get_attack
 from advgrad.budget import Budget
@@ -539,3 +540,38 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_result(digits_cnn, tmp_
     assert resumed.queries == reference.queries
     assert resumed.loss_trend == reference.loss_trend
     assert resumed.data == reference.data
+
+
+class _Cheat(advgrad.attacks.Attack):
+    """Returns NaN for half the samples and a far-away input for the rest: never adversarial
+    under its own threat model, yet the model predicts some class for each."""
+
+    name = "cheat"
+
+    def execute(self, plan, *, judge=True):
+        (x,) = [t.numpy() for t in plan.inputs.tensors.values()]
+        bad = np.where(np.arange(len(x))[:, None, None, None] % 2 == 0, np.nan, x + 10.0)
+        bad = bad.astype(x.dtype)
+        n = len(x)
+        return advgrad.attacks.AttackResult(
+            x_adv=bad,
+            fooled=np.ones(n, bool),
+            gradients=0,
+            queries=np.zeros(n, np.int64),
+        )
+
+
+def test_inputs_outside_the_threat_model_are_never_counted_and_flagged(digits, digits_cnn):
+    """A NaN input is predicted as some class; it was counted as fooled (issue 11, item 1)."""
+    x, y = digits.x_test[:16], digits.y_test[:16]
+    with pytest.warns(UserWarning, match="outside its threat model"):
+        report = evaluate(
+            digits_cnn,
+            (x, y),
+            suite=[_Cheat(eps=0.1, bounds=digits.bounds)],
+            eps=0.1,
+            sanity=False,
+        )
+    assert report.robust_accuracy[0.1] == report.clean_accuracy
+    (flag,) = [f for f in report.flags if f["code"] == "outside_threat_model"]
+    assert "cheat: " in flag["message"] and "not counted" in flag["message"]

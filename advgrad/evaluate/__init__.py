@@ -234,13 +234,25 @@ def evaluate(
 
     seconds = time.perf_counter() - started
     report = _report(tally, runner, model, configs, seed, batch_size, individual, digest, seconds)
+    if runner.outside:  # a correctness flag: raised whether or not `sanity` runs
+        counts = ", ".join(f"{label}: {n}" for label, n in runner.outside.items())
+        report.flags.append(
+            {
+                "code": "outside_threat_model",
+                "message": "Attacks returned inputs that fool the model but lie outside their "
+                f"threat model (eps ball, bounds, frozen inputs or non-finite values): "
+                f"{counts}. They were not counted as adversarial.",
+                "advice": "The attack does not keep to its budget: check a custom attack's "
+                "projection and clipping, and the bounds (the data's valid range).",
+            }
+        )
     if sanity:
         from advgrad import sanity as sanity_lib
 
         flags = sanity_lib.run_all(
             model, concat(sample_x), np.concatenate(sample_y), report, seed=seed
         )
-        report.flags = [f.to_dict() for f in flags]
+        report.flags += [f.to_dict() for f in flags]
         if flags:
             codes = ", ".join(f.code for f in flags)
             warnings.warn(

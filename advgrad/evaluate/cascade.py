@@ -129,6 +129,7 @@ class Runner:
         self.keep = keep_adversarial
         self.adversarial: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(eps))}
         self.warned: set[str] = set()
+        self.outside: dict[str, int] = {}  # label -> fooled inputs refused as outside
 
     def run_batch(self, tally: Tally, batch: int, offset: int, x: Any, y: np.ndarray) -> None:
         """Attack batch number `batch` (its first sample is number `offset` of the data)."""
@@ -189,6 +190,7 @@ class Runner:
         threat = _threat(configured, tuple(clean), e)
         left = np.zeros(len(truth), bool) if threat is None else outside(threat, clean, adv)
         if np.any(left & hit):
+            self.outside[label] = self.outside.get(label, 0) + int(np.sum(left & hit))
             hit &= ~left
             if label not in self.warned:
                 self.warned.add(label)
