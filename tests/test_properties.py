@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import advgrad
@@ -90,7 +90,9 @@ def test_accepted_calls_stay_finite_in_budget_and_bounds(call):
         x_adv = attack(model, x, y)
     except ValueError as err:
         assert "Invalid value for argument `" in str(err), err
+        event("refused")
         return
+    event("accepted")
     assert isinstance(x_adv, np.ndarray) and x_adv.shape == x.shape and x_adv.dtype == x.dtype
     assert np.array_equal(x, original)  # the caller's array is untouched
     assert np.all(np.isfinite(x_adv))
@@ -108,3 +110,72 @@ def test_accepted_calls_stay_finite_in_budget_and_bounds(call):
         low, high = config["bounds"]
         tol = slack * max(1.0, abs(low), abs(high))
         assert np.all(x_adv >= low - tol) and np.all(x_adv <= high + tol)
+
+
+def two_input_model():
+    """A fixed linear classifier on a dict of two inputs, "a" (4,) and "b" (2, 3)."""
+    if "two" not in _MODELS:
+        rng = np.random.default_rng(7)
+        wa = tf.constant(rng.normal(size=(4, CLASSES)).astype(np.float32))
+        wb = tf.constant(rng.normal(size=(6, CLASSES)).astype(np.float32))
+
+        def model(x):
+            b = tf.reshape(x["b"], [tf.shape(x["b"])[0], 6])
+            return x["a"] @ wa + b @ wb
+
+        _MODELS["two"] = model
+    return _MODELS["two"]
+
+
+@st.composite
+def budget_calls(draw):
+    batch = draw(st.integers(1, 3))
+    budgets, x = {}, {}
+    for name, shape in (("a", (4,)), ("b", (2, 3))):
+        low = draw(st.integers(-8, 0)) / 8
+        high = low + draw(st.integers(1, 16)) / 8
+        size = batch * int(np.prod(shape))
+        values = draw(st.lists(st.floats(low, high, width=32), min_size=size, max_size=size))
+        x[name] = np.asarray(values, np.float32).reshape((batch, *shape))
+        if draw(st.integers(0, 3)) == 3:  # Hypothesis leans to 0: frozen must be the rare one
+            budgets[name] = None  # frozen
+        else:
+            eps = draw(st.one_of(valid_eps, valid_eps, invalid_eps))
+            norm = draw(st.sampled_from(["linf", "l2", "l1"]))
+            budgets[name] = (eps, norm, (low, high) if draw(st.booleans()) else None)
+    y = np.asarray(draw(st.lists(st.integers(0, CLASSES - 1), min_size=batch, max_size=batch)))
+    name = draw(st.sampled_from(["fgsm", "bim", "pgd", "mifgsm"]))
+    return name, budgets, x, y
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(budget_calls())
+def test_per_input_budgets_hold_and_frozen_inputs_stay(call):
+    name, spec, x, y = call
+    original = {k: v.copy() for k, v in x.items()}
+    try:
+        budget = {k: None if s is None else advgrad.Budget(*s) for k, s in spec.items()}
+        attack = advgrad.get_attack(name, loss="ce", budget=budget)
+        x_adv = attack(two_input_model(), x, y)
+    except ValueError as err:
+        assert "Invalid value for argument `" in str(err), err
+        event("refused")
+        return
+    event("accepted")
+    assert all(np.array_equal(x[k], original[k]) for k in x)
+    for key, s in spec.items():
+        assert x_adv[key].shape == x[key].shape and x_adv[key].dtype == x[key].dtype
+        if s is None:
+            assert np.array_equal(x_adv[key], x[key])  # frozen: untouched
+            continue
+        eps, norm, bounds = s
+        assert np.all(np.isfinite(x_adv[key]))
+        delta = (x_adv[key].astype(np.float64) - x[key]).reshape(len(y), -1)
+        size = {
+            "linf": np.max(np.abs(delta), axis=1),
+            "l2": np.sqrt(np.sum(delta**2, axis=1)),
+            "l1": np.sum(np.abs(delta), axis=1),
+        }[norm]
+        assert np.all(size <= eps * (1 + 1e-5) + 1e-5 * delta.shape[1]), (size, eps)
+        if bounds is not None:
+            assert np.all(x_adv[key] >= bounds[0] - 1e-6) and np.all(x_adv[key] <= bounds[1] + 1e-6)
