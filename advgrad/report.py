@@ -4,7 +4,9 @@ A `Report` holds the clean accuracy, the worst-case (cascade) robust accuracy pe
 attack's own robust accuracy, the per-sample outcomes, gradient/query counts, timings, the
 seeds and settings that produced them, library versions and the sanity flags. It is plain
 data: `to_json` / `Report.from_json` round-trip it, `to_markdown` renders the table a paper
-would print, and `save_plots` draws robust accuracy against eps (matplotlib, optional).
+would print (with 95% Wilson intervals, `Report.interval`, and a per-class table,
+`Report.per_class`, when the labels are known), `to_csv` exports the per-sample outcomes, and
+`save_plots` draws robust accuracy against eps (matplotlib, optional).
 
 >>> import numpy as np
 >>> report = Report(
@@ -18,12 +20,15 @@ would print, and `save_plots` draws robust accuracy against eps (matplotlib, opt
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import math
 import numbers
 import os
 import pathlib
+import statistics
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -101,6 +106,9 @@ class Report:
         flags: Sanity flags, dicts ``{"code", "message", "advice"}`` (see `advgrad.sanity`).
         model: Description of the model: name, class, parameter count, weights hash.
         data: Description of the data: sample count and content hash.
+        labels: Each sample's class id (ints >= 0, ``n_samples`` of them), for `per_class`;
+            None when unknown (reports written before labels were recorded). `evaluate`
+            fills it with the true labels of the evaluated samples, in order.
         adversarial: Only in memory, with ``evaluate(..., return_adversarial=True)``:
             ``{eps: {"index", "x", "x_adv", "attack", "label", "predicted"}}`` for the fooled
             samples (``x`` and ``x_adv`` laid out like the model's inputs). Not saved to JSON.
@@ -128,6 +136,7 @@ class Report:
     flags: list[dict[str, str]] = dataclasses.field(default_factory=list)
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    labels: list[int] | None = None
     adversarial: dict[float, dict[str, Any]] | None = dataclasses.field(
         default=None, repr=False, compare=False
     )
@@ -135,6 +144,8 @@ class Report:
     def __post_init__(self) -> None:
         if not self.eps:
             self.eps = sorted(self.robust_accuracy)
+        if self.labels is not None:
+            self.labels = [int(v) for v in np.asarray(self.labels).reshape(-1)]
 
     # --------------------------------------------------------------- queries
     def cumulative(self) -> dict[str, dict[float, float]]:
@@ -158,13 +169,93 @@ class Report:
                 result[label][e] = float(np.mean(alive)) if codes.size else math.nan
         return result
 
+    def interval(
+        self, eps: float, attack: str | None = None, confidence: float = 0.95
+    ) -> tuple[float, float]:
+        """Wilson score confidence interval (Wilson 1927) of a robust accuracy.
+
+        Computed from the per-sample outcomes: the robust samples among all ``n_samples``
+        (the worst case from ``outcomes``, one attack alone from ``attack_outcomes``).
+
+        Args:
+            eps: The eps (a key of ``outcomes``).
+            attack: An attack label for that attack's own row, or None (default) for the
+                worst case over the suite.
+            confidence: Confidence level, in (0, 1). Defaults to 0.95.
+
+        Returns:
+            ``(low, high)``, fractions in [0, 1]; ``(nan, nan)`` when ``n_samples`` is 0.
+
+        Raises:
+            ValueError: An ``ArgumentError`` if the outcomes of `eps` (and `attack`) are not
+                in the report, or `confidence` is not in (0, 1).
+
+        >>> import numpy as np
+        >>> r = Report(1.0, {0.1: 0.45}, {}, {0.1: np.array([-1] * 45 + [0] * 55)}, 100, ["a"])
+        >>> [round(v, 4) for v in r.interval(0.1)]
+        [0.3561, 0.5476]
+        """
+        confidence = check_number(
+            "confidence", confidence, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        counts = self._counts(eps, attack)
+        if counts is None:
+            where = "eps" if attack is None else "attack"
+            value = eps if attack is None else attack
+            expected = "an eps (and attack) whose per-sample outcomes the report holds"
+            raise invalid(where, expected, value)
+        return _wilson(*counts, confidence)
+
+    def per_class(self, eps: float, attack: str | None = None) -> dict[int, tuple[int, int]]:
+        """Robust samples per true class: ``{class id: (robust, n)}``, class ids ascending.
+
+        Needs ``labels`` (see `evaluate`); `attack` as in `interval` (None: worst case).
+
+        Raises:
+            ValueError: An ``ArgumentError`` if the report has no ``labels`` or no
+                per-sample outcomes for `eps` (and `attack`).
+
+        >>> import numpy as np
+        >>> r = Report(0.75, {0.1: 0.5}, {}, {0.1: np.array([-1, 0, -1, -2])}, 4, ["a"],
+        ...            labels=[0, 1, 1, 1])
+        >>> r.per_class(0.1)
+        {0: (1, 1), 1: (1, 3)}
+        """
+        if self.labels is None:
+            raise invalid("labels", "per-sample labels in the report (from evaluate)", None)
+        robust = self._robust(eps, attack)
+        if robust is None or len(robust) != len(self.labels):
+            where = "eps" if attack is None else "attack"
+            expected = "an eps (and attack) whose per-sample outcomes the report holds"
+            raise invalid(where, expected, eps if attack is None else attack)
+        labels = np.asarray(self.labels, np.int64)
+        return {
+            int(c): (int(np.sum(robust[labels == c])), int(np.sum(labels == c)))
+            for c in np.unique(labels)
+        }
+
+    def _robust(self, eps: float, attack: str | None) -> np.ndarray | None:
+        """Per-sample robust flags of the worst case (or `attack` alone) at `eps`, or None."""
+        if attack is None:
+            codes = self.outcomes.get(eps)
+            return None if codes is None else np.asarray(codes) == ROBUST
+        flags = self.attack_outcomes.get(attack, {}).get(eps)
+        return None if flags is None else np.asarray(flags, bool)
+
+    def _counts(self, eps: float, attack: str | None = None) -> tuple[int, int] | None:
+        """``(robust samples, n_samples)`` from the per-sample outcomes, or None if absent."""
+        robust = self._robust(eps, attack)
+        if robust is None or len(robust) != self.n_samples:
+            return None
+        return int(np.sum(robust)), self.n_samples
+
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: eps keys as strings, arrays as lists (no ``adversarial``)."""
         out: dict[str, Any] = {"format": "advgrad.report", "version": 1}
         for f in dataclasses.fields(self):
-            if f.name == "adversarial":
-                continue
+            if f.name == "adversarial" or (f.name == "labels" and self.labels is None):
+                continue  # no labels: written as reports were before they existed
             value = getattr(self, f.name)
             if f.name in _EPS_KEYED:
                 value = {_eps_key(e): v for e, v in value.items()}
@@ -255,20 +346,79 @@ class Report:
             raise invalid("source", "report JSON (from Report.to_json)", source)
         return cls._from_dict(data, "source", origin)
 
+    # ------------------------------------------------------------------- CSV
+    def to_csv(self, path: str | os.PathLike | None = None) -> str:
+        """The per-sample outcomes as CSV text; also written to `path` (atomically) when given.
+
+        One row per sample. Columns: ``index``; ``label`` when the report has ``labels``;
+        for each eps ``eps=<eps>``, the cascade's outcome: ``robust``,
+        ``clean_misclassified`` or the label of the attack that fooled the sample first;
+        then, for each attack with its own outcomes, ``eps=<eps>/<attack>``: 1 if the sample
+        is robust against that attack alone, else 0. Eps are written exactly
+        (``repr(float)``). Cells are empty where the report lacks the outcomes.
+
+        Args:
+            path: File to write (parent folders are created). Defaults to None (no file).
+
+        Returns:
+            The CSV text (``\\n`` line ends).
+
+        >>> import numpy as np
+        >>> r = Report(0.5, {0.1: 0.25}, {}, {0.1: np.array([-1, 0, -2, 0])}, 4, ["pgd"])
+        >>> print(r.to_csv(), end="")
+        index,eps=0.1
+        0,robust
+        1,pgd
+        2,clean_misclassified
+        3,pgd
+        """
+        header = ["index"] + (["label"] if self.labels is not None else [])
+        columns: list[list[str]] = []
+        for e in self.eps:
+            header.append(f"eps={_eps_key(e)}")
+            codes = self.outcomes.get(e)
+            columns.append(
+                [_outcome_text(int(c), self.attacks) for c in np.asarray(codes)]
+                if codes is not None
+                else []
+            )
+            for label in self.attacks:
+                flags = self.attack_outcomes.get(label, {}).get(e)
+                if flags is not None:
+                    header.append(f"eps={_eps_key(e)}/{label}")
+                    columns.append(["1" if f else "0" for f in np.asarray(flags, bool)])
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        for i in range(self.n_samples):
+            row = [str(i)]
+            if self.labels is not None:
+                row.append(str(self.labels[i]) if i < len(self.labels) else "")
+            row += [column[i] if i < len(column) else "" for column in columns]
+            writer.writerow(row)
+        text = buffer.getvalue()
+        if path is not None:
+            atomic_write(path, text)
+        return text
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Report):
             return NotImplemented
         return self.to_dict() == other.to_dict()
 
     # -------------------------------------------------------------- Markdown
-    def to_markdown(self, *, digits: int = 1) -> str:
+    def to_markdown(self, *, digits: int = 1, intervals: bool = True) -> str:
         """A Markdown summary: the robust-accuracy table (attacks x eps), then the flags.
 
         Rows are the attacks of the suite (each alone, when measured) and the worst case
-        over the suite; columns are the eps values; cells are robust accuracy in percent.
+        over the suite; columns are the eps values; cells are robust accuracy in percent,
+        followed by its 95% Wilson interval in brackets (``47.6% [43.0, 52.2]``) where the
+        report holds the per-sample outcomes. With ``labels``, a per-class table follows
+        (worst-case robust accuracy of each true class).
 
         Args:
             digits: Decimals of the percentages. Defaults to 1.
+            intervals: Show the confidence intervals. Defaults to True.
 
         Returns:
             The Markdown text.
@@ -291,6 +441,16 @@ class Report:
                 return "n/a"
             return f"{100 * value:.{digits}f}%"
 
+        shown = []
+
+        def ci(e: float, attack: str | None) -> str:
+            counts = self._counts(e, attack) if intervals else None
+            if counts is None or counts[1] == 0:
+                return ""
+            shown.append(True)
+            low, high = _wilson(*counts, 0.95)
+            return f" [{100 * low:.{digits}f}, {100 * high:.{digits}f}]"
+
         lines = [
             f"Clean accuracy: **{pct(self.clean_accuracy)}** on {self.n_samples} samples.",
             "",
@@ -299,11 +459,16 @@ class Report:
         ]
         for label in self.attacks:
             if label in self.per_attack:
-                cells = [pct(self.per_attack[label].get(e)) for e in self.eps]
+                cells = [pct(self.per_attack[label].get(e)) + ci(e, label) for e in self.eps]
                 lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        cascade = [f"**{pct(self.robust_accuracy.get(e))}**" for e in self.eps]
+        cascade = [f"**{pct(self.robust_accuracy.get(e))}**{ci(e, None)}" for e in self.eps]
         lines.append(f"| **{CASCADE}** | " + " | ".join(cascade) + " |")
+        if shown:
+            lines += ["", "In brackets: 95% confidence interval (Wilson score), in percent."]
         lines.append("")
+        classes = self._class_table(pct) if self.labels is not None else []
+        if classes:
+            lines += [*classes, ""]
         if self.flags:
             lines.append("Sanity flags:")
             lines.append("")
@@ -324,6 +489,30 @@ class Report:
         if details:
             lines += ["", *details]
         return "\n".join(lines)
+
+    def _class_table(self, pct: Callable[[float | None], str]) -> list[str]:
+        """Markdown lines of the per-class table (worst case), or [] without outcomes."""
+        per_eps = {}
+        for e in self.eps:
+            try:
+                per_eps[e] = self.per_class(e)
+            except ValueError:
+                continue
+        if not per_eps:
+            return []
+        classes = sorted({c for table in per_eps.values() for c in table})
+        any_table = next(iter(per_eps.values()))
+        lines = [
+            "Worst-case robust accuracy per class:",
+            "",
+            "| class | n | " + " | ".join(f"eps={_eps_label(e)}" for e in per_eps) + " |",
+            "|---:|---:|" + "---:|" * len(per_eps),
+        ]
+        for c in classes:
+            n = any_table[c][1]
+            cells = [pct(table[c][0] / n if n else None) for table in per_eps.values()]
+            lines.append(f"| {c} | {n} | " + " | ".join(cells) + " |")
+        return lines
 
     # ----------------------------------------------------------------- plots
     def save_plots(self, directory: str | os.PathLike) -> list[str]:
@@ -368,6 +557,11 @@ class Report:
         ax.plot(
             xs, with_clean(self.robust_accuracy), marker="s", color="black", lw=2, label=CASCADE
         )
+        band = self._band(len(xs) > len(self.eps))
+        if band is not None:
+            ax.fill_between(
+                xs, band[0], band[1], color="black", alpha=0.15, lw=0, label="95% interval"
+            )
         ax.set_xlabel("eps")
         ax.set_ylabel("robust accuracy")
         ax.set_ylim(-0.02, 1.02)
@@ -379,6 +573,18 @@ class Report:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return str(path)
+
+    def _band(self, with_clean: bool) -> tuple[list[float], list[float]] | None:
+        """Lows and highs of the worst case's 95% Wilson intervals (the clean accuracy's
+        first when `with_clean`), or None without per-sample outcomes."""
+        counts = [self._counts(e) for e in self.eps]
+        if not counts or self.n_samples == 0 or any(c is None for c in counts):
+            return None
+        if with_clean:
+            codes = np.asarray(self.outcomes[self.eps[0]])
+            counts.insert(0, (int(np.sum(codes != CLEAN_MISCLASSIFIED)), self.n_samples))
+        pairs = [_wilson(*c, 0.95) for c in counts]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def _plot_images(self, plt: Any, path: pathlib.Path, e: float, adv: dict) -> str:
         count = min(6, len(adv["x_adv"]))
@@ -407,6 +613,22 @@ class Report:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         return str(path)
+
+
+# ---------------------------------------------------------------------------- statistics
+def _wilson(robust: int, n: int, confidence: float) -> tuple[float, float]:
+    """Wilson score interval of the proportion ``robust / n`` at `confidence`."""
+    if n <= 0:
+        return math.nan, math.nan
+    z = statistics.NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = robust / n
+    z2 = z * z
+    denominator = 1 + z2 / n
+    center = (p + z2 / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denominator
+    low = 0.0 if robust <= 0 else max(0.0, center - half)
+    high = 1.0 if robust >= n else min(1.0, center + half)
+    return low, high
 
 
 # ---------------------------------------------------------------------------- reading back
@@ -564,6 +786,19 @@ def _bools(n: int) -> Callable[[str, Any], np.ndarray]:
     return check
 
 
+def _labels(n: int, value: Any) -> list[int] | None:
+    """Per-sample class ids: None (not recorded), or `n` ints >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        ok = value.ndim == 1 and value.dtype.kind in "iu" and len(value) == n
+    else:
+        ok = isinstance(value, list) and len(value) == n and all(map(_is_int, value))
+    if not (ok and (n == 0 or min(value) >= 0)):
+        raise _bad("labels", f"None or {n} class ids (ints >= 0)", value)
+    return [int(v) for v in value]
+
+
 def _loss_pair(where: str, value: Any) -> list[float]:
     """[mean loss at the start, mean final loss]: two real numbers (losses may overflow)."""
     ok = isinstance(value, (list, tuple)) and len(value) == 2
@@ -637,6 +872,7 @@ def _validated(data: Any) -> dict[str, Any]:
         "versions": _strings("versions", get("versions", {})),
         "model": dict(_mapping("model", get("model", {}))),
         "data": dict(_mapping("data", get("data", {}))),
+        "labels": _labels(n, get("labels")),
     }
     suite = get("suite", [])
     if not isinstance(suite, list) or not all(isinstance(c, Mapping) for c in suite):
@@ -668,6 +904,15 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _outcome_text(code: int, attacks: list[str]) -> str:
+    """A cascade outcome code as CSV text: robust, clean_misclassified or the attack."""
+    if code == ROBUST:
+        return "robust"
+    if code == CLEAN_MISCLASSIFIED:
+        return "clean_misclassified"
+    return attacks[code] if 0 <= code < len(attacks) else str(code)
 
 
 def _eps_key(eps: float) -> str:

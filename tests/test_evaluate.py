@@ -97,6 +97,17 @@ def test_counts_timings_and_metadata(report):
         assert final > start
 
 
+def test_report_knows_each_samples_class(report, digits):
+    """The labels make per-class rows and the CSV's label column possible."""
+    assert report.labels == [int(v) for v in digits.y_test[:128]]
+    for e in EPS:
+        rows = report.per_class(e)
+        assert sum(n for _, n in rows.values()) == 128
+        robust = sum(r for r, _ in rows.values())
+        assert robust == int(np.sum(report.outcomes[e] == ROBUST))
+    assert report.to_csv().splitlines()[0].startswith("index,label,")
+
+
 def test_no_gradient_flags_on_a_normal_model(report):
     codes = {f["code"] for f in report.flags}
     assert not codes & {"zero_gradients", "nan_gradients", "tiny_gradients"}

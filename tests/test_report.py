@@ -75,10 +75,23 @@ def test_markdown_table(report):
     assert lines[header + 1] == "|---|---:|---:|"
     rows = lines[header + 2 : header + 5]
     pgd = report.per_attack["pgd"]
+
+    def ci(e, attack=None):
+        low, high = report.interval(e, attack)
+        return f"[{100 * low:.1f}, {100 * high:.1f}]"
+
     assert rows[0].startswith("| fgsm | ")
-    assert rows[1] == f"| pgd | {100 * pgd[0.1]:.1f}% | {100 * pgd[0.3]:.1f}% |"
+    assert rows[1] == (
+        f"| pgd | {100 * pgd[0.1]:.1f}% {ci(0.1, 'pgd')} | {100 * pgd[0.3]:.1f}% {ci(0.3, 'pgd')} |"
+    )
     worst = report.robust_accuracy
     assert rows[2] == (
+        f"| **{CASCADE}** | **{100 * worst[0.1]:.1f}%** {ci(0.1)} "
+        f"| **{100 * worst[0.3]:.1f}%** {ci(0.3)} |"
+    )
+    assert "95% confidence interval (Wilson score)" in text
+    plain = report.to_markdown(intervals=False).splitlines()
+    assert plain[header + 4] == (
         f"| **{CASCADE}** | **{100 * worst[0.1]:.1f}%** | **{100 * worst[0.3]:.1f}%** |"
     )
     assert "No sanity flags." in text
@@ -226,3 +239,146 @@ def test_from_json_reads_only_regular_files_under_the_limit(tmp_path, monkeypatc
     os.mkfifo(fifo)  # nobody writes to it: the read must fail at once, not block
     for source in (fifo, "/dev/zero"):
         refused_source(source, f"not a regular file: {source}")
+
+
+# ------------------------------------------------------------------ uncertainty, breakdowns
+def outcomes_report(robust, n, eps=0.1):
+    codes = np.array([-1] * robust + [0] * (n - robust), np.int8)
+    return Report(1.0, {eps: robust / n if n else 0.0}, {}, {eps: codes}, n, ["pgd"])
+
+
+@pytest.mark.parametrize(
+    "robust, n, confidence, expected",
+    [
+        (45, 100, 0.95, (0.3561, 0.5476)),  # Wilson 1927, as in e.g. statsmodels
+        (81, 263, 0.95, (0.2553, 0.3662)),
+        (45, 100, 0.99, (0.329, 0.5772)),
+    ],
+)
+def test_interval_matches_known_wilson_values(robust, n, confidence, expected):
+    low, high = outcomes_report(robust, n).interval(0.1, confidence=confidence)
+    assert (round(low, 4), round(high, 4)) == expected
+
+
+def test_interval_contains_the_estimate_shrinks_with_n_and_handles_the_edges():
+    widths = []
+    for n in (10, 100, 1000, 10000):
+        robust = int(0.3 * n)
+        low, high = outcomes_report(robust, n).interval(0.1)
+        assert 0 <= low < robust / n < high <= 1
+        widths.append(high - low)
+    assert widths == sorted(widths, reverse=True) and widths[-1] < 0.02
+    low, high = outcomes_report(0, 20).interval(0.1)
+    assert low == 0.0 and 0 < high < 0.2
+    low, high = outcomes_report(20, 20).interval(0.1)
+    assert high == 1.0 and 0.8 < low < 1
+    assert all(np.isnan(outcomes_report(0, 0).interval(0.1)))
+    narrow, wide = (outcomes_report(45, 100).interval(0.1, confidence=c) for c in (0.9, 0.99))
+    assert wide[0] < narrow[0] and narrow[1] < wide[1]
+
+
+def test_interval_of_each_attack_and_refusals():
+    r = small_report()
+    assert r.interval(0.1) == outcomes_report(1, 4).interval(0.1)  # 1 robust of 4
+    assert r.interval(0.1, "pgd") == outcomes_report(1, 4).interval(0.1)
+    with pytest.raises(ValueError, match="argument `attack`"):
+        r.interval(0.1, "fgsm")  # no per-sample outcomes of fgsm alone
+    with pytest.raises(ValueError, match="argument `eps`"):
+        r.interval(0.3)
+    for confidence in (0.0, 1.0, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="argument `confidence`"):
+            r.interval(0.1, confidence=confidence)
+
+
+def labelled_report():
+    r = small_report()
+    r.labels = [2, 0, 2, 2]
+    return r
+
+
+def test_per_class_and_its_markdown_table():
+    r = labelled_report()
+    assert r.per_class(0.1) == {0: (0, 1), 2: (1, 3)}
+    assert r.per_class(0.1, "pgd") == {0: (0, 1), 2: (1, 3)}
+    text = r.to_markdown()
+    assert "| fgsm | 50.0% |" in text  # no per-sample outcomes of fgsm alone: no interval
+    assert "| **worst case (cascade)** | **25.0%** [4.6, 69.9] |" in text
+    assert "| pgd | 25.0% [4.6, 69.9] |" in text
+    lines = text.splitlines()
+    start = lines.index("Worst-case robust accuracy per class:")
+    assert lines[start + 2 : start + 6] == [
+        "| class | n | eps=0.1 |",
+        "|---:|---:|---:|",
+        "| 0 | 1 | 0.0% |",
+        "| 2 | 3 | 33.3% |",
+    ]
+    assert "per class" not in small_report().to_markdown()
+    with pytest.raises(ValueError, match="argument `labels`"):
+        small_report().per_class(0.1)
+    # numpy labels are kept as a list of ints
+    r = Report(1.0, {0.1: 1.0}, {}, {0.1: np.array([-1, -1])}, 2, ["a"], labels=np.array([3, 1]))
+    assert r.labels == [3, 1] and r.per_class(0.1) == {1: (1, 1), 3: (1, 1)}
+
+
+def test_labels_round_trip_and_old_reports_still_load():
+    r = labelled_report()
+    document = r.to_dict()
+    assert document["labels"] == [2, 0, 2, 2]
+    back = Report.from_json(r.to_json())
+    assert back == r and back.labels == [2, 0, 2, 2]
+    old = small_report().to_dict()
+    assert "labels" not in old  # reports without labels are written as before
+    assert Report.from_dict(old).labels is None
+    assert Report.from_dict({**old, "labels": None}).labels is None
+    for bad in ([2, 0, 2], [2, 0, -1, 2], [2, 0, 1.0, 2], [2, 0, True, 2], "0022", {"0": 1}):
+        refused({**document, "labels": bad}, "labels: expected None or 4 class ids (ints >= 0)")
+
+
+def test_csv_export(tmp_path):
+    r = labelled_report()
+    r.eps = [0.1, 0.3]
+    r.robust_accuracy[0.3] = 0.0
+    r.outcomes[0.3] = np.array([1, 0, -2, 0], np.int8)
+    r.attack_outcomes["pgd"][0.3] = np.array([False, True, False, False])
+    expected = (
+        "index,label,eps=0.1,eps=0.1/pgd,eps=0.3,eps=0.3/pgd\n"
+        "0,2,robust,1,pgd,0\n"
+        "1,0,fgsm,0,fgsm,1\n"
+        "2,2,pgd,0,clean_misclassified,0\n"
+        "3,2,clean_misclassified,0,fgsm,0\n"
+    )
+    path = tmp_path / "out" / "outcomes.csv"
+    assert r.to_csv(path) == expected
+    assert path.read_text() == expected
+    assert small_report().to_csv().splitlines()[:2] == ["index,eps=0.1,eps=0.1/pgd", "0,robust,1"]
+    eps = 8 / 255
+    odd = Report(1.0, {eps: 1.0}, {}, {eps: np.array([-1])}, 1, ["a,b"])
+    assert odd.to_csv() == f"index,eps={eps!r}\n0,robust\n"
+    odd.outcomes[eps] = np.array([0])
+    assert odd.to_csv().splitlines()[1] == '0,"a,b"'
+
+
+def test_plot_draws_the_interval_band(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    bands = []
+    original = matplotlib.axes.Axes.fill_between
+
+    def spy(self, x, low, high, **kwargs):
+        bands.append((list(x), list(low), list(high)))
+        return original(self, x, low, high, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between", spy)
+    r = small_report()
+    (path,) = r.save_plots(tmp_path)
+    with open(path, "rb") as f:
+        assert f.read().startswith(PNG)
+    assert len(bands) == 1
+    xs, low, high = bands[0]
+    assert xs == [0.0, 0.1]
+    assert (low[0], high[0]) == outcomes_report(3, 4).interval(0.1)  # clean: 3 of 4 correct
+    assert (low[1], high[1]) == r.interval(0.1)
+    bands.clear()
+    Report(0.9, {0.1: 0.4}, {}, {}, 10, ["pgd"]).save_plots(tmp_path / "none")
+    assert bands == []  # no per-sample outcomes: no band

@@ -54,6 +54,7 @@ from advgrad.evaluate.state import (
 )
 from advgrad.evaluate.stream import Batches, check_batch, concat, take
 from advgrad.models import ModelAdapter
+from advgrad.predictions import class_ids
 from advgrad.report import ROBUST, Report
 
 if TYPE_CHECKING:
@@ -194,11 +195,13 @@ def evaluate(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=stream.total, disable=not progress, unit="batch", desc="evaluate")
+    truth: list[np.ndarray] = []
     try:
         index = -1
         offset = 0
         for index, (x_b, y_b) in enumerate(stream):
             size = len(y_b)
+            truth.append(class_ids(y_b))  # every batch, resumed ones too: per-class rows
             if stream.streamed:  # streamed: each batch checked as it arrives, before use
                 classes = classes or output_classes(model, x_b)
                 check_batch(x_b, y_b, classes, first=offset)
@@ -234,6 +237,7 @@ def evaluate(
 
     seconds = time.perf_counter() - started
     report = _report(tally, runner, model, configs, seed, batch_size, individual, digest, seconds)
+    report.labels = [int(v) for v in np.concatenate(truth)]
     if runner.outside:  # a correctness flag: raised whether or not `sanity` runs
         counts = ", ".join(f"{label}: {n}" for label, n in runner.outside.items())
         report.flags.append(
