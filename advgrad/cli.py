@@ -147,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="evaluate only the first N samples (overrides data.limit)",
     )
+    bench.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help=(
+            "import MODULE before the model loads, so that its custom layers and losses "
+            "(registered with @keras.saving.register_keras_serializable()) load in safe mode; "
+            "searched first in the config's folder; repeatable, after the config's `imports`"
+        ),
+    )
     bench.set_defaults(handler=_bench)
 
     report = commands.add_parser(
@@ -327,11 +339,15 @@ def _clean_output(debug: bool) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------- bench
 def _bench(args: argparse.Namespace) -> int:
+    from advgrad._validation import ArgumentError
     from advgrad.config import build_run, load_config
 
     _check_out_argument(args.out)
     config = load_config(args.config)
-    config = config.with_overrides(limit=args.limit, output=args.out)
+    try:
+        config = config.with_overrides(limit=args.limit, output=args.out, imports=args.imports)
+    except ArgumentError as err:
+        raise UsageError(f"argument --{err.argument}: {err.reason}") from None
     out = config.output
     if out is None:
         out = pathlib.Path("runs", pathlib.Path(args.config).stem).absolute()

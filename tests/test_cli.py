@@ -621,3 +621,120 @@ def test_importing_the_cli_changes_nothing_in_the_process():
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.stdout.split() == ["None", "False"], result.stderr
+
+
+# ----------------------------------------------------- custom objects: imports, --import
+CUSTOM_LAYERS = """\
+import keras
+
+
+@keras.saving.register_keras_serializable(package={package!r})
+class MyDense(keras.layers.Dense):
+    def __init__(self, units, scale=1.0, **kwargs):
+        super().__init__(units, **kwargs)
+        self.scale = scale
+
+    def get_config(self):
+        return {{**super().get_config(), "scale": self.scale}}
+
+
+@keras.saving.register_keras_serializable(package={package!r})
+def my_loss(y_true, y_pred):
+    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+"""
+
+
+def _custom_model(folder):
+    """``my_layers_<test>.py`` next to a model saved with its layer and loss, then the module
+    and its registrations forgotten (as in a fresh process). Returns the module name and a
+    config without ``imports``."""
+    import importlib
+
+    module = "my_layers_" + re.sub(r"\W", "_", folder.name)
+    (folder / f"{module}.py").write_text(CUSTOM_LAYERS.format(package=module))
+    sys.path.insert(0, str(folder))
+    try:
+        custom = importlib.import_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, custom.MyDense(3)(inputs))
+    model.compile(loss=custom.my_loss)
+    model.save(folder / "custom.keras")
+    x = np.random.default_rng(0).uniform(0, 1, (8, 4)).astype("float32")
+    np.savez(folder / "d.npz", x=x, y=np.arange(8) % 3)
+    registered = keras.saving.get_custom_objects()
+    for key in [key for key in registered if key.startswith(f"{module}>")]:
+        del registered[key]
+    del sys.modules[module]
+    text = (
+        "model: custom.keras\n"
+        "data: {npz: d.npz, x: x, y: y, bounds: [0.0, 1.0]}\n"
+        "suite: [fgsm]\n"
+        "eps: 0.1\n"
+        "batch_size: 4\n"
+    )
+    return module, text
+
+
+def test_bench_config_imports_load_custom_objects(tmp_path, capsys):
+    module, text = _custom_model(tmp_path)
+    config = write(tmp_path, text + f"imports: [{module}]\n")
+    code, out, err = run(capsys, "bench", config, "--out", tmp_path / "out")
+    assert code == 0, err
+    assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_bench_unknown_custom_class_is_one_short_line(tmp_path, capsys):
+    _, text = _custom_model(tmp_path)
+    config = write(tmp_path, text)
+    code, out, err = run(capsys, "bench", config, "--out", tmp_path / "out")
+    assert code == 2
+    assert err.count("\n") == 1, err
+    assert (
+        "model: cannot load custom.keras: unknown class 'MyDense' (register it with "
+        "@keras.saving.register_keras_serializable() in a module listed under `imports:`, "
+        "or pass --import MODULE)\n"
+    ) in err
+    assert len(err) < 300 + len(str(config))
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_bad_import_names_exit_2(tmp_path, capsys):
+    config = write(tmp_path, TINY + "imports: [my_layers.py]\n")
+    code, _, err = run(capsys, "bench", config, "--out", tmp_path / "out")
+    assert code == 2
+    assert "imports[0]: expected a module name, not a file: 'my_layers'" in err
+    missing = "missing_" + re.sub(r"\W", "_", tmp_path.name)
+    config = write(tmp_path, TINY + f"imports: [{missing}]\n")
+    code, _, err = run(capsys, "bench", config, "--out", tmp_path / "out")
+    assert code == 2
+    assert (
+        f"imports[0]: cannot import '{missing}': ModuleNotFoundError: No module named '{missing}'\n"
+    ) in err
+    config = write(tmp_path, TINY)
+    code, _, err = run(capsys, "bench", config, "--out", tmp_path / "out", "--import", "a/b.py")
+    assert code == 2
+    assert "argument --import: expected a module name, not a file: 'b'" in err
+    code, _, err = run(capsys, "bench", config, "--out", tmp_path / "out", "--import", missing)
+    assert code == 2
+    assert f"--import {missing}: cannot import '{missing}': ModuleNotFoundError" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_import_option_in_a_fresh_process(tmp_path):
+    """A fresh process has nothing registered: only ``--import`` makes the model load."""
+    module, text = _custom_model(tmp_path)
+    config = write(tmp_path, text)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "advgrad.cli", "bench", str(config)]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path / "out"), "--import", module],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,  # not the config's folder: the module is found next to the config
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "report.json").is_file()

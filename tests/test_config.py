@@ -1,7 +1,9 @@
 """Benchmark configs: safe loading, validation by path, building model/data/attacks."""
 
+import importlib
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -667,3 +669,164 @@ def test_config_must_be_a_regular_file_under_1_mib(tmp_path):
         with pytest.raises(ConfigError) as info:
             load_config(path)
         assert info.value.problems == [f"not a regular file: {path}"]
+
+
+# ---------------------------------------------------------------- imports: custom objects
+CUSTOM_MODULE = """\
+import keras
+
+
+@keras.saving.register_keras_serializable(package={package!r})
+class MyDense(keras.layers.Dense):
+    def __init__(self, units, scale=1.0, **kwargs):
+        super().__init__(units, **kwargs)
+        self.scale = scale
+
+    def get_config(self):
+        return {{**super().get_config(), "scale": self.scale}}
+
+
+@keras.saving.register_keras_serializable(package={package!r})
+def my_loss(y_true, y_pred):
+    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+"""
+UNKNOWN_HINT = (
+    "(register it with @keras.saving.register_keras_serializable() in a module listed under "
+    "`imports:`, or pass --import MODULE)"
+)
+
+
+def custom_model(tmp_path):
+    """Writes ``my_layers_<test>.py`` (a registered Dense subclass and loss) and a model
+    saved with them, then forgets the module and its registrations, as a fresh process
+    would: only importing the module again lets the model load.
+
+    Returns:
+        ``(module name, config text without imports)``.
+    """
+    module = "my_layers_" + re.sub(r"\W", "_", tmp_path.name)
+    (tmp_path / f"{module}.py").write_text(CUSTOM_MODULE.format(package=module))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        custom = importlib.import_module(module)
+    finally:
+        sys.path.remove(str(tmp_path))
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, custom.MyDense(3, scale=2.0)(inputs))
+    model.compile(loss=custom.my_loss)
+    model.save(tmp_path / "custom.keras")
+    x = np.random.default_rng(0).uniform(0, 1, (8, 4)).astype("float32")
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(8) % 3)
+    registered = keras.saving.get_custom_objects()
+    for key in [key for key in registered if key.startswith(f"{module}>")]:
+        del registered[key]
+    del sys.modules[module]
+    text = (
+        "model: custom.keras\n"
+        "data: {npz: d.npz, x: x, y: y, bounds: [0.0, 1.0]}\n"
+        "suite: [fgsm]\n"
+        "eps: 0.1\n"
+    )
+    return module, text
+
+
+def test_imports_let_custom_layers_and_losses_load_in_safe_mode(tmp_path):
+    module, text = custom_model(tmp_path)
+    path = write(tmp_path, text + f"imports: [{module}]\n")
+    config = load_config(path)
+    assert config.imports == (module,)
+    assert config.folder == tmp_path.absolute()
+    run = build_run(config)
+    assert type(run.model.layers[-1]).__name__ == "MyDense"
+    assert run.model.layers[-1].scale == 2.0
+    assert run.model.loss.__name__ == "my_loss"
+    assert str(tmp_path) not in sys.path  # the config's folder only while importing
+    assert module in sys.modules
+
+
+def test_unknown_custom_class_is_one_short_line(tmp_path):
+    _, text = custom_model(tmp_path)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        build_run(load_config(path))
+    problem = f"model: cannot load custom.keras: unknown class 'MyDense' {UNKNOWN_HINT}"
+    assert info.value.problems == [problem]
+    assert len(problem) < 300
+    assert str(info.value) == f"{path.absolute()}: {problem}"
+
+
+def test_unknown_custom_loss_is_named_too(tmp_path):
+    module, text = custom_model(tmp_path)
+    # the layer alone registered again: the compiled loss is what is missing now
+    sys.path.insert(0, str(tmp_path))
+    try:
+        custom = importlib.import_module(module)
+    finally:
+        sys.path.remove(str(tmp_path))
+    del keras.saving.get_custom_objects()[f"{module}>my_loss"]
+    del sys.modules[module]
+    assert custom.MyDense is not None
+    with pytest.raises(ConfigError) as info:
+        build_run(load_config(write(tmp_path, text)))
+    assert info.value.problems == [
+        f"model: cannot load custom.keras: unknown function '{module}>my_loss' {UNKNOWN_HINT}"
+    ]
+
+
+def test_imports_names_validated_without_tensorflow(tmp_path):
+    document = {"model": "digits-cnn", "data": {"name": "digits"}, "suite": "fgsm", "eps": 0.1}
+    names = ["pkg.losses", "my_layers.py", "lib/my_layers", 3, "my-layers", "pkg.class", ""]
+    with pytest.raises(ConfigError) as info:
+        parse_config({**document, "imports": names})
+    assert info.value.problems == [
+        "imports[1]: expected a module name, not a file: 'my_layers' finds my_layers.py next "
+        "to the config",
+        "imports[2]: expected a module name, not a file: 'my_layers' finds my_layers.py next "
+        "to the config",
+        "imports[3]: expected a dotted module name such as my_layers or pkg.losses, received 3",
+        "imports[4]: expected a dotted module name such as my_layers or pkg.losses, "
+        "received 'my-layers'",
+        "imports[5]: expected a dotted module name such as my_layers or pkg.losses, "
+        "received 'pkg.class'",
+        "imports[6]: expected a dotted module name such as my_layers or pkg.losses, received ''",
+    ]
+    with pytest.raises(ConfigError) as info:
+        parse_config({**document, "imports": {"pkg": 1}})
+    assert info.value.problems == ["imports: expected a list of module names, received {'pkg': 1}"]
+    assert parse_config({**document, "imports": "pkg.losses"}).imports == ("pkg.losses",)
+    assert parse_config(document).imports == ()
+
+
+def test_a_module_that_cannot_be_imported_is_a_problem_at_its_index(tmp_path):
+    unique = re.sub(r"\W", "_", tmp_path.name)
+    (tmp_path / f"broken_{unique}.py").write_text("raise RuntimeError('boom\\n' * 200)\n")
+    path = write(
+        tmp_path, BASE + f"imports: [json, missing_{unique}, broken_{unique}, json.nope]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        build_run(load_config(path))
+    boom = " ".join(["boom"] * 200)[:197] + "..."  # long reasons are cut
+    assert info.value.problems == [
+        f"imports[1]: cannot import 'missing_{unique}': ModuleNotFoundError: "
+        f"No module named 'missing_{unique}'",
+        f"imports[2]: cannot import 'broken_{unique}': RuntimeError: {boom}",
+        "imports[3]: cannot import 'json.nope': ModuleNotFoundError: No module named 'json.nope'",
+    ]
+
+
+def test_with_overrides_adds_extra_imports(tmp_path):
+    module, text = custom_model(tmp_path)
+    config = load_config(write(tmp_path, text + "imports: [json]\n"))
+    extra = config.with_overrides(imports=[module, "json", module])
+    assert (extra.imports, extra.extra_imports) == (("json",), (module,))
+    assert type(build_run(extra).model.layers[-1]).__name__ == "MyDense"
+    with pytest.raises(ArgumentError, match="`import`") as info:
+        config.with_overrides(imports=["my_layers.py"])
+    assert info.value.reason.startswith("expected a module name, not a file")
+    with pytest.raises(ConfigError) as info:
+        build_run(config.with_overrides(imports=["no_such_module_" + module]))
+    assert info.value.problems == [
+        f"--import no_such_module_{module}: cannot import 'no_such_module_{module}': "
+        f"ModuleNotFoundError: No module named 'no_such_module_{module}'"
+    ]

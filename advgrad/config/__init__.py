@@ -42,6 +42,18 @@ Schema (every key but ``model``, ``data``, ``suite`` and ``eps`` is optional)::
                                  #   set false for large ones)
     seed: 0                      # seed of the evaluation (int >= 0)
     output: runs/digits          # default output folder of `advgrad bench` (--out overrides)
+    imports: [my_layers]         # modules imported before the model loads (dotted names such
+                                 #   as pkg.losses, not paths): custom layers and losses
+                                 #   registered with @keras.saving.register_keras_serializable()
+                                 #   then load in safe mode; `advgrad bench --import MODULE`
+                                 #   adds more
+
+Modules of ``imports`` are looked up in the YAML file's folder first (``my_layers.py`` next to
+the config), then on ``sys.path``; the folder is on ``sys.path`` only while they are imported.
+A module that cannot be imported is a problem at its path (``imports[0]: cannot import
+'my_layers': ModuleNotFoundError: ...``), and a model naming a class or function nobody
+registered is refused in one line naming it (``model: cannot load model.keras: unknown class
+'MyDense' ...``).
 
 Paths to read (``model``, ``data.npz``) are relative to the YAML file's folder, so a config
 runs the same from anywhere; ``output`` is relative to the current folder (where you run

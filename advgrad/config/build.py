@@ -8,8 +8,11 @@ the data and makes the suite's attacks. This module imports Keras and TensorFlow
 
 from __future__ import annotations
 
+import importlib
 import os
 import pathlib
+import re
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -34,10 +37,13 @@ def build_run(config: BenchConfig) -> BenchRun:
         A `BenchRun` ``(model, (x, y), suite, eps, bounds)``.
 
     Raises:
-        ConfigError: If the model file cannot be loaded safely, the data does not fit the
+        ConfigError: If a module of ``imports`` (or ``extra_imports``) cannot be imported,
+            the model file cannot be loaded safely, the data does not fit the
             model (input names, labels out of range), or the bounds do not fit the data.
     """
     problems = _Problems()
+    _import_modules(config, problems)
+    problems.raise_if_any(config.source)
     model = _load_model(config.model, problems)
     problems.raise_if_any(config.source)
     x, y, data_bounds = _load_data(config.data, model)
@@ -63,6 +69,35 @@ def build_run(config: BenchConfig) -> BenchRun:
     return BenchRun(model, (x, y), suite, list(config.eps), bounds)
 
 
+def _import_modules(config: BenchConfig, problems: _Problems) -> None:
+    """Import the config's ``imports``, then its ``extra_imports`` (the CLI's ``--import``),
+    with the config's folder first on ``sys.path`` while they are imported."""
+    names = [(f"imports[{i}]", name) for i, name in enumerate(config.imports)]
+    names += [(f"--import {name}", name) for name in config.extra_imports]
+    if not names:
+        return
+    folder = None if config.folder is None else str(config.folder)
+    added = folder is not None and (not sys.path or sys.path[0] != folder)
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        for path, name in names:
+            try:
+                importlib.import_module(name)
+            except Exception as err:
+                reason = _one_line(err)
+                if len(reason) > 200:
+                    reason = reason[:197] + "..."
+                problems.add(path, f"cannot import {name!r}: {type(err).__name__}: {reason}")
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
+_UNKNOWN = re.compile(r"Could not locate (class|function) '([^'\s]{1,100})'")
+"""What Keras says of a class or function that is not registered (``probe>my_loss``)."""
+
+
 def _load_model(model: str, problems: _Problems) -> Any:
     if not os.path.isabs(model):
         from advgrad import zoo
@@ -81,7 +116,16 @@ def _load_model(model: str, problems: _Problems) -> Any:
             return keras.models.load_model(path, safe_mode=True, compile=True)
     except Exception as err:
         reason = _one_line(err)
-        if "safe_mode" in reason or "unsafe" in reason.lower():
+        unknown = _UNKNOWN.search(reason)
+        if unknown:
+            kind, name = unknown.groups()
+            problems.add(
+                "model",
+                f"cannot load {path.name}: unknown {kind} {name!r} (register it with "
+                "@keras.saving.register_keras_serializable() in a module listed under "
+                "`imports:`, or pass --import MODULE)",
+            )
+        elif "safe_mode" in reason or "unsafe" in reason.lower():
             # Keras explains at length; keep the first sentence, which names the cause.
             first = reason.split(". ")[0].rstrip(".")
             problems.add("model", f"Keras safe mode refused to load {path}: {first}")

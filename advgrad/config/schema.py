@@ -29,14 +29,14 @@ import dataclasses
 import os
 import pathlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
 
 from advgrad._io import FileTooLargeError, NotRegularFileError, read_regular
-from advgrad._validation import check_bool, check_int, describe, invalid
+from advgrad._validation import ArgumentError, check_bool, check_int, describe, invalid
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import ConfigError, _check_keys, _one_line, _Problems
 from advgrad.config.sections import (
@@ -47,12 +47,14 @@ from advgrad.config.sections import (
     _parse_bounds,
     _parse_data,
     _parse_eps,
+    _parse_imports,
     _parse_inputs,
     _parse_int,
     _parse_model,
     _parse_norm,
     _parse_output,
     _parse_suite,
+    module_name_problem,
 )
 
 __all__ = [
@@ -80,6 +82,7 @@ _TOP_KEYS = (
     "plot_examples",
     "seed",
     "output",
+    "imports",
 )
 _REQUIRED = ("model", "data", "suite", "eps")
 _CONFIG_LIMIT = 1 << 20
@@ -129,6 +132,13 @@ class BenchConfig:
         seed: Seed of the evaluation.
         output: The output folder (absolute), or None when the config names none.
         source: The YAML file it was read from, or None.
+        imports: The config's ``imports``: modules `build_run` imports before it loads the
+            model (custom layers and losses registered with
+            ``@keras.saving.register_keras_serializable()``).
+        extra_imports: More such modules, imported after those: the CLI's ``--import``
+            (`with_overrides`).
+        folder: The folder relative paths were resolved against (the config file's), searched
+            first for `imports`; None: only ``sys.path``.
     """
 
     model: str
@@ -143,6 +153,9 @@ class BenchConfig:
     seed: int = 0
     output: pathlib.Path | None = None
     source: pathlib.Path | None = None
+    imports: tuple[str, ...] = ()
+    extra_imports: tuple[str, ...] = ()
+    folder: pathlib.Path | None = None
 
     @property
     def is_zoo_model(self) -> bool:
@@ -150,21 +163,41 @@ class BenchConfig:
         return not os.path.isabs(self.model)
 
     def with_overrides(
-        self, *, limit: int | None = None, output: str | os.PathLike | None = None
+        self,
+        *,
+        limit: int | None = None,
+        output: str | os.PathLike | None = None,
+        imports: Sequence[str] = (),
     ) -> BenchConfig:
-        """A copy with the CLI's ``--limit`` and ``--out`` applied (None keeps the value).
+        """A copy with the CLI's ``--limit``, ``--out`` and ``--import`` applied (None and
+        ``()`` keep the value).
 
         Args:
             limit: Use only the first ``limit`` samples (int >= 1).
             output: Output folder, relative to the current folder.
+            imports: More modules to import before the model loads, after the config's own
+                (names the config already lists are not repeated).
 
         Returns:
             The new `BenchConfig`.
 
         Raises:
-            ValueError: If ``limit`` is not an int >= 1 (an ``ArgumentError`` naming it).
+            ValueError: If ``limit`` is not an int >= 1 or a name of ``imports`` is not a
+                dotted module name (an ``ArgumentError`` naming it).
         """
         changes: dict[str, Any] = {}
+        if isinstance(imports, str):
+            imports = [imports]
+        extra = []
+        for name in imports:
+            problem = module_name_problem(name)
+            if problem is not None:
+                raise ArgumentError("import", problem)
+            known = (*self.imports, *self.extra_imports, *extra)
+            if name not in known:
+                extra.append(name)
+        if extra:
+            changes["extra_imports"] = (*self.extra_imports, *extra)
         if limit is not None:
             changes["data"] = dataclasses.replace(self.data, limit=check_int("limit", limit, low=1))
         if output is not None:
@@ -371,6 +404,7 @@ def parse(
         "plot_examples", get("plot_examples", True), check_bool, expected=_BOOL
     )
     output = _parse_output(get("output"), problems)
+    imports = _parse_imports(get("imports"), problems)
     problems.raise_if_any(source)
     return BenchConfig(
         model=model,
@@ -385,4 +419,6 @@ def parse(
         seed=seed,
         output=output,
         source=source_path,
+        imports=imports,
+        folder=base_dir,
     )

@@ -17,6 +17,7 @@ eps[2]: expected a finite number >= 0, received inf
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import math
 import numbers
 import os
@@ -499,6 +500,58 @@ def _parse_inputs(value: Any, problems: _Problems) -> dict[str, dict[str, Any] |
     if result and all(v is None for v in result.values()):
         problems.add("inputs", "every input is frozen: leave at least one to perturb")
     return result
+
+
+_MAX_IMPORTS = 100
+"""Most modules one config may name under ``imports``."""
+
+
+def module_name_problem(name: Any) -> str | None:
+    """Why `name` is not a dotted module name (``my_layers``, ``pkg.losses``), or None.
+
+    A file name or path is refused (``my_layers.py``, ``lib/my_layers``): the config's folder
+    is searched for modules, so ``my_layers`` finds ``my_layers.py`` next to the config.
+
+    >>> module_name_problem("pkg.losses") is None
+    True
+    >>> print(module_name_problem("my_layers.py"))
+    expected a module name, not a file: 'my_layers' finds my_layers.py next to the config
+    >>> print(module_name_problem("my-layers"))
+    expected a dotted module name such as my_layers or pkg.losses, received 'my-layers'
+    """
+    if isinstance(name, str) and 0 < len(name) <= 200:
+        if name.endswith(".py") or "/" in name or "\\" in name:
+            stem = name.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py")
+            return (
+                f"expected a module name, not a file: {stem!r} finds {stem}.py next to the config"
+            )
+        parts = name.split(".")
+        if all(part.isidentifier() and not keyword.iskeyword(part) for part in parts):
+            return None
+    return (
+        f"expected a dotted module name such as my_layers or pkg.losses, received {describe(name)}"
+    )
+
+
+def _parse_imports(value: Any, problems: _Problems) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        problems.expected("imports", "a list of module names", value)
+        return ()
+    if len(value) > _MAX_IMPORTS:
+        problems.add("imports", f"{len(value)} modules (at most {_MAX_IMPORTS})")
+        return ()
+    names = []
+    for index, name in enumerate(value):
+        problem = module_name_problem(name)
+        if problem is None:
+            names.append(name)
+        else:
+            problems.add(f"imports[{index}]", problem)
+    return tuple(names)
 
 
 def _parse_output(value: Any, problems: _Problems) -> pathlib.Path | None:
