@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
-import math
 import numbers
 import os
 import pathlib
@@ -36,6 +35,7 @@ from advgrad._validation import (
     check_number,
     describe,
 )
+from advgrad.config.bounds import _parse_bounds
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import _check_keys, _join, _one_line, _Problems, _suggest
 
@@ -54,10 +54,6 @@ _SUITE_RESERVED = {
     "progress": "the CLI shows progress bars itself",
 }
 _BOOL = "a bool"  # YAML writes true/false: the config's word for check_bool's rule
-_MAX_BOUND_NUMBERS = 1_000_000
-"""Most numbers (and lists) one side of a per-feature bound may hold: counted, never built."""
-_MAX_BOUND_DEPTH = 32
-"""Deepest nesting of the lists of one bound side (numpy arrays have at most 64 dimensions)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,108 +368,6 @@ def _parse_eps(value: Any, problems: _Problems) -> tuple[float, ...]:
         if eps is not None:
             result.append(eps)
     return tuple(result)
-
-
-def _parse_bound_side(value: Any, path: str, problems: _Problems) -> Any:
-    """A bound: a number, or a (nested) list of numbers (per feature).
-
-    A list is walked first, without building anything and stopping early, so a list that is
-    too long, too deep (or cyclic) or shared many times over is refused before numpy
-    converts it.
-    """
-    if _is_number(value):
-        if math.isnan(value):
-            problems.expected(path, "a number or a list of numbers", value)
-            return None
-        return float(value)
-    if isinstance(value, list) and value:
-        trouble = _walk_bound(value)
-        if trouble is not None and trouble is not _NOT_A_NUMBER:
-            problems.add(path, trouble)
-            return None
-        array = None
-        if trouble is None:
-            try:
-                array = np.array(value, dtype=np.float64)
-            except (TypeError, ValueError):  # ragged
-                array = None
-        if array is None:
-            problems.expected(path, "a number or a (nested) list of numbers", value)
-            return None
-        if np.isnan(array).any():
-            problems.expected(path, "numbers without NaN", value)
-            return None
-        return value
-    problems.expected(path, "a number or a list of numbers", value)
-    return None
-
-
-_END = object()
-_NOT_A_NUMBER = "an item that is not a number or a list"
-
-
-def _walk_bound(value: list) -> str | None:
-    """What is wrong with the nested list `value` (None if nothing): more than
-    `_MAX_BOUND_NUMBERS` items, lists nested deeper than `_MAX_BOUND_DEPTH`, or an item that
-    is not a number or a list (`_NOT_A_NUMBER`). Iterative: at most the limits' worth of
-    steps and memory."""
-    stack = [iter(value)]
-    count = 0
-    while stack:
-        item = next(stack[-1], _END)
-        if item is _END:
-            stack.pop()
-            continue
-        count += 1
-        if count > _MAX_BOUND_NUMBERS:
-            return f"expected at most {_MAX_BOUND_NUMBERS} numbers per bound side, received more"
-        if isinstance(item, list):
-            if len(stack) >= _MAX_BOUND_DEPTH:
-                return (
-                    f"expected lists nested at most {_MAX_BOUND_DEPTH} levels deep, "
-                    "received deeper ones"
-                )
-            stack.append(iter(item))
-        elif not _is_number(item):
-            return _NOT_A_NUMBER
-    return None
-
-
-def _parse_bounds(value: Any, path: str, problems: _Problems, *, per_input: bool) -> Any:
-    if value is None or value == "data":
-        return value
-    if isinstance(value, list):
-        if len(value) != 2:
-            problems.expected(path, "[low, high]", value)
-            return None
-        low = _parse_bound_side(value[0], f"{path}[0]", problems)
-        high = _parse_bound_side(value[1], f"{path}[1]", problems)
-        if low is None or high is None:
-            return None
-        low_array, high_array = np.asarray(low), np.asarray(high)
-        try:
-            shape = np.broadcast_shapes(low_array.shape, high_array.shape)
-        except ValueError:
-            problems.add(path, "low and high do not have broadcastable shapes")
-            return None
-        if math.prod(shape) > _MAX_BOUND_NUMBERS:
-            problems.add(
-                path, f"low and high broadcast to {shape}: over {_MAX_BOUND_NUMBERS} numbers"
-            )
-            return None
-        greater = np.any(np.greater(low_array, high_array))
-        if greater:
-            problems.expected(path, "low <= high", value)
-            return None
-        return (low, high)
-    if per_input and isinstance(value, Mapping):
-        result = {}
-        for key, item in value.items():
-            result[str(key)] = _parse_bounds(item, _join(path, key), problems, per_input=False)
-        return result
-    expected = "data, [low, high] or null" + (", or a mapping input -> those" if per_input else "")
-    problems.expected(path, expected, value)
-    return None
 
 
 def _parse_inputs(value: Any, problems: _Problems) -> dict[str, dict[str, Any] | None] | None:
