@@ -2,7 +2,11 @@
 
 A `LossSpec` knows what labels its loss wants (sparse class ids, one-hot rows, binary or any
 values) and whether it reads logits or probabilities; `per_sample` always returns one value
-per sample.
+per sample. A loss of your own (a function or a `keras.losses.Loss` that is not one of
+Keras' built-ins) gets ``labels="inferred"``: its labels' format is read from their shape
+against the output, as `model.fit` would take them (class ids of shape ``(B,)`` or ``(B, 1)``
+for an output of shape ``(B, C)``, C > 1; labels shaped like the output otherwise). Say it
+outright with ``LossSpec(fn, labels="sparse")`` where the shapes cannot tell.
 
 >>> import numpy as np
 >>> spec = get("ce")
@@ -106,15 +110,22 @@ class LossSpec:
 
     Attributes:
         fn: ``(y_true, y_pred) -> loss`` (any rank; reduced to one value per sample).
-        name: for messages.
-        labels: "sparse" (class ids), "onehot", "binary" or "any".
+        name: for messages (default: the function's name).
+        labels: "sparse" (class ids), "onehot", "binary", "any" (shaped like the output) or
+            "inferred" (a custom loss: class ids or output-shaped labels, read from the labels'
+            shape against the output; labels taken from predictions are class ids).
         from_logits: True/False for cross-entropies, None when it does not apply.
     """
 
     fn: LossFn
-    name: str
+    name: str = ""
     labels: str = "any"
     from_logits: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:  # LossSpec(fn, labels=...): named after the function
+            name = getattr(self.fn, "__name__", None) or getattr(self.fn, "name", None)
+            object.__setattr__(self, "name", str(name or type(self.fn).__name__))
 
     @property
     def is_classification(self) -> bool:
@@ -169,6 +180,8 @@ def get(identifier: Any) -> LossSpec:
         return _from_keras(fn, identifier)
     if isinstance(identifier, keras.losses.Loss):
         inner = getattr(identifier, "fn", None)
+        if not _is_keras(type(identifier)) or (inner is not None and not _is_keras(inner)):
+            return LossSpec(identifier.call, identifier.name, "inferred", None)
         labels = _KERAS_LABELS.get(inner, "any")
         config = _safe_config(identifier)
         from_logits = config.get("from_logits") if labels != "any" else None
@@ -181,7 +194,15 @@ def get(identifier: Any) -> LossSpec:
     raise invalid("loss", expected, identifier)
 
 
+def _is_keras(obj: Any) -> bool:
+    """Whether `obj` (a function or class) is Keras' own, not the user's."""
+    module = getattr(obj, "__module__", None) or ""
+    return module == "keras" or module.startswith("keras.")
+
+
 def _from_keras(fn: LossFn, name: str) -> LossSpec:
+    if fn not in _KERAS_LABELS and not _is_keras(fn):
+        return LossSpec(fn, name, "inferred", None)
     labels = _KERAS_LABELS.get(fn, "any")
     return LossSpec(fn, name, labels, False if labels != "any" else None)
 

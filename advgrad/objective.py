@@ -109,14 +109,42 @@ class Objective:
 
     @property
     def is_classification(self) -> bool:
-        return all(t.spec.is_classification for t in self.terms)
+        """Every term takes class labels: a classification loss, or a custom ("inferred")
+        loss on an output that is not known to have a single unit."""
+        return all(
+            t.spec.is_classification or (t.spec.labels == "inferred" and self._classes(t) != 1)
+            for t in self.terms
+        )
+
+    def _shape(self, term: Term) -> tuple | None:
+        return self.adapter.output_shape(term.key if term.key is not None else self.output)
+
+    def _classes(self, term: Term) -> int | None:
+        """The output's number of units (1 for a per-sample scalar; None: not known)."""
+        shape = self._shape(term)
+        if shape is None:
+            return None
+        return shape[-1] if shape else 1
 
     # ---------------------------------------------------------------- labels
     def labels_from_predictions(self, outputs: Any) -> Any:
-        """Labels from the model's own predictions (for a classification loss)."""
+        """Labels from the model's own predictions (for a classification loss).
+
+        A custom ("inferred") loss gets class ids, shape ``(B,)``, the form `model.fit` takes
+        with an output of shape ``(B, C)``, C > 1; on a one-unit output there is no telling
+        what its labels would be, so `y` must be given.
+        """
         values = []
         for term in self.terms:
             predicted = np.asarray(select(outputs, term.key))
+            if term.spec.labels == "inferred" and (predicted.ndim < 2 or predicted.shape[-1] < 2):
+                raise ValueError(
+                    f"Invalid value for argument `y`: expected labels for the loss "
+                    f"{term.spec.name!r}; received y=None. advgrad takes labels from the "
+                    "model's predictions for a classification loss only, and cannot tell what "
+                    f"labels a custom loss on a one-unit output (shape {predicted.shape}) "
+                    "wants (0/1 classes, +-1, a regression target?). Pass `y`."
+                )
             ids = predicted.argmax(axis=-1)
             if term.spec.labels == "onehot":
                 values.append(np.eye(predicted.shape[-1], dtype=predicted.dtype)[ids])
@@ -155,6 +183,8 @@ class Objective:
         if y.ndim == 0 or (batch is not None and y.shape[0] != batch):
             raise invalid(argument, f"labels with batch size {batch} (one per sample)", y)
         kind = term.spec.labels
+        if kind == "inferred":
+            kind = _infer_labels(term, y, shape, batch, argument)
         if kind == "sparse":
             if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
                 hint = " (one-hot labels need a categorical loss)" if y.ndim == 2 else ""
@@ -191,6 +221,28 @@ class Objective:
 
 
 # ------------------------------------------------------------------ helpers
+def _infer_labels(term: Term, y: np.ndarray, shape: tuple | None, batch, argument: str) -> str:
+    """The label format of a custom loss, read as Keras would: class ids ("sparse") of shape
+    ``(B,)`` or ``(B, 1)`` for an output of shape ``(B, C)``, C > 1; labels shaped like the
+    output ("any") otherwise, and whenever the output's shape is not known."""
+    if shape is None or len(shape) != 1 or shape[-1] is None or shape[-1] == 1:
+        return "any"
+    per_sample = tuple(y.shape[1:])
+    if per_sample in ((), (1,)):
+        return "sparse"
+    if per_sample == tuple(shape):
+        return "any"
+    raise ValueError(
+        f"Invalid value for argument `{argument}`: expected class ids of shape ({batch},) or "
+        f"({batch}, 1), or labels of shape ({batch}, {shape[-1]}), for the custom loss "
+        f"{term.spec.name!r} (its labels' form is read from their shape against the "
+        f"output's, as model.fit takes them); received labels of shape {y.shape}. To say "
+        "which labels the loss takes, pass "
+        'loss=advgrad.losses.LossSpec(fn, labels="sparse") (class ids), labels="onehot" or '
+        'labels="any" (shaped like the output).'
+    )
+
+
 def _identity(value: Any) -> Any:
     try:
         hash(value)

@@ -35,3 +35,10 @@ def test_own_attack_example_registers_and_respects_the_budget(digits, digits_cnn
     clean = (digits_cnn.predict(x, verbose=0).argmax(-1) == y).mean()
     assert robust < clean - 0.2
     np.testing.assert_array_equal(attack(digits_cnn, x, y), x_adv)  # reproducible
+
+
+def test_own_loss_example_runs():
+    block = next(b for b in python_blocks() if "LossSpec" in b)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # it asserts its own claim
+    assert namespace["grads"].shape == (8, 4)
