@@ -3,7 +3,7 @@
 Usage::
 
     advgrad bench CONFIG.yaml [--out DIR] [--resume] [--force] [--limit N]  # run a config
-    advgrad report RUN.json [--out DIR]                            # print a run, write plots
+    advgrad report RUN.json [--out DIR] [--csv FILE]               # print a run, plots, CSV
     advgrad attacks                                                # registered attacks
     advgrad zoo list                                               # reference models
     advgrad gradients [--model digits-cnn] [--samples 32] [--seed 0]  # engine demo + FD check
@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run", metavar="RUN.json", help="a report.json written by bench")
     report.add_argument("--out", metavar="DIR", help="write report.md and the plots here")
+    report.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="write the per-sample outcomes (label, outcome per eps and attack) as CSV",
+    )
     report.set_defaults(handler=_report)
 
     attacks = commands.add_parser(
@@ -434,6 +439,14 @@ def _report(args: argparse.Namespace) -> int:
         written = [REPORT_MD, *(pathlib.Path(p).name for p in plots)]
         print()
         print(f"wrote {', '.join(written)} to {out.absolute()}")
+    if args.csv is not None:
+        if not args.csv.strip():
+            raise UsageError(f"--csv: expected a file path, received {args.csv!r}")
+        target = pathlib.Path(args.csv)
+        if target.is_dir():
+            raise UsageError(f"--csv: {target} is a folder, expected a file path")
+        report.to_csv(target)
+        print(f"wrote {target.absolute()} ({report.n_samples} samples)")
     return 0
 
 

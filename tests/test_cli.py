@@ -472,6 +472,20 @@ def test_report_prints_table_and_writes_plots(bench_run, capsys, tmp_path):
     assert (plots / "report.md").read_text().startswith("Clean accuracy:")
 
 
+def test_report_writes_the_per_sample_csv(bench_run, capsys, tmp_path):
+    _, _, out = bench_run
+    target = tmp_path / "outcomes.csv"
+    code, stdout, _ = run(capsys, "report", out / "report.json", "--csv", target)
+    assert code == 0 and f"wrote {target}" in stdout
+    rows = target.read_text().splitlines()
+    assert (
+        rows[0] == "index,label,eps=0.1,eps=0.1/fgsm,eps=0.1/pgd,eps=0.3,eps=0.3/fgsm,eps=0.3/pgd"
+    )
+    assert len(rows) == 1 + 64  # SMALL evaluates 64 samples
+    code, _, stderr = run(capsys, "report", out / "report.json", "--csv", tmp_path)
+    assert code == 2 and "is a folder" in stderr
+
+
 @pytest.mark.parametrize("content", ["{not json", '{"format": "other"}', "[1, 2]", ""])
 def test_report_of_a_malformed_file_exits_2(content, tmp_path, capsys):
     path = tmp_path / "run.json"
