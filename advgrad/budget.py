@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from advgrad import norms as norms_lib
-from advgrad._validation import check_eps, invalid
+from advgrad._validation import check_bool, check_eps, check_number, invalid
 
 __all__ = ["Bounds", "Budget", "outside", "resolve_budgets"]
 
@@ -122,6 +122,48 @@ class Bounds:
         if isinstance(value, (tuple, list)) and len(value) == 2:
             return cls(value[0], value[1])
         raise invalid("bounds", "None, a (low, high) pair or a Bounds", value)
+
+    @classmethod
+    def from_data(cls, x: Any, *, margin: float = 0.0, per_feature: bool = True) -> Bounds:
+        """The range the data `x` spans, widened by `margin` times its width on each side.
+
+        For data you standardised or scaled yourself, whose valid range you do not know in
+        closed form: attacks then stay where the data lives.
+
+        Args:
+            x: Samples, an array or tensor ``[N, ...]`` of finite numbers (N >= 1).
+            margin: Fraction of the width (high - low) added below and above, >= 0.
+                Defaults to 0.
+            per_feature: One bound per feature (arrays of the per-sample shape), or one
+                global pair of numbers. Defaults to True.
+
+        Returns:
+            A `Bounds`.
+
+        Raises:
+            ValueError: If `x` is empty, not numeric or not finite, or `margin` < 0.
+
+        >>> import numpy as np
+        >>> x = np.array([[0.0, -1.0], [2.0, 1.0]])
+        >>> b = Bounds.from_data(x, margin=0.5)
+        >>> b.low.tolist(), b.high.tolist()
+        ([-1.0, -2.0], [3.0, 2.0])
+        >>> g = Bounds.from_data(x, per_feature=False)
+        >>> g.low, g.high
+        (-1.0, 2.0)
+        """
+        margin = check_number("margin", margin, low=0.0)
+        per_feature = check_bool("per_feature", per_feature)
+        array = np.asarray(x)
+        if array.ndim < 1 or len(array) == 0 or not np.issubdtype(array.dtype, np.number):
+            raise invalid("x", "numeric samples [N, ...] with N >= 1", x)
+        array = array.astype(np.float64)
+        if not np.all(np.isfinite(array)):
+            raise invalid("x", "finite values (no NaN or inf)", x)
+        axis = 0 if per_feature else None
+        low, high = array.min(axis=axis), array.max(axis=axis)
+        width = high - low
+        return cls(low - margin * width, high + margin * width)
 
     @property
     def is_unbounded(self) -> bool:

@@ -300,3 +300,33 @@ def test_resolve_errors():
         resolve_budgets(["a", "a"], None, eps=0.1)
     with pytest.raises(ValueError, match="argument `input_names`"):
         resolve_budgets([], None, eps=0.1)
+
+
+def test_bounds_from_data_per_feature_and_global():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3, 2)) * np.array([1.0, 10.0])  # standardised-looking features
+    tight = Bounds.from_data(x)
+    assert tight.low.shape == (3, 2) and tight.contains(x)
+    wide = Bounds.from_data(x, margin=0.1)
+    width = x.max(axis=0) - x.min(axis=0)
+    np.testing.assert_allclose(wide.low, x.min(axis=0) - 0.1 * width)
+    np.testing.assert_allclose(wide.high, x.max(axis=0) + 0.1 * width)
+    flat = Bounds.from_data(x, per_feature=False)
+    assert (flat.low, flat.high) == (float(x.min()), float(x.max()))
+    budget = Budget(0.5, bounds=Bounds.from_data(x, margin=0.05))  # usable as bounds
+    assert budget.bounds.contains(x)
+
+
+@pytest.mark.parametrize(
+    "x, kwargs, argument",
+    [
+        (np.zeros((0, 3)), {}, "x"),
+        (np.array([[np.nan, 1.0]]), {}, "x"),
+        (np.array([["a", "b"]]), {}, "x"),
+        (np.zeros((2, 3)), {"margin": -0.1}, "margin"),
+        (np.zeros((2, 3)), {"per_feature": 1}, "per_feature"),
+    ],
+)
+def test_bounds_from_data_refuses_bad_input(x, kwargs, argument):
+    with pytest.raises(ValueError, match=f"argument `{argument}`"):
+        Bounds.from_data(x, **kwargs)
