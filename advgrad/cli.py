@@ -4,6 +4,7 @@ Usage::
 
     advgrad bench CONFIG.yaml [--out DIR] [--resume] [--force] [--limit N]  # run a config
     advgrad report RUN.json [--out DIR] [--csv FILE]               # print a run, plots, CSV
+    advgrad compare RUN_A.json RUN_B.json [...] [--out DIR] [--force]  # runs side by side
     advgrad attacks                                                # registered attacks
     advgrad zoo list                                               # reference models
     advgrad gradients [--model digits-cnn] [--samples 32] [--seed 0]  # engine demo + FD check
@@ -71,6 +72,8 @@ __all__ = ["main"]
 
 PROG = "advgrad"
 REPORT_MD = "report.md"
+COMPARE_MD = "compare.md"
+COMPARE_PNG = "compare.png"
 
 
 class UsageError(Exception):
@@ -104,7 +107,7 @@ _non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``advgrad`` argument parser (subcommands bench, report, attacks, zoo, gradients)."""
+    """The ``advgrad`` argument parser (bench, report, compare, attacks, zoo, gradients)."""
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser = _Parser(
@@ -175,6 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the per-sample outcomes (label, outcome per eps and attack) as CSV",
     )
     report.set_defaults(handler=_report)
+
+    compare = commands.add_parser(
+        "compare",
+        parents=[common],
+        help="compare the robust accuracy of several runs",
+        description=(
+            "Print one Markdown table of several report.json files' worst-case robust "
+            "accuracy against eps (one row per run); with --out, write compare.md and "
+            "compare.png. Runs must share the threat model (norm, bounds, budget, targeting, "
+            "data) unless --force is given; models and attack lists may differ."
+        ),
+    )
+    compare.add_argument(
+        "runs", nargs="+", metavar="RUN.json", help="two or more report.json files written by bench"
+    )
+    compare.add_argument("--out", metavar="DIR", help="write compare.md and compare.png here")
+    compare.add_argument(
+        "--force", action="store_true", help="compare runs whose threat models differ"
+    )
+    compare.set_defaults(handler=_compare)
 
     attacks = commands.add_parser(
         "attacks",
@@ -377,6 +400,7 @@ def _bench(args: argparse.Namespace) -> int:
             seed=config.seed,
             return_adversarial=config.plot_examples,
             progress=True,
+            targets=config.targets,
         )
         seconds = time.perf_counter() - start
         report.to_json(str(out / REPORT_JSON))
@@ -448,6 +472,58 @@ def _report(args: argparse.Namespace) -> int:
         report.to_csv(target)
         print(f"wrote {target.absolute()} ({report.n_samples} samples)")
     return 0
+
+
+# ----------------------------------------------------------------------------- compare
+def _compare(args: argparse.Namespace) -> int:
+    _check_out_argument(args.out)
+    if len(args.runs) < 2:
+        raise UsageError(f"compare: expected two or more RUN.json files, received {len(args.runs)}")
+    from advgrad.compare import ThreatModelError, compare
+    from advgrad.report import Report
+
+    reports, names = [], []
+    for run in args.runs:
+        path = pathlib.Path(run)
+        if not path.exists():
+            raise UsageError(f"RUN.json: file not found: {path}")
+        if not path.is_file():  # a folder, a FIFO, a device: never read
+            raise UsageError(f"RUN.json: not a regular file: {path}")
+        try:
+            reports.append(Report.from_json(str(path)))
+        except ValueError as err:  # malformed or out-of-range content: a bad file, exit 2
+            raise UsageError(str(err)) from err
+        names.append(_run_name(path, names))
+    try:
+        comparison = compare(reports, names, force=args.force)
+    except ThreatModelError as err:
+        raise UsageError(f"{err} (pass --force to compare them anyway)") from None
+    markdown = comparison.to_markdown()
+    print(markdown.rstrip("\n"))
+    if args.out:
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / COMPARE_MD, markdown)
+        written = [COMPARE_MD]
+        try:
+            comparison.save_plot(out / COMPARE_PNG)
+            written.append(COMPARE_PNG)
+        except ImportError as err:  # matplotlib is optional
+            print(f"{PROG}: no plot written ({err}); pip install matplotlib", file=sys.stderr)
+        print()
+        print(f"wrote {', '.join(written)} to {out.absolute()}")
+    return 0
+
+
+def _run_name(path: pathlib.Path, taken: list[str]) -> str:
+    """A run's name: its folder's name for a report.json, else the file's stem; made unique."""
+    resolved = path.absolute()
+    name = resolved.parent.name if path.name == REPORT_JSON and resolved.parent.name else path.stem
+    unique, count = name, 1
+    while unique in taken:
+        count += 1
+        unique = f"{name}#{count}"
+    return unique
 
 
 # ----------------------------------------------------------------------------- attacks

@@ -6,7 +6,7 @@ seeds and settings that produced them, library versions and the sanity flags. It
 data: `to_json` / `Report.from_json` round-trip it, `to_markdown` renders the table a paper
 would print (with 95% Wilson intervals, `Report.interval`, and a per-class table,
 `Report.per_class`, when the labels are known), `to_csv` exports the per-sample outcomes, and
-`save_plots` draws robust accuracy against eps (matplotlib, optional).
+`save_plots` draws robust accuracy against eps (matplotlib).
 
 >>> import numpy as np
 >>> report = Report(
@@ -63,6 +63,8 @@ per-sample outcomes)."""
 _EPS_KEYED = ("robust_accuracy", "outcomes")
 _NESTED_EPS_KEYED = ("per_attack", "attack_outcomes", "loss_trend")
 _ARRAYS = ("outcomes", "attack_outcomes")
+_NORM_NAMES = {"linf": "Linf", "inf": "Linf", "l2": "L2", "2": "L2", "l1": "L1", "1": "L1"}
+"""How the eps axis of the plots names a norm of the suite's configs."""
 
 
 @dataclasses.dataclass
@@ -452,6 +454,7 @@ class Report:
             return f" [{100 * low:.{digits}f}, {100 * high:.{digits}f}]"
 
         lines = [
+            *self._header(),
             f"Clean accuracy: **{pct(self.clean_accuracy)}** on {self.n_samples} samples.",
             "",
             "| attack | " + " | ".join(f"eps={_eps_label(e)}" for e in self.eps) + " |",
@@ -488,7 +491,38 @@ class Report:
             details.append(f"Seed {self.seed}, batch size {self.batch_size}; {versions}.")
         if details:
             lines += ["", *details]
+        if self.outcomes:
+            lines += ["", OUTCOME_CODES]
         return "\n".join(lines)
+
+    def _header(self) -> list[str]:
+        """What was measured, before any number: model, data, threat model, attacks."""
+        lines = []
+        if self.model:
+            name, digest = self.model.get("name", "?"), str(self.model.get("weights_sha256", ""))
+            size = self.model.get("parameters")
+            count = f", {size:,} parameters" if isinstance(size, int) else ""
+            lines.append(
+                f"- Model: {name} ({self.model.get('class', '?')}{count}; weights "
+                f"sha256 {digest[:12]})"
+            )
+        if self.data:
+            lines.append(
+                f"- Data: {self.data.get('n_samples', self.n_samples)} samples "
+                f"(sha256 {str(self.data.get('sha256', ''))[:12]})"
+            )
+        if self.suite:
+            eps = ", ".join(_eps_label(e) for e in self.eps)
+            lines.append(f"- Threat model: {_threat_text(self.suite)}; eps swept: {eps}")
+            hidden = {"name", "eps", "norm", "bounds", "budget", "progress", "batch_size"}
+            attacks = []
+            for label, config in zip(self.attacks, self.suite, strict=False):
+                settings = ", ".join(
+                    f"{k}={v!r}" for k, v in config.items() if k not in hidden and v is not None
+                )
+                attacks.append(f"{label} ({settings})" if settings else label)
+            lines.append(f"- Attacks, in cascade order: {'; '.join(attacks)}")
+        return [*lines, ""] if lines else []
 
     def _class_table(self, pct: Callable[[float | None], str]) -> list[str]:
         """Markdown lines of the per-class table (worst case), or [] without outcomes."""
@@ -518,10 +552,11 @@ class Report:
     def save_plots(self, directory: str | os.PathLike) -> list[str]:
         """Write PNG plots into `directory` (created if needed).
 
-        Always ``robust_accuracy.png``: robust accuracy against eps for each attack alone
-        and for the worst case. For a single rank-4 image input whose adversarial examples
-        were kept (``return_adversarial=True``), also ``adversarial_eps=<eps>.png`` for each
-        eps: clean image, adversarial image and perturbation for a few fooled samples.
+        Always ``robust_accuracy.png``: robust accuracy against eps (the x axis names the
+        suite's norm) for each attack alone and for the worst case. For a single rank-4
+        image input whose adversarial examples were kept (``return_adversarial=True``), also
+        ``adversarial_eps=<eps>.png`` for each eps: clean image, adversarial image and
+        perturbation (with its colour bar) for a few fooled samples.
 
         Args:
             directory: Output folder.
@@ -530,20 +565,48 @@ class Report:
             Paths of the written files.
 
         Raises:
-            ImportError: If matplotlib is not installed (``pip install advgrad[plots]``).
+            ImportError: If matplotlib (a dependency of advgrad) is not installed.
         """
         plt = _pyplot()
         folder = pathlib.Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = [self._plot_curves(plt, folder / "robust_accuracy.png")]
+        figures = [("robust_accuracy.png", lambda: self._curves_figure(plt))]
         for e, adv in (self.adversarial or {}).items():
             x_adv = adv.get("x_adv")
             if isinstance(x_adv, np.ndarray) and x_adv.ndim == 4 and len(x_adv):
                 name = f"adversarial_eps={_eps_label(e)}.png"
-                paths.append(self._plot_images(plt, folder / name, e, adv))
+                figures.append((name, lambda e=e, adv=adv: self._images_figure(plt, e, adv)))
+        paths = []
+        for name, build in figures:
+            fig = build()
+            try:
+                fig.savefig(folder / name, dpi=110)
+            finally:
+                plt.close(fig)
+            paths.append(str(folder / name))
         return paths
 
-    def _plot_curves(self, plt: Any, path: pathlib.Path) -> str:
+    def _eps_axis_label(self) -> str:
+        """``eps (Linf)``, ``eps (L2)``...: the norm of the suite's attacks; ``eps (mixed
+        norms)`` when they differ, plain ``eps`` when the suite does not say."""
+        names = set()
+        for config in self.suite:
+            norm = config.get("norm") if isinstance(config, Mapping) else None
+            if isinstance(norm, Mapping):  # a custom norm's config
+                norm = norm.get("name")
+            if norm is not None:
+                names.add(_NORM_NAMES.get(str(norm).lower(), str(norm)))
+        if not names:
+            return "eps"
+        return f"eps ({names.pop()})" if len(names) == 1 else "eps (mixed norms)"
+
+    def _curves_figure(self, plt: Any) -> Any:
+        """Robust accuracy against eps, as a matplotlib ``Figure`` (the caller closes it).
+
+        The worst case is a thick, semi-transparent black line drawn underneath; each attack
+        alone a thin dashed line with markers on top, so an attack whose curve equals the
+        worst case (always so for a single attack) stays visible.
+        """
         fig, ax = plt.subplots(figsize=(5.5, 4))
         xs = [0.0, *self.eps] if self.eps and self.eps[0] > 0 else list(self.eps)
 
@@ -551,28 +614,52 @@ class Report:
             start = [self.clean_accuracy] if len(xs) > len(self.eps) else []
             return start + [values.get(e, math.nan) for e in self.eps]
 
+        band = self._band(len(xs) > len(self.eps))
+        handles = []
+        if band is not None:
+            interval = ax.fill_between(
+                xs,
+                band[0],
+                band[1],
+                color="black",
+                alpha=0.12,
+                lw=0,
+                label="95% interval (worst case)",
+                zorder=1,
+            )
+            handles.append(interval)
+        (worst,) = ax.plot(
+            xs,
+            with_clean(self.robust_accuracy),
+            color="black",
+            lw=6,
+            alpha=0.3,
+            solid_capstyle="round",
+            label=CASCADE,
+            zorder=2,
+        )
         for label in self.attacks:
             if label in self.per_attack:
-                ax.plot(xs, with_clean(self.per_attack[label]), marker="o", ls="--", label=label)
-        ax.plot(
-            xs, with_clean(self.robust_accuracy), marker="s", color="black", lw=2, label=CASCADE
-        )
-        band = self._band(len(xs) > len(self.eps))
-        if band is not None:
-            ax.fill_between(
-                xs, band[0], band[1], color="black", alpha=0.15, lw=0, label="95% interval"
-            )
-        ax.set_xlabel("eps")
+                line = ax.plot(
+                    xs,
+                    with_clean(self.per_attack[label]),
+                    marker="o",
+                    ms=5,
+                    ls="--",
+                    lw=1.5,
+                    label=f"{label} (alone)",
+                    zorder=3,
+                )
+                handles.extend(line)
+        ax.set_xlabel(self._eps_axis_label())
         ax.set_ylabel("robust accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(handles=[worst, *handles], fontsize="small")  # worst case, its band, attacks
         name = self.model.get("name")
         ax.set_title(f"{name}: {self.n_samples} samples" if name else f"{self.n_samples} samples")
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return str(path)
+        return fig
 
     def _band(self, with_clean: bool) -> tuple[list[float], list[float]] | None:
         """Lows and highs of the worst case's 95% Wilson intervals (the clean accuracy's
@@ -586,33 +673,39 @@ class Report:
         pairs = [_wilson(*c, 0.95) for c in counts]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
-    def _plot_images(self, plt: Any, path: pathlib.Path, e: float, adv: dict) -> str:
+    def _images_figure(self, plt: Any, e: float, adv: dict) -> Any:
+        """Clean, adversarial and perturbation images of a few fooled samples at `e`, as a
+        matplotlib ``Figure`` (the caller closes it), with a colour bar for the perturbation."""
         count = min(6, len(adv["x_adv"]))
         clean = np.asarray(adv["x"][:count], np.float64)
         x_adv = np.asarray(adv["x_adv"][:count], np.float64)
         delta = x_adv - clean
         low, high = float(np.min(clean)), float(np.max(clean))
         span = float(np.max(np.abs(delta))) or 1.0
-        fig, axes = plt.subplots(3, count, figsize=(1.6 * count + 0.6, 5), squeeze=False)
-        rows = (("clean", clean, low, high), ("adversarial", x_adv, low, high))
+        fig, axes = plt.subplots(
+            3, count, figsize=(1.7 * count + 1.2, 5.4), squeeze=False, layout="constrained"
+        )
+        shown = None
         for j in range(count):
             label, predicted = adv["label"][j], adv["predicted"][j]
             attack = self.attacks[adv["attack"][j]] if self.attacks else adv["attack"][j]
-            for i, (title, images, vmin, vmax) in enumerate(rows):
-                axes[i][j].imshow(_image(images[j], vmin, vmax), cmap="gray", vmin=0, vmax=1)
-                axes[i][j].set_title(f"{title}: {label if i == 0 else predicted}", fontsize=8)
+            axes[0][j].imshow(_image(clean[j], low, high), cmap="gray", vmin=0, vmax=1)
+            axes[0][j].set_title(f"clean: true {label}", fontsize=8)
+            axes[1][j].imshow(_image(x_adv[j], low, high), cmap="gray", vmin=0, vmax=1)
+            axes[1][j].set_title(f"true {label} → predicted {predicted}", fontsize=8)
             image = delta[j] if delta.shape[-1] != 1 else delta[j][..., 0]
             if image.ndim == 3:  # colour perturbation: mean over channels for one colormap
                 image = image.mean(axis=-1)
-            axes[2][j].imshow(image, cmap="RdBu", vmin=-span, vmax=span)
-            axes[2][j].set_title(f"delta ({attack})", fontsize=8)
+            shown = axes[2][j].imshow(image, cmap="RdBu", vmin=-span, vmax=span)
+            axes[2][j].set_title(f"perturbation ({attack})", fontsize=8)
             for i in range(3):
                 axes[i][j].axis("off")
+        colour = delta.ndim == 4 and delta.shape[-1] != 1
+        bar = fig.colorbar(shown, ax=[axes[2][j] for j in range(count)], shrink=0.9)
+        bar.set_label("x_adv - x" + (" (channel mean)" if colour else ""), fontsize=8)
+        bar.ax.tick_params(labelsize=7)
         fig.suptitle(f"eps={_eps_label(e)}: clean / adversarial / perturbation", fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return str(path)
+        return fig
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -897,8 +990,8 @@ def _pyplot() -> Any:
         import matplotlib
     except ImportError:
         raise ImportError(
-            "Report.save_plots needs matplotlib, which is not installed. Install it with "
-            "`pip install advgrad[plots]` (or `pip install matplotlib`)."
+            "Report.save_plots needs matplotlib (a dependency of advgrad), which is not "
+            "installed. Install it with `pip install matplotlib` (or `pip install advgrad[plots]`)."
         ) from None
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -913,6 +1006,46 @@ def _outcome_text(code: int, attacks: list[str]) -> str:
     if code == CLEAN_MISCLASSIFIED:
         return "clean_misclassified"
     return attacks[code] if 0 <= code < len(attacks) else str(code)
+
+
+OUTCOME_CODES = (
+    "Per-sample outcomes in report.json (`outcomes`, per eps): -1 robust (no attack fooled it), "
+    "-2 misclassified before any attack, k >= 0 first fooled by attack k of the suite (0: the "
+    "first); `attack_outcomes`: 1 where that attack alone left the sample robust."
+)
+
+
+def _threat_text(suite: list[Mapping[str, Any]]) -> str:
+    """Norm, bounds and frozen inputs of the suite, or "differs per attack"."""
+
+    def one(key: str, describe: Callable[[Any], str]) -> str:
+        values = {describe(c.get(key)) for c in suite}
+        return values.pop() if len(values) == 1 else "differs per attack"
+
+    def norm(value: Any) -> str:
+        name = value.get("name") if isinstance(value, Mapping) else value
+        return {"linf": "Linf", "l2": "L2", "l1": "L1"}.get(str(name), str(name))
+
+    def bounds(value: Any) -> str:
+        if value is None:
+            return "none (unbounded)"
+        if isinstance(value, Mapping):
+            return "per input: " + ", ".join(f"{k} {bounds(v)}" for k, v in value.items())
+        low, high = value
+        if np.ndim(low) == 0 and np.ndim(high) == 0:
+            return f"[{float(low):g}, {float(high):g}]"
+        return "per feature"
+
+    def frozen(value: Any) -> str:
+        if isinstance(value, Mapping) and not {"eps", "norm"} <= set(value):
+            names = [k for k, v in value.items() if v is None]
+            return ", ".join(names) if names else "none"
+        return "none"
+
+    return (
+        f"norm {one('norm', norm)}; bounds {one('bounds', bounds)}; "
+        f"frozen inputs: {one('budget', frozen)}"
+    )
 
 
 def _eps_key(eps: float) -> str:

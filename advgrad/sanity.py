@@ -303,9 +303,14 @@ def _budget_setting(value: Any) -> Any:
 
 
 def _threat(config: Mapping[str, Any], names: list[str], eps: float) -> dict[str, Any] | None:
-    """One Budget per input (None = frozen) from an attack config, at radius `eps`."""
+    """One Budget per input (None = frozen) from an attack config, at radius `eps`.
+
+    A report's config records what `evaluate` swept and chose (``eps``: the list of radii,
+    ``targets``: the targeting rule), which are not attack settings: they are left out.
+    """
+    settings = {k: v for k, v in config.items() if k not in ("eps", "targets")}
     try:
-        return from_config(config).budgets(names, eps=eps)
+        return from_config(settings).budgets(names, eps=eps)
     except (ValueError, TypeError):
         return None
 

@@ -303,7 +303,7 @@ def test_bench_force_writes_into_the_folder_replacing_only_its_own_files(tmp_pat
     code, stdout, stderr = run(capsys, "bench", config, "--out", victim, "--force")
     assert code == 0, stderr
     assert (victim / "notes.txt").read_text() == "my own notes.txt\n"
-    assert (victim / "report.md").read_text().startswith("Clean accuracy:")
+    assert (victim / "report.md").read_text().startswith("- Model: digits_cnn")
     assert Report.from_json(victim / "report.json").n_samples == 16
     # --force over an existing run starts a fresh run (its state.json is replaced)
     code, _, stderr = run(capsys, "bench", config, "--out", victim, "--force", "--limit", 8)
@@ -463,13 +463,13 @@ def test_report_prints_table_and_writes_plots(bench_run, capsys, tmp_path):
     _, _, out = bench_run
     code, stdout, _ = run(capsys, "report", out / "report.json")
     assert code == 0
-    assert stdout.startswith("Clean accuracy: **")
+    assert stdout.startswith("- Model: digits_cnn") and "\nClean accuracy: **" in stdout
     assert "| attack | eps=0.1 | eps=0.3 |" in stdout
     plots = tmp_path / "plots"
     code, stdout, _ = run(capsys, "report", out / "report.json", "--out", plots)
     assert code == 0
     assert (plots / "robust_accuracy.png").stat().st_size > 1000
-    assert (plots / "report.md").read_text().startswith("Clean accuracy:")
+    assert (plots / "report.md").read_text().startswith("- Model: digits_cnn")
 
 
 def test_report_writes_the_per_sample_csv(bench_run, capsys, tmp_path):

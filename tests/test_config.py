@@ -830,3 +830,50 @@ def test_with_overrides_adds_extra_imports(tmp_path):
         f"--import no_such_module_{module}: cannot import 'no_such_module_{module}': "
         f"ModuleNotFoundError: No module named 'no_such_module_{module}'"
     ]
+
+
+# ------------------------------------------------------------------- targets
+@pytest.mark.parametrize("value", ["most-likely-wrong", "least-likely", "random", 0, 7])
+def test_targets_key_is_parsed(tmp_path, value):
+    config = load_config(write(tmp_path, BASE + f"targets: {value}\n"))
+    assert config.targets == value
+    assert load_config(write(tmp_path, BASE, "plain.yaml")).targets is None
+
+
+@pytest.mark.parametrize(
+    "value, received",
+    [
+        ("least_likely", "'least_likely'"),
+        (-1, "-1"),
+        (1.5, "1.5"),
+        ("true", "True"),
+        ("[1, 2]", ""),
+    ],
+)
+def test_bad_targets_are_named(tmp_path, value, received):
+    (problem,) = problems_of(write(tmp_path, BASE + f"targets: {value}\n"))
+    assert problem.startswith("targets: expected one of most-likely-wrong, least-likely, random")
+    assert received in problem
+    if value == "least_likely":
+        assert "did you mean 'least-likely'" in problem
+
+
+def test_targets_reach_the_targeted_attacks(tmp_path):
+    from advgrad.evaluate import evaluate
+
+    path = write(
+        tmp_path,
+        """\
+        model: digits-cnn
+        data: {name: digits, limit: 16}
+        suite: [{name: pgd, steps: 2, targeted: true}, fgsm]
+        eps: [0.3]
+        targets: 3
+        """,
+    )
+    config = load_config(path)
+    run = build_run(config)
+    report = evaluate(
+        run.model, run.data, suite=run.suite, eps=run.eps, sanity=False, targets=config.targets
+    )
+    assert report.suite[0]["targets"] == 3 and "targets" not in report.suite[1]

@@ -586,3 +586,141 @@ def test_inputs_outside_the_threat_model_are_never_counted_and_flagged(digits, d
     assert report.robust_accuracy[0.1] == report.clean_accuracy
     (flag,) = [f for f in report.flags if f["code"] == "outside_threat_model"]
     assert "cheat: " in flag["message"] and "not counted" in flag["message"]
+
+
+# ------------------------------------------------------------------- targets
+def _targeted_run(cnn, digits, targets=None, n=32, **changes):
+    kwargs = dict(
+        suite=[
+            get_attack("pgd", bounds=digits.bounds, targeted=True, steps=5),
+            get_attack("fgsm", bounds=digits.bounds),
+        ],
+        eps=[0.3],
+        batch_size=16,
+        seed=5,
+        sanity=False,
+        targets=targets,
+        return_adversarial="state" not in changes,  # a resume keeps no earlier examples
+    )
+    kwargs.update(changes)
+    return evaluate(cnn, (digits.x_test[:n], digits.y_test[:n]), **kwargs)
+
+
+def _targeted_hits(report):
+    """(sample index, predicted class) of the samples the targeted PGD (attack 0) fooled."""
+    adv = report.adversarial[0.3]
+    first = adv["attack"] == 0
+    return adv["index"][first], adv["predicted"][first], adv["label"][first]
+
+
+def _clean_scores(cnn, digits, n=32):
+    return np.array(cnn(digits.x_test[:n]))
+
+
+def test_default_targets_are_the_most_likely_wrong_class(digits_cnn, digits):
+    default = _targeted_run(digits_cnn, digits)
+    named = _targeted_run(digits_cnn, digits, "most-likely-wrong")
+    np.testing.assert_array_equal(default.outcomes[0.3], named.outcomes[0.3])
+    assert "targets" not in default.suite[0] and "targets" not in named.suite[0]
+    scores = _clean_scores(digits_cnn, digits)
+    index, predicted, label = _targeted_hits(default)
+    assert len(index) > 0
+    scores[np.arange(len(scores)), digits.y_test[:32]] = -np.inf
+    hit = predicted == np.argmax(scores, axis=1)[index]
+    assert np.mean(hit) >= 0.8  # a targeted attack lands (almost always) on its target
+
+
+def test_least_likely_and_fixed_and_array_targets_are_used(digits_cnn, digits):
+    scores = _clean_scores(digits_cnn, digits)
+    least = _targeted_run(digits_cnn, digits, "least-likely")
+    assert least.suite[0]["targets"] == "least-likely" and "targets" not in least.suite[1]
+    index, predicted, _ = _targeted_hits(least)
+    assert len(index) > 0
+    assert np.mean(predicted == np.argmin(scores, axis=1)[index]) >= 0.8
+
+    fixed = _targeted_run(digits_cnn, digits, 3, sanity=True)
+    assert fixed.suite[0]["targets"] == 3
+    assert advgrad.Report.from_json(fixed.to_json()).suite[0]["targets"] == 3  # accepted
+    index, predicted, label = _targeted_hits(fixed)
+    assert len(index) > 0 and np.mean(predicted == 3) >= 0.8
+    # samples of class 3 cannot be fooled into class 3: skipped, robust against the PGD
+    own = digits.y_test[:32] == 3
+    assert np.any(own)
+    assert not np.any(np.isin(index, np.flatnonzero(own)))
+    assert np.all(
+        fixed.attack_outcomes["pgd"][0.3][own] == (fixed.outcomes[0.3][own] != CLEAN_MISCLASSIFIED)
+    )
+
+    wanted = (digits.y_test[:32] + 1) % 10
+    array = _targeted_run(digits_cnn, digits, wanted)
+    assert array.suite[0]["targets"].startswith("array sha256:")
+    index, predicted, _ = _targeted_hits(array)
+    assert len(index) > 0 and np.mean(predicted == wanted[index]) >= 0.8
+
+
+def test_random_targets_are_seeded_wrong_classes_and_survive_a_resume(digits_cnn, digits, tmp_path):
+    first = _targeted_run(digits_cnn, digits, "random")
+    again = _targeted_run(digits_cnn, digits, "random")
+    np.testing.assert_array_equal(first.outcomes[0.3], again.outcomes[0.3])
+    np.testing.assert_array_equal(_targeted_hits(first)[1], _targeted_hits(again)[1])
+    index, predicted, label = _targeted_hits(first)
+    assert len(index) > 0 and np.all(predicted != label)
+    other = _targeted_run(digits_cnn, digits, "random", seed=6)
+    assert first.suite[0]["targets"] == "random"
+    # the targets depend on the seed: not every fooled sample lands on the same class
+    assert not np.array_equal(_targeted_hits(first)[1], _targeted_hits(other)[1])
+
+    # a run stopped after its first batch resumes to exactly the uninterrupted result
+    state = tmp_path / "random.json"
+    _targeted_run(digits_cnn, digits, "random", n=16, state=state)
+    saved = json.loads(state.read_text())
+    assert saved["fingerprint"]["targets"] == "random"
+    with pytest.raises(ValueError, match="argument `state`.*differs in: data"):
+        _targeted_run(digits_cnn, digits, "random", state=state)  # complete: more data refused
+    saved["complete"] = False
+    state.write_text(json.dumps(saved))
+    resumed = _targeted_run(digits_cnn, digits, "random", state=state)
+    np.testing.assert_array_equal(resumed.outcomes[0.3], first.outcomes[0.3])
+    for targets in (None, "least-likely", 3):
+        with pytest.raises(ValueError, match="argument `state`.*differs in: targets"):
+            _targeted_run(digits_cnn, digits, targets, state=state)
+
+
+def test_a_state_without_targets_resumes_with_the_default_rule(digits_cnn, digits, tmp_path):
+    state = tmp_path / "old.json"
+    first = _targeted_run(digits_cnn, digits, state=state)
+    saved = json.loads(state.read_text())
+    assert "targets" not in saved["fingerprint"]  # as written before `targets` existed
+    again = _targeted_run(digits_cnn, digits, "most-likely-wrong", state=state)
+    np.testing.assert_array_equal(again.outcomes[0.3], first.outcomes[0.3])
+    with pytest.raises(ValueError, match="argument `state`.*differs in: targets"):
+        _targeted_run(digits_cnn, digits, "random", state=state)
+
+
+@pytest.mark.parametrize(
+    "targets, match",
+    [
+        ("most-likely", "targets"),
+        (-1, "targets"),
+        (10, r"targets.*\[0, 10\)"),
+        (True, "targets"),
+        (1.5, "targets"),
+        (np.zeros(31, int), "targets.*32 class ids"),
+        (np.full(32, 10), r"targets.*targets\[0\] is 10"),
+        (np.zeros(32), "targets.*integer"),
+    ],
+)
+def test_invalid_targets_are_named_before_work(digits_cnn, digits, batches_run, targets, match):
+    with pytest.raises(ArgumentError, match=match) as info:
+        _targeted_run(digits_cnn, digits, targets)
+    assert info.value.argument == "targets"
+    assert batches_run == []
+
+
+def test_target_arrays_are_refused_for_a_dataset(digits_cnn, digits, batches_run):
+    ds = _ds(digits.x_test[:32], digits.y_test[:32], 16)
+    for targets, match in [(np.zeros(32, int), "tf.data.Dataset"), (10, r"\[0, 10\)")]:
+        with pytest.raises(ArgumentError, match=match) as info:
+            evaluate(digits_cnn, ds, suite=["fgsm"], eps=0.1, sanity=False, targets=targets)
+        assert info.value.argument == "targets"
+    assert batches_run == []

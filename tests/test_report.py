@@ -70,7 +70,17 @@ def test_from_json_refuses_other_input(tmp_path):
 def test_markdown_table(report):
     text = report.to_markdown()
     lines = text.splitlines()
-    assert lines[0] == f"Clean accuracy: **{100 * report.clean_accuracy:.1f}%** on 64 samples."
+    # It opens with what was measured: model, data, threat model, attacks with their settings.
+    assert lines[0].startswith("- Model: digits_cnn (") and "weights sha256 " in lines[0]
+    assert lines[1].startswith("- Data: 64 samples (sha256 ")
+    assert lines[2] == (
+        "- Threat model: norm Linf; bounds [0, 1]; frozen inputs: none; eps swept: 0.1, 0.3"
+    )
+    assert lines[3].startswith("- Attacks, in cascade order: fgsm (") and "; pgd (" in lines[3]
+    assert "steps=3" in lines[3] and ", eps=" not in lines[3] and "(eps=" not in lines[3]
+    clean = lines.index(f"Clean accuracy: **{100 * report.clean_accuracy:.1f}%** on 64 samples.")
+    assert clean == 5 and lines[4] == ""
+    assert lines[-1].startswith("Per-sample outcomes in report.json")
     header = lines.index("| attack | eps=0.1 | eps=0.3 |")
     assert lines[header + 1] == "|---|---:|---:|"
     rows = lines[header + 2 : header + 5]
@@ -382,3 +392,138 @@ def test_plot_draws_the_interval_band(tmp_path, monkeypatch):
     bands.clear()
     Report(0.9, {0.1: 0.4}, {}, {}, 10, ["pgd"]).save_plots(tmp_path / "none")
     assert bands == []  # no per-sample outcomes: no band
+
+
+# ------------------------------------------------------------------ plots, by their objects
+def plotted_report(norms=("linf", "linf"), attacks=("fgsm", "pgd")):
+    """A hand-made report: pgd's curve equals the worst case; 2 fooled 4x4 images at 0.1."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (2, 4, 4, 1))
+    x_adv = np.clip(x + rng.uniform(-0.1, 0.1, x.shape), 0, 1)
+    per_attack = {attacks[0]: {0.1: 0.5}}
+    if len(attacks) > 1:
+        per_attack[attacks[1]] = {0.1: 0.25}
+    return Report(
+        clean_accuracy=0.75,
+        robust_accuracy={0.1: 0.25},
+        per_attack=per_attack,
+        outcomes={0.1: np.array([-1, 0, len(attacks) - 1, -2], np.int8)},
+        n_samples=4,
+        attacks=list(attacks),
+        suite=[{"name": a, "norm": n} for a, n in zip(attacks, norms, strict=True)],
+        model={"name": "tiny"},
+        adversarial={
+            0.1: {
+                "index": np.array([1, 2]),
+                "x": x,
+                "x_adv": x_adv,
+                "attack": np.array([0, len(attacks) - 1]),
+                "label": np.array([3, 5]),
+                "predicted": np.array([8, 6]),
+            }
+        },
+    )
+
+
+@pytest.fixture
+def plt():
+    pytest.importorskip("matplotlib")
+    from advgrad.report import _pyplot
+
+    pyplot = _pyplot()
+    before = set(pyplot.get_fignums())
+    yield pyplot
+    assert set(pyplot.get_fignums()) == before  # every figure closed
+
+
+def test_curve_axis_names_the_norm(plt):
+    cases = [
+        (("linf", "linf"), "eps (Linf)"),
+        (("l2", "L2"), "eps (L2)"),
+        (("linf", "l2"), "eps (mixed norms)"),
+        ((None, None), "eps"),
+    ]
+    for norms, expected in cases:
+        r = plotted_report(norms)
+        if norms[0] is None:
+            r.suite = []
+        fig = r._curves_figure(plt)
+        try:
+            assert fig.axes[0].get_xlabel() == expected
+        finally:
+            plt.close(fig)
+
+
+def test_curve_worst_case_lies_under_each_attack_and_the_legend_names_them(plt):
+    fig = plotted_report()._curves_figure(plt)
+    try:
+        ax = fig.axes[0]
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert list(lines) == [CASCADE, "fgsm (alone)", "pgd (alone)"]
+        worst = lines[CASCADE]
+        for attack in ("fgsm (alone)", "pgd (alone)"):
+            line = lines[attack]
+            assert line.get_zorder() > worst.get_zorder()
+            assert line.get_linewidth() < worst.get_linewidth()
+            assert line.get_marker() == "o"
+        assert 0 < worst.get_alpha() < 1
+        # pgd equals the worst case, yet is drawn on top of it
+        np.testing.assert_array_equal(lines["pgd (alone)"].get_ydata(), worst.get_ydata())
+        assert list(worst.get_xdata()) == [0.0, 0.1]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend == [CASCADE, "95% interval (worst case)", "fgsm (alone)", "pgd (alone)"]
+    finally:
+        plt.close(fig)
+    # one attack: its line is still drawn above the (identical) worst case
+    single = plotted_report(("l2",), ("pgd",))
+    single.per_attack = {"pgd": {0.1: 0.25}}
+    fig = single._curves_figure(plt)
+    try:
+        labels = [line.get_label() for line in fig.axes[0].get_lines()]
+        assert labels == [CASCADE, "pgd (alone)"]
+        z = [line.get_zorder() for line in fig.axes[0].get_lines()]
+        assert z[1] > z[0]
+        assert fig.axes[0].get_xlabel() == "eps (L2)"
+    finally:
+        plt.close(fig)
+
+
+def test_perturbation_panels_have_a_colour_bar_and_say_truth_and_prediction(plt):
+    r = plotted_report()
+    fig = r._images_figure(plt, 0.1, r.adversarial[0.1])
+    try:
+        panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+        assert len(panels) == 6 and len(bars) == 1
+        titles = [ax.get_title() for ax in panels]  # row by row
+        assert titles == [
+            "clean: true 3",
+            "clean: true 5",
+            "true 3 → predicted 8",
+            "true 5 → predicted 6",
+            "perturbation (fgsm)",
+            "perturbation (pgd)",
+        ]
+        (colorbar,) = [
+            ax.get_images()[0].colorbar for ax in panels[4:] if ax.get_images()[0].colorbar
+        ]
+        assert colorbar.ax is bars[0] and colorbar.ax.get_ylabel() == "x_adv - x"
+        low, high = colorbar.mappable.get_clim()
+        assert low == -high and 0 < high <= 0.1  # symmetric: the largest perturbation at the ends
+        # every perturbation panel uses the colour bar's scale
+        assert all(ax.get_images()[0].get_clim() == (low, high) for ax in panels[4:])
+        assert all(ax.get_images()[0].get_cmap().name == "RdBu" for ax in panels[4:])
+        assert "clean / adversarial / perturbation" in fig.get_suptitle()
+    finally:
+        plt.close(fig)
+
+
+def test_save_plots_writes_both_figures_and_closes_them(plt, tmp_path):
+    paths = plotted_report().save_plots(tmp_path)
+    assert [p.rsplit("/", 1)[-1] for p in paths] == [
+        "robust_accuracy.png",
+        "adversarial_eps=0.1.png",
+    ]
+    for path in paths:
+        with open(path, "rb") as f:
+            assert f.read().startswith(PNG)

@@ -41,6 +41,13 @@ Schema (every key but ``model``, ``data``, ``suite`` and ``eps`` is optional)::
                                  #   image panels of the plots (memory grows with the data set:
                                  #   set false for large ones)
     seed: 0                      # seed of the evaluation (int >= 0)
+    targets: least-likely        # optional: what attacks with `targeted: true` aim at:
+                                 #   most-likely-wrong (default) | least-likely | random
+                                 #   (seeded from `seed`) | a class id (int >= 0, below the
+                                 #   model's classes; a sample of that class is skipped by the
+                                 #   targeted attacks and counts as robust against them).
+                                 #   Untargeted attacks ignore it; per-sample arrays: Python
+                                 #   only (`advgrad.evaluate(..., targets=array)`)
     output: runs/digits          # default output folder of `advgrad bench` (--out overrides)
     imports: [my_layers]         # modules imported before the model loads (dotted names such
                                  #   as pkg.losses, not paths): custom layers and losses

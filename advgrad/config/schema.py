@@ -54,6 +54,7 @@ from advgrad.config.sections import (
     _parse_norm,
     _parse_output,
     _parse_suite,
+    _parse_targets,
     module_name_problem,
 )
 
@@ -81,6 +82,7 @@ _TOP_KEYS = (
     "batch_size",
     "plot_examples",
     "seed",
+    "targets",
     "output",
     "imports",
 )
@@ -130,6 +132,9 @@ class BenchConfig:
         batch_size: Samples per batch.
         plot_examples: Keep adversarial examples for the plots (``return_adversarial``).
         seed: Seed of the evaluation.
+        targets: What the targeted attacks aim at (`advgrad.evaluate`'s ``targets``): None
+            (the default rule, the most likely wrong class), a rule name
+            (``most-likely-wrong``, ``least-likely``, ``random``) or a class id (int >= 0).
         output: The output folder (absolute), or None when the config names none.
         source: The YAML file it was read from, or None.
         imports: The config's ``imports``: modules `build_run` imports before it loads the
@@ -156,6 +161,7 @@ class BenchConfig:
     imports: tuple[str, ...] = ()
     extra_imports: tuple[str, ...] = ()
     folder: pathlib.Path | None = None
+    targets: str | int | None = None
 
     @property
     def is_zoo_model(self) -> bool:
@@ -400,6 +406,7 @@ def parse(
     inputs = _parse_inputs(get("inputs"), problems)
     batch_size = _parse_int(get("batch_size", 128), "batch_size", 1, problems)
     seed = _parse_int(get("seed", 0), "seed", 0, problems)
+    targets = _parse_targets(get("targets"), problems)
     plot_examples = problems.check(
         "plot_examples", get("plot_examples", True), check_bool, expected=_BOOL
     )
@@ -417,6 +424,7 @@ def parse(
         batch_size=batch_size,
         plot_examples=bool(plot_examples),
         seed=seed,
+        targets=targets,
         output=output,
         source=source_path,
         imports=imports,

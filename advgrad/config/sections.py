@@ -39,7 +39,7 @@ from advgrad.config.bounds import _parse_bounds
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import _check_keys, _join, _one_line, _Problems, _suggest
 
-__all__ = ["FROZEN", "AttackConfig", "DataConfig"]
+__all__ = ["FROZEN", "TARGET_RULES", "AttackConfig", "DataConfig"]
 
 FROZEN = "frozen"
 """The value that freezes an input in the ``inputs`` section (``null`` works too)."""
@@ -92,6 +92,22 @@ class AttackConfig:
 def _parse_int(value: Any, path: str, low: int, problems: _Problems) -> int:
     result = problems.check(path, value, lambda p, v: check_int(p, v, low=low))
     return low if result is None else result
+
+
+TARGET_RULES = ("most-likely-wrong", "least-likely", "random")
+"""The named rules of the top-level ``targets`` key (`advgrad.evaluate`'s ``targets``)."""
+
+
+def _parse_targets(value: Any, problems: _Problems) -> str | int | None:
+    """``targets``: None (the default rule), a rule name or a class id (an int >= 0); the
+    class id is checked against the model's classes when `advgrad.evaluate` runs."""
+    if value is None or (isinstance(value, str) and value in TARGET_RULES):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    rules = ", ".join(TARGET_RULES)
+    problems.expected("targets", f"one of {rules} or a class id (an int >= 0)", value, TARGET_RULES)
+    return None
 
 
 def _parse_norm(value: Any, path: str, catalog: Catalog, problems: _Problems) -> str | None:

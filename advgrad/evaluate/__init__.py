@@ -53,6 +53,7 @@ from advgrad.evaluate.state import (
     versions,
 )
 from advgrad.evaluate.stream import Batches, check_batch, concat, take
+from advgrad.evaluate.targeting import resolve as resolve_targets
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids
 from advgrad.report import ROBUST, Report
@@ -79,6 +80,7 @@ def evaluate(
     progress: bool = False,
     sanity: bool = True,
     individual: bool = True,
+    targets: Any = None,
 ) -> Report:
     """Robust accuracy under the worst case of an attack suite, per eps (AutoAttack-style).
 
@@ -88,8 +90,9 @@ def evaluate(
     model's own prediction on the returned input differs from the label *and* the input lies
     in the attack's threat model (eps ball of its norm, bounds, frozen inputs unchanged,
     finite values: `advgrad.budget.outside`); anything else is not counted, with a warning.
-    Targeted attacks (``targeted=True``) aim at the most likely wrong class of the clean
-    input. Croce & Hein, "Reliable evaluation of
+    Targeted attacks (``targeted=True``) aim at the class that `targets` picks (by default
+    the most likely wrong class of the clean input); they still count as having fooled a
+    sample whenever its prediction differs from the label. Croce & Hein, "Reliable evaluation of
     adversarial robustness with an ensemble of diverse parameter-free attacks", ICML 2020.
 
     Each attack runs as ``attack.replace(eps=e, seed=s)``, where ``s`` is derived from
@@ -121,7 +124,8 @@ def evaluate(
         state: Path of a JSON state file, or None (default: nothing saved). Written
             atomically after every batch; if it exists, the run resumes after its last
             finished batch and gives exactly the uninterrupted result. A state written for
-            another model, data, suite, eps, batch size, seed or `individual` is an error.
+            another model, data, suite, eps, batch size, seed, `individual` or `targets` is an
+            error.
         seed: Seed from which each (batch, attack, eps) seed is derived: an int in
             ``[0, 2**63)``. Defaults to 0.
         return_adversarial: Keep the adversarial input that first fooled each sample, in
@@ -135,6 +139,20 @@ def evaluate(
             per-attack rows (``report.per_attack``); the cascade is then read off those
             runs at no extra cost. False runs each attack only on the samples still robust
             (cheaper; no per-attack rows). Defaults to True.
+        targets: The class each attack with ``targeted=True`` aims at (untargeted attacks
+            ignore it): None or ``"most-likely-wrong"`` (default: the clean input's most
+            likely class other than its label), ``"least-likely"`` (its least likely class),
+            ``"random"`` (a class other than the label, drawn with a generator seeded from
+            `seed` and the batch index: the same targets on every run and resume), an int
+            (that class id for every sample, in ``[0, classes)``), or an array of class
+            ids, one per sample (``(x, y)`` arrays only; a `tf.data.Dataset` is refused). A
+            sample whose target equals its label cannot be fooled into its own class: the
+            targeted attacks skip it and it counts as robust against them (in the per-attack
+            rows and the cascade). Unless the default, the rule is part of the `state`
+            fingerprint and is written as ``"targets"`` into the ``report.suite`` entry of
+            every targeted attack (the rule name, the class id, or ``"array sha256:..."``).
+            The per-attack rows of a targeted attack give its robust accuracy: its success
+            rate at each eps is ``clean_accuracy - per_attack[label][eps]``.
 
     Returns:
         A `advgrad.report.Report`.
@@ -163,16 +181,22 @@ def evaluate(
     progress = check_bool("progress", progress)
     sanity = check_bool("sanity", sanity)
     individual = check_bool("individual", individual)
+    rule = resolve_targets(targets)
     stream = Batches(data, batch_size)
     ModelAdapter.of(model)  # validates `model`
     classes = None
-    if not stream.streamed:  # arrays: all of them checked now, before any work
+    if stream.streamed:
+        rule.check(2**62, None, streamed=True)  # refuses an array at once
+    else:  # arrays: all of them checked now, before any work
         classes = output_classes(model, stream.head())
         stream.check(classes)
+        rule.check(classes, len(stream.arrays[2]), streamed=False)
     names = labels(attacks)
     configs = [a.get_config() for a in attacks]
     digest = model_digest(model)
-    expected = fingerprint(digest, configs, eps_list, batch_size, seed, individual)
+    expected = fingerprint(
+        digest, configs, eps_list, batch_size, seed, individual, targets=rule.fingerprint()
+    )
     store = StateFile(state, expected, names) if state is not None else None
     if store is not None and store.saved is not None:
         tally = Tally.from_state(names, eps_list, store.saved["tally"])
@@ -187,7 +211,7 @@ def evaluate(
         tally = Tally(names, eps_list)
         done = 0
 
-    runner = Runner(model, attacks, names, eps_list, seed, individual, return_adversarial)
+    runner = Runner(model, attacks, names, eps_list, seed, individual, return_adversarial, rule)
     sample_x: list[Any] = []
     sample_y: list[np.ndarray] = []
     sampled = 0
@@ -203,7 +227,9 @@ def evaluate(
             size = len(y_b)
             truth.append(class_ids(y_b))  # every batch, resumed ones too: per-class rows
             if stream.streamed:  # streamed: each batch checked as it arrives, before use
-                classes = classes or output_classes(model, x_b)
+                if classes is None:
+                    classes = output_classes(model, x_b)
+                    rule.check(classes, None, streamed=True)  # a fixed class id < classes
                 check_batch(x_b, y_b, classes, first=offset)
             if sampled < SANITY_SAMPLES:
                 rows = np.arange(min(size, SANITY_SAMPLES - sampled))
@@ -264,6 +290,12 @@ def evaluate(
                 "accuracy may be overestimated; see report.flags for what to try.",
                 stacklevel=2,
             )
+    if not rule.default:  # the rule, in the report's config of every targeted attack (after
+        # the sanity checks, which rebuild attacks from these configs: "targets" is no setting)
+        report.suite = [
+            {**c, "targets": rule.describe()} if a.targeted else c
+            for a, c in zip(attacks, configs, strict=True)
+        ]
     return report
 
 
@@ -331,7 +363,7 @@ def _report(tally, runner, model, configs, seed, batch_size, individual, digest,
         n_samples=n,
         attacks=list(tally.labels),
         attack_outcomes=attack_outcomes,
-        suite=configs,
+        suite=[{**c, "eps": list(eps)} for c in configs],  # the radii actually swept
         eps=list(eps),
         gradients=dict(tally.gradients),
         queries=dict(tally.queries),

@@ -23,6 +23,7 @@ import numpy as np
 from advgrad.budget import outside
 from advgrad.evaluate.state import Tally
 from advgrad.evaluate.stream import take
+from advgrad.evaluate.targeting import TargetRule, layout, resolve
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids, predict, predicted_classes
 from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
@@ -72,19 +73,9 @@ def output_classes(model: Any, x: Any) -> int:
 
 
 def targets(outputs: np.ndarray, truth: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Targets for targeted attacks: the most likely wrong class, laid out like `y`."""
-    if outputs.ndim == 1 or outputs.shape[-1] == 1:
-        ids = 1 - truth
-        classes = 2
-    else:
-        scores = np.array(outputs, np.float64)
-        scores[np.arange(len(truth)), truth] = -np.inf
-        ids = np.argmax(scores, axis=1)
-        classes = outputs.shape[-1]
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] > 1:
-        return np.eye(classes, dtype=y.dtype)[ids]
-    return ids.astype(y.dtype).reshape(y.shape)
+    """Targets of the default rule: the most likely wrong class, laid out like `y` (the
+    other rules: `advgrad.evaluate.targeting`)."""
+    return layout(resolve(None).ids(outputs, truth, batch=0, offset=0), y)
 
 
 def postfix(tally: Tally) -> str:
@@ -116,9 +107,12 @@ class Runner:
         individual: Run every attack on every clean-correct sample (per-attack rows), or
             only on the samples still robust.
         keep_adversarial: Keep the input that first fooled each sample, in `adversarial`.
+        rule: The `TargetRule` of the targeted attacks (default: the most likely wrong
+            class). A sample whose target is its own label is skipped by targeted attacks
+            (robust against them).
     """
 
-    def __init__(self, model, attacks, labels, eps, seed, individual, keep_adversarial):
+    def __init__(self, model, attacks, labels, eps, seed, individual, keep_adversarial, rule=None):
         self.model = model
         self.adapter = ModelAdapter.of(model)
         self.attacks = attacks
@@ -127,6 +121,7 @@ class Runner:
         self.seed = seed
         self.individual = individual
         self.keep = keep_adversarial
+        self.rule: TargetRule = rule if rule is not None else resolve(None)
         self.adversarial: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(eps))}
         self.warned: set[str] = set()
         self.outside: dict[str, int] = {}  # label -> fooled inputs refused as outside
@@ -138,11 +133,17 @@ class Runner:
         correct = predicted_classes(self.model, x, outputs) == truth
         tally.n_samples += len(truth)
         tally.clean_correct += int(np.sum(correct))
+        goal = None  # target class ids, once per batch: the same for every eps and attack
+        if any(a.targeted for a in self.attacks):
+            goal = self.rule.ids(outputs, truth, batch=batch, offset=offset, seed=self.seed)
         for e_index in range(len(self.eps)):
             codes = np.where(correct, ROBUST, CLEAN_MISCLASSIFIED).astype(np.int8)
             remaining = correct.copy()
             for k, label in enumerate(self.labels):
-                chosen = np.flatnonzero(correct if self.individual else remaining)
+                pool = correct if self.individual else remaining
+                if self.attacks[k].targeted:  # a target equal to the label: nothing to fool
+                    pool = pool & (goal != truth)
+                chosen = np.flatnonzero(pool)
                 fooled = np.zeros(len(truth), bool)
                 if chosen.size:
                     hit, x_adv, predicted = self._attack(
@@ -153,7 +154,7 @@ class Runner:
                         take(x, chosen),
                         y[chosen],
                         truth[chosen],
-                        outputs[chosen],
+                        None if goal is None else goal[chosen],
                     )
                     fooled[chosen] = hit
                     new = hit & (codes[chosen] == ROBUST)
@@ -175,12 +176,12 @@ class Runner:
                     tally.alone[label][e_index].append(correct & ~fooled)
             tally.codes[e_index].append(codes)
 
-    def _attack(self, tally, k, batch, e_index, x, y, truth, outputs):
+    def _attack(self, tally, k, batch, e_index, x, y, truth, goal):
         attack, label = self.attacks[k], self.labels[k]
         e = self.eps[e_index]
         seed = seed_of(self.seed, attack.seed, batch, k, e_index)
         configured = attack.replace(eps=e, seed=seed)
-        target = targets(outputs, truth, y) if attack.targeted else y
+        target = layout(goal, y) if attack.targeted else y
         start = time.perf_counter()
         result = configured.run(self.model, x, target, eps=e)  # eps in every budget too
         predicted = predicted_classes(self.model, result.x_adv)

@@ -4,7 +4,8 @@ A `Tally` holds everything a resumed run needs (per-sample outcomes and counters
 finished batch). A `StateFile` writes it as JSON after every batch with
 `advgrad._io.atomic_write` (a crash leaves the previous file or the new one, never a part),
 together with the run's *fingerprint*: digests of the model's weights and the suite's
-settings, the eps values, batch size, seed and `individual`. Each finished batch is also
+settings, the eps values, batch size, seed, `individual` and (unless the default) the
+targets rule. Each finished batch is also
 identified by the digest of its data, so a resumed run is refused unless it evaluates
 exactly what the file was written for. A saved state is checked, not trusted: it is read
 only if it is a regular file of at most `MAX_STATE_BYTES`, and resumed only if it holds
@@ -107,10 +108,16 @@ def fingerprint(
     batch_size: int,
     seed: int,
     individual: bool,
+    targets: str | None = None,
 ) -> dict[str, Any]:
-    """What a state file must have been written for to be resumed by this run."""
+    """What a state file must have been written for to be resumed by this run.
+
+    `targets` is the targets rule's entry (`advgrad.evaluate.targeting.TargetRule.fingerprint`:
+    ``"class 3"``, a rule name, or an array's SHA-256); None for the default rule, which
+    adds no key, so a state written before the ``targets`` argument existed still resumes.
+    """
     suite = json.dumps(_suite_fingerprint(configs), sort_keys=True, default=repr)
-    return {
+    result = {
         "model": model_sha,
         "suite": sha(suite),
         "eps": [repr(e) for e in eps],
@@ -118,6 +125,9 @@ def fingerprint(
         "seed": seed,
         "individual": individual,
     }
+    if targets is not None:
+        result["targets"] = targets
+    return result
 
 
 def versions() -> dict[str, str]:
