@@ -55,29 +55,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import pathlib
-import shutil
 import sys
-import tempfile
-import time
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
 
-from advgrad._io import atomic_write
+from advgrad import commands
 from advgrad._version import __version__
-from advgrad.run_folder import REPORT_JSON, STATE_FILE, RunFolder, RunFolderError
+from advgrad.commands import PROG, UsageError
+from advgrad.run_folder import RunFolderError
 
 __all__ = ["main"]
-
-PROG = "advgrad"
-REPORT_MD = "report.md"
-COMPARE_MD = "compare.md"
-COMPARE_PNG = "compare.png"
-
-
-class UsageError(Exception):
-    """Bad command-line arguments or files: exit code 2, one line on stderr."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    bench = commands.add_parser(
+    bench = subcommands.add_parser(
         "bench",
         parents=[common],
         help="run a benchmark config (YAML)",
@@ -162,9 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
             "searched first in the config's folder; repeatable, after the config's `imports`"
         ),
     )
-    bench.set_defaults(handler=_bench)
+    bench.set_defaults(handler=commands.bench)
 
-    report = commands.add_parser(
+    report = subcommands.add_parser(
         "report",
         parents=[common],
         help="print a run's report, optionally write its plots",
@@ -177,9 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the per-sample outcomes (label, outcome per eps and attack) as CSV",
     )
-    report.set_defaults(handler=_report)
+    report.set_defaults(handler=commands.report)
 
-    compare = commands.add_parser(
+    compare = subcommands.add_parser(
         "compare",
         parents=[common],
         help="compare the robust accuracy of several runs",
@@ -197,17 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--force", action="store_true", help="compare runs whose threat models differ"
     )
-    compare.set_defaults(handler=_compare)
+    compare.set_defaults(handler=commands.compare)
 
-    attacks = commands.add_parser(
+    attacks = subcommands.add_parser(
         "attacks",
         parents=[common],
         help="list the registered attacks and their defaults",
         description="List the registered attacks with their default settings.",
     )
-    attacks.set_defaults(handler=_attacks)
+    attacks.set_defaults(handler=commands.attacks)
 
-    zoo = commands.add_parser(
+    zoo = subcommands.add_parser(
         "zoo",
         parents=[common],
         help="reference models",
@@ -217,10 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_list = zoo_commands.add_parser(
         "list", parents=[common], help="the model cards (name, data, clean accuracy)"
     )
-    zoo_list.set_defaults(handler=_zoo_list)
-    zoo.set_defaults(handler=_zoo_missing)
+    zoo_list.set_defaults(handler=commands.zoo_list)
+    zoo.set_defaults(handler=commands.zoo_missing)
 
-    gradients = commands.add_parser(
+    gradients = subcommands.add_parser(
         "gradients",
         parents=[common],
         help="input gradients of a zoo model, checked against finite differences",
@@ -252,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="coordinates checked by finite differences (default: %(default)s)",
     )
-    gradients.set_defaults(handler=_gradients)
+    gradients.set_defaults(handler=commands.gradients)
     return parser
 
 
@@ -363,292 +350,6 @@ def _clean_output(debug: bool) -> Iterator[None]:
             sys.stderr = original
             os.dup2(saved, 2)
             stream.close()
-
-
-# ------------------------------------------------------------------------------- bench
-def _bench(args: argparse.Namespace) -> int:
-    from advgrad._validation import ArgumentError
-    from advgrad.config import build_run, load_config
-
-    _check_out_argument(args.out)
-    config = load_config(args.config)
-    try:
-        config = config.with_overrides(limit=args.limit, output=args.out, imports=args.imports)
-    except ArgumentError as err:
-        raise UsageError(f"argument --{err.argument}: {err.reason}") from None
-    out = config.output
-    if out is None:
-        out = pathlib.Path("runs", pathlib.Path(args.config).stem).absolute()
-    with RunFolder(out, resume=args.resume, force=args.force) as folder:
-        folder.check()  # before any work: a folder that is not ours is refused at once
-        run = build_run(config)  # loads the model and data: every config error surfaces here
-
-        from advgrad.evaluate import evaluate
-
-        folder.open()  # created, locked, and checked again under the lock
-        state = out / STATE_FILE
-        if args.force and not args.resume:
-            state.unlink(missing_ok=True)  # a fresh run, not a resumed one
-        start = time.perf_counter()
-        report = evaluate(
-            run.model,
-            run.data,
-            suite=run.suite,
-            eps=run.eps,
-            batch_size=config.batch_size,
-            state=str(state),
-            seed=config.seed,
-            return_adversarial=config.plot_examples,
-            progress=True,
-            targets=config.targets,
-        )
-        seconds = time.perf_counter() - start
-        report.to_json(str(out / REPORT_JSON))
-        markdown = report.to_markdown()
-        _write_markdown(markdown, out)
-        plots = _save_plots(report, out)
-    print(markdown.rstrip("\n"))
-    print()
-    written = [REPORT_JSON, REPORT_MD, *(pathlib.Path(p).name for p in plots)]
-    print(f"wrote {', '.join(written)} to {out} ({seconds:.1f} s)")
-    return 0
-
-
-def _check_out_argument(out: str | None) -> None:
-    if out is not None and not out.strip():
-        raise UsageError(f"--out: expected a folder path, received {out!r}")
-
-
-def _write_markdown(markdown: str, out: pathlib.Path) -> None:
-    atomic_write(out / REPORT_MD, markdown + ("" if markdown.endswith("\n") else "\n"))
-
-
-def _save_plots(report: Any, out: pathlib.Path) -> list[str]:
-    """The plots, drawn in a scratch folder, then put in `out` by `atomic_write` (mode 0644)."""
-    with tempfile.TemporaryDirectory(prefix=".advgrad-plots-", dir=out) as scratch:
-        try:
-            drawn = report.save_plots(scratch)
-        except ImportError as err:  # matplotlib is optional
-            print(f"{PROG}: no plots written ({err}); pip install matplotlib", file=sys.stderr)
-            return []
-        written = []
-        for path in drawn:
-            target = out / pathlib.Path(path).name
-            atomic_write(target, lambda tmp, path=path: shutil.copyfile(path, tmp))
-            written.append(str(target))
-    return written
-
-
-# ------------------------------------------------------------------------------ report
-def _report(args: argparse.Namespace) -> int:
-    _check_out_argument(args.out)
-    path = pathlib.Path(args.run)
-    if not path.exists():
-        raise UsageError(f"RUN.json: file not found: {path}")
-    if not path.is_file():  # a folder, a FIFO, a device: never read
-        raise UsageError(f"RUN.json: not a regular file: {path}")
-    from advgrad.report import Report
-
-    try:
-        report = Report.from_json(str(path))
-    except ValueError as err:  # malformed or out-of-range content: a bad file, exit 2
-        raise UsageError(str(err)) from err
-    markdown = report.to_markdown()
-    print(markdown.rstrip("\n"))
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        _write_markdown(markdown, out)
-        plots = _save_plots(report, out)
-        written = [REPORT_MD, *(pathlib.Path(p).name for p in plots)]
-        print()
-        print(f"wrote {', '.join(written)} to {out.absolute()}")
-    if args.csv is not None:
-        if not args.csv.strip():
-            raise UsageError(f"--csv: expected a file path, received {args.csv!r}")
-        target = pathlib.Path(args.csv)
-        if target.is_dir():
-            raise UsageError(f"--csv: {target} is a folder, expected a file path")
-        report.to_csv(target)
-        print(f"wrote {target.absolute()} ({report.n_samples} samples)")
-    return 0
-
-
-# ----------------------------------------------------------------------------- compare
-def _compare(args: argparse.Namespace) -> int:
-    _check_out_argument(args.out)
-    if len(args.runs) < 2:
-        raise UsageError(f"compare: expected two or more RUN.json files, received {len(args.runs)}")
-    from advgrad.compare import ThreatModelError, compare
-    from advgrad.report import Report
-
-    reports, names = [], []
-    for run in args.runs:
-        path = pathlib.Path(run)
-        if not path.exists():
-            raise UsageError(f"RUN.json: file not found: {path}")
-        if not path.is_file():  # a folder, a FIFO, a device: never read
-            raise UsageError(f"RUN.json: not a regular file: {path}")
-        try:
-            reports.append(Report.from_json(str(path)))
-        except ValueError as err:  # malformed or out-of-range content: a bad file, exit 2
-            raise UsageError(str(err)) from err
-        names.append(_run_name(path, names))
-    try:
-        comparison = compare(reports, names, force=args.force)
-    except ThreatModelError as err:
-        raise UsageError(f"{err} (pass --force to compare them anyway)") from None
-    markdown = comparison.to_markdown()
-    print(markdown.rstrip("\n"))
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / COMPARE_MD, markdown)
-        written = [COMPARE_MD]
-        try:
-            comparison.save_plot(out / COMPARE_PNG)
-            written.append(COMPARE_PNG)
-        except ImportError as err:  # matplotlib is optional
-            print(f"{PROG}: no plot written ({err}); pip install matplotlib", file=sys.stderr)
-        print()
-        print(f"wrote {', '.join(written)} to {out.absolute()}")
-    return 0
-
-
-def _run_name(path: pathlib.Path, taken: list[str]) -> str:
-    """A run's name: its folder's name for a report.json, else the file's stem; made unique."""
-    resolved = path.absolute()
-    name = resolved.parent.name if path.name == REPORT_JSON and resolved.parent.name else path.stem
-    unique, count = name, 1
-    while unique in taken:
-        count += 1
-        unique = f"{name}#{count}"
-    return unique
-
-
-# ----------------------------------------------------------------------------- attacks
-def _attacks(args: argparse.Namespace) -> int:
-    from advgrad.attacks import get_attack, list_attacks
-
-    for name in list_attacks():
-        attack = get_attack(name)
-        config = attack.get_config()
-        summary = _first_line(type(attack).__doc__)
-        print(f"{name} ({type(attack).__name__}): {summary}" if summary else name)
-        settings = [f"{k}={_short(v)}" for k, v in config.items() if k != "name"]
-        print("  " + ", ".join(settings))
-    return 0
-
-
-def _first_line(doc: str | None) -> str:
-    if not doc:
-        return ""
-    paragraph = doc.strip().split("\n\n")[0]
-    return " ".join(paragraph.split())
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-# --------------------------------------------------------------------------------- zoo
-def _zoo_missing(args: argparse.Namespace) -> int:
-    raise UsageError("zoo: expected a command: list (see `advgrad zoo --help`)")
-
-
-def _zoo_list(args: argparse.Namespace) -> int:
-    from advgrad import zoo
-
-    cards = zoo.list_models()
-    rows = [("name", "data", "clean accuracy", "description")]
-    for card in cards:
-        if card.clean_accuracy is None:
-            accuracy = f"not built (>= {card.min_accuracy:g} expected)"
-        else:
-            accuracy = f"{card.clean_accuracy:.4f}"
-        rows.append((card.name, f"advgrad.data.{card.data}", accuracy, card.description))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)]
-        print("  ".join([*cells, row[3]]))
-    print()
-    print(f"models are cached in {zoo.cache_dir()} (trained on first use)")
-    return 0
-
-
-# --------------------------------------------------------------------------- gradients
-def _gradients(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from advgrad import zoo
-
-    names = [card.name for card in zoo.list_models()]
-    if args.model not in names:
-        raise UsageError(f"--model: expected one of {', '.join(names)}, received {args.model!r}")
-    from advgrad import input_gradients
-    from advgrad.checks import check_gradients
-
-    model = zoo.load(args.model)
-    dataset = zoo.dataset(args.model)
-    x_test, y_test = dataset.test
-    count = min(args.samples, len(y_test))
-    rng = np.random.default_rng(args.seed)
-    rows = np.sort(rng.choice(len(y_test), size=count, replace=False))
-    x = {k: v[rows] for k, v in x_test.items()} if isinstance(x_test, dict) else x_test[rows]
-    y = y_test[rows]
-
-    start = time.perf_counter()
-    loss, grads = input_gradients(model, x, y, return_loss=True)
-    seconds = time.perf_counter() - start
-    leaves = list(grads.values()) if isinstance(grads, dict) else [grads]
-    flat = np.concatenate([np.asarray(g, np.float64).reshape(count, -1) for g in leaves], axis=1)
-    norms = {
-        "L1": np.abs(flat).sum(axis=1),
-        "L2": np.sqrt((flat**2).sum(axis=1)),
-        "Linf": np.abs(flat).max(axis=1),
-    }
-    zero = int(np.sum(~np.any(flat != 0, axis=1)))
-    loss = np.asarray(loss, np.float64)
-    logits = model.predict(x, verbose=0, batch_size=256)
-    correct = int(np.sum(np.argmax(logits, axis=-1) == y))
-    shapes = {k: v.shape for k, v in grads.items()} if isinstance(grads, dict) else grads.shape
-    loss_name = _loss_name(getattr(model, "loss", None))
-
-    print(
-        f"input gradients of {args.model} on {count} {dataset.name} test samples "
-        f"(seed {args.seed}); loss from model.compile: {loss_name}"
-    )
-    print(f"  gradient shape {shapes}, dtype {leaves[0].dtype}, computed in {seconds:.2f} s")
-    print(f"  clean accuracy on these samples: {correct}/{count}")
-    print(f"  {'':26}{'mean':>11}{'min':>11}{'max':>11}")
-    print(f"  {'loss per sample':26}" + _stats(loss))
-    for name, values in norms.items():
-        print(f"  {name + ' norm of the gradient':26}" + _stats(values))
-    print(f"  all-zero gradients: {zero} of {count} samples ({zero / count:.1%})")
-
-    check = check_gradients(model, x, y, coordinates=args.coordinates, seed=args.seed)
-    print(str(check))
-    return 0 if check.passed else 1
-
-
-def _stats(values: Any) -> str:
-    import numpy as np
-
-    values = np.asarray(values, np.float64) + 0.0  # no "-0.000e+00"
-    return "".join(f"{v:>11.3e}" for v in (values.mean(), values.min(), values.max()))
-
-
-def _loss_name(loss: Any) -> str:
-    if loss is None:
-        return "none"
-    if isinstance(loss, str):
-        return loss
-    name = type(loss).__name__
-    from_logits = getattr(loss, "from_logits", None)
-    return f"{name}(from_logits={from_logits})" if from_logits is not None else name
 
 
 if __name__ == "__main__":
