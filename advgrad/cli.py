@@ -2,6 +2,7 @@
 
 Usage::
 
+    advgrad init [PATH] [--force]       # write a commented config (default: advgrad.yaml)
     advgrad bench CONFIG.yaml [--out DIR] [--resume] [--force] [--limit N]  # run a config
     advgrad report RUN.json [--out DIR] [--csv FILE]               # print a run, plots, CSV
     advgrad compare RUN_A.json RUN_B.json [...] [--out DIR] [--force]  # runs side by side
@@ -56,6 +57,7 @@ import argparse
 import contextlib
 import os
 import sys
+import textwrap
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -94,7 +96,9 @@ _non_negative_int = _int_at_least(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``advgrad`` argument parser (bench, report, compare, attacks, zoo, gradients)."""
+    """The ``advgrad`` argument parser (init, bench, report, compare, attacks, zoo, gradients)."""
+    from advgrad.config import SCHEMA  # TensorFlow-free
+
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser = _Parser(
@@ -105,11 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    init = subcommands.add_parser(
+        "init",
+        parents=[common],
+        help="write a commented example config for your own model and data",
+        description=(
+            "Write a commented benchmark config (a .keras model, an .npz data set, FGSM and "
+            "PGD) to edit for your own model and data; `advgrad bench --help` shows every key."
+        ),
+    )
+    init.add_argument(
+        "path",
+        nargs="?",
+        default="advgrad.yaml",
+        metavar="PATH",
+        help="the file to write (default: %(default)s in the current folder)",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    init.set_defaults(handler=commands.init)
+
     bench = subcommands.add_parser(
         "bench",
         parents=[common],
         help="run a benchmark config (YAML)",
         description="Evaluate a model against a suite of attacks, as a YAML config says.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "config schema (every key but model, data, suite and eps is optional):\n\n"
+            + textwrap.indent(SCHEMA, "  ")
+            + "\nadvgrad init writes a commented example: `advgrad init my-model.yaml`"
+        ),
     )
     bench.add_argument("config", metavar="CONFIG.yaml", help="the benchmark config")
     bench.add_argument(

@@ -17,7 +17,7 @@ from typing import Any
 from advgrad._io import atomic_write
 from advgrad.run_folder import REPORT_JSON, STATE_FILE, RunFolder
 
-__all__ = ["PROG", "UsageError", "attacks", "bench", "compare", "gradients", "report"]
+__all__ = ["PROG", "UsageError", "attacks", "bench", "compare", "gradients", "init", "report"]
 
 PROG = "advgrad"
 REPORT_MD = "report.md"
@@ -27,6 +27,21 @@ COMPARE_PNG = "compare.png"
 
 class UsageError(Exception):
     """Bad command-line arguments or files: exit code 2, one line on stderr."""
+
+
+# -------------------------------------------------------------------------------- init
+def init(args: argparse.Namespace) -> int:
+    """Write `advgrad.config.EXAMPLE` to ``args.path``; an existing file only with --force."""
+    from advgrad.config import EXAMPLE
+
+    path = pathlib.Path(args.path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder: give a file name such as {path / 'advgrad.yaml'}")
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} exists: choose another name, or overwrite it with --force")
+    atomic_write(path, EXAMPLE)
+    print(f"wrote {path}: edit model, data and suite, then run `{PROG} bench {path}`")
+    return 0
 
 
 # ------------------------------------------------------------------------------- bench

@@ -752,3 +752,61 @@ def test_bench_import_option_in_a_fresh_process(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "report.json").is_file()
+
+
+def _init_files(folder):
+    """A tiny .keras model and an .npz with x, y, as the example config of `init` names."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.save(folder / "model.keras")
+    rng = np.random.default_rng(0)
+    np.savez(folder / "data.npz", x=rng.random((8, 4)), y=rng.integers(0, 3, 8))
+
+
+def test_init_writes_a_config_that_parses(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from advgrad.config import ConfigError, parse_config
+    from advgrad.config.registries import default_catalog
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "init")
+    assert code == 0, err
+    path = tmp_path / "advgrad.yaml"
+    assert "wrote advgrad.yaml" in out
+    text = path.read_text()
+    for key in ("model:", "imports:", "data:", "npz:", "suite:", "eps:", "norm:", "bounds: data"):
+        assert key in text
+    assert "# targets:" in text
+    for key in ("batch_size:", "seed:", "output:"):
+        assert key in text
+    keys = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert all("#" in line for line in keys)  # every key has its comment
+    document = yaml.safe_load(text)
+    with pytest.raises(ConfigError) as caught:  # only the two files are missing
+        parse_config(document, base=tmp_path, catalog=default_catalog())
+    assert len(caught.value.problems) == 2
+    assert all("not found" in problem for problem in caught.value.problems)
+    _init_files(tmp_path)
+    config = parse_config(document, base=tmp_path, catalog=default_catalog())
+    assert [a.name for a in config.suite] == ["fgsm", "pgd"]
+    assert config.model == str(tmp_path / "model.keras")
+
+
+def test_init_refuses_an_existing_file_unless_force(tmp_path, capsys):
+    path = tmp_path / "mine.yaml"
+    path.write_text("keep me\n")
+    code, out, err = run(capsys, "init", path)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("advgrad: error: ") and "--force" in err
+    assert path.read_text() == "keep me\n"
+    code, out, err = run(capsys, "init", path, "--force")
+    assert code == 0, err
+    assert path.read_text().startswith("# advgrad benchmark config")
+
+
+def test_bench_help_shows_the_config_schema(capsys):
+    code, out, _ = run(capsys, "bench", "--help")
+    assert code == 0
+    for key in ("model:", "data:", "suite:", "eps:", "imports:", "targets:", "npz:"):
+        assert key in out
+    assert "advgrad init" in out

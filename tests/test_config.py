@@ -877,3 +877,45 @@ def test_targets_reach_the_targeted_attacks(tmp_path):
         run.model, run.data, suite=run.suite, eps=run.eps, sanity=False, targets=config.targets
     )
     assert report.suite[0]["targets"] == 3 and "targets" not in report.suite[1]
+
+
+def npz_bounds_config(tmp_path, x, low, high, bounds="{low: lo, high: hi}"):
+    tiny_model(tmp_path)
+    np.savez(tmp_path / "data.npz", features=x, labels=np.zeros(len(x), "int64"), lo=low, hi=high)
+    return write(
+        tmp_path,
+        f"""\
+        model: tiny.keras
+        data: {{npz: data.npz, x: features, y: labels, bounds: {bounds}}}
+        suite: [fgsm]
+        eps: [0.1]
+        """,
+    )
+
+
+def test_npz_bounds_arrays_reach_the_attacks(tmp_path, rng):
+    x = rng.uniform(0, 1, (8, 4)).astype("float32")
+    low, high = np.array([-1.0, 0.0, 0.0, -2.0]), np.array([1.0, 1.0, 2.0, 2.0])
+    path = npz_bounds_config(tmp_path, x, low, high)
+    config = load_config(path)
+    assert config.data.bounds_keys == ("lo", "hi") and config.data.bounds is None
+    _, _, suite, _, bounds = build_run(config)
+    assert bounds == [low.tolist(), high.tolist()]
+    assert suite[0].get_config()["bounds"] == [low.tolist(), high.tolist()]
+
+
+def test_npz_bounds_unknown_key_named_at_its_side(tmp_path, rng):
+    x = rng.uniform(0, 1, (8, 4)).astype("float32")
+    path = npz_bounds_config(tmp_path, x, np.zeros(4), np.ones(4), "{low: low, high: hi}")
+    (problem,) = problems_of(path)
+    assert problem.startswith("data.bounds.low: no array 'low' in data.npz")
+    assert "(did you mean 'lo'?)" in problem
+
+
+def test_npz_bounds_arrays_must_fit_the_inputs(tmp_path, rng):
+    x = rng.uniform(0, 1, (8, 4)).astype("float32")
+    path = npz_bounds_config(tmp_path, x, np.zeros(3), np.ones(3))
+    with pytest.raises(ConfigError) as info:
+        build_run(load_config(path))
+    (problem,) = info.value.problems
+    assert problem.startswith("data.bounds: arrays 'lo' (3,) and 'hi' (3,) do not fit input")

@@ -724,3 +724,26 @@ def test_target_arrays_are_refused_for_a_dataset(digits_cnn, digits, batches_run
             evaluate(digits_cnn, ds, suite=["fgsm"], eps=0.1, sanity=False, targets=targets)
         assert info.value.argument == "targets"
     assert batches_run == []
+
+
+def test_unbounded_attack_on_unit_data_warns_once_and_flags(digits_cnn, digits):
+    data = (digits.x_test[:16], digits.y_test[:16])
+    assert digits.x_test.min() >= 0 and digits.x_test.max() <= 1
+    with pytest.warns(UserWarning, match=r"attack 'fgsm' is unbounded.*bounds=\(0, 1\)") as seen:
+        report = evaluate(digits_cnn, data, suite=["fgsm"], eps=[0.1], batch_size=8, sanity=False)
+    assert sum("unbounded" in str(w.message) for w in seen) == 1
+    (flag,) = [f for f in report.flags if f["code"] == "unbounded_attack_on_bounded_data"]
+    assert "data lies in [0, 1]" in flag["message"] and flag["advice"]
+    ds = _ds(*data, 8)
+    with pytest.warns(UserWarning, match="unbounded") as seen:
+        report = evaluate(digits_cnn, ds, suite=["fgsm"], eps=[0.1], batch_size=8, sanity=False)
+    assert sum("unbounded" in str(w.message) for w in seen) == 1
+    assert any(f["code"] == "unbounded_attack_on_bounded_data" for f in report.flags)
+
+
+def test_bounded_attack_on_unit_data_does_not_warn(digits_cnn, digits, recwarn):
+    fgsm = get_attack("fgsm", bounds=(0, 1))
+    data = (digits.x_test[:16], digits.y_test[:16])
+    report = evaluate(digits_cnn, data, suite=[fgsm], eps=[0.1], sanity=False)
+    assert not [w for w in recwarn if "unbounded" in str(w.message)]
+    assert all(f["code"] != "unbounded_attack_on_bounded_data" for f in report.flags)

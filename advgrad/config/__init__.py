@@ -21,7 +21,9 @@ Schema (every key but ``model``, ``data``, ``suite`` and ``eps`` is optional)::
       # x: images                #   key of the inputs; a list of keys (several inputs, in the
       #                          #   model's order), or a mapping input name -> key
       # y: labels                #   key of the integer labels, shape (N,)
-      # bounds: [0.0, 1.0]       #   optional: valid input range, for `bounds: data`
+      # bounds: [0.0, 1.0]       #   optional: valid input range, for `bounds: data`; or
+      #                          #   {low: KEY, high: KEY}: per-feature arrays in the .npz,
+      #                          #   each of a shape that fits one sample of every input
     suite:                       # attacks, run in this order, worst case per sample kept
       - fgsm                     #   a registered name (`advgrad attacks`) with its defaults,
       - {name: pgd, steps: 20}   #   or a mapping: name plus settings (checked against the
@@ -110,6 +112,7 @@ eps: expected a finite number >= 0, received -0.1
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any
 
 from advgrad.config import schema
@@ -125,6 +128,8 @@ from advgrad.config.schema import (
 )
 
 __all__ = [
+    "EXAMPLE",
+    "SCHEMA",
     "AttackConfig",
     "BenchConfig",
     "BenchRun",
@@ -135,6 +140,42 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+
+def _schema_text(doc: str | None) -> str:
+    """The schema block of this module's docstring, dedented (empty under ``python -OO``)."""
+    if not doc or "Schema (" not in doc:
+        return ""
+    block = doc.split("::\n", 1)[1].split("\nModules of ``imports``", 1)[0]
+    return textwrap.dedent(block).strip("\n") + "\n"
+
+
+SCHEMA = _schema_text(__doc__)
+"""Every key of a config, one commented example each: the schema above, as text."""
+
+EXAMPLE = """\
+# advgrad benchmark config for your own model and data: run it with `advgrad bench FILE`.
+# Paths to read are relative to this file's folder; `output` to where you run advgrad.
+model: model.keras           # a .keras file (loaded in safe mode), or a zoo name: digits-cnn
+imports: []                  # modules with your custom layers/losses, e.g. [my_layers]
+data:                        # a NumPy .npz file (read with allow_pickle=False)
+  npz: data.npz              #   path to the file (np.savez(path, x=..., y=...))
+  x: x                       #   key of the inputs, shape (N, ...) as the model takes them
+  y: y                       #   key of the integer labels, shape (N,)
+  bounds: [0.0, 1.0]         #   valid input range of x, used by `bounds: data`
+  # limit: 1000              #   optional: the first N samples only
+suite:                       # attacks, in this order; the worst case per sample is kept
+  - fgsm                     #   a registered name (`advgrad attacks`) with its defaults
+  - {name: pgd, steps: 20}   #   or a name plus settings (see `advgrad attacks`)
+eps: [0.01, 0.03, 0.1]       # radii swept for every attack (numbers >= 0)
+norm: linf                   # linf | l2 | l1, for attacks that do not set their own
+bounds: data                 # clip to data.bounds; or [low, high], or null (no clipping)
+# targets: least-likely      # for attacks with targeted: true: most-likely-wrong | random | ...
+batch_size: 128              # samples per batch
+seed: 0                      # seed of the evaluation (random starts, random targets)
+output: runs/my-model        # output folder of `advgrad bench` (--out overrides)
+"""
+"""What ``advgrad init`` writes: a commented config for one's own model and data."""
 
 
 def load_config(path: str | os.PathLike, *, catalog: Catalog | None = None) -> BenchConfig:

@@ -52,6 +52,9 @@ def build_run(config: BenchConfig) -> BenchRun:
     _check_data_fits(x, y, model, input_names, problems)
     problems.raise_if_any(config.source)
     samples = _leaves_by_name(x, input_names)
+    if config.data.bounds_keys is not None:
+        _check_npz_bounds(data_bounds, config.data.bounds_keys, samples, problems)
+        problems.raise_if_any(config.source)
     bounds, frozen = _resolve_bounds(config, data_bounds, samples, input_names, problems)
     problems.raise_if_any(config.source)
     suite = _make_suite(config, bounds, frozen, input_names, problems)
@@ -159,7 +162,9 @@ def _load_data(data: DataConfig, model: Any) -> tuple[Any, np.ndarray, Any]:
             else:
                 x = {name: np.asarray(archive[key]) for name, key in data.x.items()}
             y = np.asarray(archive[data.y])
-        bounds = data.bounds
+            bounds = data.bounds
+            if data.bounds_keys is not None:
+                bounds = tuple(np.asarray(archive[key]) for key in data.bounds_keys)
     else:
         from advgrad import data as data_lib
 
@@ -177,6 +182,39 @@ def _load_data(data: DataConfig, model: Any) -> tuple[Any, np.ndarray, Any]:
         x = _take(x, data.limit)
         y = y[: data.limit]
     return x, y, bounds
+
+
+def _check_npz_bounds(
+    pair: tuple[np.ndarray, np.ndarray],
+    keys: tuple[str, str],
+    samples: dict[str, np.ndarray],
+    problems: _Problems,
+) -> None:
+    """``data.bounds: {low: KEY, high: KEY}``: numeric arrays, low <= high, each of a shape
+    that broadcasts to every input's per-sample shape."""
+    low, high = pair
+    for side, key in zip(pair, keys, strict=True):
+        if not (np.issubdtype(side.dtype, np.number) or np.issubdtype(side.dtype, np.bool_)):
+            problems.add("data.bounds", f"array {key!r} has dtype {side.dtype}, not numbers")
+            return
+        if np.isnan(side.astype(np.float64)).any():
+            problems.add("data.bounds", f"array {key!r} holds NaN")
+            return
+    for name, x in samples.items():
+        shape = tuple(np.shape(x)[1:])
+        try:
+            fits = all(np.broadcast_shapes(side.shape, shape) == shape for side in pair)
+        except ValueError:
+            fits = False
+        if not fits:
+            problems.add(
+                "data.bounds",
+                f"arrays {keys[0]!r} {low.shape} and {keys[1]!r} {high.shape} do not fit "
+                f"input {name!r} (one sample has shape {shape})",
+            )
+            return
+    if np.any(np.greater(low, high)):
+        problems.add("data.bounds", f"expected {keys[0]!r} <= {keys[1]!r} everywhere")
 
 
 def _take(x: Any, limit: int) -> Any:

@@ -69,6 +69,8 @@ class DataConfig:
         x: npz key(s) of the inputs: a key, a tuple of keys, or a dict input name -> key.
         y: npz key of the labels.
         bounds: npz only: the ``(low, high)`` valid range, or None when not given.
+        bounds_keys: npz only: the npz keys ``(low, high)`` of per-feature bound arrays
+            (``bounds: {low: KEY, high: KEY}``), or None; `build_run` loads them.
     """
 
     name: str | None = None
@@ -79,6 +81,7 @@ class DataConfig:
     x: str | tuple[str, ...] | dict[str, str] | None = None
     y: str | None = None
     bounds: tuple[Any, Any] | None = None
+    bounds_keys: tuple[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,14 +248,32 @@ def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataC
         problems.add("data", "missing key 'y' (the name of the labels in the .npz file)")
     else:
         y = key_of(y_value, "data.y")
-    bounds = None
-    if "bounds" in value:
+    bounds = bounds_keys = None
+    if isinstance(value.get("bounds"), Mapping):
+        bounds_keys = _parse_bounds_keys(value["bounds"], key_of, problems)
+    elif "bounds" in value:
         bounds = _parse_bounds(value["bounds"], "data.bounds", problems, per_input=False)
         if bounds == "data" or bounds is None:
-            problems.expected("data.bounds", "[low, high]", value["bounds"])
+            problems.expected(
+                "data.bounds", "[low, high] or {low: KEY, high: KEY}", value["bounds"]
+            )
             bounds = None
     limit = _parse_limit(value.get("limit"), problems)
-    return DataConfig(npz=path, x=x, y=y, bounds=bounds, limit=limit)
+    return DataConfig(npz=path, x=x, y=y, bounds=bounds, bounds_keys=bounds_keys, limit=limit)
+
+
+def _parse_bounds_keys(value: Mapping, key_of: Any, problems: _Problems) -> tuple[str, str] | None:
+    """``data.bounds: {low: KEY, high: KEY}``: the npz keys of per-feature bound arrays."""
+    _check_keys(value, ("low", "high"), "data.bounds", problems)
+    sides = []
+    for side in ("low", "high"):
+        if side not in value:
+            problems.add("data.bounds", f"missing key {side!r} (an array name in the .npz file)")
+            sides.append(None)
+        else:
+            sides.append(key_of(value[side], f"data.bounds.{side}"))
+    low, high = sides
+    return None if low is None or high is None else (low, high)
 
 
 def _parse_suite(

@@ -192,6 +192,10 @@ def evaluate(
         stream.check(classes)
         rule.check(classes, len(stream.arrays[2]), streamed=False)
     names = labels(attacks)
+    unbounded: list[str] = []  # attacks left unbounded on data in [0, 1] (warned once)
+    if not stream.streamed:
+        structure, leaves, _ = stream.arrays
+        unbounded = _unbounded_on_unit_data(model, attacks, names, structure.pack(leaves))
     configs = [a.get_config() for a in attacks]
     digest = model_digest(model)
     expected = fingerprint(
@@ -231,6 +235,8 @@ def evaluate(
                     classes = output_classes(model, x_b)
                     rule.check(classes, None, streamed=True)  # a fixed class id < classes
                 check_batch(x_b, y_b, classes, first=offset)
+                if index == 0:
+                    unbounded = _unbounded_on_unit_data(model, attacks, names, x_b)
             if sampled < SANITY_SAMPLES:
                 rows = np.arange(min(size, SANITY_SAMPLES - sampled))
                 sample_x.append(take(x_b, rows))
@@ -276,6 +282,8 @@ def evaluate(
                 "projection and clipping, and the bounds (the data's valid range).",
             }
         )
+    if unbounded:  # like outside_threat_model: raised whether or not `sanity` runs
+        report.flags.append(_unbounded_flag(unbounded))
     if sanity:
         from advgrad import sanity as sanity_lib
 
@@ -297,6 +305,54 @@ def evaluate(
             for a, c in zip(attacks, configs, strict=True)
         ]
     return report
+
+
+def _unbounded_message(unbounded: list[str]) -> str:
+    quoted = ", ".join(repr(label) for label in unbounded)
+    which = f"attack {quoted} is" if len(unbounded) == 1 else f"attacks {quoted} are"
+    return (
+        f"the data lies in [0, 1] but {which} unbounded: its adversarial inputs may leave the "
+        "valid range; pass bounds=(0, 1)"
+    )
+
+
+def _unbounded_on_unit_data(
+    model: Any, attacks: Sequence[Attack], names: Sequence[str], x: Any
+) -> list[str]:
+    """The labels of the attacks left unbounded on a floating input whose values in `x` all
+    lie in [0, 1] (warned once); `x`: the whole arrays, or a stream's first batch."""
+    _, leaves = ModelAdapter.of(model).split_inputs(x)
+    unit = []
+    for name, value in leaves.items():
+        array = np.asarray(value)
+        floating = array.size and np.issubdtype(array.dtype, np.floating)
+        if floating and float(np.min(array)) >= 0.0 and float(np.max(array)) <= 1.0:
+            unit.append(name)
+    if not unit:
+        return []
+    found = []
+    for attack, label in zip(attacks, names, strict=True):
+        try:
+            budgets = attack.budgets(tuple(leaves))
+        except (ValueError, TypeError):
+            continue
+        if any(
+            budgets.get(name) is not None and budgets[name].bounds.is_unbounded for name in unit
+        ):
+            found.append(label)
+    if found:
+        warnings.warn(_unbounded_message(found), stacklevel=3)
+    return found
+
+
+def _unbounded_flag(unbounded: list[str]) -> dict[str, str]:
+    return {
+        "code": "unbounded_attack_on_bounded_data",
+        "message": _unbounded_message(unbounded),
+        "advice": "Give every attack the data's valid range (bounds=(0, 1), or the data set's "
+        "bounds): unclipped adversarial inputs may not be valid inputs, and the robust "
+        "accuracy may be underestimated.",
+    }
 
 
 def _resolve_suite(suite: Any) -> list[Attack]:
