@@ -22,6 +22,7 @@ from advgrad.evaluate.cascade import Runner
 from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
 
 HERE = pathlib.Path(__file__).resolve().parent
+FGSM01 = {"name": "fgsm", "bounds": [0.0, 1.0]}  # digits lie in [0, 1]: bounded, no warning
 EPS = [0.05, 0.1, 0.3]
 
 
@@ -252,24 +253,24 @@ def test_invalid_arguments_are_named(digits_cnn, digits, kwargs, argument):
 
 def test_invalid_data_is_named(digits_cnn, digits):
     with pytest.raises(ValueError, match="argument `data`"):
-        evaluate(digits_cnn, (digits.x_test[:8], digits.y_test[:7]), suite=["fgsm"], eps=0.1)
+        evaluate(digits_cnn, (digits.x_test[:8], digits.y_test[:7]), suite=[FGSM01], eps=0.1)
     with pytest.raises(ValueError, match="argument `data`"):
-        evaluate(digits_cnn, digits.x_test[:8], suite=["fgsm"], eps=0.1)
+        evaluate(digits_cnn, digits.x_test[:8], suite=[FGSM01], eps=0.1)
     unbatched = tf.data.Dataset.from_tensor_slices((digits.x_test[:8], digits.y_test[:8]))
     with pytest.raises(ValueError, match="argument `data`"):
-        evaluate(digits_cnn, unbatched, suite=["fgsm"], eps=0.1, sanity=False)
+        evaluate(digits_cnn, unbatched, suite=[FGSM01], eps=0.1, sanity=False)
 
 
 def test_seed_range_is_named_up_front(digits_cnn, digits):
     with pytest.raises(ArgumentError, match=r"expected an int in \[0, 2\*\*63\), received seed="):
         evaluate(
-            digits_cnn, (digits.x_test[:8], digits.y_test[:8]), suite=["fgsm"], eps=0.1, seed=2**63
+            digits_cnn, (digits.x_test[:8], digits.y_test[:8]), suite=[FGSM01], eps=0.1, seed=2**63
         )
     # the largest seed works end to end, sanity checks included
     report = evaluate(
         digits_cnn,
         (digits.x_test[:8], digits.y_test[:8]),
-        suite=["fgsm"],
+        suite=[FGSM01],
         eps=0.1,
         seed=2**63 - 1,
     )
@@ -309,12 +310,12 @@ def test_labels_out_of_range_are_refused_before_work(digits_cnn, digits, batches
     low, high = min(bad, int(y.min())), max(bad, int(y.max()))
     match = rf"expected class ids in \[0, 10\), received values from {low} to {high}"
     _refused_data(
-        lambda: evaluate(digits_cnn, (x, y), suite=["fgsm"], eps=0.1, batch_size=8), match
+        lambda: evaluate(digits_cnn, (x, y), suite=[FGSM01], eps=0.1, batch_size=8), match
     )
     assert batches_run == []
     # streamed: checked per batch as it arrives, before it is attacked
     err = _refused_data(
-        lambda: evaluate(digits_cnn, _ds(x, y, 5), suite=["fgsm"], eps=0.1, batch_size=8),
+        lambda: evaluate(digits_cnn, _ds(x, y, 5), suite=[FGSM01], eps=0.1, batch_size=8),
         match.replace(f"from {low} to {high}", "from"),
     )
     assert "sample 13" in str(err)
@@ -325,7 +326,7 @@ def test_labels_must_be_integer_ids_or_one_hot_rows_of_the_model(digits_cnn, dig
     x, y = digits.x_test[:16], digits.y_test[:16]
 
     def run(labels):
-        return lambda: evaluate(digits_cnn, (x, labels), suite=["fgsm"], eps=0.1, sanity=False)
+        return lambda: evaluate(digits_cnn, (x, labels), suite=[FGSM01], eps=0.1, sanity=False)
 
     _refused_data(run(y + 0.5), "expected integer class ids")
     _refused_data(run(np.eye(9)[y % 9]), r"one-hot labels of shape \(16, 10\)")
@@ -334,11 +335,13 @@ def test_labels_must_be_integer_ids_or_one_hot_rows_of_the_model(digits_cnn, dig
     assert batches_run == []
     # what the cascade reads as class ids is accepted: ids, float ids, [n, 1], one-hot rows
     # (these for an attack whose loss takes them)
-    ids = evaluate(digits_cnn, (x, y), suite=["fgsm"], eps=0.1, sanity=False)
+    ids = evaluate(digits_cnn, (x, y), suite=[FGSM01], eps=0.1, sanity=False)
     for labels in (y.astype(np.float32), y[:, None]):
         other = run(labels)()
         np.testing.assert_array_equal(other.outcomes[0.1], ids.outcomes[0.1])
-    categorical = get_attack("fgsm", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    categorical = get_attack(
+        "fgsm", loss=keras.losses.CategoricalCrossentropy(from_logits=True), bounds=(0.0, 1.0)
+    )
     other = evaluate(digits_cnn, (x, np.eye(10)[y]), suite=[categorical], eps=0.1, sanity=False)
     np.testing.assert_array_equal(other.outcomes[0.1], ids.outcomes[0.1])
 
@@ -349,12 +352,12 @@ def test_non_finite_inputs_are_refused_before_work(digits_cnn, digits, batches_r
     x[19, 2, 3, 0] = value  # batch 2 of 3: the attacks would refuse it there, after batches 0, 1
     match = rf"expected finite values \(no {word}\), received x=ndarray\(shape=\(24, 8, 8, 1\)"
     err = _refused_data(
-        lambda: evaluate(digits_cnn, (x, y), suite=["fgsm"], eps=0.1, batch_size=8), match
+        lambda: evaluate(digits_cnn, (x, y), suite=[FGSM01], eps=0.1, batch_size=8), match
     )
     assert "sample 19" in str(err)
     assert batches_run == []
     err = _refused_data(
-        lambda: evaluate(digits_cnn, _ds(x, y, 3), suite=["fgsm"], eps=0.1, batch_size=8),
+        lambda: evaluate(digits_cnn, _ds(x, y, 3), suite=[FGSM01], eps=0.1, batch_size=8),
         rf"expected finite values \(no {word}\), received x=ndarray\(shape=\(8, 8, 8, 1\)",
     )
     assert "sample 19" in str(err)
@@ -373,7 +376,7 @@ def test_non_finite_dict_input_is_named(tabular, tabular_model, batches_run):
 
 def test_empty_or_ragged_batches_are_named(digits_cnn, digits, batches_run):
     x, y = digits.x_test[:16], digits.y_test[:16]
-    kwargs = dict(suite=["fgsm"], eps=0.1, sanity=False)
+    kwargs = dict(suite=[FGSM01], eps=0.1, sanity=False)
     _refused_data(lambda: evaluate(digits_cnn, (x[:0], y[:0]), **kwargs), "at least one")
     empty = tf.data.Dataset.from_tensor_slices((x[:0], y[:0])).batch(4)
     _refused_data(lambda: evaluate(digits_cnn, empty, **kwargs), "at least one sample")
@@ -721,7 +724,7 @@ def test_target_arrays_are_refused_for_a_dataset(digits_cnn, digits, batches_run
     ds = _ds(digits.x_test[:32], digits.y_test[:32], 16)
     for targets, match in [(np.zeros(32, int), "tf.data.Dataset"), (10, r"\[0, 10\)")]:
         with pytest.raises(ArgumentError, match=match) as info:
-            evaluate(digits_cnn, ds, suite=["fgsm"], eps=0.1, sanity=False, targets=targets)
+            evaluate(digits_cnn, ds, suite=[FGSM01], eps=0.1, sanity=False, targets=targets)
         assert info.value.argument == "targets"
     assert batches_run == []
 

@@ -215,6 +215,8 @@ def evaluate(
         tally = Tally(names, eps_list)
         done = 0
 
+    if unbounded:  # warned once everything is checked, just before the work starts
+        warnings.warn(_unbounded_message(unbounded), stacklevel=2)
     runner = Runner(model, attacks, names, eps_list, seed, individual, return_adversarial, rule)
     sample_x: list[Any] = []
     sample_y: list[np.ndarray] = []
@@ -237,6 +239,8 @@ def evaluate(
                 check_batch(x_b, y_b, classes, first=offset)
                 if index == 0:
                     unbounded = _unbounded_on_unit_data(model, attacks, names, x_b)
+                    if unbounded:
+                        warnings.warn(_unbounded_message(unbounded), stacklevel=2)
             if sampled < SANITY_SAMPLES:
                 rows = np.arange(min(size, SANITY_SAMPLES - sampled))
                 sample_x.append(take(x_b, rows))
@@ -320,7 +324,7 @@ def _unbounded_on_unit_data(
     model: Any, attacks: Sequence[Attack], names: Sequence[str], x: Any
 ) -> list[str]:
     """The labels of the attacks left unbounded on a floating input whose values in `x` all
-    lie in [0, 1] (warned once); `x`: the whole arrays, or a stream's first batch."""
+    lie in [0, 1]; `x`: the whole arrays, or a stream's first batch."""
     _, leaves = ModelAdapter.of(model).split_inputs(x)
     unit = []
     for name, value in leaves.items():
@@ -340,8 +344,6 @@ def _unbounded_on_unit_data(
             budgets.get(name) is not None and budgets[name].bounds.is_unbounded for name in unit
         ):
             found.append(label)
-    if found:
-        warnings.warn(_unbounded_message(found), stacklevel=3)
     return found
 
 
