@@ -179,19 +179,11 @@ output: runs/my-model        # output folder of `advgrad bench` (--out overrides
 
 
 def load_config(path: str | os.PathLike, *, catalog: Catalog | None = None) -> BenchConfig:
-    """Read and validate a benchmark YAML file (the schema is above).
-
-    Args:
-        path: The ``.yaml`` file.
-        catalog: What the config may name; None: advgrad's registries.
-
-    Returns:
-        A fully validated `BenchConfig`, with paths to read resolved against the file's folder.
+    """Read and validate a benchmark YAML file: `advgrad.config.schema.load`, with advgrad's
+    registries as the catalog unless one is given (the schema is above).
 
     Raises:
-        ConfigError: If the file is missing, is not safe YAML (``!!python/...`` tags are
-            refused), or any value is invalid; the error lists every problem by its path.
-        ValueError: If ``path`` is not a path.
+        ConfigError: Every problem found, by its YAML path.
     """
     return schema.load(path, catalog or default_catalog())
 
@@ -203,19 +195,10 @@ def parse_config(
     source: str | os.PathLike | None = None,
     catalog: Catalog | None = None,
 ) -> BenchConfig:
-    """Validate a config given as a mapping (what ``yaml.safe_load`` returns).
-
-    Args:
-        document: The config mapping.
-        base: Folder that relative ``model``/``data.npz`` paths are resolved against.
-            Defaults to the current folder.
-        source: Where the mapping came from, for error messages.
-        catalog: What the config may name; None: advgrad's registries.
-
-    Returns:
-        A `BenchConfig`.
+    """Validate a config given as a mapping: `advgrad.config.schema.parse`, with advgrad's
+    registries as the catalog unless one is given.
 
     Raises:
-        ConfigError: Listing every problem found, by path.
+        ConfigError: Every problem found, by its YAML path.
     """
     return schema.parse(document, catalog or default_catalog(), base=base, source=source)
