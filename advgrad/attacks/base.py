@@ -195,6 +195,7 @@ class Attack(abc.ABC):
     }
 
     FIXED: ClassVar[dict[str, Any]] = {}  # settings an attack pins (not arguments)
+    NORMS: ClassVar[tuple[str, ...]] = ("linf", "l2", "l1")  # the norms it can attack in
     KEEP_BEST: ClassVar[bool] = True  # return the best iterate per sample, not the last
 
     def __init_subclass__(cls, **kwargs):
@@ -227,6 +228,14 @@ class Attack(abc.ABC):
         self._settings = {
             k: self.CHECKS[k](v) if k in self.CHECKS else v for k, v in values.items()
         }
+        self._check_norm_supported(norms.get(self.norm))
+
+    @classmethod
+    def _check_norm_supported(cls, norm: norms.Norm) -> None:
+        name = norm.get_config()["name"]
+        if name not in cls.NORMS:
+            expected = f"a norm {cls.__name__} attacks in: one of {list(cls.NORMS)}"
+            raise invalid("norm", expected, name)
 
     def __getattr__(self, key: str) -> Any:
         settings = self.__dict__.get("_settings", {})
@@ -387,7 +396,11 @@ class Attack(abc.ABC):
         elif bounds is not None:
             bounds = tuple(bounds)
         radius = self.eps if eps is None else eps
-        return resolve_budgets(names, budget, eps=radius, norm=self.norm, bounds=bounds)
+        budgets = resolve_budgets(names, budget, eps=radius, norm=self.norm, bounds=bounds)
+        for value in budgets.values():
+            if value is not None:
+                self._check_norm_supported(value.norm)
+        return budgets
 
 
 def _check_perturbable(label: str, name: str, value: Any, budget: Budget) -> None:
