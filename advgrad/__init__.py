@@ -20,19 +20,23 @@ check_requested_backend()
 
 _MODULES = ("attacks", "data", "losses", "norms", "steps", "zoo")
 _ATTRIBUTES = {
+    "ArgumentError": "advgrad._validation",
     "Bounds": "advgrad.budget",
     "Budget": "advgrad.budget",
     "Report": "advgrad.report",
     "check_gradients": "advgrad.checks",
     "evaluate": "advgrad.evaluate",
     "get_attack": "advgrad.attacks",
+    "get_suite": "advgrad.attacks",
     "input_gradients": "advgrad.gradients",
     "list_attacks": "advgrad.attacks",
+    "list_suites": "advgrad.attacks",
     "output_gradients": "advgrad.gradients",
     "register_attack": "advgrad.attacks",
 }
 
 __all__ = [
+    "ArgumentError",
     "Bounds",
     "Budget",
     "Report",
@@ -42,8 +46,10 @@ __all__ = [
     "data",
     "evaluate",
     "get_attack",
+    "get_suite",
     "input_gradients",
     "list_attacks",
+    "list_suites",
     "losses",
     "norms",
     "output_gradients",

@@ -277,6 +277,53 @@ def value_and_grad(
     return per_sample, outputs, grads
 
 
+def output_value_and_grad(
+    objective: Objective,
+    inputs: Inputs,
+    leaves: dict[str, tf.Tensor],
+    fn: Any,
+    *,
+    wrt: Sequence[str] | None = None,
+) -> tuple[tf.Tensor, Any, list[tf.Tensor]]:
+    """A per-sample scalar of the outputs and its input gradients, for use inside a compiled
+    function: the tape for attacks that differentiate something other than a loss (FAB's
+    logit difference z_t - z_y, say).
+
+    The outputs are those the objective reads (`Objective.forward`: the logits of a model
+    ending in softmax, where they can be had), so ``fn`` sees class scores, not
+    probabilities, whenever the objective does.
+
+    Args:
+        objective: Whose outputs to read (`Objective.resolve`).
+        inputs: The validated inputs (their layout for the model's call, and `wrt`).
+        leaves: ``{input name: tensor}`` to evaluate at.
+        fn: ``outputs -> [B]`` tensor, one value per sample (no interaction between samples).
+        wrt: Names of the inputs to differentiate; defaults to ``inputs.wrt``.
+
+    Returns:
+        ``(per-sample value, the outputs, gradients)``: sample i's gradient is that of its own
+        value (the gradient of the sum), in the order of `wrt` (zeros where the value does not
+        depend on an input).
+
+    >>> import numpy as np, keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    >>> inputs = prepare_inputs(model, np.ones((4, 2), "float32"))
+    >>> objective = Objective.resolve(inputs.adapter, "ce", None)
+    >>> margin = lambda z: z[:, 1] - z[:, 0]  # noqa: E731
+    >>> value, _, grads = output_value_and_grad(objective, inputs, inputs.tensors, margin)
+    >>> value.shape.as_list(), grads[0].shape.as_list()
+    ([4], [4, 2])
+    """
+    watched = [leaves[n] for n in (inputs.wrt if wrt is None else wrt)]
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        outputs = objective.forward(inputs.pack(leaves))
+        value = fn(outputs)
+        total = tf.reduce_sum(value)
+    grads = tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return value, outputs, grads
+
+
 def loss_gradient_function(inputs: Inputs, objective: Objective, reduction: str, y_specs):
     """The compiled ``(xs, y, sample_weight) -> (per-sample loss, grads)`` for this call."""
     key = (
@@ -397,6 +444,7 @@ def _output_index(output_index: Any, batch: int, shape: tuple | None) -> tf.Tens
 __all__ = [
     "input_gradients",
     "output_gradients",
+    "output_value_and_grad",
     "prepare_inputs",
     "trace_count",
     "value_and_grad",

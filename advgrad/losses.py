@@ -87,6 +87,52 @@ def dlr(y_true: Any, logits: Any) -> tf.Tensor:
     return (other - true_logit) / scale
 
 
+def _true_and_target(labels, logits):
+    """`labels` is ``[B, 2]``: column 0 the true class, column 1 the target class."""
+    logits = tf.convert_to_tensor(logits)
+    ids = tf.cast(tf.convert_to_tensor(labels), tf.int32)
+    true_logit = tf.gather(logits, ids[:, 0], axis=-1, batch_dims=1)
+    target_logit = tf.gather(logits, ids[:, 1], axis=-1, batch_dims=1)
+    return logits, true_logit, target_logit
+
+
+def targeted_dlr(labels: Any, logits: Any) -> tf.Tensor:
+    """Targeted difference of logits ratio, to maximise (needs >= 4 classes).
+
+    Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
+    diverse parameter-free attacks", ICML 2020:
+    ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``, with ``z_pi`` the sorted logits.
+
+    Args:
+        labels: ``[B, 2]`` class ids: column 0 the true class y, column 1 the target t.
+        logits: ``[B, C]`` logits, C >= 4.
+
+    >>> round(float(targeted_dlr([[0, 1]], [[4.0, 2.0, 1.0, 0.0]])[0]), 3)
+    -0.571
+    """
+    logits, true_logit, target_logit = _true_and_target(labels, logits)
+    top = tf.math.top_k(logits, k=4).values
+    scale = top[..., 0] - 0.5 * (top[..., 2] + top[..., 3]) + tf.cast(1e-12, logits.dtype)
+    return (target_logit - true_logit) / scale
+
+
+def targeted_margin(labels: Any, logits: Any) -> tf.Tensor:
+    """Targeted Carlini-Wagner margin ``z_t - z_y``, to maximise (any number of classes).
+
+    Carlini & Wagner, "Towards Evaluating the Robustness of Neural Networks", 2017. The
+    fallback of `APGDTargeted` for models with fewer than 4 classes.
+
+    Args:
+        labels: ``[B, 2]`` class ids: column 0 the true class y, column 1 the target t.
+        logits: ``[B, C]`` logits.
+
+    >>> float(targeted_margin([[0, 1]], [[3.0, 1.0]])[0])
+    -2.0
+    """
+    _, true_logit, target_logit = _true_and_target(labels, logits)
+    return target_logit - true_logit
+
+
 _BUILTIN: dict[str, tuple[LossFn, str]] = {
     "ce": (cross_entropy, "ce"),
     "cross_entropy": (cross_entropy, "ce"),
@@ -214,4 +260,12 @@ def _safe_config(loss: keras.losses.Loss) -> dict:
         return {}
 
 
-__all__ = ["LossSpec", "cross_entropy", "dlr", "get", "margin"]
+__all__ = [
+    "LossSpec",
+    "cross_entropy",
+    "dlr",
+    "get",
+    "margin",
+    "targeted_dlr",
+    "targeted_margin",
+]

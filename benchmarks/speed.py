@@ -12,10 +12,10 @@ the compiled call.
     python benchmarks/speed.py --batch-sizes 450,128 --repeats 7
 
 Targets: FGSM <= 1.5 x one forward+backward pass; BIM / PGD / MI-FGSM <= 1.05 x `steps`
-passes. Row "FGSM run" times `FGSM.run`, which also judges the result with one more forward
-pass to report `fooled` (every attack's `run` pays that pass once); it has no target. Every
-row also gives the model's accuracy on the attack's output, so speed is never bought with
-strength.
+passes; APGD (CE, `steps` steps, one restart) <= 1.10 x `steps` passes. Row "FGSM run"
+times `FGSM.run`, which also judges the result with one more forward pass to report
+`fooled` (every attack's `run` pays that pass once); it has no target. Every row also
+gives the model's accuracy on the attack's output, so speed is never bought with strength.
 
 Timing protocol (see benchmarks/README.md): every timed callable is called `--warmup` times
 first (tracing and warm-up, not timed); then `--repeats` rounds. In a round every attack run
@@ -58,6 +58,7 @@ EPS = 0.1
 BOUNDS = (0.0, 1.0)
 FGSM_TARGET = 1.5
 ITERATIVE_TARGET = 1.05
+APGD_TARGET = 1.10  # its step-size schedule sees the loss: a little more work per step
 RESNET_NAME = "digits32-resnet"
 
 
@@ -468,6 +469,13 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                 args.steps,
                 ITERATIVE_TARGET,
             ),
+            (
+                "APGD",
+                attacks.APGD(steps=args.steps, seed=args.seed, **common),
+                "floor_n",
+                args.steps,
+                APGD_TARGET,
+            ),
         ]
         runners = {name: call_runner(a, model, x, y) for name, a, *_ in specs}
         records = {"FGSM run": {}}
@@ -664,7 +672,7 @@ def parse_args(argv=None):
         "--steps",
         type=int,
         default=None,
-        help="steps of BIM/PGD/MI-FGSM (default 40; 10 with --quick)",
+        help="steps of BIM/PGD/MI-FGSM/APGD (default 40; 10 with --quick)",
     )
     parser.add_argument(
         "--epochs",
@@ -732,7 +740,7 @@ def main(argv=None) -> int:
         "loss": "ce (sparse softmax cross-entropy on logits)",
         "seed": args.seed,
         "third_party_on": args.third_party,
-        "targets": {"FGSM": FGSM_TARGET, "iterative": ITERATIVE_TARGET},
+        "targets": {"FGSM": FGSM_TARGET, "iterative": ITERATIVE_TARGET, "APGD": APGD_TARGET},
     }
     notes = third_party_notes()
     models = load_models(args.models, args.epochs, args.seed)

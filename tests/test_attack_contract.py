@@ -19,6 +19,9 @@ import pytest
 import advgrad
 from advgrad.attacks import registry
 
+# APGD-T on the 2-class tabular model falls back to the targeted margin loss, and says so.
+pytestmark = pytest.mark.filterwarnings("ignore:APGDTargeted. the targeted DLR loss needs")
+
 NORMS = ("linf", "l2", "l1")
 KINDS = ("single", "list", "dict-frozen", "per-feature-bounds")
 # Radii per norm: digits pixels lie in [0, 1] (64 of them); tabular features are standardized.
@@ -44,7 +47,11 @@ ATTACKS = _builtin_attacks()
 
 # Per-attack settings for the contract runs, over the shared ones below (e.g. few queries
 # for a score-based attack). An attack's own test module tests its defaults.
-CONTRACT_SETTINGS: dict[str, dict[str, Any]] = {}
+CONTRACT_SETTINGS: dict[str, dict[str, Any]] = {
+    "eot": {"attack": "pgd", "samples": 2},
+    "square": {"queries": 50},
+    "fab-t": {"steps": 5, "restarts": 2, "n_target_classes": 2},
+}
 
 
 def make_attack(name: str, **settings: Any):

@@ -5,24 +5,36 @@
 True
 """
 
+from advgrad.attacks.apgd import APGD, APGDTargeted
 from advgrad.attacks.base import Attack, AttackResult, Plan
+from advgrad.attacks.eot import EOT
+from advgrad.attacks.fab import FABTargeted
 from advgrad.attacks.fgsm import FGSM
 from advgrad.attacks.loop import IterativeAttack
 from advgrad.attacks.mifgsm import MIFGSM
 from advgrad.attacks.pgd import BIM, PGD
 from advgrad.attacks.registry import from_config, get_attack, list_attacks, register_attack
+from advgrad.attacks.square import Square
+from advgrad.attacks.suites import get_suite, list_suites
 
 __all__ = [
+    "APGD",
+    "APGDTargeted",
     "BIM",
+    "EOT",
     "FGSM",
+    "FABTargeted",
     "MIFGSM",
     "PGD",
+    "Square",
     "Attack",
     "AttackResult",
     "IterativeAttack",
     "Plan",
     "from_config",
     "get_attack",
+    "get_suite",
     "list_attacks",
+    "list_suites",
     "register_attack",
 ]

@@ -25,17 +25,19 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from advgrad import losses, norms
+from advgrad._compile import compile_once
 from advgrad._validation import ArgumentError, check_bool, check_eps, check_int, invalid
 from advgrad.budget import Bounds, Budget, resolve_budgets
-from advgrad.gradients import Inputs, prepare_inputs, resolve_labels
+from advgrad.gradients import Inputs, label_specs, prepare_inputs, resolve_labels, spec_key
 from advgrad.models import ModelAdapter
 from advgrad.objective import Objective
 from advgrad.predictions import Classes
@@ -90,6 +92,36 @@ class Plan:
     def perturbed(self) -> tuple[str, ...]:
         """Names of the inputs the attack may change, in the model's order."""
         return tuple(n for n, b in self.budgets.items() if b is not None)
+
+
+@dataclass
+class Chunk:
+    """One `batch_size` slice of a plan, as `Attack.chunks` yields it.
+
+    Attributes:
+        index: Its number (0, 1, ...).
+        start: Its first sample. ``stop``: one past its last.
+        xs: Every input's slice, in the model's order (frozen ones too).
+        labels: The labels' slice.
+        seed: The attack's seed folded with `index`: a ``[2]`` int tensor for stateless
+            random ops, the same for the same chunk on every run.
+    """
+
+    index: int
+    start: int
+    stop: int
+    xs: list[tf.Tensor]
+    labels: Any
+    seed: tf.Tensor
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+UNTRACED = frozenset({"eps", "step_size", "seed", "batch_size", "progress", "budget", "bounds"})
+"""Settings that reach a compiled attack as tensors or through the plan, so changing them
+does not retrace it (`Attack.compiled` leaves them out of its cache key)."""
 
 
 def _check_loss(value):
@@ -326,6 +358,69 @@ class Attack(abc.ABC):
                 may skip the forward pass that only judges its final iterate.
         """
 
+    # ------------------------------------------------------ shared by the families
+    def chunks(self, plan: Plan) -> Iterator[Chunk]:
+        """The plan in `batch_size` slices (one slice when None), under a tqdm bar when
+        `progress` is set: what an `execute` loops over."""
+        inputs = plan.inputs
+        batch = inputs.batch_size
+        size = self.batch_size or batch
+        seed = tf.constant([self.seed, 0], tf.int64)
+        starts = range(0, batch, size)
+        for index, start in enumerate(
+            tqdm(starts, disable=not self.progress, desc=self.name, unit="batch")
+        ):
+            stop = min(start + size, batch)
+            yield Chunk(
+                index=index,
+                start=start,
+                stop=stop,
+                xs=[inputs.tensors[n][start:stop] for n in inputs.names],
+                labels=tf.nest.map_structure(lambda v, a=start, b=stop: v[a:b], plan.labels),
+                seed=tf.random.experimental.stateless_fold_in(seed, index),
+            )
+
+    @staticmethod
+    def assemble(plan: Plan, pieces: Mapping[str, list[tf.Tensor]]) -> Any:
+        """``x_adv`` in the caller's layout from each perturbed input's chunks (in order);
+        the other inputs as given."""
+        inputs = plan.inputs
+        values = {
+            n: tf.concat(pieces[n], 0) if n in pieces else inputs.tensors[n] for n in inputs.names
+        }
+        return inputs.give_back(values, None)
+
+    def compiled(self, plan: Plan, make_body: Callable[[], Any], *key: Any) -> Any:
+        """`make_body()`'s ``run``, compiled once per plan signature and cached on the model.
+
+        The body has ``run`` (what is traced) and ``signature(labels)`` (its input specs).
+        The cache key holds what shapes the graph: the attack's class and settings (but
+        `UNTRACED`), the objective, the inputs' layout and specs, each perturbed input's norm
+        and bounds, the labels' specs, and `key`.
+        """
+        inputs = plan.inputs
+        settings = tuple(
+            (k, repr(v)) for k, v in sorted(self._settings.items()) if k not in UNTRACED
+        )
+        geometry = tuple((n, plan.budgets[n].norm, plan.budgets[n].bounds) for n in plan.perturbed)
+        full_key = (
+            "attack",
+            type(self),
+            settings,
+            id(plan.objective),
+            inputs.given,
+            inputs.specs(),
+            geometry,
+            spec_key(label_specs(plan.labels)),
+            *key,
+        )
+        cache = inputs.adapter.cache
+        if full_key not in cache:
+            body = make_body()
+            # No autograph: the bodies are explicit tf.while_loops, and tracing stays fast.
+            cache[full_key] = compile_once(body.run, body.signature(plan.labels), autograph=False)
+        return cache[full_key]
+
     def plan(
         self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps: float | None = None
     ) -> Plan:
@@ -432,4 +527,4 @@ def _fmt(value: Any) -> str:
     return f"{float(array):g}" if array.ndim == 0 else f"per-feature array {array.shape}"
 
 
-__all__ = ["Attack", "AttackResult", "Plan", "headroom", "setting"]
+__all__ = ["UNTRACED", "Attack", "AttackResult", "Chunk", "Plan", "headroom", "setting"]

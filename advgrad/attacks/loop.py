@@ -23,14 +23,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from advgrad import norms, steps
-from advgrad._compile import compile_once, count_trace
+from advgrad._compile import count_trace
 from advgrad._validation import check_bool, check_int, check_number, invalid
 from advgrad.attacks.base import Attack, AttackResult, Plan, headroom, setting
 from advgrad.budget import Bounds
-from advgrad.gradients import label_specs, spec_key, value_and_grad
+from advgrad.gradients import label_specs, value_and_grad
 from advgrad.predictions import Classes
 
 
@@ -73,10 +72,7 @@ class IterativeAttack(Attack):
     # ------------------------------------------------------------ execution
     def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
         """Run the compiled loop over `plan`, `batch_size` samples at a time."""
-        inputs = plan.inputs
-        names, perturbed = inputs.names, plan.perturbed
-        batch = inputs.batch_size
-        chunk = self.batch_size or batch
+        inputs, perturbed = plan.inputs, plan.perturbed
         eps = [plan.budgets[n].eps for n in perturbed]
         sizes = [
             self.step_size if self.step_size is not None else self.relative_step() * e for e in eps
@@ -90,66 +86,35 @@ class IterativeAttack(Attack):
                 ratio = self.relative_step()
                 expected = f"a radius whose steps ({ratio:g} x eps) {dtype} inputs can hold"
                 raise invalid("eps", f"{expected} (eps <= {limit / ratio:.3g})", size / ratio)
-        loop = self._compiled(plan, judge)
-        seed = tf.constant([self.seed, 0], tf.int64)
+        judge = judge or self.restarts > 1  # restarts are compared by their judged iterates
+        loop = self.compiled(plan, lambda: self._loop(plan, judge), judge)
         outputs: dict[str, list] = {n: [] for n in perturbed}
-        fooled, traces = [], []
-        starts = range(0, batch, chunk)
-        for index, start in enumerate(
-            tqdm(starts, disable=not self.progress, desc=self.name, unit="batch")
-        ):
-            stop = min(start + chunk, batch)
-            xs = [inputs.tensors[n][start:stop] for n in names]
-            labels = tf.nest.map_structure(lambda v, a=start, b=stop: v[a:b], plan.labels)
-            x_adv, chunk_fooled, trace = loop(
-                xs,
-                labels,
+        fooled, traces, queries = [], [], []
+        for chunk in self.chunks(plan):
+            x_adv, chunk_fooled, trace, counts = loop(
+                chunk.xs,
+                chunk.labels,
                 tf.constant(eps, tf.float64),
                 tf.constant(sizes, tf.float64),
-                tf.random.experimental.stateless_fold_in(seed, index),
+                chunk.seed,
             )
             for n, value in zip(perturbed, x_adv, strict=True):
                 outputs[n].append(value)
             fooled.append(chunk_fooled.numpy())
-            traces.append(trace.numpy() * (stop - start))
-        results = {
-            n: tf.concat(outputs[n], 0) if n in outputs else inputs.tensors[n] for n in names
-        }
-        gradients = self.steps * self.restarts
+            queries.append(counts.numpy())
+            traces.append(trace.numpy() * chunk.size)
+        counted = np.concatenate(queries).astype(np.int64)
         return AttackResult(
-            x_adv=inputs.give_back(results, None),
+            x_adv=self.assemble(plan, outputs),
             fooled=np.concatenate(fooled),
-            gradients=gradients,
-            queries=np.full(batch, gradients, np.int64),
-            loss_trace=np.sum(traces, axis=0) / batch,
+            gradients=int(np.round(counted.mean())),  # per sample (mean); queries: each
+            queries=counted,
+            loss_trace=np.sum(traces, axis=0) / inputs.batch_size,
         )
 
-    def _compiled(self, plan: Plan, judge: bool):
-        """The loop for this plan's signature, compiled once and cached on the model."""
-        judge = judge or self.restarts > 1  # restarts are compared by their judged iterates
-        inputs = plan.inputs
-        geometry = tuple((n, plan.budgets[n].norm, plan.budgets[n].bounds) for n in plan.perturbed)
-        key = (
-            "attack",
-            type(self),
-            self._trace_settings(),
-            id(plan.objective),
-            inputs.given,
-            inputs.specs(),
-            geometry,
-            spec_key(label_specs(plan.labels)),
-            judge,
-        )
-        cache = inputs.adapter.cache
-        if key not in cache:
-            loop = _Loop(self, plan, judge)
-            # No autograph: the loop is explicit tf.while_loops, and tracing stays fast.
-            cache[key] = compile_once(loop.run, loop.signature(plan.labels), autograph=False)
-        return cache[key]
-
-    def _trace_settings(self) -> tuple:
-        ignored = {"eps", "step_size", "seed", "batch_size", "progress", "budget", "bounds"}
-        return tuple((k, repr(v)) for k, v in sorted(self._settings.items()) if k not in ignored)
+    def _loop(self, plan: Plan, judge: bool) -> _Loop:
+        """The traced body for this plan: `_Loop`, or a subclass of it (APGD's schedule)."""
+        return _Loop(self, plan, judge)
 
 
 class _Batch:
@@ -183,6 +148,8 @@ class _Loop:
     `run` loops over restarts (`restart`), each from a start (`start`) through `steps` steps
     (`step`); every step evaluates the loss and gradients (`evaluate`) and keeps the best
     iterate per sample (`keep_best`): a fooled iterate beats any other, else the higher loss.
+    A sibling loop (APGD's, in `advgrad/attacks/apgd.py`) subclasses it and reuses these
+    pieces and `project`/`masked_gradient`; `IterativeAttack._loop` picks the class.
     """
 
     def __init__(self, attack: IterativeAttack, plan: Plan, judge: bool):
@@ -208,7 +175,8 @@ class _Loop:
 
     # ------------------------------------------------------------------ traced
     def run(self, xs, y, eps, step_sizes, seed):
-        """The whole attack on one batch: (best x_adv per input, fooled, loss trace)."""
+        """The whole attack on one batch: (best x_adv per input, fooled, loss trace,
+        gradient evaluations per sample)."""
         count_trace("attack")
         batch = _Batch(self, xs, y, eps, step_sizes)
         best = list(batch.originals)
@@ -223,7 +191,9 @@ class _Loop:
         # such a sample gets its clean input back and does not count as fooled.
         finite = tf.reduce_all(tf.stack([_finite_rows(a) for a in best], axis=1), axis=1)
         best = [_select(finite, a, x) for a, x in zip(best, batch.originals, strict=True)]
-        return best, tf.math.is_inf(best_score) & finite, trace
+        # Gradient evaluations per sample: every sample takes every step of every restart.
+        counts = tf.fill([batch.size], tf.constant(self.steps * self.restarts, tf.int64))
+        return best, tf.math.is_inf(best_score) & finite, trace, counts
 
     def restart(self, batch: _Batch, seed, r, best, best_score, trace):
         """One run from a (random) start through every step; judged unless `judge` is off."""
@@ -272,21 +242,28 @@ class _Loop:
         if self.keep_all:
             best, best_score = self.keep_best(adv, loss, fooled, best, best_score)
         new_adv, new_states = [], []
-        for i, (x, budget, rule) in enumerate(
-            zip(batch.originals, self.budgets, self.rules, strict=True)
-        ):
-            box, grad = batch.boxes[i], grads[i]
-            if box is None:
-                grad = _mask_blocked(grad, adv[i], budget.bounds)
+        for i, (x, rule) in enumerate(zip(batch.originals, self.rules, strict=True)):
+            grad = self.masked_gradient(batch, i, grads[i], adv[i])
             direction, state = rule.update(grad, states[i])
             stepped = adv[i] + batch.step_sizes[i] * tf.cast(direction, x.dtype)
-            if box is None:
-                delta = budget.norm.project(stepped - x, batch.eps[i])
-                new_adv.append(budget.bounds.clip(x + delta))
-            else:
-                new_adv.append(tf.clip_by_value(stepped, *box))
+            new_adv.append(self.project(batch, i, stepped))
             new_states.append(state)
         return t + 1, new_adv, new_states, best, best_score, trace
+
+    def project(self, batch: _Batch, i: int, point: tf.Tensor) -> tf.Tensor:
+        """`point` (input `i`) back into its ball around the clean input, then the bounds."""
+        box, x = batch.boxes[i], batch.originals[i]
+        if box is not None:  # a coordinate-wise ball: one clip into ball and bounds at once
+            return tf.clip_by_value(point, *box)
+        budget = self.budgets[i]
+        return budget.bounds.clip(x + budget.norm.project(point - x, batch.eps[i]))
+
+    def masked_gradient(self, batch: _Batch, i: int, grad: tf.Tensor, adv: tf.Tensor) -> tf.Tensor:
+        """The raw gradient of input `i`, with blocked coordinates masked (non-coordinate-wise
+        norms), as `step` feeds it to the step rule."""
+        if batch.boxes[i] is None:
+            return _mask_blocked(grad, adv, self.budgets[i].bounds)
+        return grad
 
     def evaluate(self, batch: _Batch, adv):
         """Attack loss per sample, whether each sample is fooled, gradients per input."""

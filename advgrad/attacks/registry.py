@@ -59,17 +59,26 @@ def list_attacks() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def registered_class(name: str) -> type:
+    """The attack class registered as `name` (case-insensitive).
+
+    Raises:
+        ValueError: unknown name (named).
+    """
+    _load_entry_points()
+    cls = _REGISTRY.get(name.lower()) if isinstance(name, str) else None
+    if cls is None:
+        raise invalid("name", f"one of the registered attacks {list_attacks()}", name)
+    return cls
+
+
 def get_attack(name: str, **settings: Any):
     """A configured attack by registry name (case-insensitive).
 
     Raises:
         ValueError: unknown name, or an invalid setting (named).
     """
-    _load_entry_points()
-    cls = _REGISTRY.get(name.lower()) if isinstance(name, str) else None
-    if cls is None:
-        raise invalid("name", f"one of the registered attacks {list_attacks()}", name)
-    return cls(**settings)
+    return registered_class(name)(**settings)
 
 
 def from_config(config: Mapping[str, Any]):
@@ -80,4 +89,4 @@ def from_config(config: Mapping[str, Any]):
     return get_attack(config["name"], **settings)
 
 
-__all__ = ["from_config", "get_attack", "list_attacks", "register_attack"]
+__all__ = ["from_config", "get_attack", "list_attacks", "register_attack", "registered_class"]

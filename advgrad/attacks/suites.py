@@ -1,0 +1,90 @@
+"""Named attack suites: the ensembles an evaluation runs as a worst-case cascade.
+
+- ``"standard"``: APGD-CE -> APGD-T -> FAB-T -> Square, AutoAttack's standard ensemble
+  (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness with an ensemble
+  of diverse parameter-free attacks"): two gradient attacks with different losses, a
+  minimal-norm attack, and a score-based search that needs no gradient (it sees through
+  gradient masking).
+- ``"fast"``: APGD-CE -> APGD-T, the two gradient attacks alone.
+
+Every member keeps its paper defaults (100 steps, 9 target classes, 5,000 queries); a member
+that does not attack in the threat model's norm is left out (L1: FAB-T and Square, so both
+suites are APGD-CE -> APGD-T there). In `advgrad.evaluate` a named suite is a cascade: each
+attack runs only on the samples still robust (``individual=False``), as in AutoAttack.
+
+>>> import advgrad
+>>> [a.name for a in advgrad.get_suite("standard", bounds=(0.0, 1.0))]
+['apgd', 'apgd-t', 'fab-t', 'square']
+>>> [a.name for a in advgrad.get_suite("standard", norm="l1")]
+['apgd', 'apgd-t']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advgrad import norms
+from advgrad._validation import invalid
+from advgrad.attacks.base import Attack
+from advgrad.attacks.registry import get_attack, registered_class
+
+SUITES: dict[str, tuple[dict[str, Any], ...]] = {
+    "standard": (
+        {"name": "apgd", "loss": "ce"},
+        {"name": "apgd-t"},
+        {"name": "fab-t"},
+        {"name": "square"},
+    ),
+    "fast": (
+        {"name": "apgd", "loss": "ce"},
+        {"name": "apgd-t"},
+    ),
+}
+"""Each suite's members, in cascade order: registry names and the settings they pin."""
+
+
+def list_suites() -> list[str]:
+    """The suite names, sorted."""
+    return sorted(SUITES)
+
+
+def suite_entries(name: str, norm: Any = "linf") -> list[dict[str, Any]]:
+    """The members of suite `name` that attack in `norm`, as ``{"name", ...settings}``.
+
+    Raises:
+        ArgumentError: unknown suite name or norm, named.
+    """
+    if not isinstance(name, str) or name.lower() not in SUITES:
+        raise invalid("suite", f"a suite name among {list_suites()}", name)
+    norm_name = norms.get(norm).get_config()["name"]
+    return [
+        dict(entry)
+        for entry in SUITES[name.lower()]
+        if norm_name in registered_class(entry["name"]).NORMS
+    ]
+
+
+def get_suite(name: str, **settings: Any) -> list[Attack]:
+    """The attacks of suite `name`, each given the `settings` it takes.
+
+    Args:
+        name: "standard" or "fast" (`list_suites`).
+        **settings: Settings for every member, e.g. ``eps``, ``norm``, ``bounds``, ``seed``,
+            ``batch_size``; a member that has no such setting ignores it.
+
+    Returns:
+        The attacks, in cascade order.
+
+    Raises:
+        ArgumentError: unknown suite, or an invalid setting (named).
+    """
+    attacks = []
+    for entry in suite_entries(name, settings.get("norm", "linf")):
+        cls = registered_class(entry["name"])
+        taken = {k: v for k, v in settings.items() if k in cls.DEFAULTS}
+        pinned = {k: v for k, v in entry.items() if k != "name" and k in cls.DEFAULTS}
+        attacks.append(get_attack(entry["name"], **{**taken, **pinned}))
+    return attacks
+
+
+__all__ = ["SUITES", "get_suite", "list_suites", "suite_entries"]
