@@ -353,8 +353,10 @@ def _clean_output(debug: bool) -> Iterator[None]:
     """
 
     def one_line(message, category, filename, lineno, file=None, line=None):
+        from tqdm import tqdm  # its write() clears the progress bars, prints, redraws them
+
         text = " ".join(str(message).split())
-        print(f"{PROG}: warning: {text}", file=file or sys.stderr)
+        tqdm.write(f"{PROG}: warning: {text}", file=file or sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = one_line

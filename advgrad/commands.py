@@ -80,8 +80,11 @@ def bench(args: argparse.Namespace) -> int:
             return_adversarial=config.plot_examples,
             progress=True,
             targets=config.targets,
+            individual=config.individual,
         )
         seconds = time.perf_counter() - start
+        report.model["source"] = pathlib.Path(config.model).name  # a file name or zoo name
+        report.data["name"] = _data_name(config.data)
         report.to_json(str(out / REPORT_JSON))
         markdown = report.to_markdown()
         _write_markdown(markdown, out)
@@ -91,6 +94,15 @@ def bench(args: argparse.Namespace) -> int:
     written = [REPORT_JSON, REPORT_MD, *(pathlib.Path(p).name for p in plots)]
     print(f"wrote {', '.join(written)} to {out} ({seconds:.1f} s)")
     return 0
+
+
+def _data_name(data: Any) -> str:
+    """The config's data, in words: ``digits (test split)``, ``d.npz (x: x, y: y)``."""
+    if data.npz is not None:
+        text = f"{pathlib.Path(data.npz).name} (x: {data.x}, y: {data.y})"
+    else:
+        text = f"{data.name} ({data.split} split)"
+    return text if data.limit is None else f"{text}, first {data.limit}"
 
 
 def _check_out_argument(out: str | None) -> None:
@@ -216,6 +228,16 @@ def attacks(args: argparse.Namespace) -> int:
         print(f"{name} ({type(attack).__name__}): {summary}" if summary else name)
         settings = [f"{k}={_short(v)}" for k, v in config.items() if k != "name"]
         print("  " + ", ".join(settings))
+    from advgrad.attacks.suites import SUITES
+
+    print()
+    print("suites (`suite: NAME` in a config; each attack only on the samples still robust):")
+    for name, entries in sorted(SUITES.items()):
+        members = [
+            entry["name"] + "".join(f" {k}={v}" for k, v in entry.items() if k != "name")
+            for entry in entries
+        ]
+        print(f"  {name}: {' -> '.join(members)}")
     return 0
 
 

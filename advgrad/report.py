@@ -61,10 +61,15 @@ _REPORT_LIMIT = 256 << 20
 per-sample outcomes)."""
 
 _EPS_KEYED = ("robust_accuracy", "outcomes")
-_NESTED_EPS_KEYED = ("per_attack", "attack_outcomes", "loss_trend")
+_NESTED_EPS_KEYED = ("per_attack", "attack_outcomes", "loss_trend", "targeted_success")
 _ARRAYS = ("outcomes", "attack_outcomes")
 _NORM_NAMES = {"linf": "Linf", "inf": "Linf", "l2": "L2", "2": "L2", "l1": "L1", "1": "L1"}
 """How the eps axis of the plots names a norm of the suite's configs."""
+
+
+class FlaggedWarning(UserWarning):
+    """A warning whose finding the report already carries as a flag of its own (so
+    `advgrad.evaluate` does not add it again as a ``run_warning`` flag)."""
 
 
 @dataclasses.dataclass
@@ -99,6 +104,9 @@ class Report:
         timings: ``{attack label: seconds}`` spent in the attack and its check.
         loss_trend: ``{attack label: {eps: [mean loss at the start, mean final loss]}}``
             from the attacks' ``loss_trace`` (for the "loss does not increase" check).
+        targeted_success: ``{attack label: {eps: [reached, attacked]}}`` for the targeted
+            attacks: how many of the samples each was run on it moved to their target class
+            (`targeted_rate` gives the fraction). Robust accuracy counts any misclassification.
         seed: The seed every per-batch attack seed was derived from.
         batch_size: Samples per batch.
         individual: Whether every attack also ran alone on every clean-correct sample.
@@ -130,6 +138,7 @@ class Report:
     gradients_per_sample: dict[str, int] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     loss_trend: dict[str, dict[float, list[float]]] = dataclasses.field(default_factory=dict)
+    targeted_success: dict[str, dict[float, list[int]]] = dataclasses.field(default_factory=dict)
     seed: int = 0
     batch_size: int | None = None
     individual: bool = True
@@ -469,6 +478,8 @@ class Report:
         if shown:
             lines += ["", "In brackets: 95% confidence interval (Wilson score), in percent."]
         lines.append("")
+        if self.targeted_success:
+            lines += [*self._targeted_lines(pct), ""]
         classes = self._class_table(pct) if self.labels is not None else []
         if classes:
             lines += [*classes, ""]
@@ -495,6 +506,32 @@ class Report:
             lines += ["", OUTCOME_CODES]
         return "\n".join(lines)
 
+    def targeted_rate(self, attack: str, eps: float) -> float | None:
+        """The fraction of the samples targeted attack `attack` ran on at `eps` that it moved
+        to their target class; None when not recorded (or no sample was attacked).
+
+        >>> counts = {"pgd": {0.1: [3, 4]}}
+        >>> r = Report(0.9, {0.1: 0.4}, {}, {}, 10, ["pgd"], targeted_success=counts)
+        >>> r.targeted_rate("pgd", 0.1)
+        0.75
+        """
+        reached, attacked = self.targeted_success.get(attack, {}).get(eps, (0, 0))
+        return reached / attacked if attacked else None
+
+    def _targeted_lines(self, pct: Callable[[float | None], str]) -> list[str]:
+        lines = ["Targeted success (samples moved to their target class, of those attacked):", ""]
+        for label in self.attacks:
+            counts = self.targeted_success.get(label)
+            if counts:
+                cells = [
+                    f"eps={_eps_label(e)} {pct(self.targeted_rate(label, e))} "
+                    f"({counts[e][0]}/{counts[e][1]})"
+                    for e in self.eps
+                    if e in counts
+                ]
+                lines.append(f"- {label}: " + ", ".join(cells))
+        return lines
+
     def _header(self) -> list[str]:
         """What was measured, before any number: model, data, threat model, attacks."""
         lines = []
@@ -502,13 +539,16 @@ class Report:
             name, digest = self.model.get("name", "?"), str(self.model.get("weights_sha256", ""))
             size = self.model.get("parameters")
             count = f", {size:,} parameters" if isinstance(size, int) else ""
+            source = self.model.get("source")
+            origin = f" from {source}" if source and source != name else ""
             lines.append(
-                f"- Model: {name} ({self.model.get('class', '?')}{count}; weights "
+                f"- Model: {name}{origin} ({self.model.get('class', '?')}{count}; weights "
                 f"sha256 {digest[:12]})"
             )
         if self.data:
+            named = f"{self.data['name']}, " if self.data.get("name") else ""
             lines.append(
-                f"- Data: {self.data.get('n_samples', self.n_samples)} samples "
+                f"- Data: {named}{self.data.get('n_samples', self.n_samples)} samples "
                 f"(sha256 {str(self.data.get('sha256', ''))[:12]})"
             )
         if self.suite:
@@ -903,6 +943,18 @@ def _loss_pair(where: str, value: Any) -> list[float]:
     return [float(v) for v in value]
 
 
+def _reached(n: int) -> Callable[[str, Any], list[int]]:
+    """Checker of a targeted-success pair: [reached, attacked], 0 <= reached <= attacked <= n."""
+
+    def check(where: str, value: Any) -> list[int]:
+        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_int, value))
+        if not (ok and 0 <= value[0] <= value[1] <= n):
+            raise _bad(where, f"[reached, attacked] with 0 <= reached <= attacked <= {n}", value)
+        return [int(v) for v in value]
+
+    return check
+
+
 def _validated(data: Any) -> dict[str, Any]:
     """The `Report` fields of `data` (what `Report.to_dict` writes), checked and converted.
 
@@ -956,6 +1008,9 @@ def _validated(data: Any) -> dict[str, Any]:
         ),
         "timings": _by_attack("timings", get("timings", {}), _nonnegative, attacks),
         "loss_trend": _by_attack("loss_trend", get("loss_trend", {}), by_eps(_loss_pair), attacks),
+        "targeted_success": _by_attack(
+            "targeted_success", get("targeted_success", {}), by_eps(_reached(n)), attacks
+        ),
         "seed": _count("seed", get("seed", 0)),
         "batch_size": _checked(
             "batch_size", lambda w, v: check_int(w, v, low=1, optional=True), get("batch_size")
@@ -1034,7 +1089,8 @@ def _threat_text(suite: list[Mapping[str, Any]]) -> str:
         low, high = value
         if np.ndim(low) == 0 and np.ndim(high) == 0:
             return f"[{float(low):g}, {float(high):g}]"
-        return "per feature"
+        low, high = np.asarray(low, float), np.asarray(high, float)
+        return f"per feature ({max(low.size, high.size)} values in [{low.min():g}, {high.max():g}])"
 
     def frozen(value: Any) -> str:
         if isinstance(value, Mapping) and not {"eps", "norm"} <= set(value):

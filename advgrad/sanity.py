@@ -58,7 +58,8 @@ TINY_NORM = 1e-8
 
 _MASKING = (
     "This is a classic sign of gradient masking (Athalye et al. 2018): gradient attacks "
-    "fail although adversarial examples exist, so the robust accuracy is overestimated."
+    "fail although adversarial examples exist, so the robust accuracy is overestimated. "
+    "Evaluate with the `standard` suite: its Square attack needs no gradient."
 )
 
 
@@ -143,7 +144,8 @@ def gradient_flag(model: Any, x: Any, y: Any, *, loss: Any = None, wrt: Any = No
     if np.mean(zero) > ZERO_FRACTION:
         return Flag(
             "zero_gradients",
-            f"{np.mean(zero):.0%} of {batch} samples have all-zero input gradients{note}.",
+            f"{np.mean(zero):.0%} of {batch} samples have all-zero input gradients{note}: "
+            "gradient masking?",
             f"{_MASKING} Common causes: a saturated softmax (probabilities of exactly 0/1) "
             "or a non-differentiable step (rounding, quantization, argmax, stop_gradient) in "
             "the model. Attack with `loss: margin` or `loss: dlr` (on logits), and `pgd` with "
@@ -155,7 +157,7 @@ def gradient_flag(model: Any, x: Any, y: Any, *, loss: Any = None, wrt: Any = No
         return Flag(
             "tiny_gradients",
             f"The median input-gradient norm over {batch} samples is {median:.1e} "
-            f"(< {TINY_NORM:g}){note}.",
+            f"(< {TINY_NORM:g}){note}: gradient masking?",
             f"{_MASKING} Vanishing gradients often come from a very confident (saturated) "
             "cross-entropy: attack with `loss: margin` or `loss: dlr` (on logits) and "
             "sign steps (`fgsm`, `bim`, `pgd`, `mifgsm` with norm linf), which do not "
@@ -240,7 +242,8 @@ def single_step_stronger(report: Report) -> Flag | None:
 
 
 def _same_threat(report: Report, first: str, second: str) -> bool:
-    """Whether two attacks of the report share norm, bounds and budget (eps aside)."""
+    """Whether two attacks of the report share norm, bounds, budget (eps aside) and goal: a
+    targeted attack aims at one class, so it may rightly fool fewer samples."""
     configs = dict(zip(report.attacks, report.suite, strict=False))
     if first not in configs or second not in configs:
         return True
@@ -251,7 +254,8 @@ def _same_threat(report: Report, first: str, second: str) -> bool:
             budget = budget.replace(eps=0.0)
         elif isinstance(budget, Mapping):
             budget = {k: None if v is None else v.replace(eps=0.0) for k, v in budget.items()}
-        return (str(config.get("norm", "linf")), repr(config.get("bounds")), repr(budget))
+        norm, bounds = str(config.get("norm", "linf")), repr(config.get("bounds"))
+        return (norm, bounds, repr(budget), bool(config.get("targeted", False)))
 
     return threat(configs[first]) == threat(configs[second])
 

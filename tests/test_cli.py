@@ -80,6 +80,16 @@ def _npz_mismatch(folder):
     return "model: tiny.keras\ndata: {npz: d.npz, x: x, y: y}\nsuite: [fgsm]\neps: 0.1\n"
 
 
+def _shape_mismatch(folder):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.save(folder / "tiny.keras")
+    np.savez(folder / "d.npz", x=np.zeros((10, 5), "float32"), y=np.zeros(10, "int64"))
+    return (
+        "model: tiny.keras\ndata: {npz: d.npz, x: x, y: y}\nsuite: [fgsm]\neps: 0.1\nbounds: null\n"
+    )
+
+
 BAD = {
     "unknown key": (
         lambda folder: SMALL.replace("model:", "modle:"),
@@ -91,7 +101,7 @@ BAD = {
     ),
     "unknown attack": (
         lambda folder: SMALL.replace("- fgsm", "- fgsmm"),
-        "suite[0]: unknown attack 'fgsmm' (did you mean 'fgsm'?); registered attacks: bim, ",
+        "suite[0]: unknown attack 'fgsmm' (did you mean 'fgsm'?); registered attacks: ",
     ),
     "negative eps": (
         lambda folder: SMALL.replace("eps: [0.1, 0.3]", "eps: [-0.1, 0.3]"),
@@ -108,6 +118,10 @@ BAD = {
     ),
     "lambda layer": (_lambda_model, "model: Keras safe mode refused to load "),
     "npz labels": (_npz_mismatch, "data.y: 8 labels for 10 input samples: the lengths must match"),
+    "input shape": (
+        _shape_mismatch,
+        "data.x: does not fit the model: expected shape (batch, 4) for model input",
+    ),
 }
 
 
@@ -534,6 +548,8 @@ def test_attacks_lists_defaults(capsys):
     assert {"fgsm", "pgd", "mifgsm", "bim"} <= set(names)
     pgd = lines[lines.index(next(line for line in lines if line.startswith("pgd "))) + 1]
     assert "steps=40" in pgd and "random_start=True" in pgd and "norm='linf'" in pgd
+    assert "  standard: apgd loss=ce -> apgd-t -> fab-t -> square" in lines
+    assert "  fast: apgd loss=ce -> apgd-t" in lines
 
 
 def test_zoo_list_shows_cards(capsys):
@@ -810,3 +826,23 @@ def test_bench_help_shows_the_config_schema(capsys):
     for key in ("model:", "data:", "suite:", "eps:", "imports:", "targets:", "npz:"):
         assert key in out
     assert "advgrad init" in out
+
+
+def test_warnings_are_printed_apart_from_progress_bars(capsys):
+    """A warning during a run gets a line of its own, never glued to a tqdm bar."""
+    import re
+    import warnings
+
+    from tqdm import tqdm
+
+    from advgrad.cli import _clean_output
+
+    with _clean_output(debug=False):
+        bar = tqdm(total=3, file=sys.stderr, desc="evaluate")
+        bar.update(1)
+        warnings.warn("boom", UserWarning, stacklevel=1)
+        bar.update(1)
+        bar.close()
+    stderr = capsys.readouterr().err
+    pieces = [p.strip() for p in re.split(r"[\r\n]", stderr)]
+    assert "advgrad: warning: boom" in pieces, stderr

@@ -57,7 +57,8 @@ def tiny_model(tmp_path, classes=3, features=4, name="tiny.keras"):
 
 
 @pytest.mark.parametrize(
-    "name", ["digits.yaml", "digits-eps-sweep.yaml", "tabular-multi-input.yaml"]
+    "name",
+    ["digits.yaml", "digits-eps-sweep.yaml", "digits-standard.yaml", "tabular-multi-input.yaml"],
 )
 def test_shipped_configs_are_valid(name):
     config = load_config(CONFIGS / name)

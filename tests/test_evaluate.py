@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -661,6 +662,43 @@ def test_least_likely_and_fixed_and_array_targets_are_used(digits_cnn, digits):
     assert len(index) > 0 and np.mean(predicted == wanted[index]) >= 0.8
 
 
+def test_the_report_gives_the_targeted_success_rate(digits_cnn, digits, tmp_path):
+    fixed = _targeted_run(digits_cnn, digits, 3)
+    assert set(fixed.targeted_success) == {"pgd"}  # the untargeted FGSM has none
+    reached, attacked = fixed.targeted_success["pgd"][0.3]
+    # counted by hand: the PGD runs on the clean-correct samples whose label is not 3
+    truth = digits.y_test[:32]
+    correct = np.argmax(_clean_scores(digits_cnn, digits), axis=1) == truth
+    assert attacked == int(np.sum(correct & (truth != 3)))
+    adv = fixed.adversarial[0.3]
+    first = adv["attack"] == 0
+    assert reached >= int(np.sum(adv["predicted"][first] == 3)) and reached <= attacked
+    assert fixed.targeted_rate("pgd", 0.3) == reached / attacked
+    assert fixed.targeted_rate("fgsm", 0.3) is None
+    text = fixed.to_markdown()
+    assert f"- pgd: eps=0.3 {100 * reached / attacked:.1f}% ({reached}/{attacked})" in text
+    back = advgrad.Report.from_json(fixed.to_json())
+    assert back.targeted_success == {"pgd": {0.3: [reached, attacked]}}
+    bad = json.loads(fixed.to_json())
+    bad["targeted_success"]["pgd"]["0.3"] = [attacked + 1, attacked]
+    with pytest.raises(ValueError, match="targeted_success"):
+        advgrad.Report.from_dict(bad)
+
+    # resumed: the same counts; a state written before the count existed: not reported
+    state = tmp_path / "targeted.json"
+    _targeted_run(digits_cnn, digits, 3, n=16, state=state)
+    saved = json.loads(state.read_text())
+    saved["complete"] = False
+    state.write_text(json.dumps(saved))
+    resumed = _targeted_run(digits_cnn, digits, 3, state=state)
+    assert resumed.targeted_success == fixed.targeted_success
+    del saved["tally"]["targeted"]
+    state.write_text(json.dumps(saved))
+    old = _targeted_run(digits_cnn, digits, 3, state=state)
+    assert old.targeted_success == {}
+    np.testing.assert_array_equal(old.outcomes[0.3], fixed.outcomes[0.3])
+
+
 def test_random_targets_are_seeded_wrong_classes_and_survive_a_resume(digits_cnn, digits, tmp_path):
     first = _targeted_run(digits_cnn, digits, "random")
     again = _targeted_run(digits_cnn, digits, "random")
@@ -750,3 +788,36 @@ def test_bounded_attack_on_unit_data_does_not_warn(digits_cnn, digits, recwarn):
     report = evaluate(digits_cnn, data, suite=[fgsm], eps=[0.1], sanity=False)
     assert not [w for w in recwarn if "unbounded" in str(w.message)]
     assert all(f["code"] != "unbounded_attack_on_bounded_data" for f in report.flags)
+
+
+def test_warnings_raised_during_a_run_become_report_flags(digits, digits_cnn, recwarn):
+    """A softmax model whose loss says from_logits=True: warned (once) and flagged."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(digits.x_test.shape[1:]),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    data = (digits.x_test[:16], digits.y_test[:16])
+    report = evaluate(model, data, suite=[FGSM01], eps=[0.1], batch_size=8, sanity=False)
+    ours = [w for w in recwarn if str(w.message).startswith("The model ends in softmax")]
+    assert len(ours) == 1 and ours[0].filename == __file__  # once, from the caller's line
+    flags = [f for f in report.flags if f["code"] == "run_warning"]
+    messages = [f["message"] for f in flags]  # ours, and Keras' own from its loss
+    assert len(set(messages)) == len(messages) == len({str(w.message) for w in recwarn})
+    (flag,) = [f for f in flags if f["message"].startswith("UserWarning: The model ends in")]
+    assert "from_logits=True" in flag["message"] and flag["advice"]
+    assert advgrad.Report.from_json(report.to_json()).flags == report.flags
+    assert "**run_warning**: UserWarning: The model ends in softmax" in report.to_markdown()
+
+    # a warning with a flag of its own is not flagged twice; the caller's filters still apply
+    with pytest.warns(UserWarning, match="unbounded"):
+        unbounded = evaluate(digits_cnn, data, suite=["fgsm"], eps=[0.1], sanity=False)
+    codes = [f["code"] for f in unbounded.flags]
+    assert codes.count("unbounded_attack_on_bounded_data") == 1 and "run_warning" not in codes
+    with pytest.raises(UserWarning, match="unbounded"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate(digits_cnn, data, suite=["fgsm"], eps=[0.1], sanity=False)

@@ -42,3 +42,19 @@ def test_own_loss_example_runs():
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)  # it asserts its own claim
     assert namespace["grads"].shape == (8, 4)
+
+
+def test_own_model_and_data_config_is_valid(tmp_path):
+    """The README's config for one's own model and data parses (with stand-in files)."""
+    import yaml
+
+    from advgrad.config import parse_config
+
+    section = README.read_text().split("## Your own model and data", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "my-model.keras").touch()
+    arrays = {"features": np.zeros((2, 3)), "labels": np.zeros(2, int), "low": 0, "high": 1}
+    np.savez(tmp_path / "test.npz", **arrays)
+    config = parse_config(yaml.safe_load(block), base=tmp_path)
+    assert config.targets == 3 and config.data.bounds_keys == ("low", "high")
+    assert config.imports == ("my_layers",) and config.bounds == "data"

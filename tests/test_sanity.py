@@ -119,6 +119,9 @@ def test_single_step_stronger_than_iterative():
     # a different threat model (here: other bounds) is not comparable
     other = [{"name": "fgsm", "bounds": [-1.0, 2.0]}, {"name": "pgd", "bounds": [0.0, 1.0]}]
     assert sanity.single_step_stronger(_report(per_attack=bad, suite=other)) is None
+    # nor is a targeted attack: it aims at one class and may rightly fool fewer samples
+    targeted = [{"name": "fgsm"}, {"name": "pgd", "targeted": True}]
+    assert sanity.single_step_stronger(_report(per_attack=bad, suite=targeted)) is None
 
 
 def test_loss_not_increasing():

@@ -27,7 +27,9 @@ Schema (every key but ``model``, ``data``, ``suite`` and ``eps`` is optional)::
     suite:                       # attacks, run in this order, worst case per sample kept
       - fgsm                     #   a registered name (`advgrad attacks`) with its defaults,
       - {name: pgd, steps: 20}   #   or a mapping: name plus settings (checked against the
-                                 #   attack's get_config(): known keys, right types)
+                                 #   attack's get_config(): known keys, right types);
+                                 #   or a suite name: `suite: standard` (APGD-CE, APGD-T,
+                                 #   FAB-T, Square: AutoAttack's ensemble) | `suite: fast`
     eps: [0.05, 0.1, 0.2, 0.3, 1.0]   # a finite number >= 0 or a list of them, swept for every
                                  #   attack
     norm: linf                   # optional: linf | l2 | l1, for every attack that does not set
@@ -50,6 +52,9 @@ Schema (every key but ``model``, ``data``, ``suite`` and ``eps`` is optional)::
                                  #   targeted attacks and counts as robust against them).
                                  #   Untargeted attacks ignore it; per-sample arrays: Python
                                  #   only (`advgrad.evaluate(..., targets=array)`)
+    individual: true             # optional: also run every attack alone on every sample
+                                 #   (per-attack rows); default: true, false for a suite name
+                                 #   (each attack then runs on the samples still robust)
     output: runs/digits          # default output folder of `advgrad bench` (--out overrides)
     imports: [my_layers]         # modules imported before the model loads (dotted names such
                                  #   as pkg.losses, not paths): custom layers and losses

@@ -51,6 +51,8 @@ def build_run(config: BenchConfig) -> BenchRun:
     input_names = _model_input_names(model)
     _check_data_fits(x, y, model, input_names, problems)
     problems.raise_if_any(config.source)
+    _check_inputs_fit(x, model, problems)
+    problems.raise_if_any(config.source)
     samples = _leaves_by_name(x, input_names)
     if config.data.bounds_keys is not None:
         _check_npz_bounds(data_bounds, config.data.bounds_keys, samples, problems)
@@ -277,6 +279,23 @@ def _check_data_fits(
         if not np.issubdtype(np.asarray(leaf).dtype, np.floating):
             problems.add("data.x", f"expected float inputs, received dtype {leaf.dtype}")
             break
+
+
+def _check_inputs_fit(x: Any, model: Any, problems: _Problems) -> None:
+    """Each input array's per-sample shape and dtype against the model's input (what
+    the attacks would refuse at their first batch), named by its config key."""
+    from advgrad.models import ModelAdapter
+
+    try:
+        ModelAdapter.of(model).split_inputs(x)
+    except ArgumentError as err:
+        received = err.received if err.received is not None else "another shape"
+        problems.add(
+            f"data.{err.argument}",
+            f"does not fit the model: expected {err.expected}, received {received}",
+        )
+    except ValueError as err:  # pragma: no cover - counts and names are checked before
+        problems.add("data.x", f"does not fit the model: {err}")
 
 
 def _leaves_by_name(x: Any, input_names: list[str]) -> dict[str, np.ndarray]:

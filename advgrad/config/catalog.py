@@ -39,6 +39,9 @@ class Catalog:
         flattenable: The data sets among `datasets` whose loader takes ``flat``
             (``data.flat`` in a config).
         models: Zoo model names.
+        suites: Suite name -> norm name -> its members that attack in that norm, as
+            ``{"name", ...settings}`` entries (`advgrad.attacks.suites`); a config's
+            ``suite: standard`` stands for them.
         validate_attack: ``validate_attack(name, settings)`` constructs the attack, raising
             `advgrad._validation.ArgumentError` (or another ``ValueError``) for an invalid
             setting; None checks nothing beyond the names and types of the settings.
@@ -49,6 +52,9 @@ class Catalog:
     datasets: tuple[str, ...] = ()
     flattenable: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    suites: Mapping[str, Mapping[str, tuple[Mapping[str, Any], ...]]] = dataclasses.field(
+        default_factory=dict
+    )
     validate_attack: Callable[[str, dict[str, Any]], Any] | None = None
 
     def __post_init__(self) -> None:

@@ -48,6 +48,7 @@ def _takes_flat(data: Any, name: str) -> bool:
 def _from_registries(attack_names: tuple[str, ...]) -> Catalog:
     from advgrad import data, norms, zoo
     from advgrad.attacks import get_attack
+    from advgrad.attacks.suites import list_suites, suite_entries
 
     return Catalog(
         attacks={name: get_attack(name).get_config() for name in attack_names},
@@ -55,5 +56,9 @@ def _from_registries(attack_names: tuple[str, ...]) -> Catalog:
         datasets=tuple(data.names()),
         flattenable=tuple(name for name in data.names() if _takes_flat(data, name)),
         models=tuple(zoo.names()),
+        suites={
+            name: {norm: tuple(suite_entries(name, norm)) for norm in norms.names()}
+            for name in list_suites()
+        },
         validate_attack=_validate_attack,
     )

@@ -83,6 +83,7 @@ _TOP_KEYS = (
     "plot_examples",
     "seed",
     "targets",
+    "individual",
     "output",
     "imports",
 )
@@ -135,6 +136,9 @@ class BenchConfig:
         targets: What the targeted attacks aim at (`advgrad.evaluate`'s ``targets``): None
             (the default rule, the most likely wrong class), a rule name
             (``most-likely-wrong``, ``least-likely``, ``random``) or a class id (int >= 0).
+        individual: Run every attack alone on every clean-correct sample too (per-attack
+            rows); False: each only on the samples still robust. Default: False for a named
+            suite (``suite: standard``), else True.
         output: The output folder (absolute), or None when the config names none.
         source: The YAML file it was read from, or None.
         imports: The config's ``imports``: modules `build_run` imports before it loads the
@@ -162,6 +166,7 @@ class BenchConfig:
     extra_imports: tuple[str, ...] = ()
     folder: pathlib.Path | None = None
     targets: str | int | None = None
+    individual: bool = True
 
     @property
     def is_zoo_model(self) -> bool:
@@ -407,6 +412,10 @@ def parse(
     batch_size = _parse_int(get("batch_size", 128), "batch_size", 1, problems)
     seed = _parse_int(get("seed", 0), "seed", 0, problems)
     targets = _parse_targets(get("targets"), problems)
+    individual = get("individual")
+    if individual is None:  # default: the cascade alone for a named suite (AutoAttack's way)
+        individual = not (isinstance(get("suite"), str) and get("suite") in catalog.suites)
+    individual = problems.check("individual", individual, check_bool, expected=_BOOL)
     plot_examples = problems.check(
         "plot_examples", get("plot_examples", True), check_bool, expected=_BOOL
     )
@@ -425,6 +434,7 @@ def parse(
         plot_examples=bool(plot_examples),
         seed=seed,
         targets=targets,
+        individual=bool(individual),
         output=output,
         source=source_path,
         imports=imports,

@@ -279,10 +279,15 @@ def _parse_bounds_keys(value: Mapping, key_of: Any, problems: _Problems) -> tupl
 def _parse_suite(
     value: Any, norm: str | None, catalog: Catalog, problems: _Problems
 ) -> tuple[AttackConfig, ...]:
+    if isinstance(value, str) and value in catalog.suites:  # a named suite: its members
+        value = [dict(entry) for entry in catalog.suites[value][norm or "linf"]]
     if isinstance(value, (str, Mapping)):
         value = [value]
     if not isinstance(value, list) or not value:
-        problems.expected("suite", "a non-empty list of attack names or mappings", value)
+        expected = "a non-empty list of attack names or mappings"
+        if catalog.suites:
+            expected += f", or a suite name ({', '.join(sorted(catalog.suites))})"
+        problems.expected("suite", expected, value)
         return ()
     registered = list(catalog.attack_names)
     suite = []
@@ -300,10 +305,12 @@ def _parse_suite(
             problems.expected(path, "an attack name or a mapping with `name`", entry)
             continue
         if not isinstance(name, str) or name not in registered:
+            suites = sorted(catalog.suites) if len(value) == 1 else []
             problems.add(
                 path,
-                f"unknown attack {describe(name)}{_suggest(name, registered)}; "
-                f"registered attacks: {', '.join(registered)}",
+                f"unknown attack {describe(name)}{_suggest(name, registered + suites)}; "
+                f"registered attacks: {', '.join(registered)}"
+                + (f"; suites: {', '.join(suites)}" if suites else ""),
             )
             continue
         settings = _parse_settings(name, settings, catalog, path, problems)

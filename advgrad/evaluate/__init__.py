@@ -30,6 +30,7 @@ model predicts is `advgrad.predictions`; the threat-model test is `advgrad.budge
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -56,7 +57,7 @@ from advgrad.evaluate.stream import Batches, check_batch, concat, take
 from advgrad.evaluate.targeting import resolve as resolve_targets
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids
-from advgrad.report import ROBUST, Report
+from advgrad.report import ROBUST, FlaggedWarning, Report
 
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
@@ -67,6 +68,44 @@ SANITY_SAMPLES = 64
 """How many of the first samples the sanity checks of `advgrad.sanity` look at."""
 
 
+def _warnings_as_flags(run: Any) -> Any:
+    """Every warning raised while `run` works becomes a ``run_warning`` flag of its report
+    (once per distinct message), then reaches the caller as usual, from the caller's line.
+
+    Warnings the caller's filters ignore are left out; one they turn into errors still
+    raises where it happens. A `FlaggedWarning` already has a flag of its own.
+    """
+
+    @functools.wraps(run)
+    def wrapper(*args: Any, **kwargs: Any) -> Report:
+        report = None
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", append=True)  # after the caller's own filters
+                report = run(*args, **kwargs)
+        finally:  # replayed on failure too
+            seen: dict[tuple[type, str], warnings.WarningMessage] = {}
+            for record in caught:
+                seen.setdefault((record.category, str(record.message)), record)
+            for (category, text), record in seen.items():
+                warnings.warn(record.message, category, stacklevel=2)
+                if report is not None and not issubclass(category, FlaggedWarning):
+                    report.flags.append(_warning_flag(category, text))
+        return report
+
+    return wrapper
+
+
+def _warning_flag(category: type, text: str) -> dict[str, str]:
+    return {
+        "code": "run_warning",
+        "message": f"{category.__name__}: {' '.join(text.split())}",
+        "advice": "Raised while the run worked: read it before trusting the numbers, and "
+        "fix its cause if it bears on them.",
+    }
+
+
+@_warnings_as_flags
 def evaluate(
     model: Any,
     data: Any,
@@ -79,7 +118,7 @@ def evaluate(
     return_adversarial: bool = False,
     progress: bool = False,
     sanity: bool = True,
-    individual: bool = True,
+    individual: bool | None = None,
     targets: Any = None,
 ) -> Report:
     """Robust accuracy under the worst case of an attack suite, per eps (AutoAttack-style).
@@ -117,7 +156,9 @@ def evaluate(
             element of a dataset, is refused.
         suite: Attacks, in cascade order: registry names (``"pgd"``: default settings),
             configured `advgrad.attacks.Attack` objects, or ``{"name": ..., **settings}``
-            dicts. Set their ``bounds``: the default is unbounded (no clipping).
+            dicts; or a named suite, ``"standard"`` or ``"fast"`` (its attacks with
+            default settings; `advgrad.get_suite` configures them). Set their ``bounds``:
+            the default is unbounded (no clipping).
         eps: A number or a list of numbers, each finite and >= 0 (sorted, duplicates
             dropped).
         batch_size: Samples per batch. Defaults to 128.
@@ -138,7 +179,8 @@ def evaluate(
         individual: Also run every attack alone on every clean-correct sample, for the
             per-attack rows (``report.per_attack``); the cascade is then read off those
             runs at no extra cost. False runs each attack only on the samples still robust
-            (cheaper; no per-attack rows). Defaults to True.
+            (cheaper; no per-attack rows). Defaults to True for a list of attacks and to
+            False for a named suite (AutoAttack's cascade).
         targets: The class each attack with ``targeted=True`` aims at (untargeted attacks
             ignore it): None or ``"most-likely-wrong"`` (default: the clean input's most
             likely class other than its label), ``"least-likely"`` (its least likely class),
@@ -180,6 +222,8 @@ def evaluate(
     return_adversarial = check_bool("return_adversarial", return_adversarial)
     progress = check_bool("progress", progress)
     sanity = check_bool("sanity", sanity)
+    if individual is None:
+        individual = not isinstance(suite, str)  # a named suite: the cascade alone
     individual = check_bool("individual", individual)
     rule = resolve_targets(targets)
     stream = Batches(data, batch_size)
@@ -216,7 +260,7 @@ def evaluate(
         done = 0
 
     if unbounded:  # warned once everything is checked, just before the work starts
-        warnings.warn(_unbounded_message(unbounded), stacklevel=2)
+        warnings.warn(_unbounded_message(unbounded), FlaggedWarning, 2)
     runner = Runner(model, attacks, names, eps_list, seed, individual, return_adversarial, rule)
     sample_x: list[Any] = []
     sample_y: list[np.ndarray] = []
@@ -240,7 +284,7 @@ def evaluate(
                 if index == 0:
                     unbounded = _unbounded_on_unit_data(model, attacks, names, x_b)
                     if unbounded:
-                        warnings.warn(_unbounded_message(unbounded), stacklevel=2)
+                        warnings.warn(_unbounded_message(unbounded), FlaggedWarning, 2)
             if sampled < SANITY_SAMPLES:
                 rows = np.arange(min(size, SANITY_SAMPLES - sampled))
                 sample_x.append(take(x_b, rows))
@@ -300,13 +344,14 @@ def evaluate(
             warnings.warn(
                 f"advgrad.evaluate raised {len(flags)} sanity flag(s): {codes}. The robust "
                 "accuracy may be overestimated; see report.flags for what to try.",
+                FlaggedWarning,
                 stacklevel=2,
             )
     if not rule.default:  # the rule, in the report's config of every targeted attack (after
         # the sanity checks, which rebuild attacks from these configs: "targets" is no setting)
         report.suite = [
             {**c, "targets": rule.describe()} if a.targeted else c
-            for a, c in zip(attacks, configs, strict=True)
+            for a, c in zip(attacks, report.suite, strict=True)
         ]
     return report
 
@@ -360,8 +405,14 @@ def _unbounded_flag(unbounded: list[str]) -> dict[str, str]:
 def _resolve_suite(suite: Any) -> list[Attack]:
     from advgrad import attacks as attacks_lib
 
+    if isinstance(suite, str) and suite in attacks_lib.list_suites():
+        return attacks_lib.get_suite(suite)
     if isinstance(suite, (str, Mapping)) or not isinstance(suite, Sequence) or not suite:
-        raise invalid("suite", "a non-empty list of attack names, Attack objects or dicts", suite)
+        expected = (
+            "a non-empty list of attack names, Attack objects or dicts, or a suite name "
+            f"among {attacks_lib.list_suites()}"
+        )
+        raise invalid("suite", expected, suite)
     resolved = []
     for item in suite:
         if isinstance(item, attacks_lib.Attack):
@@ -406,6 +457,11 @@ def _report(tally, runner, model, configs, seed, batch_size, individual, digest,
         }
         for label in tally.labels
     }
+    targeted = {
+        label: {e: list(row) for e, row in zip(eps, rows, strict=True)}
+        for (label, rows), config in zip(tally.targeted.items(), configs, strict=True)
+        if config.get("targeted") and rows is not None
+    }
     adversarial = None
     if runner.keep:
         adversarial = {}
@@ -428,6 +484,7 @@ def _report(tally, runner, model, configs, seed, batch_size, individual, digest,
         timings={k: round(v, 6) for k, v in tally.timings.items()},
         gradients_per_sample=dict(tally.per_sample),
         loss_trend=loss_trend,
+        targeted_success=targeted,
         seed=seed,
         batch_size=batch_size,
         individual=individual,

@@ -26,7 +26,7 @@ from advgrad.evaluate.stream import take
 from advgrad.evaluate.targeting import TargetRule, layout, resolve
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids, predict, predicted_classes
-from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
+from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST, FlaggedWarning
 
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
@@ -199,10 +199,15 @@ class Runner:
                     f"Attack {label!r} returned {int(np.sum(left))} input(s) outside its "
                     f"threat model at eps={e:g} (eps ball, bounds, frozen inputs or non-finite "
                     "values); they are not counted as adversarial.",
+                    FlaggedWarning,
                     stacklevel=4,
                 )
         tally.timings[label] += time.perf_counter() - start
         n = len(truth)
+        counts = tally.targeted[label]
+        if attack.targeted and counts is not None:  # None: resumed from a state without it
+            counts[e_index][0] += int(np.sum((predicted == goal) & ~left))
+            counts[e_index][1] += n
         per_sample = int(result.gradients)
         tally.gradients[label] += per_sample * n
         tally.queries[label] += int(np.sum(result.queries)) + n  # + evaluate's own check

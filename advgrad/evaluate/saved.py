@@ -212,6 +212,23 @@ def check_saved(saved: dict, fingerprint: dict[str, Any], labels: list[str]) -> 
                     f"is {describe(row)}, expected 3 finite numbers [start loss sum, final loss "
                     f"sum, samples in [0, {n}]]",
                 )
+    if "targeted" in tally:  # absent from states written before it was counted
+        targeted = _keyed(tally, "targeted", "tally", labels, "one per attack")
+        for label, rows in targeted.items():
+            path = f"tally.targeted[{label!r}]"
+            if rows is None:
+                continue
+            if type(rows) is not list or len(rows) != len(eps_keys):
+                expected = f"None or one row per eps ({len(eps_keys)})"
+                raise Damaged(path, f"is {describe(rows)}, expected {expected}")
+            for e, row in enumerate(rows):
+                fine = type(row) is list and len(row) == 2 and all(type(v) is int for v in row)
+                if not fine or not 0 <= row[0] <= row[1] <= n:
+                    raise Damaged(
+                        f"{path}[{e}]",
+                        f"is {describe(row)}, expected [samples that reached their target, "
+                        f"samples attacked] with 0 <= reached <= attacked <= {n}",
+                    )
 
 
 # --------------------------------------------------------------------- state

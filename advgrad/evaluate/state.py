@@ -176,6 +176,9 @@ class Tally:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     per_sample: dict[str, int] = dataclasses.field(default_factory=dict)
     loss: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)
+    # Targeted attacks: [samples moved to their target class, samples attacked] per eps;
+    # None where a resumed state predates the count (the rate is then unknown).
+    targeted: dict[str, list[list[int]] | None] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.codes:
@@ -187,6 +190,7 @@ class Tally:
             self.timings.setdefault(label, 0.0)
             self.per_sample.setdefault(label, 0)
             self.loss.setdefault(label, [[0.0, 0.0, 0.0] for _ in self.eps])
+            self.targeted.setdefault(label, [[0, 0] for _ in self.eps])
 
     def outcomes(self, e: int) -> np.ndarray:
         """The cascade's outcome codes of every finished sample at eps number `e`."""
@@ -220,6 +224,7 @@ class Tally:
             "timings": self.timings,
             "gradients_per_sample": self.per_sample,
             "loss": self.loss,
+            "targeted": self.targeted,
         }
 
     @classmethod
@@ -246,6 +251,10 @@ class Tally:
         tally.timings.update({k: float(v) for k, v in state["timings"].items()})
         tally.per_sample.update({k: int(v) for k, v in state["gradients_per_sample"].items()})
         tally.loss.update({k: [list(map(float, r)) for r in v] for k, v in state["loss"].items()})
+        saved = state.get("targeted")  # absent from states written before it was counted
+        for label in labels:
+            rows = None if saved is None else saved.get(label)
+            tally.targeted[label] = None if rows is None else [list(map(int, r)) for r in rows]
         return tally
 
 
