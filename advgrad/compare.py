@@ -56,6 +56,11 @@ def _text(value: Any) -> str:
         return repr(value)
 
 
+def _model_name(report: Report) -> str | None:
+    """The model as the run's config named it (file or zoo name), else its Keras name."""
+    return report.model.get("source") or report.model.get("name")
+
+
 def _threat_model(report: Report) -> dict[str, str]:
     """``{what: value}`` of one report's threat model, values as text."""
     model: dict[str, str] = {}
@@ -158,7 +163,7 @@ class Comparison:
             "|---|---|---|" + "---:|" * len(self.eps),
         ]
         for i, (name, report) in enumerate(zip(self.names, self.reports, strict=True)):
-            model = _escape(str(report.model.get("name") or "-"))
+            model = _escape(str(_model_name(report) or "-"))
             attacks = _escape(", ".join(report.attacks) or "-")
             cells = [self.cell(i, e, digits) for e in self.eps]
             lines.append(f"| {_escape(name)} | {model} | {attacks} | " + " | ".join(cells) + " |")
@@ -189,7 +194,7 @@ class Comparison:
         for name, report in zip(self.names, self.reports, strict=True):
             xs = [e for e in report.eps if e in report.robust_accuracy]
             ys = [report.robust_accuracy[e] for e in xs]
-            model = report.model.get("name")
+            model = _model_name(report)
             label = f"{name} ({model})" if model and model != name else name
             (line,) = ax.plot(xs, ys, marker="o", lw=2, label=label)
             band = _band(report, xs)

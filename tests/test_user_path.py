@@ -173,6 +173,6 @@ def test_own_model_and_data_from_config_to_comparison(project, capsys):
     code, out, err = _run(capsys, "compare", runs["wide"], runs["narrow"], "--out", folder / "cmp")
     assert code == 0, err
     assert (folder / "cmp" / "compare.png").stat().st_size > 0
-    assert "wide" in out and "narrow" in out
+    assert "| run-wide | wide.keras |" in out and "| run-narrow | narrow.keras |" in out
     compared = (folder / "cmp" / "compare.md").read_text()
     assert "eps=0.75" in compared and "[" in compared  # intervals in the comparison too
