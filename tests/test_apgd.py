@@ -13,7 +13,8 @@ import tensorflow as tf
 import advgrad
 from advgrad._compile import trace_count
 from advgrad._validation import ArgumentError
-from advgrad.attacks.apgd import StepSizeSchedule, checkpoints
+from advgrad.attacks.apgd import SparseSchedule, StepSizeSchedule, checkpoints
+from advgrad.budget import Budget
 
 EPS = 0.1
 BOUNDS = (0.0, 1.0)
@@ -185,6 +186,104 @@ def test_other_norms_stay_in_the_ball(norm, eps, digits_cnn, subset):
     sizes = np.linalg.norm((result.x_adv - x[:48]).reshape(48, -1), ord=order, axis=1)
     assert sizes.max() <= eps * (1 + 1e-5)
     assert result.fooled.mean() > 0.2
+
+
+# ------------------------------------------------------------------------- L1 (Mind the box)
+
+L1_EPS = 2.0
+# Robust accuracy of the previous L1 APGD-CE (fixed top-1% direction, ball-then-clip
+# projection, Linf/L2 schedule) on the same 100 images, eps 2.0, seed 1 (PGD-100: 0.27).
+OLD_L1_ROBUST = 0.24
+
+
+def test_sparse_schedule_follows_mind_the_box():
+    schedule = SparseSchedule(100, features=100)  # a checkpoint every 4 iterations
+    state = schedule.init(3)
+    assert schedule.every == 4
+    np.testing.assert_allclose(state.fraction.numpy(), [0.2] * 3)
+    # Losses rise for all; the best points' supports: 30 (sparser than 100: restart, step
+    # back to eps), 97 and 100 (not below 0.95 x 100: step / 1.5).
+    for t in range(5):
+        loss = tf.constant([float(t)] * 3)
+        state, improved, restart = schedule.update(state, t, loss, tf.constant([30.0, 97, 100]))
+        assert improved.numpy().all()
+        assert restart.numpy().tolist() == ([True, False, False] if t == 4 else [False] * 3)
+    np.testing.assert_allclose(state.scale.numpy(), [1.0, 1 / 1.5, 1 / 1.5])
+    np.testing.assert_allclose(state.fraction.numpy(), [0.2, 0.97 / 1.5, 1 / 1.5], rtol=1e-6)
+    np.testing.assert_allclose(state.last_support.numpy(), [30, 97, 100])
+    # Without improvement the best support stays; the step never falls below eps / 10.
+    for t in range(5, 60):
+        state, improved, _ = schedule.update(state, t, tf.constant([-1.0] * 3), tf.ones([3]))
+        assert not improved.numpy().any()
+    np.testing.assert_allclose(state.scale.numpy(), [0.1] * 3)
+    np.testing.assert_allclose(state.best_support.numpy(), [30, 97, 100])
+
+
+@pytest.fixture(scope="module")
+def robust_l1(digits_cnn, subset):
+    """APGD-CE, APGD-T and PGD-100 in L1 (eps 2.0) on the subset."""
+    x, y = subset
+    common = {"eps": L1_EPS, "norm": "l1", "bounds": BOUNDS, "seed": 1}
+    return {
+        "apgd-ce": advgrad.attacks.APGD(**common).run(digits_cnn, x, y),
+        "apgd-t": advgrad.attacks.APGDTargeted(steps=50, **common).run(digits_cnn, x, y),
+        "pgd": advgrad.attacks.PGD(steps=100, **common).run(digits_cnn, x, y),
+    }
+
+
+def test_l1_apgd_at_least_as_strong_as_before_and_pgd100(robust_l1):
+    apgd = 1 - robust_l1["apgd-ce"].fooled.mean()
+    pgd = 1 - robust_l1["pgd"].fooled.mean()
+    targeted = 1 - robust_l1["apgd-t"].fooled.mean()
+    assert apgd <= OLD_L1_ROBUST + 0.01, apgd  # 0.22 measured
+    assert apgd <= pgd, (apgd, pgd)
+    assert targeted <= apgd + 0.03, (targeted, apgd)
+
+
+def test_l1_outputs_in_ball_and_bounds_and_judged(robust_l1, digits_cnn, subset):
+    x, y = subset
+    budget = Budget(L1_EPS, "l1", BOUNDS)
+    for name in ("apgd-ce", "apgd-t"):
+        result = robust_l1[name]
+        assert budget.contains(x, result.x_adv).all()
+        predicted = np.argmax(digits_cnn(result.x_adv, training=False), axis=1)
+        np.testing.assert_array_equal(result.fooled, predicted != y)
+
+
+def test_l1_per_feature_bounds_and_no_retracing(digits_cnn, subset):
+    """Per-feature bounds (a band around the data) are kept exactly; a new radius or batch
+    size does not retrace."""
+    x, y = subset
+    low = np.full(x.shape[1:], 0.1, np.float32)
+    high = np.full(x.shape[1:], 0.8, np.float32)
+    x = np.clip(x[:40], low, high)
+    attack = advgrad.attacks.APGD(eps=1.5, norm="l1", steps=12, bounds=(low, high), seed=3)
+    first = attack.run(digits_cnn, x, y[:40])
+    assert Budget(1.5, "l1", (low, high)).contains(x, first.x_adv).all()
+    assert first.fooled.any()
+    before = trace_count("attack")
+    again = attack.run(digits_cnn, x, y[:40])
+    attack.run(digits_cnn, x[:17], y[:17], eps=0.7)
+    assert trace_count("attack") == before
+    np.testing.assert_array_equal(first.x_adv, again.x_adv)
+
+
+def test_l1_two_inputs_and_mixed_norms_stay_in_budget(rng):
+    """Two L1 inputs (l1-APGD, one support and schedule per sample) and L1 beside Linf (the
+    Linf/L2 loop) both stay in every input's ball and per-feature bounds."""
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((6,), name="a"), keras.Input((2, 2), name="b")
+    joined = keras.layers.Concatenate()([a, keras.layers.Flatten()(b)])
+    model = keras.Model([a, b], keras.layers.Dense(4)(joined))
+    x = {"a": rng.normal(size=(16, 6)).astype("float32"), "b": rng.random((16, 2, 2))}
+    x["b"] = x["b"].astype("float32")
+    bounds = {"a": (x["a"].min(0) - 0.1, x["a"].max(0) + 0.1), "b": (0.0, 1.0)}
+    for norms in [("l1", "l1"), ("l1", "linf")]:
+        budget = {n: Budget(0.5, norm, bounds[n]) for n, norm in zip(x, norms, strict=True)}
+        result = advgrad.attacks.APGD(budget=budget, steps=10, seed=0).run(model, x)
+        for name, each in budget.items():
+            assert each.contains(x[name], result.x_adv[name]).all(), (norms, name)
+        assert result.fooled.any()
 
 
 # ------------------------------------------------------------------------- few classes

@@ -427,3 +427,95 @@ def test_graph_mode_unknown_shapes():
             want = norm.project(x, 0.3) + norm.direction(x)
             np.testing.assert_allclose(out.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
     assert len(traces) == 1
+
+
+# ------------------------------------------------------------------ L1 ball x box (Mind the box)
+
+
+def l1_box_reference(v: np.ndarray, eps: float, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Projection onto {||d||_1 <= eps, low <= d <= high} (low <= 0 <= high), plain numpy:
+    d = sign(v) clip(|v| - lam, 0, room) with lam found by bisection on the dual variable."""
+    v = np.asarray(v, np.float64)
+    room = np.where(v >= 0, high, -low)
+
+    def size(lam):
+        return np.clip(np.abs(v) - lam, 0, room)
+
+    if size(0.0).sum() <= eps:
+        return np.sign(v) * size(0.0)
+    lo, hi = 0.0, float(np.abs(v).max())
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if size(mid).sum() > eps else (lo, mid)
+    return np.sign(v) * size(hi)
+
+
+def _l1_box_cases(rng, batch=64, features=50):
+    """Random perturbations, radii and boxes: scalar, per feature and unbounded sides."""
+    v = rng.normal(size=(batch, features)) * rng.choice([0.05, 1.0, 5.0], size=(batch, 1))
+    eps = rng.choice([0.0, 0.5, 2.0, 10.0, 100.0], size=batch)
+    low = -rng.uniform(0, 1, size=(batch, features))
+    high = rng.uniform(0, 1, size=(batch, features))
+    low[rng.uniform(size=low.shape) < 0.2] = -np.inf
+    high[rng.uniform(size=high.shape) < 0.2] = np.inf
+    low[rng.uniform(size=low.shape) < 0.1] = 0.0  # at the bound: no room on that side
+    return v, eps, low, high
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_project_l1_box_matches_bisection_reference(dtype, rng):
+    v, eps, low, high = _l1_box_cases(rng)
+    got = norms.project_l1_box(tf.constant(v, dtype), tf.constant(eps, dtype), low, high).numpy()
+    want = np.stack([l1_box_reference(*row) for row in zip(v, eps, low, high, strict=True)])
+    scale = np.maximum(1.0, np.abs(v).max())
+    assert np.abs(got - want).max() <= (2e-5 if dtype == tf.float32 else 1e-10) * scale
+    assert np.all(np.abs(got).sum(axis=1) <= eps * (1 + 1e-6) + 1e-6)
+    assert np.all((got >= low.astype(got.dtype)) & (got <= high.astype(got.dtype)))
+
+
+def test_project_l1_box_is_closest_feasible_point(rng):
+    """No feasible point (random ones, and the ball-then-clip point) is closer than it."""
+    v, eps, low, high = _l1_box_cases(rng, batch=16, features=20)
+    got = norms.project_l1_box(v, eps, low, high).numpy()
+    mine = np.linalg.norm(got - v, axis=1)
+    clip_after = np.clip(L1().project(tf.constant(v), tf.constant(eps)).numpy(), low, high)
+    assert np.all(mine <= np.linalg.norm(clip_after - v, axis=1) + 1e-9)
+    for _ in range(50):
+        cand = np.clip(got + rng.normal(size=got.shape) * 0.05, low, high)
+        cand = norms.project_l1_box(cand, eps, low, high).numpy()  # feasible
+        assert np.all(mine <= np.linalg.norm(cand - v, axis=1) + 1e-9)
+
+
+def test_project_l1_box_keeps_points_inside_and_equals_l1_unbounded(rng):
+    v = rng.normal(size=(8, 3, 4)) * 0.01
+    np.testing.assert_array_equal(norms.project_l1_box(v, 1.0, -1.0, 1.0).numpy(), v)
+    w = rng.normal(size=(8, 3, 4)) * 3  # no box: the plain L1 projection
+    np.testing.assert_allclose(
+        norms.project_l1_box(w, [0.5] * 8).numpy(), L1().project(w, 0.5).numpy(), atol=1e-9
+    )
+
+
+def test_project_l1_box_in_tf_function_with_per_feature_bounds(rng):
+    low = -np.linspace(0.0, 1.0, 6)
+    high = np.linspace(1.0, 0.0, 6)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2, 3], tf.float32), tf.TensorSpec([])])
+    def project(delta, eps):
+        return norms.project_l1_box(delta, eps, low.reshape(2, 3), high.reshape(2, 3))
+
+    v = rng.normal(size=(5, 2, 3)).astype(np.float32)
+    got = project(v, 0.7).numpy().reshape(5, -1)
+    want = np.stack([l1_box_reference(r, 0.7, low, high) for r in v.reshape(5, -1)])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_sparse_sign_direction_keeps_the_top_fraction(rng):
+    g = rng.normal(size=(4, 100))
+    g[3] = 0.0
+    d = norms.sparse_sign_direction(g, [0.05, 0.2, 0.0, 0.5]).numpy()
+    assert (d != 0).sum(axis=1).tolist() == [5, 20, 1, 0]
+    np.testing.assert_allclose(np.abs(d).sum(axis=1), [1, 1, 1, 0])
+    for row, grad in zip(d[:3], g[:3], strict=True):
+        kept = np.abs(grad[row != 0])
+        assert kept.min() >= np.abs(grad[row == 0]).max()
+        np.testing.assert_array_equal(np.sign(row[row != 0]), np.sign(grad[row != 0]))

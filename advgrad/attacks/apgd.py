@@ -5,24 +5,32 @@ parameter-free attacks", ICML 2020 (Auto-PGD); the L1 ball as in Croce & Hein, "
 l1-APGD for sparse adversarial attacks on image classifiers", ICML 2021.
 
 APGD is `IterativeAttack`'s loop (`_Loop`: start, evaluate, keep the best, project, clip)
-with a different step: every sample has its own step size, which starts at 2 x eps (L1:
-eps) and halves at checkpoints (`checkpoints`) when the loss rose in too few steps of the
-last window (fewer than rho = 0.75 of them) or when the best loss did not improve since the
-last checkpoint and the step was not halved there; a sample whose step halves restarts from
-its highest-loss point (`StepSizeSchedule`). Steps use momentum 0.75:
+with a different step: every sample has its own step size, which starts at 2 x eps and
+halves at checkpoints (`checkpoints`) when the loss rose in too few steps of the last window
+(fewer than rho = 0.75 of them) or when the best loss did not improve since the last
+checkpoint and the step was not halved there; a sample whose step halves restarts from its
+highest-loss point (`StepSizeSchedule`). Steps use momentum 0.75:
 ``z = P(x + eta * dir(grad))``, ``x_new = P(x + 0.75 (z - x) + 0.25 (x - x_prev))`` (the
 first step plain). The output is the best iterate per sample (fooled, else highest loss).
+
+L1 (every perturbed input with an L1 budget) is l1-APGD of "Mind the box", as AutoAttack
+implements it: the step is ``eta`` times the sign of the gradient on its top ``k``
+coordinates, spread over them (`advgrad.norms.sparse_sign_direction`; coordinates the bounds
+block are left out), with no momentum; ``P`` is the exact projection onto the L1 ball
+intersected with the bounds (`advgrad.norms.project_l1_box`), the random start too; ``eta``
+starts at eps and ``k`` at 0.2 x d, and both adapt every 0.04 x steps to the sparsity of the
+highest-loss point (`SparseSchedule`). A model with L1 and other norms on different inputs
+keeps the Linf/L2 loop, with `advgrad.norms.L1`'s fixed top-1% direction for its L1 inputs.
 
 `APGDTargeted` runs APGD on the targeted DLR loss (`advgrad.losses.targeted_dlr`) once per
 target class (the 2nd, 3rd, ... highest scoring classes at the clean input), each run on the
 samples no earlier run fooled. Restarts of APGD run only on the samples still robust, too.
 The whole attack (targets, restarts, steps and schedule) is one compiled `tf.function`.
 
-Differences from AutoAttack's code: the step direction for L1 is `advgrad.norms.L1`'s sparse
-direction (a fixed top-1% sparsity, not the adaptive one of "Mind the box"), projection is
-"project onto the ball, then clip into the bounds" as in the shared loop (exact for Linf,
-not for the L1 ball intersected with a box), and L1 uses the same checkpoint schedule as
-Linf and L2.
+Differences from AutoAttack's code: l1-APGD starts from a uniform draw in the L1 ball
+projected onto ball x bounds (AutoAttack: a standard normal draw projected), and runs one
+phase at radius eps (AutoAttack's evaluation runs it at 3 x eps, 2 x eps, then eps,
+`use_largereps`: no stronger on the digits CNN, measured).
 
 >>> import advgrad
 >>> attack = advgrad.attacks.APGD(eps=0.1, loss="dlr")
@@ -39,7 +47,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from advgrad import losses
+from advgrad import losses, norms
 from advgrad._compile import count_trace
 from advgrad._validation import check_int, invalid
 from advgrad.attacks.base import Plan, setting
@@ -47,7 +55,7 @@ from advgrad.attacks.loop import IterativeAttack, _Batch, _finite_rows, _Loop, _
 from advgrad.attacks.registry import register_attack
 from advgrad.objective import Objective
 
-__all__ = ["APGD", "APGDTargeted", "StepSizeSchedule", "checkpoints"]
+__all__ = ["APGD", "APGDTargeted", "SparseSchedule", "StepSizeSchedule", "checkpoints"]
 
 RHO = 0.75  # fraction of a window's steps that must raise the loss
 MOMENTUM = 0.75  # alpha: weight of the new step against the last one
@@ -165,6 +173,94 @@ class StepSizeSchedule:
         return state, improved, halved
 
 
+class SparseState(NamedTuple):
+    """Per-sample state of `SparseSchedule`, every field of shape ``[B]`` (float32).
+
+    Attributes:
+        scale: Step size as a fraction of eps (1 at the start, within [0.1, 1]).
+        best_loss: Highest loss so far.
+        best_support: Non-zero coordinates of the highest-loss point's perturbation.
+        last_support: `best_support` at the last checkpoint (the feature count before).
+        fraction: Share of coordinates the next steps move (0.2 at the start).
+    """
+
+    scale: tf.Tensor
+    best_loss: tf.Tensor
+    best_support: tf.Tensor
+    last_support: tf.Tensor
+    fraction: tf.Tensor
+
+
+class SparseSchedule:
+    """l1-APGD's per-sample schedule of step size and sparsity (Croce & Hein 2021).
+
+    "Mind the box: l1-APGD for sparse adversarial attacks on image classifiers", ICML 2021,
+    as AutoAttack implements it: checkpoints every ``max(int(0.04 steps), 1)``
+    iterations; at each, with ``s`` the support (number of non-zero coordinates) of the
+    highest-loss point's perturbation,
+    1. the step moves the top ``s / 1.5`` coordinates of the gradient from then on
+       (``fraction = s / (1.5 d)``; 0.2 x d before the first checkpoint);
+    2. if ``s`` fell below 0.95 x its value at the last checkpoint (d before the first), the
+       step size goes back to eps and the sample restarts from its highest-loss point; else
+       the step size is divided by 1.5, never below eps / 10.
+
+    Args:
+        steps: Iterations of the attack.
+        features: Coordinates of a sample (all its L1 inputs together).
+
+    >>> schedule = SparseSchedule(100, features=10)
+    >>> state = schedule.init(1)
+    >>> for t in range(5):
+    ...     state, improved, restart = schedule.update(state, t, tf.constant([float(t)]),
+    ...                                               tf.constant([8.0]))
+    >>> schedule.every, bool(restart[0])  # at t = 4: 8 < 0.95 x 10 coordinates, restart
+    (4, True)
+    >>> round(float(state.fraction[0]), 3), float(state.scale[0])  # 8 / 15; step back to eps
+    (0.533, 1.0)
+    """
+
+    START_FRACTION = 0.2  # the share of coordinates moved before the first checkpoint
+    SHRINK = 1.5  # step size divisor at a checkpoint; support divisor for the fraction
+    MIN_SCALE = 0.1  # the step size never falls below eps / 10
+    SPARSER = 0.95  # the support must shrink below 0.95 x its last value to restart
+
+    def __init__(self, steps: int, features: Any):
+        self.steps, self.features = steps, features
+        self.every = max(int(0.04 * steps), 1)
+
+    def init(self, size: Any) -> SparseState:
+        """The state before the first iterate, for `size` samples."""
+        zeros = tf.zeros(tf.reshape(size, [1]), tf.float32)
+        return SparseState(
+            scale=zeros + 1.0,
+            best_loss=zeros - np.inf,
+            best_support=zeros,
+            last_support=zeros + tf.cast(self.features, tf.float32),
+            fraction=zeros + self.START_FRACTION,
+        )
+
+    def update(
+        self, state: SparseState, t: Any, loss: tf.Tensor, support: tf.Tensor
+    ) -> tuple[SparseState, tf.Tensor, tf.Tensor]:
+        """Take iterate `t`'s loss and support: (new state, improved ``[B]``, restart ``[B]``)."""
+        loss = tf.cast(loss, tf.float32)
+        improved = loss > state.best_loss
+        best_support = tf.where(improved, tf.cast(support, tf.float32), state.best_support)
+        check = (t > 0) & tf.equal(t % self.every, 0)
+        sparser = check & (best_support < self.SPARSER * state.last_support)
+        scale = tf.where(sparser, 1.0, state.scale / self.SHRINK)
+        scale = tf.where(check, tf.clip_by_value(scale, self.MIN_SCALE, 1.0), state.scale)
+        fraction = best_support / (self.SHRINK * tf.cast(self.features, tf.float32))
+        state = SparseState(
+            scale=scale,
+            best_loss=tf.where(improved, loss, state.best_loss),
+            best_support=best_support,
+            last_support=tf.where(check, best_support, state.last_support),
+            fraction=tf.where(check, fraction, state.fraction),
+        )
+        return state, improved, sparser
+
+
 class _APGDLoop(_Loop):
     """`_Loop` with APGD's step (schedule, momentum, restart from the best point), run once
     per restart (and per target class) on the samples that are not fooled yet."""
@@ -176,6 +272,8 @@ class _APGDLoop(_Loop):
         self.runs = self.restarts * max(targets, 1)
         self.judge = judge or self.runs > 1  # the runs need to know what is fooled
         self.initial = [1.0 if b.norm.name == "l1" else 2.0 for b in self.budgets]
+        # l1-APGD ("Mind the box") when every perturbed input has an L1 budget.
+        self.sparse = all(b.norm.name == "l1" for b in self.budgets)
 
     # ------------------------------------------------------------------ traced
     def run(self, xs, y, eps, step_sizes, seed):
@@ -238,22 +336,29 @@ class _APGDLoop(_Loop):
 
     def attempt(self, batch: _Batch, seed) -> tuple[list[tf.Tensor], tf.Tensor, tf.Tensor]:
         """One APGD run: (best iterate per input, its score, the loss trace)."""
-        adv = self.start(batch, seed)
+        if self.sparse:  # l1-APGD
+            adv = self.sparse_start(batch, seed)
+            schedule = SparseSchedule(self.steps, sum(_features(x) for x in batch.originals))
+            step = functools.partial(self.sparse_step, batch, schedule)
+        else:
+            adv = self.start(batch, seed)
+            schedule = self.schedule
+            step = functools.partial(self.apgd_step, batch)
         best_score = tf.fill([batch.size], tf.constant(-np.inf, tf.float32))
         trace = tf.TensorArray(tf.float32, size=self.steps + 1, element_shape=[])
         state = (
             tf.constant(0),
             adv,
-            list(adv),  # the previous iterate (momentum)
+            list(adv),  # the previous iterate (momentum; unused in L1)
             list(adv),  # the highest-loss iterate (restarts)
             [tf.zeros_like(a) for a in adv],  # its gradient
-            self.schedule.init(batch.size),
+            schedule.init(batch.size),
             list(adv),  # the best iterate (output)
             best_score,
             trace,
         )
         _, adv, _, top, _, _, best, best_score, trace = tf.while_loop(
-            lambda t, *_: t < self.steps, functools.partial(self.apgd_step, batch), state
+            lambda t, *_: t < self.steps, step, state
         )
         if not self.judge:  # `__call__`, one run: a fooled iterate, else the highest loss
             fooled = tf.equal(best_score, np.inf)
@@ -286,6 +391,82 @@ class _APGDLoop(_Loop):
             new_adv.append(self.project(batch, i, x + a * (z - x) + (1 - a) * (x - prev[i])))
         return t + 1, new_adv, adv, top, top_grads, schedule, best, score, trace
 
+    # ------------------------------------------------------- l1-APGD (Mind the box)
+    def sparse_start(self, batch: _Batch, seed) -> list[tf.Tensor]:
+        """The first iterate in L1: a uniform draw in the ball, projected onto the ball
+        intersected with the bounds (the clean input without `random_start`)."""
+        adv = []
+        for i, x in enumerate(batch.originals):
+            delta = tf.zeros_like(x)
+            if self.random_start:
+                delta = self.budgets[i].norm.random_init(
+                    tf.shape(x),
+                    batch.eps[i],
+                    tf.random.experimental.stateless_fold_in(seed, i),
+                    x.dtype,
+                )
+            adv.append(self.sparse_project(batch, i, x + delta))
+        return adv
+
+    def sparse_project(self, batch: _Batch, i: int, point: tf.Tensor) -> tf.Tensor:
+        """`point` (input `i`) onto its L1 ball intersected with the bounds, exactly
+        (`advgrad.norms.project_l1_box`), then clipped (a no-op but for rounding)."""
+        x, bounds = batch.originals[i], self.budgets[i].bounds
+        low = tf.constant(bounds.low, x.dtype) - x
+        high = tf.constant(bounds.high, x.dtype) - x
+        delta = norms.project_l1_box(point - x, batch.eps[i], low, high)
+        return bounds.clip(x + delta)
+
+    @staticmethod
+    def support(batch: _Batch, adv: list[tf.Tensor]) -> tf.Tensor:
+        """Per sample (``[B]``, float32): the non-zero coordinates of the perturbation."""
+        counts = [
+            tf.reduce_sum(tf.cast(tf.reshape(a - x, [batch.size, -1]) != 0, tf.float32), 1)
+            for a, x in zip(adv, batch.originals, strict=True)
+        ]
+        return tf.add_n(counts)
+
+    def sparse_step(
+        self,
+        batch: _Batch,
+        rule: SparseSchedule,
+        t,
+        adv,
+        prev,
+        top,
+        top_grads,
+        sched,
+        best,
+        score,
+        trace,
+    ):
+        """l1-APGD's step: evaluate, schedule (maybe restart from the highest-loss point),
+        then ``P(x + scale * eps * sparse_sign_direction(grad, fraction))``, no momentum."""
+        loss, fooled, grads = self.evaluate(batch, adv)
+        trace = _record(trace, t, loss)
+        best, score = self.keep_best(adv, loss, fooled, best, score)
+        sched, improved, restart = rule.update(sched, t, loss, self.support(batch, adv))
+        top = [_select(improved, a, b) for a, b in zip(adv, top, strict=True)]
+        top_grads = [_select(improved, g, h) for g, h in zip(grads, top_grads, strict=True)]
+        adv = [_select(restart, b, a) for a, b in zip(adv, top, strict=True)]
+        grads = [_select(restart, h, g) for g, h in zip(grads, top_grads, strict=True)]
+        new_adv = []
+        for i, x in enumerate(adv):
+            shape = [-1] + [1] * (x.shape.rank - 1)
+            size = tf.reshape(tf.cast(sched.scale, x.dtype), shape) * batch.eps[i]
+            grad = self.masked_gradient(batch, i, grads[i], x)  # blocked coordinates: 0
+            direction = norms.sparse_sign_direction(grad, sched.fraction)
+            new_adv.append(self.sparse_project(batch, i, x + size * direction))
+        return t + 1, new_adv, adv, top, top_grads, sched, best, score, trace
+
+
+def _features(x: tf.Tensor) -> Any:
+    """Coordinates per sample of `x`: a Python int when its shape is static."""
+    shape = x.shape[1:]
+    if shape.is_fully_defined():
+        return int(np.prod(shape.as_list(), dtype=np.int64))
+    return tf.reduce_prod(tf.shape(x)[1:])
+
 
 def _check_loss(value: Any) -> str:
     if isinstance(value, str) and value.lower() in ("ce", "dlr"):
@@ -315,7 +496,9 @@ class APGD(IterativeAttack):
     difference of logits ratio, needs 3 classes), steps (100), restarts (1; each after the
     first runs on the samples still robust), random_start (True), bounds, budget, targeted,
     seed, batch_size, progress. There is no step size to set: it starts at 2 x eps (L1: eps)
-    and adapts per sample.
+    and adapts per sample. With ``norm="l1"`` it is l1-APGD ("Mind the box", Croce & Hein,
+    ICML 2021: adaptive sparsity, exact projection onto the L1 ball and the bounds; see the
+    module docstring); `advgrad.norms.L1`'s `sparsity` is not used there.
 
     >>> import numpy as np, keras, advgrad
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
