@@ -98,6 +98,7 @@ _non_negative_int = _int_at_least(0)
 def build_parser() -> argparse.ArgumentParser:
     """The ``advgrad`` argument parser (init, bench, report, compare, attacks, zoo, gradients)."""
     from advgrad.config import SCHEMA  # TensorFlow-free
+    from advgrad.config.generation import SCHEMA as GENERATION_SCHEMA
 
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -179,6 +180,52 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     bench.set_defaults(handler=commands.bench)
+
+    generate = subcommands.add_parser(
+        "generate",
+        parents=[common],
+        help="generate adversarial data as a generation config (YAML) says",
+        description=(
+            "Attack a data set and write the adversarial examples as checksummed shards "
+            "(tfrecord or npz) with a manifest; resumable; `advgrad verify` re-checks them."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="config schema:\n\n" + textwrap.indent(GENERATION_SCHEMA, "  "),
+    )
+    generate.add_argument("config", metavar="CONFIG.yaml", help="the generation config")
+    generate.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: the config's `output`, else runs/<config name>)",
+    )
+    generate.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in the output folder (same config): missing or corrupt "
+        "shards are written again",
+    )
+    generate.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="only the first N samples"
+    )
+    generate.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE before the model loads (custom layers and losses); repeatable",
+    )
+    generate.set_defaults(handler=commands.generate)
+
+    verify = subcommands.add_parser(
+        "verify",
+        parents=[common],
+        help="re-check the shards of a generated data folder",
+        description="Re-check every shard's count and SHA-256 against the manifest; exit 1 "
+        "if any is missing or corrupt (`advgrad generate --resume` writes them again).",
+    )
+    verify.add_argument("out_dir", metavar="OUT_DIR", help="a folder written by generate")
+    verify.set_defaults(handler=commands.verify)
 
     report = subcommands.add_parser(
         "report",
@@ -310,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        hint = "; continue with --resume" if args.command == "bench" else ""
+        hint = "; continue with --resume" if args.command in ("bench", "generate") else ""
         print(f"{PROG}: error: interrupted{hint}", file=sys.stderr)
         return 1
     except Exception as err:

@@ -7,6 +7,7 @@ output; each returns the exit code (0 done, 1 failed) or raises `UsageError` (ex
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import shutil
 import sys
@@ -17,7 +18,18 @@ from typing import Any
 from advgrad._io import atomic_write
 from advgrad.run_folder import REPORT_JSON, STATE_FILE, RunFolder
 
-__all__ = ["PROG", "UsageError", "attacks", "bench", "compare", "gradients", "init", "report"]
+__all__ = [
+    "PROG",
+    "UsageError",
+    "attacks",
+    "bench",
+    "compare",
+    "generate",
+    "gradients",
+    "init",
+    "report",
+    "verify",
+]
 
 PROG = "advgrad"
 REPORT_MD = "report.md"
@@ -94,6 +106,67 @@ def bench(args: argparse.Namespace) -> int:
     written = [REPORT_JSON, REPORT_MD, *(pathlib.Path(p).name for p in plots)]
     print(f"wrote {', '.join(written)} to {out} ({seconds:.1f} s)")
     return 0
+
+
+# ---------------------------------------------------------------------------- generate
+def generate(args: argparse.Namespace) -> int:
+    """Run a generation config: adversarial data as shards in the output folder."""
+    from advgrad._validation import ArgumentError
+    from advgrad.config import build_generation, load_generate
+
+    _check_out_argument(args.out)
+    config = load_generate(args.config)
+    try:
+        bench = config.bench.with_overrides(limit=args.limit, output=args.out, imports=args.imports)
+    except ArgumentError as err:
+        raise UsageError(f"argument --{err.argument}: {err.reason}") from None
+    out = bench.output or pathlib.Path("runs", pathlib.Path(args.config).stem).absolute()
+    model, data, attack = build_generation(dataclasses.replace(config, bench=bench))
+
+    from advgrad.generation import generate as run_generation
+
+    start = time.perf_counter()
+    try:
+        manifest = run_generation(
+            model,
+            data,
+            attack,
+            out,
+            shard_size=config.shard_size,
+            format=config.format,
+            resume=args.resume,
+            batch_size=bench.batch_size,
+            seed=bench.seed,
+            progress=True,
+        )
+    except ArgumentError as err:  # refused before any work: the folder, a resumed run
+        raise UsageError(str(err).replace("resume=True", "--resume")) from None
+    seconds = time.perf_counter() - start
+    shards = manifest.get("shards", [])
+    samples = sum(int(shard.get("count", 0)) for shard in shards)
+    print(f"wrote {samples} samples in {len(shards)} shard(s) to {out} ({seconds:.1f} s)")
+    print(f"check them with `{PROG} verify {out}`; load them with advgrad.load_generated")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Re-check every shard of a generation folder: exit 0 when all are whole, else 1."""
+    from advgrad._validation import ArgumentError
+    from advgrad.generation import verify as verify_folder
+
+    try:
+        result = verify_folder(args.out_dir)
+    except ArgumentError as err:
+        raise UsageError(str(err)) from None
+    state = "complete" if result.complete else "unfinished (continue it with --resume)"
+    print(f"{args.out_dir}: {result.shards} shard(s), {result.samples} samples, run {state}")
+    for problem in result.problems:
+        print(f"  {problem}")
+    if result.ok:
+        print("every shard is present, and its checksum and sample count match the manifest")
+    elif result.bad:
+        print(f"`{PROG} generate CONFIG --resume` writes shard(s) {result.bad} again")
+    return 0 if result.ok else 1
 
 
 def _data_name(data: Any) -> str:

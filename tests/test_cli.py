@@ -846,3 +846,63 @@ def test_warnings_are_printed_apart_from_progress_bars(capsys):
     stderr = capsys.readouterr().err
     pieces = [p.strip() for p in re.split(r"[\r\n]", stderr)]
     assert "advgrad: warning: boom" in pieces, stderr
+
+
+# ------------------------------------------------------------------ generate and verify
+GENERATE = """\
+model: digits-cnn
+data: {name: digits, split: test, limit: 50}
+attack: fgsm
+eps: 0.1
+bounds: data
+shard_size: 20
+format: npz
+batch_size: 16
+"""
+
+
+def test_generate_then_verify_then_resume_a_corrupt_shard(tmp_path, capsys):
+    config = write(tmp_path, GENERATE, "generate.yaml")
+    out = tmp_path / "data"
+    code, stdout, err = run(capsys, "generate", config, "--out", out)
+    assert code == 0, err
+    assert f"wrote 50 samples in 3 shard(s) to {out}" in stdout
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["manifest.json", "shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
+    first = {name: (out / name).read_bytes() for name in names}
+
+    code, stdout, _ = run(capsys, "verify", out)
+    assert code == 0 and "3 shard(s), 50 samples, run complete" in stdout
+
+    shard = out / "shard-00001.npz"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    code, stdout, _ = run(capsys, "verify", out)
+    assert code == 1 and "shard 1 (shard-00001.npz)" in stdout and "[1] again" in stdout
+
+    code, _, err = run(capsys, "generate", config, "--out", out)  # not without --resume
+    assert code == 2 and "--resume" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "generate", config, "--out", out, "--resume")
+    assert code == 0, err
+    assert {name: (out / name).read_bytes() for name in names} == first  # the same bytes
+    assert run(capsys, "verify", out)[0] == 0
+
+
+def test_generate_bad_config_exit_2_nothing_written(tmp_path, capsys):
+    config = write(tmp_path, GENERATE.replace("format: npz", "format: parquet"), "g.yaml")
+    out = tmp_path / "data"
+    code, stdout, err = run(capsys, "generate", config, "--out", out)
+    assert code == 2 and stdout == ""
+    assert "format: expected one of tfrecord, npz, received 'parquet'" in err
+    assert err.count("\n") == 1 and not out.exists()
+    code, _, err = run(capsys, "verify", tmp_path / "nowhere")
+    assert code == 2 and "out_dir" in err
+
+
+def test_shipped_generation_config_is_valid():
+    from advgrad.config import load_generate
+
+    config = load_generate(ROOT / "configs" / "generate-digits.yaml")
+    assert config.attack.name == "pgd" and config.bench.data.split == "train"
+    assert config.shard_size == 500 and config.format == "tfrecord"

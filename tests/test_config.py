@@ -920,3 +920,49 @@ def test_npz_bounds_arrays_must_fit_the_inputs(tmp_path, rng):
         build_run(load_config(path))
     (problem,) = info.value.problems
     assert problem.startswith("data.bounds: arrays 'lo' (3,) and 'hi' (3,) do not fit input")
+
+
+# ----------------------------------------------------------------- generation configs
+def _generation(**changes):
+    document = {
+        "model": "digits-cnn",
+        "data": {"name": "digits", "split": "train"},
+        "attack": {"name": "pgd", "steps": 10},
+        "eps": 0.1,
+        "shard_size": 500,
+    }
+    document.update(changes)
+    return {k: v for k, v in document.items() if v is not None}
+
+
+def test_generation_config_shares_the_benchmark_checks():
+    from advgrad.config.generation import parse_generate
+
+    config = parse_generate(_generation(format="npz"), default_catalog())
+    assert config.attack.name == "pgd" and config.attack.settings == {"steps": 10}
+    assert config.eps == 0.1 and config.shard_size == 500 and config.format == "npz"
+    assert config.bench.data.split == "train" and config.bench.bounds == "data"
+    assert parse_generate(_generation(), default_catalog()).format == "tfrecord"
+
+
+@pytest.mark.parametrize(
+    "changes, problem",
+    [
+        ({"attack": {"name": "pgd", "steps": "ten"}}, "attack.steps: expected an int"),
+        ({"attack": "pgdd"}, "attack: unknown attack 'pgdd' (did you mean 'pgd'?)"),
+        ({"attack": ["pgd", "fgsm"]}, "attack: expected one attack"),
+        ({"attack": None}, "missing key 'attack'"),
+        ({"eps": [0.1, 0.2]}, "eps: expected one radius"),
+        ({"shard_size": 0}, "shard_size: expected an int >= 1, received 0"),
+        ({"format": "parquet"}, "format: expected one of tfrecord, npz, received 'parquet'"),
+        ({"suite": ["pgd"]}, "unknown key 'suite'"),
+        ({"targets": 3}, "unknown key 'targets'"),
+    ],
+)
+def test_generation_config_problems_are_named(changes, problem):
+    from advgrad.config.generation import parse_generate
+
+    with pytest.raises(ConfigError) as info:
+        parse_generate(_generation(**changes), default_catalog())
+    assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
+    assert not any("suite" in p for p in info.value.problems if "'suite'" not in p)

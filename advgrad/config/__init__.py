@@ -121,8 +121,10 @@ import textwrap
 from typing import Any
 
 from advgrad.config import schema
-from advgrad.config.build import build_run
+from advgrad.config.build import build_generation, build_run
 from advgrad.config.catalog import Catalog
+from advgrad.config.generation import GenerateConfig, parse_generate
+from advgrad.config.generation import load_generate as _load_generate
 from advgrad.config.registries import default_catalog
 from advgrad.config.schema import (
     AttackConfig,
@@ -141,7 +143,11 @@ __all__ = [
     "Catalog",
     "ConfigError",
     "DataConfig",
+    "GenerateConfig",
+    "build_generation",
     "build_run",
+    "load_generate",
+    "parse_generate",
     "load_config",
     "parse_config",
 ]
@@ -181,6 +187,16 @@ seed: 0                      # seed of the evaluation (random starts, random tar
 output: runs/my-model        # output folder of `advgrad bench` (--out overrides)
 """
 """What ``advgrad init`` writes: a commented config for one's own model and data."""
+
+
+def load_generate(path: str | os.PathLike, *, catalog: Catalog | None = None) -> GenerateConfig:
+    """Read and validate a generation YAML file (`advgrad.config.generation`), with
+    advgrad's registries as the catalog unless one is given.
+
+    Raises:
+        ConfigError: Every problem found, by its YAML path.
+    """
+    return _load_generate(path, catalog or default_catalog())
 
 
 def load_config(path: str | os.PathLike, *, catalog: Catalog | None = None) -> BenchConfig:

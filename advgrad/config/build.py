@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from advgrad._validation import ArgumentError
+from advgrad.config.generation import GenerateConfig
 from advgrad.config.problems import _join, _one_line, _Problems, _suggest
 from advgrad.config.registries import default_catalog
 from advgrad.config.schema import BenchConfig, BenchRun, DataConfig
@@ -72,6 +73,28 @@ def build_run(config: BenchConfig) -> BenchRun:
                 break
     problems.raise_if_any(config.source)
     return BenchRun(model, (x, y), suite, list(config.eps), bounds)
+
+
+def build_generation(config: GenerateConfig) -> tuple[Any, tuple[Any, np.ndarray], Any]:
+    """Load the model and data of a generation config and make its attack at its eps.
+
+    The shared part is built by `build_run` (same checks, same errors); the attack's radius
+    is the config's ``eps``, in every budget it holds too.
+
+    Returns:
+        ``(model, (x, y), attack)``.
+
+    Raises:
+        ConfigError: As `build_run`.
+    """
+    run = build_run(config.bench)
+    attack = run.suite[0]
+    budget = attack.budget
+    if isinstance(budget, Mapping):
+        budget = {k: None if v is None else v.replace(eps=config.eps) for k, v in budget.items()}
+    elif budget is not None:
+        budget = budget.replace(eps=config.eps)
+    return run.model, run.data, attack.replace(eps=config.eps, budget=budget)
 
 
 def _import_modules(config: BenchConfig, problems: _Problems) -> None:

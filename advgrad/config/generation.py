@@ -1,0 +1,176 @@
+"""Generation configs: what `advgrad generate` runs, parsed like a benchmark config.
+
+A generation config is a benchmark config with one attack instead of a suite, one eps, and
+where the shards go. Everything the two share (``model``, ``imports``, ``data``, ``norm``,
+``bounds``, ``inputs``, ``batch_size``, ``seed``, ``output``) is checked by the same code
+(`advgrad.config.schema.parse`), and problems are named by the generation config's own
+paths (``attack.steps: ...``). Pure: no TensorFlow.
+
+Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required)::
+
+    model: digits-cnn            # as in a benchmark config (a zoo name or a .keras file)
+    data: {name: digits, split: train}   # as in a benchmark config
+    attack: {name: pgd, steps: 10}       # one attack: a registered name or a mapping
+    eps: 0.1                     # one radius (a finite number >= 0)
+    norm: linf                   # optional, as in a benchmark config
+    bounds: data                 # optional, as in a benchmark config
+    shard_size: 1000             # samples per shard (int >= 1)
+    format: tfrecord             # tfrecord (default) | npz
+    batch_size: 256              # samples attacked at a time
+    seed: 0                      # seed of the attack (the same seed: the same bytes)
+    output: runs/digits-pgd-data # default output folder (--out overrides)
+
+>>> from advgrad.config.catalog import Catalog
+>>> catalog = Catalog(attacks={"pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 40}},
+...                   norms=("linf",), datasets=("digits",), models=("digits-cnn",))
+>>> document = {"model": "digits-cnn", "data": {"name": "digits"}, "attack": "pgd",
+...             "eps": 0.1, "shard_size": 100}
+>>> config = parse_generate(document, catalog)
+>>> config.attack.name, config.eps, config.shard_size, config.format
+('pgd', 0.1, 100, 'tfrecord')
+>>> parse_generate({**document, "attack": {"name": "pgd", "steps": "ten"}}, catalog)
+Traceback (most recent call last):
+...
+advgrad.config.problems.ConfigError: attack.steps: expected an int, received 'ten'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+from advgrad._validation import check_int
+from advgrad.config.catalog import Catalog
+from advgrad.config.problems import ConfigError, _Problems, _suggest
+from advgrad.config.schema import AttackConfig, BenchConfig, parse, read_yaml
+
+__all__ = ["FORMATS", "SCHEMA", "GenerateConfig", "load_generate", "parse_generate"]
+
+SCHEMA = (
+    textwrap.dedent(__doc__.split("::\n", 1)[1].split("\n>>>", 1)[0]).strip("\n") + "\n"
+    if __doc__
+    else ""
+)
+"""Every key of a generation config, one commented example each (the schema above)."""
+
+FORMATS = ("tfrecord", "npz")
+"""The shard formats `advgrad.generate` writes."""
+
+_OWN_KEYS = ("attack", "shard_size", "format")
+_SHARED_KEYS = (
+    "model",
+    "imports",
+    "data",
+    "eps",
+    "norm",
+    "bounds",
+    "inputs",
+    "batch_size",
+    "seed",
+    "output",
+)
+_REQUIRED = ("model", "data", "attack", "eps", "shard_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateConfig:
+    """A validated generation config.
+
+    Attributes:
+        bench: The shared part, as a `BenchConfig` whose suite is the one attack and whose
+            eps is the one radius (so `advgrad.config.build_run` builds it).
+        shard_size: Samples per shard.
+        format: ``"npz"`` or ``"tfrecord"``.
+    """
+
+    bench: BenchConfig
+    shard_size: int
+    format: str = "tfrecord"
+
+    @property
+    def attack(self) -> AttackConfig:
+        """The attack (name and settings)."""
+        return self.bench.suite[0]
+
+    @property
+    def eps(self) -> float:
+        """The radius."""
+        return self.bench.eps[0]
+
+
+def load_generate(path: str | os.PathLike, catalog: Catalog) -> GenerateConfig:
+    """Read and validate a generation YAML file (the schema above), read safely.
+
+    Raises:
+        ConfigError: Every problem found, by its YAML path.
+    """
+    document = read_yaml(path)
+    path = pathlib.Path(path).expanduser()
+    return parse_generate(document, catalog, base=path.parent, source=path)
+
+
+def parse_generate(
+    document: Any,
+    catalog: Catalog,
+    *,
+    base: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+) -> GenerateConfig:
+    """Validate a generation config given as a mapping (what ``yaml.safe_load`` returns).
+
+    Raises:
+        ConfigError: Every problem found, by path.
+    """
+    problems = _Problems()
+    if not isinstance(document, Mapping):
+        problems.expected(
+            "", "a mapping of keys (model, data, attack, eps, shard_size, ...)", document
+        )
+        problems.raise_if_any(source)
+    known = _OWN_KEYS + _SHARED_KEYS
+    for key in document:
+        if key not in known:
+            problems.add("", f"unknown key {key!r}{_suggest(key, known)}")
+    for key in _REQUIRED:
+        if key not in document:
+            problems.add("", f"missing key {key!r}")
+    attack = document.get("attack")
+    if "attack" in document and not isinstance(attack, (str, Mapping)):
+        problems.expected(
+            "attack", "one attack: a registered name or a mapping with `name`", attack
+        )
+    eps = document.get("eps")
+    if "eps" in document and isinstance(eps, list):
+        problems.expected("eps", "one radius (a finite number >= 0)", eps)
+    shard_size = problems.check(
+        "shard_size", document.get("shard_size", 1), lambda p, v: check_int(p, v, low=1)
+    )
+    kind = document.get("format", "tfrecord")
+    if kind not in FORMATS:
+        problems.expected("format", f"one of {', '.join(FORMATS)}", kind, FORMATS)
+
+    shared = {k: v for k, v in document.items() if k in _SHARED_KEYS}
+    if isinstance(attack, (str, Mapping)):
+        shared["suite"] = [attack]
+    bench = None
+    try:
+        bench = parse(shared, catalog, base=base, source=None)
+    except ConfigError as err:
+        for problem in err.problems:
+            if "suite" not in shared and problem == "missing key 'suite'":
+                continue  # said as `attack`
+            problems.items.append(_renamed(problem))
+    problems.raise_if_any(source)
+    return GenerateConfig(bench=bench, shard_size=int(shard_size), format=str(kind))
+
+
+def _renamed(problem: str) -> str:
+    """A benchmark-config problem in the generation config's words (``suite[0]`` is
+    ``attack``)."""
+    problem = re.sub(r"; suites: [^;]*$", "", problem)  # one attack: no suite to name
+    return re.sub(r"^suite(\[0\])?", "attack", problem)

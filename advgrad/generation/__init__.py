@@ -1,0 +1,23 @@
+"""Adversarial data as a product: sharded, resumable, verifiable, streamed back as tf.data.
+
+`generate` attacks a data set batch by batch and writes the adversarial inputs, with their
+labels, original indices, clean/adversarial correctness flags and perturbation norms, into
+numbered shards of exactly `shard_size` samples (``.tfrecord`` or ``.npz``) plus a JSON
+manifest (config, model and data fingerprints, versions, per-shard counts and SHA-256
+checksums). Every file is written to a temporary name, fsynced and renamed; a killed run
+resumed with ``resume=True`` yields exactly the bytes of an uninterrupted one. `verify`
+re-checks the shards; `load_generated` streams them back as a `tf.data.Dataset`;
+`adversarial_dataset` attacks a dataset on the fly instead, with no files.
+
+The parts: `shards` (the two file formats), `manifest` (the JSON manifest, fingerprints and
+`verify`), `writer` (shard buffers and the background writer thread), `pipeline`
+(`generate`), `loading` (`load_generated`, `adversarial_dataset`).
+"""
+
+from __future__ import annotations
+
+from advgrad.generation.loading import adversarial_dataset, load_generated
+from advgrad.generation.manifest import VerifyResult, verify
+from advgrad.generation.pipeline import generate
+
+__all__ = ["VerifyResult", "adversarial_dataset", "generate", "load_generated", "verify"]

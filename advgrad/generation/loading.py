@@ -1,0 +1,229 @@
+"""Adversarial data as `tf.data`: generated shards streamed back, or an attack on the fly.
+
+`load_generated` streams the shards `advgrad.generate` wrote, one shard file at a time, in
+order or shuffled with a seed (the shard order, then a buffer of samples), as ``(x_adv, y)``
+batches ready for ``model.fit``; it can serve a fixed fraction of the samples clean instead.
+`adversarial_dataset` attacks a dataset's batches as they are read instead, with no files.
+
+>>> import tempfile
+>>> from advgrad import data, zoo
+>>> from advgrad.attacks import FGSM
+>>> from advgrad.generation import generate
+>>> ds, out = data.digits(), tempfile.mkdtemp()
+>>> _ = generate(zoo.load("digits-cnn"), (ds.x_test[:20], ds.y_test[:20]),
+...              FGSM(eps=0.1, bounds=ds.bounds), out, shard_size=8)
+>>> [tuple(y.shape) for _, y in load_generated(out, batch_size=16)]
+[(16,), (4,)]
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from advgrad._validation import ArgumentError, check_bool, check_int, check_number, invalid
+from advgrad.attacks.base import Attack
+from advgrad.evaluate.cascade import SEED_LIMIT, seed_of
+from advgrad.generation.manifest import read_manifest
+from advgrad.generation.shards import decode_column
+
+__all__ = ["adversarial_dataset", "load_generated"]
+
+
+def load_generated(
+    out_dir: str | os.PathLike,
+    *,
+    batch_size: int | None = 32,
+    shuffle: bool = False,
+    seed: int | None = None,
+    buffer_size: int | None = None,
+    mix_clean: float | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """The adversarial data `advgrad.generate` wrote, as a `tf.data.Dataset` of ``(x, y)``.
+
+    ``x`` has the structure the data had (one array, a tuple or a dict of the inputs); ``y``
+    the labels as given. Shards are read one at a time (memory: one shard plus the shuffle
+    buffer), and the checksums are not re-checked here (`advgrad.verify` does that).
+
+    Args:
+        out_dir: The folder of a complete `generate` run.
+        batch_size: Samples per batch, or None for single samples. Defaults to 32.
+        shuffle: Shuffle the shard order and then the samples, in a buffer of
+            `buffer_size`; a new order each epoch, the same sequence of orders for the same
+            `seed`. Defaults to False (data order).
+        seed: The shuffle's seed (an int >= 0), or None for an unseeded shuffle.
+        buffer_size: Samples in the shuffle buffer. Defaults to the shard size.
+        mix_clean: None (default: every sample adversarial), or the fraction in [0, 1] of
+            samples served clean instead: sample ``i`` (its original index) is clean when
+            ``floor((i + 1) * mix_clean) > floor(i * mix_clean)``, exactly that fraction,
+            spread evenly over the data, the same samples every epoch. The clean inputs
+            are those stored by ``generate(..., keep_clean=True)``: a run without them is
+            refused.
+        drop_remainder: Drop a last, smaller batch. Defaults to False.
+
+    Returns:
+        A `tf.data.Dataset`, prefetched.
+
+    Raises:
+        ArgumentError: Naming the argument: an invalid one, an `out_dir` with no manifest
+            or an incomplete run (resume it first), `mix_clean` without stored clean inputs.
+    """
+    manifest = read_manifest(out_dir)
+    if not manifest.get("complete"):
+        raise ArgumentError(
+            "out_dir",
+            f"the run in {str(out_dir)!r} is incomplete: finish it with "
+            "advgrad.generate(..., resume=True) first.",
+        )
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, low=1, high=2**31)
+    shuffle = check_bool("shuffle", shuffle)
+    if seed is not None:
+        seed = check_int("seed", seed, low=0, high=SEED_LIMIT - 1)
+    config = manifest["config"]
+    buffer_size = check_int(
+        "buffer_size", config["shard_size"] if buffer_size is None else buffer_size, low=1
+    )
+    if mix_clean is not None:
+        mix_clean = check_number("mix_clean", mix_clean, low=0.0, high=1.0)
+        if not config.get("keep_clean"):
+            raise ArgumentError(
+                "mix_clean",
+                "expected a run that stored its clean inputs, received a run generated "
+                "without them: generate with keep_clean=True to mix clean data in.",
+            )
+    drop_remainder = check_bool("drop_remainder", drop_remainder)
+
+    structure = manifest["structure"]
+    columns = manifest["columns"]
+    names = [k[len("x_adv/") :] for k in columns if k.startswith("x_adv/")]
+    keys = [f"x_adv/{n}" for n in names] + ["y"]
+    if mix_clean is not None:
+        keys += [f"clean/{n}" for n in names] + ["index"]
+    specs = {k: columns[k] for k in keys}
+    files = [str(pathlib.Path(out_dir) / e["file"]) for e in manifest["shards"]]
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if config["format"] == "tfrecord":
+        dataset = dataset.flat_map(tf.data.TFRecordDataset)
+        features = {k: tf.io.FixedLenFeature([], tf.string) for k in keys}
+
+        def parse(record):
+            raw = tf.io.parse_single_example(record, features)
+            return {k: decode_column(raw[k], specs[k]) for k in keys}
+
+    else:
+        signature = {
+            k: tf.TensorSpec((None, *s["shape"]), tf.as_dtype(np.dtype(s["dtype"])))
+            for k, s in specs.items()
+        }
+
+        def read(path):
+            with np.load(path.decode() if isinstance(path, bytes) else path) as archive:
+                yield {k: archive[k] for k in keys}
+
+        dataset = dataset.flat_map(
+            lambda path: tf.data.Dataset.from_generator(
+                read, args=(path,), output_signature=signature
+            ).unbatch()
+        )
+        parse = None
+    if shuffle:
+        dataset = dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
+    if parse is not None:
+        dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def pack(row):
+        leaves = [row[f"x_adv/{n}"] for n in names]
+        if mix_clean is not None:
+            i = tf.cast(row["index"], tf.float64)
+            clean = tf.floor((i + 1) * mix_clean) > tf.floor(i * mix_clean)
+            leaves = [
+                tf.where(clean, row[f"clean/{n}"], v) for n, v in zip(names, leaves, strict=True)
+            ]
+        by_name = dict(zip(names, leaves, strict=True))
+        ordered = [by_name[n] for n in structure["names"]]
+        if structure["kind"] == "dict":
+            x = dict(zip(structure["names"], ordered, strict=True))
+        elif structure["kind"] == "list":
+            x = tuple(ordered)
+        else:
+            (x,) = ordered
+        return x, row["y"]
+
+    dataset = dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    samples = sum(int(e["count"]) for e in manifest["shards"])  # known: fit sees its length
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(samples))
+    if batch_size is not None:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def adversarial_dataset(
+    dataset: tf.data.Dataset, model: Any, attack: Attack, *, seed: int = 0
+) -> tf.data.Dataset:
+    """`dataset` with every batch's inputs replaced by the attack's, computed as it is read.
+
+    The attack runs eagerly inside the pipeline (``tf.py_function``) on the model **as it
+    is when each batch is read**: during ``model.fit`` it follows the weights being
+    trained (adversarial training), and two passes over the dataset give different data
+    once the weights change. Batch ``b`` (counted from the start of each pass) is attacked
+    with ``attack.replace(seed=seed_of(seed, attack.seed, b, 0, 0))``, the seeds `generate` uses.
+    Nothing is written; for data used more than once, `advgrad.generate` is cheaper.
+
+    Args:
+        dataset: A batched `tf.data.Dataset` of ``(x, y)`` (``x`` an array, tuple or dict
+            matching the model's inputs; ``y`` what the attack takes as labels).
+        model: The model the attack runs against (read at each batch).
+        attack: An `advgrad.attacks.Attack` (set its ``bounds``).
+        seed: Seed of the per-batch attack seeds, an int >= 0. Defaults to 0.
+
+    Returns:
+        A `tf.data.Dataset` of ``(x_adv, y)`` with `dataset`'s element spec.
+
+    >>> import tensorflow as tf
+    >>> from advgrad import data, zoo
+    >>> from advgrad.attacks import FGSM
+    >>> ds = data.digits()
+    >>> clean = tf.data.Dataset.from_tensor_slices((ds.x_test[:8], ds.y_test[:8])).batch(4)
+    >>> adv = adversarial_dataset(clean, zoo.load("digits-cnn"), FGSM(eps=0.1, bounds=(0, 1)))
+    >>> [round(float(abs(a[0] - c[0]).numpy().max()), 4) for a, c in zip(adv, clean)]
+    [0.1, 0.1]
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise invalid("dataset", "a batched tf.data.Dataset of (x, y)", dataset)
+    if not isinstance(attack, Attack):
+        raise invalid("attack", "an advgrad.attacks.Attack", attack)
+    seed = check_int("seed", seed, low=0, high=SEED_LIMIT - 1)
+    spec = dataset.element_spec
+    if not isinstance(spec, tuple) or len(spec) != 2:
+        raise invalid("dataset", "a batched tf.data.Dataset of (x, y) pairs", dataset)
+    x_spec, y_spec = spec
+    flat_specs = tf.nest.flatten(x_spec)
+    if any(s.shape.rank == 0 for s in flat_specs):
+        raise invalid("dataset", "a batched tf.data.Dataset (call .batch(n))", dataset)
+
+    def attack_batch(number, y, *flat):
+        x = tf.nest.pack_sequence_as(x_spec, list(flat))
+        batch_seed = seed_of(seed, attack.seed, int(number), 0, 0)
+        x_adv = attack.replace(seed=batch_seed)(model, x, y)
+        return [
+            tf.cast(v, s.dtype) for v, s in zip(tf.nest.flatten(x_adv), flat_specs, strict=True)
+        ]
+
+    def step(number, element):
+        x, y = element
+        out = tf.py_function(
+            attack_batch, [number, y, *tf.nest.flatten(x)], Tout=[s.dtype for s in flat_specs]
+        )
+        for value, s in zip(out, flat_specs, strict=True):
+            value.set_shape(s.shape)
+        return tf.nest.pack_sequence_as(x_spec, out), y
+
+    return dataset.enumerate().map(step)

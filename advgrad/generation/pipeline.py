@@ -1,0 +1,427 @@
+"""`generate`: attack a data set batch by batch into checksummed shards, resumable at any point.
+
+The main thread reads the data (`advgrad.evaluate.stream.Batches`), attacks each batch with
+its own seed (`advgrad.evaluate.cascade.seed_of` of `seed`, the attack's seed and the batch
+number) through `Attack.run`, whose verdict is the adversarial-correct flag (predicted
+again for a targeted attack), and hands the result to a background thread
+(`advgrad.generation.writer.Background`), which predicts the clean inputs, takes the norms,
+fills the shard buffers and writes the full ones (`advgrad.generation.writer.ShardFiles`)
+while the next batch is attacked. A resumed run re-reads the data from the start: a shard
+already written is only digested (its clean data must match the manifest's digest), a batch
+is attacked only if it touches a shard still to write (one after the last finished shard,
+or one `verify` found missing or corrupt), and every batch keeps its number and seed, so
+the shards come out exactly as in an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from advgrad import data as data_lib
+from advgrad._validation import ArgumentError, check_bool, check_int, invalid
+from advgrad.attacks.base import Attack
+from advgrad.evaluate.cascade import SEED_LIMIT, output_classes, seed_of
+from advgrad.evaluate.state import describe_model, model_digest, sha, versions
+from advgrad.evaluate.stream import Batches, check_batch
+from advgrad.generation.manifest import (
+    MANIFEST,
+    MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+    check_shards,
+    differences,
+    read_manifest,
+    write_manifest,
+)
+from advgrad.generation.shards import FORMATS
+from advgrad.generation.writer import NORM_DTYPE, Background, Layout, ShardBuffer, ShardFiles
+from advgrad.models import ModelAdapter
+from advgrad.predictions import class_ids, predicted_classes
+
+__all__ = ["generate"]
+
+SPLITS = ("train", "test")
+
+
+def generate(
+    model: Any,
+    data: Any,
+    attack: Attack | str,
+    out_dir: str | os.PathLike,
+    *,
+    shard_size: int,
+    format: str = "tfrecord",  # noqa: A002 - the issue's (and the CLI's) name
+    resume: bool = False,
+    batch_size: int = 128,
+    seed: int = 0,
+    split: str = "train",
+    keep_clean: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Attack every sample of `data` and write the adversarial inputs as sharded files.
+
+    Each shard (``shard-00000.tfrecord``, ...) holds exactly `shard_size` samples (the last
+    one fewer), in data order, with the columns ``x_adv/<input>`` (every model input; a
+    frozen one unchanged), ``clean/<input>`` (with `keep_clean`), ``y`` (the labels as
+    given), ``index`` (the sample's position in the data), ``clean_correct`` and
+    ``adv_correct`` (the model's prediction on the clean and adversarial input equals the
+    label) and ``norm/<input>`` (the perturbation's size in the norm of that input's budget,
+    per perturbed input). ``manifest.json`` (`advgrad.generation.manifest`) records the run
+    and every shard's count and SHA-256; it is rewritten atomically after each shard, and
+    every shard is written to a temporary name, fsynced and renamed, so a killed run leaves
+    only whole files under final names. Batch ``b`` is attacked with
+    ``attack.replace(seed=seed_of(seed, attack.seed, b, 0, 0)).run(...)``: the same arguments give
+    the same bytes. Everything after the attack (predictions, norms, writing) runs on a
+    background thread, overlapping the next batch's attack; memory stays flat in the data
+    size (one shard being filled and at most four batches).
+
+    Args:
+        model: A keras.Model (or callable on tensors) with one classification output.
+        data: An ``(x, y)`` pair of arrays (``x`` an array, list or dict of arrays matching
+            the model's inputs), a batched `tf.data.Dataset` of such pairs (re-batched to
+            `batch_size`; streamed), the name of an embedded data set (`advgrad.data.names`)
+            or an `advgrad.data.Dataset` (its `split` is used). Labels are what the attack
+            gets: class ids or one-hot rows (targets for a targeted attack).
+        attack: An `advgrad.attacks.Attack` (set its ``bounds``) or a registry name.
+        out_dir: The output folder: new or empty, or (with `resume`) one a run of the same
+            config wrote.
+        shard_size: Samples per shard, an int >= 1.
+        format: ``"tfrecord"`` (default: one ``tf.train.Example`` per sample) or ``"npz"``.
+        resume: Continue the run in `out_dir`: re-read the data, check it against the
+            manifest, regenerate missing or corrupt shards and write the rest. Its config
+            and model must be the same (else an error naming what differs). Without a
+            manifest in `out_dir`, starts afresh. Defaults to False.
+        batch_size: Samples per attacked batch (a batch may straddle two shards). Defaults
+            to 128.
+        seed: Seed of the per-batch attack seeds, an int in ``[0, 2**63)``. Defaults to 0.
+        split: ``"train"`` (default) or ``"test"``: the split of a named data set.
+        keep_clean: Also store the clean inputs (``clean/<input>``), which
+            `advgrad.load_generated` can then mix in. Defaults to False.
+        progress: Show a tqdm bar (samples/s, shards written, ETA). Defaults to False.
+
+    Returns:
+        The manifest (a dict, as written to ``out_dir/manifest.json``).
+
+    Raises:
+        ArgumentError: Naming the argument, before any work: an invalid argument, an
+            unknown format, data that do not match the model, an `out_dir` that is not a
+            writable folder or holds another run's manifest (without `resume`), or a
+            resumed run whose config or model differs (named). Data that differ from a
+            resumed run's (``data``) are refused when the first differing shard is read.
+        OSError: When a shard cannot be written (full disk...): nothing is left under its
+            final name; the shards before it are intact and a resume continues.
+
+    >>> import tempfile
+    >>> from advgrad import data, zoo
+    >>> from advgrad.attacks import PGD
+    >>> ds, out = data.digits(), tempfile.mkdtemp()
+    >>> manifest = generate(zoo.load("digits-cnn"), (ds.x_test[:40], ds.y_test[:40]),
+    ...     PGD(eps=0.1, steps=3, bounds=ds.bounds), out, shard_size=16, format="npz")
+    >>> [s["count"] for s in manifest["shards"]], manifest["complete"]
+    ([16, 16, 8], True)
+    """
+    attack = _resolve_attack(attack)
+    shard_size = check_int("shard_size", shard_size, low=1, high=2**40)
+    if not isinstance(format, str) or format not in FORMATS:
+        raise invalid("format", f"one of {list(FORMATS)}", format)
+    resume = check_bool("resume", resume)
+    batch_size = check_int("batch_size", batch_size, low=1, high=2**31)
+    seed = check_int("seed", seed, low=0, high=SEED_LIMIT - 1)
+    keep_clean = check_bool("keep_clean", keep_clean)
+    progress = check_bool("progress", progress)
+    stream = Batches(_resolve_data(data, split), batch_size)
+    adapter = ModelAdapter.of(model)
+    perturbed: tuple[str, ...] | None = None
+    if not stream.streamed:  # arrays: checked whole against the model before any work
+        head = stream.head()
+        _, leaves = _split_inputs(adapter, head)
+        perturbed = _perturbed(attack, leaves)
+        stream.check(output_classes(model, head))
+    folder = _prepare_folder(out_dir)
+    config = {
+        "attack": attack.get_config(),
+        "shard_size": shard_size,
+        "format": format,
+        "seed": seed,
+        "batch_size": batch_size,
+        "keep_clean": keep_clean,
+    }
+    digest = model_digest(model)
+    saved = None
+    if (folder / MANIFEST).exists():
+        if not resume:
+            raise ArgumentError(
+                "out_dir",
+                f"{str(folder)!r} holds another run's {MANIFEST}: pass resume=True to "
+                "continue it (same config and model), or another out_dir.",
+            )
+        saved = read_manifest(folder)
+        differ = differences(saved, config, digest)
+        if differ:
+            raise ArgumentError(
+                differ[0],
+                f"the run in {str(folder)!r} was generated with a different "
+                f"{', '.join(differ)}: resume it with the same config and model, or pass "
+                "another out_dir.",
+            )
+    _remove_leftovers(folder)
+    if saved is None:
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": MANIFEST_VERSION,
+            "config": config,
+            "model": describe_model(model, digest),
+            "data": {"samples": None, "sha256": None},
+            "versions": versions(),
+            "structure": None,
+            "columns": None,
+            "shards": [],
+            "complete": False,
+        }
+        write_manifest(folder, manifest)  # claims the folder before any work
+        bad: set[int] = set()
+    else:
+        manifest = saved
+        manifest["versions"] = versions()
+        bad = set(check_shards(folder, saved).bad)
+    run = _Run(model, adapter, attack, stream, folder, manifest, bad, perturbed, progress)
+    try:
+        return run.go()
+    except BaseException:
+        if saved is None and not manifest["shards"]:  # ours, and nothing written: no claim
+            with contextlib.suppress(OSError):
+                (folder / MANIFEST).unlink()
+        raise
+
+
+class _Run:
+    """One `generate` call's loop over the batches (state shared by its steps)."""
+
+    def __init__(self, model, adapter, attack, stream, folder, manifest, bad, perturbed, progress):
+        self.model, self.adapter, self.attack, self.stream = model, adapter, attack, stream
+        self.folder, self.manifest, self.bad, self.perturbed = folder, manifest, bad, perturbed
+        config = manifest["config"]
+        self.size, self.seed, self.keep_clean = (
+            config["shard_size"],
+            config["seed"],
+            config["keep_clean"],
+        )
+        self.done = len(manifest["shards"])  # shards a previous run finished
+        self.saved = [dict(e) for e in manifest["shards"]]
+        self.complete = bool(manifest["complete"])
+        self.progress = progress
+        self.layout: Layout | None = None
+        self.buffers: dict[int, ShardBuffer] = {}
+        self.data_shas: list[str] = []
+        self.classes: int | None = None
+        self.files = ShardFiles(folder, manifest, config["format"])
+
+    def to_write(self, shard: int) -> bool:
+        return shard >= self.done or shard in self.bad
+
+    def go(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        total = None if self.stream.streamed else len(self.stream.arrays[2])
+        bar = tqdm(total=total, disable=not self.progress, unit="sample", desc="generate")
+        worker = Background(depth=2)
+        offset = 0
+        try:
+            for number, (x, y) in enumerate(self.stream):
+                y = np.asarray(y)
+                leaves = self._check(offset, x, y)
+                n = len(y)
+                if self.complete and offset + n > self.manifest["data"]["samples"]:
+                    raise self._data_differs("its length (more samples than the run in out_dir)")
+                touched = range(offset // self.size, (offset + n - 1) // self.size + 1)
+                result = None
+                if any(self.to_write(k) for k in touched):
+                    seeded = self.attack.replace(
+                        seed=seed_of(self.seed, self.attack.seed, number, 0, 0)
+                    )
+                    result = seeded.run(self.model, x, y)  # judged inside its compiled call
+                worker.submit(self._collect, offset, x, y, leaves, result)  # overlaps the next
+                offset += n
+                bar.update(n)
+                if self.progress:
+                    bar.set_postfix_str(f"shards {self.files.written}", refresh=False)
+            if offset == 0:
+                raise invalid("data", "at least one sample", offset)
+            worker.submit(self._end, offset)
+            worker.finish()
+        except BaseException:
+            worker.abort()
+            raise
+        finally:
+            bar.close()
+        return self.manifest
+
+    def _check(self, offset: int, x: Any, y: np.ndarray) -> dict[str, np.ndarray]:
+        """The batch's inputs by name, checked against the model and the first batch."""
+        given, leaves = _split_inputs(self.adapter, x)
+        leaves = {n: np.asarray(v) for n, v in leaves.items()}
+        if self.stream.streamed:
+            if self.classes is None:
+                self.classes = output_classes(self.model, x)
+            check_batch(x, y, self.classes, first=offset)
+        if self.layout is None:
+            self._first_batch(given, leaves, y)
+        else:
+            problem = self.layout.mismatch(leaves, y)
+            if problem:
+                raise invalid("data", "batches of the first batch's dtypes and shapes", problem)
+        return leaves
+
+    def _first_batch(self, given, leaves, y) -> None:
+        if self.perturbed is None:
+            self.perturbed = _perturbed(self.attack, leaves)
+        self.layout = Layout.of(given, leaves, y, self.perturbed, self.keep_clean)
+        described = self.layout.to_manifest()
+        if self.manifest["columns"] is None:
+            self.manifest.update(described)  # before the first submit: no shard written yet
+        elif {k: self.manifest[k] for k in described} != described:
+            raise self._data_differs("its inputs or labels (dtypes, shapes or structure)")
+        self.budgets = self.attack.budgets(self.layout.names)
+
+    # ---------------------------------------------------- on the background thread
+    def _collect(self, offset: int, x: Any, y: np.ndarray, leaves: dict, result: Any) -> None:
+        """Put an attacked (or, `result` None, only re-read) batch into its shards."""
+        n = len(y)
+        columns = None if result is None else self._columns(offset, x, y, leaves, result)
+        for k in range(offset // self.size, (offset + n - 1) // self.size + 1):
+            buffer = self.buffers.get(k)
+            if buffer is None:
+                keep = self.to_write(k)
+                buffer = ShardBuffer(k, k * self.size, self.size, self.layout, keep)
+                self.buffers[k] = buffer
+            lo = max(k * self.size, offset) - offset
+            hi = min((k + 1) * self.size, offset + n) - offset
+            buffer.add(leaves, y, columns, lo, hi)
+            if buffer.full:
+                self._close_shard(buffer)
+
+    def _columns(self, offset, x, y, leaves, result) -> dict[str, np.ndarray]:
+        x_adv = result.x_adv
+        _, adv = self.adapter.split_inputs(x_adv)
+        adv = {n: np.asarray(v) for n, v in adv.items()}
+        truth = class_ids(y)
+        columns = {f"x_adv/{n}": adv[n] for n in self.layout.names}
+        if self.keep_clean:
+            columns.update({f"clean/{n}": leaves[n] for n in self.layout.names})
+        columns["y"] = y
+        columns["index"] = np.arange(offset, offset + len(y), dtype=np.int64)
+        columns["clean_correct"] = predicted_classes(self.model, x) == truth
+        if self.attack.targeted:  # `fooled` means "reached the target": predict
+            columns["adv_correct"] = predicted_classes(self.model, x_adv) == truth
+        else:  # `fooled`: the prediction on x_adv differs from the label
+            columns["adv_correct"] = ~np.asarray(result.fooled, bool)
+        for name in self.layout.perturbed:
+            delta = adv[name].astype(np.float64) - leaves[name].astype(np.float64)
+            size = self.budgets[name].norm.norm(delta.reshape(len(y), -1))
+            columns[f"norm/{name}"] = np.asarray(size).astype(NORM_DTYPE)
+        return columns
+
+    def _close_shard(self, buffer: ShardBuffer) -> None:
+        del self.buffers[buffer.index]
+        data_sha = buffer.data_sha256()
+        self.data_shas.append(data_sha)
+        if buffer.index < self.done and self.saved[buffer.index]["data_sha256"] != data_sha:
+            raise self._data_differs(f"the samples of shard {buffer.index}")
+        if buffer.index < self.done and self.saved[buffer.index]["count"] != buffer.filled:
+            raise self._data_differs(f"the number of samples (shard {buffer.index})")
+        if self.to_write(buffer.index):
+            self.files.write(buffer, {})
+
+    def _end(self, offset: int) -> None:
+        for buffer in list(self.buffers.values()):  # the last, partial shard
+            self._close_shard(buffer)
+        shards = -(-offset // self.size)
+        if shards < self.done or (self.complete and shards > self.done):
+            more = "fewer" if shards < self.done else "more"
+            raise self._data_differs(f"its length ({more} samples than the run in out_dir)")
+        data = {"samples": offset, "sha256": sha(*self.data_shas)}
+        self.files.write(None, {"data": data, "complete": True})
+
+    def _data_differs(self, what: str) -> ArgumentError:
+        return ArgumentError(
+            "data",
+            f"the data differ from those the run in {str(self.folder)!r} was generated "
+            f"from ({what}): resume it with the same data, or pass another out_dir.",
+        )
+
+
+def _split_inputs(adapter: ModelAdapter, x: Any) -> tuple[Any, dict[str, Any]]:
+    """`ModelAdapter.split_inputs`, every refusal an `ArgumentError` naming `data`."""
+    try:
+        return adapter.split_inputs(x, "data")
+    except ArgumentError:
+        raise
+    except ValueError as err:
+        prefix = "Invalid value for argument `data`: "
+        text = str(err)
+        reason = text[len(prefix) :] if text.startswith(prefix) else text
+        raise ArgumentError("data", reason) from None
+
+
+def _resolve_attack(attack: Any) -> Attack:
+    if isinstance(attack, str):
+        from advgrad.attacks import get_attack
+
+        return get_attack(attack)
+    if not isinstance(attack, Attack):
+        raise invalid("attack", "an advgrad.attacks.Attack or a registry name", attack)
+    return attack
+
+
+def _resolve_data(data: Any, split: str) -> Any:
+    if not isinstance(split, str) or split not in SPLITS:
+        raise invalid("split", f"one of {list(SPLITS)}", split)
+    if isinstance(data, str):
+        if data not in data_lib.names():
+            raise invalid("data", f"arrays, a tf.data.Dataset or one of {data_lib.names()}", data)
+        data = data_lib.get(data)
+    if isinstance(data, data_lib.Dataset):
+        return data.train if split == "train" else data.test
+    return data
+
+
+def _perturbed(attack: Attack, leaves: Mapping[str, Any]) -> tuple[str, ...]:
+    budgets = attack.budgets(tuple(leaves))
+    return tuple(n for n, b in budgets.items() if b is not None)
+
+
+def _prepare_folder(out_dir: Any) -> pathlib.Path:
+    """`out_dir` as a writable folder (created if needed), or an error naming it."""
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise invalid("out_dir", "a folder path (str or os.PathLike)", out_dir)
+    folder = pathlib.Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".advgrad-probe.", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ArgumentError(
+            "out_dir",
+            f"expected a writable folder, received out_dir={str(folder)!r}, which cannot be "
+            f"written to ({err.strerror or err}).",
+            expected="a writable folder",
+            received=repr(str(folder)),
+        ) from None
+    return folder
+
+
+def _remove_leftovers(folder: pathlib.Path) -> None:
+    """Temporary files of a killed run (`advgrad._io.atomic_write`'s names): never whole."""
+    for path in folder.iterdir():
+        name = path.name
+        temporary = name.startswith((".shard-", f".{MANIFEST}.")) and ".tmp" in name
+        if temporary or name.startswith(".advgrad-probe."):
+            with contextlib.suppress(OSError):
+                path.unlink()
