@@ -58,18 +58,9 @@ def init(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------- bench
 def bench(args: argparse.Namespace) -> int:
-    from advgrad._validation import ArgumentError
     from advgrad.config import build_run, load_config
 
-    _check_out_argument(args.out)
-    config = load_config(args.config)
-    try:
-        config = config.with_overrides(limit=args.limit, output=args.out, imports=args.imports)
-    except ArgumentError as err:
-        raise UsageError(f"argument --{err.argument}: {err.reason}") from None
-    out = config.output
-    if out is None:
-        out = pathlib.Path("runs", pathlib.Path(args.config).stem).absolute()
+    config, out = _overridden(load_config(args.config), args)
     with RunFolder(out, resume=args.resume, force=args.force) as folder:
         folder.check()  # before any work: a folder that is not ours is refused at once
         run = build_run(config)  # loads the model and data: every config error surfaces here
@@ -114,13 +105,8 @@ def generate(args: argparse.Namespace) -> int:
     from advgrad._validation import ArgumentError
     from advgrad.config import build_generation, load_generate
 
-    _check_out_argument(args.out)
     config = load_generate(args.config)
-    try:
-        bench = config.bench.with_overrides(limit=args.limit, output=args.out, imports=args.imports)
-    except ArgumentError as err:
-        raise UsageError(f"argument --{err.argument}: {err.reason}") from None
-    out = bench.output or pathlib.Path("runs", pathlib.Path(args.config).stem).absolute()
+    bench, out = _overridden(config.bench, args)
     model, data, attack = build_generation(dataclasses.replace(config, bench=bench))
 
     from advgrad.generation import generate as run_generation
@@ -176,6 +162,20 @@ def _data_name(data: Any) -> str:
     else:
         text = f"{data.name} ({data.split} split)"
     return text if data.limit is None else f"{text}, first {data.limit}"
+
+
+def _overridden(config: Any, args: argparse.Namespace) -> tuple[Any, pathlib.Path]:
+    """`config` (a `BenchConfig`) with ``--limit``, ``--out`` and ``--import`` applied, and
+    its output folder (default: ``runs/<config file name>``)."""
+    from advgrad._validation import ArgumentError
+
+    _check_out_argument(args.out)
+    try:
+        config = config.with_overrides(limit=args.limit, output=args.out, imports=args.imports)
+    except ArgumentError as err:
+        raise UsageError(f"argument --{err.argument}: {err.reason}") from None
+    out = config.output or pathlib.Path("runs", pathlib.Path(args.config).stem).absolute()
+    return config, out
 
 
 def _check_out_argument(out: str | None) -> None:

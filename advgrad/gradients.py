@@ -263,18 +263,16 @@ def value_and_grad(
         ``(per-sample loss, the outputs it was computed from, gradients)``, gradients in the
         order of `wrt` (zeros where the loss does not depend on an input).
     """
-    watched = [leaves[n] for n in (inputs.wrt if wrt is None else wrt)]
-    with tf.GradientTape() as tape:
-        tape.watch(watched)
-        outputs = objective.forward(inputs.pack(leaves))
+
+    def loss(outputs):
         per_sample = objective.per_sample(y, outputs)
         if negate:
             per_sample = -per_sample
         if sample_weight is not None and per_sample.shape.rank == 1:
             per_sample = per_sample * tf.cast(sample_weight, per_sample.dtype)
-        total = tf.reduce_sum(per_sample) if reduction == "none" else tf.reduce_mean(per_sample)
-    grads = tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    return per_sample, outputs, grads
+        return per_sample
+
+    return _taped(objective, inputs, leaves, loss, wrt, mean=reduction != "none")
 
 
 def output_value_and_grad(
@@ -314,12 +312,18 @@ def output_value_and_grad(
     >>> value.shape.as_list(), grads[0].shape.as_list()
     ([4], [4, 2])
     """
+    return _taped(objective, inputs, leaves, fn, wrt, mean=False)
+
+
+def _taped(objective, inputs, leaves, fn, wrt, mean: bool):
+    """The one tape: ``fn(outputs)`` per sample, and the input gradients of its sum (or
+    mean)."""
     watched = [leaves[n] for n in (inputs.wrt if wrt is None else wrt)]
     with tf.GradientTape() as tape:
         tape.watch(watched)
         outputs = objective.forward(inputs.pack(leaves))
         value = fn(outputs)
-        total = tf.reduce_sum(value)
+        total = tf.reduce_mean(value) if mean else tf.reduce_sum(value)
     grads = tape.gradient(total, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return value, outputs, grads
 

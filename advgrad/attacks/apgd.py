@@ -336,12 +336,13 @@ class _APGDLoop(_Loop):
 
     def attempt(self, batch: _Batch, seed) -> tuple[list[tf.Tensor], tf.Tensor, tf.Tensor]:
         """One APGD run: (best iterate per input, its score, the loss trace)."""
+        # The shared start: clipping a point of the L1 ball into bounds that hold x keeps
+        # it in the ball, so it is already the projection onto their intersection.
+        adv = self.start(batch, seed)
         if self.sparse:  # l1-APGD
-            adv = self.sparse_start(batch, seed)
             schedule = SparseSchedule(self.steps, sum(_features(x) for x in batch.originals))
             step = functools.partial(self.sparse_step, batch, schedule)
         else:
-            adv = self.start(batch, seed)
             schedule = self.schedule
             step = functools.partial(self.apgd_step, batch)
         best_score = tf.fill([batch.size], tf.constant(-np.inf, tf.float32))
@@ -392,22 +393,6 @@ class _APGDLoop(_Loop):
         return t + 1, new_adv, adv, top, top_grads, schedule, best, score, trace
 
     # ------------------------------------------------------- l1-APGD (Mind the box)
-    def sparse_start(self, batch: _Batch, seed) -> list[tf.Tensor]:
-        """The first iterate in L1: a uniform draw in the ball, projected onto the ball
-        intersected with the bounds (the clean input without `random_start`)."""
-        adv = []
-        for i, x in enumerate(batch.originals):
-            delta = tf.zeros_like(x)
-            if self.random_start:
-                delta = self.budgets[i].norm.random_init(
-                    tf.shape(x),
-                    batch.eps[i],
-                    tf.random.experimental.stateless_fold_in(seed, i),
-                    x.dtype,
-                )
-            adv.append(self.sparse_project(batch, i, x + delta))
-        return adv
-
     def sparse_project(self, batch: _Batch, i: int, point: tf.Tensor) -> tf.Tensor:
         """`point` (input `i`) onto its L1 ball intersected with the bounds, exactly
         (`advgrad.norms.project_l1_box`), then clipped (a no-op but for rounding)."""
