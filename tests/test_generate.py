@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 from advgrad import ArgumentError
+from advgrad._io import folder_lock
 from advgrad.attacks import FGSM, PGD
 from advgrad.budget import Budget
 from advgrad.generation import (
@@ -336,6 +337,17 @@ def test_another_runs_folder_is_refused_and_a_changed_run_named(digits, digits_c
     assert files(tmp_path) == before
     generate(digits_cnn, arrays(digits, 16), pgd(), tmp_path, resume=True, **run)  # same: ok
     assert files(tmp_path) == before
+
+
+def test_a_folder_another_run_is_writing_is_refused(digits, digits_cnn, tmp_path):
+    run = dict(shard_size=8, format="npz", batch_size=8)
+    with folder_lock(tmp_path):  # what a run in another process holds while it writes
+        with pytest.raises(ArgumentError, match="another run right now") as err:
+            generate(digits_cnn, arrays(digits, 16), pgd(), tmp_path, **run)
+        assert err.value.argument == "out_dir"
+        assert list(tmp_path.iterdir()) == []  # refused before any claim
+    manifest = generate(digits_cnn, arrays(digits, 16), pgd(), tmp_path, **run)  # released
+    assert manifest["complete"]
 
 
 def test_a_full_disk_leaves_nothing_half_written(digits, digits_cnn, tmp_path, monkeypatch):

@@ -19,12 +19,13 @@ import contextlib
 import os
 import pathlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from advgrad import data as data_lib
+from advgrad._io import FolderBusyError, folder_lock
 from advgrad._validation import ArgumentError, check_bool, check_int, invalid
 from advgrad.attacks.base import Attack
 from advgrad.evaluate.cascade import SEED_LIMIT, output_classes, seed_of
@@ -111,7 +112,8 @@ def generate(
     Raises:
         ArgumentError: Naming the argument, before any work: an invalid argument, an
             unknown format, data that do not match the model, an `out_dir` that is not a
-            writable folder or holds another run's manifest (without `resume`), or a
+            writable folder, is being written by another run at the same time, or holds
+            another run's manifest (without `resume`), or a
             resumed run whose config or model differs (named). Data that differ from a
             resumed run's (``data``) are refused when the first differing shard is read.
         OSError: When a shard cannot be written (full disk...): nothing is left under its
@@ -144,60 +146,61 @@ def generate(
         perturbed = _perturbed(attack, leaves)
         stream.check(output_classes(model, head))
     folder = _prepare_folder(out_dir)
-    config = {
-        "attack": attack.get_config(),
-        "shard_size": shard_size,
-        "format": format,
-        "seed": seed,
-        "batch_size": batch_size,
-        "keep_clean": keep_clean,
-    }
-    digest = model_digest(model)
-    saved = None
-    if (folder / MANIFEST).exists():
-        if not resume:
-            raise ArgumentError(
-                "out_dir",
-                f"{str(folder)!r} holds another run's {MANIFEST}: pass resume=True to "
-                "continue it (same config and model), or another out_dir.",
-            )
-        saved = read_manifest(folder)
-        differ = differences(saved, config, digest)
-        if differ:
-            raise ArgumentError(
-                differ[0],
-                f"the run in {str(folder)!r} was generated with a different "
-                f"{', '.join(differ)}: resume it with the same config and model, or pass "
-                "another out_dir.",
-            )
-    _remove_leftovers(folder)
-    if saved is None:
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "version": MANIFEST_VERSION,
-            "config": config,
-            "model": describe_model(model, digest),
-            "data": {"samples": None, "sha256": None},
-            "versions": versions(),
-            "structure": None,
-            "columns": None,
-            "shards": [],
-            "complete": False,
+    with _locked(folder):  # one run at a time per folder
+        config = {
+            "attack": attack.get_config(),
+            "shard_size": shard_size,
+            "format": format,
+            "seed": seed,
+            "batch_size": batch_size,
+            "keep_clean": keep_clean,
         }
-        write_manifest(folder, manifest)  # claims the folder before any work
-        bad: set[int] = set()
-    else:
-        manifest = saved
-        manifest["versions"] = versions()
-        bad = set(check_shards(folder, saved).bad)
-    run = _Run(model, adapter, attack, stream, folder, manifest, bad, perturbed, progress)
-    try:
-        return run.go()
-    except BaseException:
-        if saved is None and not manifest["shards"]:  # ours, and nothing written: no claim
-            with contextlib.suppress(OSError):
-                (folder / MANIFEST).unlink()
-        raise
+        digest = model_digest(model)
+        saved = None
+        if (folder / MANIFEST).exists():
+            if not resume:
+                raise ArgumentError(
+                    "out_dir",
+                    f"{str(folder)!r} holds another run's {MANIFEST}: pass resume=True to "
+                    "continue it (same config and model), or another out_dir.",
+                )
+            saved = read_manifest(folder)
+            differ = differences(saved, config, digest)
+            if differ:
+                raise ArgumentError(
+                    differ[0],
+                    f"the run in {str(folder)!r} was generated with a different "
+                    f"{', '.join(differ)}: resume it with the same config and model, or pass "
+                    "another out_dir.",
+                )
+        _remove_leftovers(folder)
+        if saved is None:
+            manifest = {
+                "format": MANIFEST_FORMAT,
+                "version": MANIFEST_VERSION,
+                "config": config,
+                "model": describe_model(model, digest),
+                "data": {"samples": None, "sha256": None},
+                "versions": versions(),
+                "structure": None,
+                "columns": None,
+                "shards": [],
+                "complete": False,
+            }
+            write_manifest(folder, manifest)  # claims the folder before any work
+            bad: set[int] = set()
+        else:
+            manifest = saved
+            manifest["versions"] = versions()
+            bad = set(check_shards(folder, saved).bad)
+        run = _Run(model, adapter, attack, stream, folder, manifest, bad, perturbed, progress)
+        try:
+            return run.go()
+        except BaseException:
+            if saved is None and not manifest["shards"]:  # ours, and nothing written: no claim
+                with contextlib.suppress(OSError):
+                    (folder / MANIFEST).unlink()
+            raise
 
 
 class _Run:
@@ -415,6 +418,20 @@ def _prepare_folder(out_dir: Any) -> pathlib.Path:
             received=repr(str(folder)),
         ) from None
     return folder
+
+
+@contextlib.contextmanager
+def _locked(folder: pathlib.Path) -> Iterator[None]:
+    """`advgrad._io.folder_lock`, a busy folder refused as an `ArgumentError` naming out_dir."""
+    try:
+        with folder_lock(folder):
+            yield
+    except FolderBusyError:  # raised only by taking the lock: nothing has run
+        raise ArgumentError(
+            "out_dir",
+            f"{str(folder)!r} is being written by another run right now: wait for it to "
+            "finish (or stop it), or pass another out_dir.",
+        ) from None
 
 
 def _remove_leftovers(folder: pathlib.Path) -> None:
