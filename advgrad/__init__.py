@@ -18,7 +18,7 @@ from advgrad._version import __version__
 
 check_requested_backend()
 
-_MODULES = ("attacks", "data", "losses", "norms", "steps", "zoo")
+_MODULES = ("attacks", "data", "losses", "norms", "saliency", "steps", "training", "zoo")
 _ATTRIBUTES = {
     "ArgumentError": "advgrad._validation",
     "Bounds": "advgrad.budget",
@@ -61,7 +61,9 @@ __all__ = [
     "norms",
     "output_gradients",
     "register_attack",
+    "saliency",
     "steps",
+    "training",
     "verify",
     "zoo",
 ]

@@ -92,6 +92,27 @@ def _int_at_least(low: int):
 
 
 _positive_int = _int_at_least(1)
+
+
+def _config_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
+    """CONFIG.yaml, --out, --limit and --import: what every config-driven command takes."""
+    parser.add_argument("config", metavar="CONFIG.yaml", help=f"the {kind} config")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: the config's `output`, else runs/<config name>)",
+    )
+    parser.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N samples")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE before the model loads (custom layers and losses); repeatable",
+    )
+
+
 _non_negative_int = _int_at_least(0)
 
 
@@ -99,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``advgrad`` argument parser (init, bench, report, compare, attacks, zoo, gradients)."""
     from advgrad.config import SCHEMA  # TensorFlow-free
     from advgrad.config.generation import SCHEMA as GENERATION_SCHEMA
+    from advgrad.config.saliency import SCHEMA as SALIENCY_SCHEMA
+    from advgrad.config.training import SCHEMA as TRAINING_SCHEMA
 
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -192,30 +215,44 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="config schema:\n\n" + textwrap.indent(GENERATION_SCHEMA, "  "),
     )
-    generate.add_argument("config", metavar="CONFIG.yaml", help="the generation config")
-    generate.add_argument(
-        "--out",
-        metavar="DIR",
-        help="output folder (default: the config's `output`, else runs/<config name>)",
-    )
+    _config_arguments(generate, "generation")
     generate.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in the output folder (same config): missing or corrupt "
         "shards are written again",
     )
-    generate.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="only the first N samples"
-    )
-    generate.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import MODULE before the model loads (custom layers and losses); repeatable",
-    )
     generate.set_defaults(handler=commands.generate)
+
+    train = subcommands.add_parser(
+        "train",
+        parents=[common],
+        help="train a model adversarially as a training config (YAML) says",
+        description=(
+            "Adversarial training inside Keras fit (PGD-AT or TRADES): writes the plain "
+            "model (model.keras) and its card (card.json); a killed run resumes from its "
+            "backup when run again."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="config schema:\n\n" + textwrap.indent(TRAINING_SCHEMA, "  "),
+    )
+    _config_arguments(train, "training")
+    train.set_defaults(handler=commands.train)
+
+    saliency = subcommands.add_parser(
+        "saliency",
+        parents=[common],
+        help="write saliency maps (figures and an index) as a saliency config (YAML) says",
+        description=(
+            "Explain a model's predictions with the vanilla gradient, gradient x input, "
+            "SmoothGrad, integrated gradients and Grad-CAM: one figure per method, the maps "
+            "(attributions.npz) and index.md in the output folder."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="config schema:\n\n" + textwrap.indent(SALIENCY_SCHEMA, "  "),
+    )
+    _config_arguments(saliency, "saliency")
+    saliency.set_defaults(handler=commands.saliency)
 
     verify = subcommands.add_parser(
         "verify",

@@ -135,6 +135,68 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def train(args: argparse.Namespace) -> int:
+    """Run a training config: adversarial training inside Keras fit, then the plain model
+    (model.keras) and its card (card.json) in the output folder."""
+    from advgrad.config.registries import default_catalog
+    from advgrad.config.training import load_train
+    from advgrad.config.training_build import run_training
+
+    config = load_train(args.config, default_catalog())
+    bench, out = _overridden(config.bench, args)
+    start = time.perf_counter()
+    card = run_training(dataclasses.replace(config, bench=bench), out, verbose=2)
+    seconds = time.perf_counter() - start
+    history = card["history"]
+    print(f"wrote {out / 'model.keras'} and {out / 'card.json'} ({seconds:.1f} s)")
+    if "validation_accuracy" in card:
+        line = f"validation accuracy {card['validation_accuracy']:.4f}"
+        if "val_robust_accuracy" in history:
+            line += f", robust {history['val_robust_accuracy'][-1]:.4f} under the robust_check"
+        print(line)
+    print(f"evaluate it with the standard suite: `{PROG} bench` with model: {out / 'model.keras'}")
+    return 0
+
+
+def saliency(args: argparse.Namespace) -> int:
+    """Run a saliency config: each method's figure, the maps and an index.md."""
+    from advgrad._validation import ArgumentError
+    from advgrad.config.registries import default_catalog
+    from advgrad.config.saliency import load_saliency
+    from advgrad.config.saliency_build import build_saliency
+
+    config = load_saliency(args.config, default_catalog())
+    bench, out = _overridden(config.bench, args)
+    config = dataclasses.replace(config, bench=bench)
+    run = build_saliency(config)
+
+    from advgrad.saliency import write_saliency
+
+    start = time.perf_counter()
+    try:
+        paths = write_saliency(
+            run.model,
+            run.x,
+            out,
+            methods=[m.name for m in config.methods],
+            settings=config.run_settings(),
+            target=run.target,
+            labels=run.y,
+            samples=config.samples,
+            title=f"Saliency maps: {pathlib.Path(bench.model).name}, {_data_name(bench.data)}",
+        )
+    except ArgumentError as err:  # a class id in `target` beyond the model's classes, say
+        raise UsageError(f"{args.config}: {err}") from None
+    seconds = time.perf_counter() - start
+    for method, reason in paths["skipped"].items():
+        print(f"{PROG}: skipped {method}: {reason}")
+    print(
+        f"wrote {len(paths['figures'])} figure(s) of {len(run.y)} sample(s) to {out} "
+        f"({seconds:.1f} s); open {paths['index']}"
+    )
+    return 0
+
+
 def verify(args: argparse.Namespace) -> int:
     """Re-check every shard of a generation folder: exit 0 when all are whole, else 1."""
     from advgrad._validation import ArgumentError

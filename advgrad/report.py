@@ -119,6 +119,11 @@ class Report:
         labels: Each sample's class id (ints >= 0, ``n_samples`` of them), for `per_class`;
             None when unknown (reports written before labels were recorded). `evaluate`
             fills it with the true labels of the evaluated samples, in order.
+        curve: With ``evaluate(..., eps="curve")``: the whole robustness curve from the
+            minimal-norm attacks, ``{"norm", "attacks", "norms", "gradients", "seconds"}``:
+            ``norms`` holds each sample's smallest adversarial perturbation found (0 for a
+            clean-misclassified sample, inf where none was found); `curve_accuracy` reads
+            the robust accuracy off it at any eps. None otherwise.
         adversarial: Only in memory, with ``evaluate(..., return_adversarial=True)``:
             ``{eps: {"index", "x", "x_adv", "attack", "label", "predicted"}}`` for the fooled
             samples (``x`` and ``x_adv`` laid out like the model's inputs). Not saved to JSON.
@@ -148,6 +153,7 @@ class Report:
     model: dict[str, Any] = dataclasses.field(default_factory=dict)
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     labels: list[int] | None = None
+    curve: dict[str, Any] | None = None
     adversarial: dict[float, dict[str, Any]] | None = dataclasses.field(
         default=None, repr=False, compare=False
     )
@@ -159,6 +165,46 @@ class Report:
             self.labels = [int(v) for v in np.asarray(self.labels).reshape(-1)]
 
     # --------------------------------------------------------------- queries
+    def curve_accuracy(self, eps: Any = None) -> Any:
+        """Robust accuracy read off the minimal norms of ``curve``: the share of samples
+        whose smallest adversarial perturbation is larger than eps.
+
+        Args:
+            eps: A number (-> a float), a list of numbers (-> ``{eps: accuracy}``), or None
+                (default): the fixed eps of the report (``{eps: accuracy}``).
+
+        Raises:
+            ValueError: An ``ArgumentError`` if the report has no curve.
+
+        >>> r = Report(0.75, {}, {}, {}, 4, [], curve={"norm": "l2", "norms": [0.5, 1.0, 2.0, 0.0]})
+        >>> r.curve_accuracy(0.5), r.curve_accuracy([0.0, 1.5])
+        (0.5, {0.0: 0.75, 1.5: 0.25})
+        """
+        if not self.curve:
+            raise invalid("curve", "a report from evaluate(..., eps='curve')", None)
+        norms = np.asarray(self.curve["norms"], np.float64)
+
+        def at(e: float) -> float:
+            return float(np.mean(norms > check_eps(e))) if norms.size else math.nan
+
+        if eps is None:
+            return {e: at(e) for e in self.eps}
+        if isinstance(eps, (list, tuple, np.ndarray)):
+            return {float(e): at(e) for e in eps}
+        return at(eps)
+
+    def curve_points(self) -> tuple[list[float], list[float]]:
+        """The curve as a step function: eps values (0, then each distinct finite minimal
+        norm) and the robust accuracy from each on (until the next).
+
+        >>> r = Report(1.0, {}, {}, {}, 2, [], curve={"norm": "l2", "norms": [0.5, 1.0]})
+        >>> r.curve_points()
+        ([0.0, 0.5, 1.0], [1.0, 0.5, 0.0])
+        """
+        norms = np.asarray((self.curve or {}).get("norms", []), np.float64)
+        xs = sorted({0.0, *norms[np.isfinite(norms)].tolist()})
+        return xs, [float(np.mean(norms > e)) if norms.size else math.nan for e in xs]
+
     def cumulative(self) -> dict[str, dict[float, float]]:
         """Robust accuracy after each attack of the cascade (AutoAttack's running numbers).
 
@@ -265,7 +311,9 @@ class Report:
         """A JSON-ready dict: eps keys as strings, arrays as lists (no ``adversarial``)."""
         out: dict[str, Any] = {"format": "advgrad.report", "version": 1}
         for f in dataclasses.fields(self):
-            if f.name == "adversarial" or (f.name == "labels" and self.labels is None):
+            if f.name == "adversarial" or (
+                f.name in ("labels", "curve") and getattr(self, f.name) is None
+            ):
                 continue  # no labels: written as reports were before they existed
             value = getattr(self, f.name)
             if f.name in _EPS_KEYED:
@@ -466,18 +514,23 @@ class Report:
             *self._header(),
             f"Clean accuracy: **{pct(self.clean_accuracy)}** on {self.n_samples} samples.",
             "",
-            "| attack | " + " | ".join(f"eps={_eps_label(e)}" for e in self.eps) + " |",
-            "|---|" + "---:|" * len(self.eps),
         ]
-        for label in self.attacks:
-            if label in self.per_attack:
-                cells = [pct(self.per_attack[label].get(e)) + ci(e, label) for e in self.eps]
-                lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        cascade = [f"**{pct(self.robust_accuracy.get(e))}**{ci(e, None)}" for e in self.eps]
-        lines.append(f"| **{CASCADE}** | " + " | ".join(cascade) + " |")
-        if shown:
-            lines += ["", "In brackets: 95% confidence interval (Wilson score), in percent."]
-        lines.append("")
+        if self.eps:  # a curve-only report (eps="curve") has no fixed-eps table
+            lines += [
+                "| attack | " + " | ".join(f"eps={_eps_label(e)}" for e in self.eps) + " |",
+                "|---|" + "---:|" * len(self.eps),
+            ]
+            for label in self.attacks:
+                if label in self.per_attack:
+                    cells = [pct(self.per_attack[label].get(e)) + ci(e, label) for e in self.eps]
+                    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            cascade = [f"**{pct(self.robust_accuracy.get(e))}**{ci(e, None)}" for e in self.eps]
+            lines.append(f"| **{CASCADE}** | " + " | ".join(cascade) + " |")
+            if shown:
+                lines += ["", "In brackets: 95% confidence interval (Wilson score), in percent."]
+            lines.append("")
+        if self.curve:
+            lines += [*self._curve_lines(pct), ""]
         if self.targeted_success:
             lines += [*self._targeted_lines(pct), ""]
         classes = self._class_table(pct) if self.labels is not None else []
@@ -505,6 +558,31 @@ class Report:
         if self.outcomes:
             lines += ["", OUTCOME_CODES]
         return "\n".join(lines)
+
+    def _curve_lines(self, pct: Callable[[float | None], str]) -> list[str]:
+        """The curve's summary: the minimal norms' median and the accuracy at the fixed eps
+        (or at the quartiles of the norms found)."""
+        curve = self.curve or {}
+        norms = np.asarray(curve.get("norms", []), np.float64)
+        name = _NORM_NAMES.get(str(curve.get("norm")), str(curve.get("norm")))
+        attacks = ", ".join(curve.get("attacks", []))
+        found = norms[np.isfinite(norms)]
+        median = float(np.median(norms)) if norms.size else math.nan
+        lines = [
+            f"Robustness curve ({name}, minimal norms from {attacks}): median smallest "
+            f"adversarial perturbation {median:.4g}; none found for "
+            f"{int(np.sum(np.isinf(norms)))} of {norms.size} samples.",
+            "",
+        ]
+        points = list(self.eps) or sorted(
+            {float(np.quantile(found, q)) for q in (0.25, 0.5, 0.75)} if found.size else set()
+        )
+        if points:
+            lines.append("| eps | " + " | ".join(_eps_label(e) for e in points) + " |")
+            lines.append("|---|" + "---:|" * len(points))
+            cells = [pct(self.curve_accuracy(e)) for e in points]
+            lines.append("| robust accuracy (curve) | " + " | ".join(cells) + " |")
+        return lines
 
     def targeted_rate(self, attack: str, eps: float) -> float | None:
         """The fraction of the samples targeted attack `attack` ran on at `eps` that it moved
@@ -552,7 +630,9 @@ class Report:
                 f"(sha256 {str(self.data.get('sha256', ''))[:12]})"
             )
         if self.suite:
-            eps = ", ".join(_eps_label(e) for e in self.eps)
+            eps = ", ".join(
+                [*(_eps_label(e) for e in self.eps), *(["curve"] if self.curve else [])]
+            )
             lines.append(f"- Threat model: {_threat_text(self.suite)}; eps swept: {eps}")
             hidden = {"name", "eps", "norm", "bounds", "budget", "progress", "batch_size"}
             attacks = []
@@ -630,6 +710,8 @@ class Report:
         """``eps (Linf)``, ``eps (L2)``...: the norm of the suite's attacks; ``eps (mixed
         norms)`` when they differ, plain ``eps`` when the suite does not say."""
         names = set()
+        if self.curve and self.curve.get("norm"):
+            names.add(_NORM_NAMES.get(str(self.curve["norm"]), str(self.curve["norm"])))
         for config in self.suite:
             norm = config.get("norm") if isinstance(config, Mapping) else None
             if isinstance(norm, Mapping):  # a custom norm's config
@@ -691,11 +773,25 @@ class Report:
                     zorder=3,
                 )
                 handles.extend(line)
+        if self.curve:
+            steps_x, steps_y = self.curve_points()
+            right = max([*self.eps, *steps_x[-1:]], default=0.0) * 1.05 or 1.0
+            (line,) = ax.step(
+                [*steps_x, right],
+                [*steps_y, steps_y[-1]],
+                where="post",
+                color="tab:red",
+                lw=1.8,
+                label=f"curve: minimal norms ({', '.join(self.curve.get('attacks', []))})",
+                zorder=4,
+            )
+            handles.append(line)
         ax.set_xlabel(self._eps_axis_label())
         ax.set_ylabel("robust accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(handles=[worst, *handles], fontsize="small")  # worst case, its band, attacks
+        shown = [worst, *handles] if self.eps else handles[-1:]  # curve only: its line
+        ax.legend(handles=shown, fontsize="small")  # worst case, its band, attacks
         name = self.model.get("name")
         ax.set_title(f"{name}: {self.n_samples} samples" if name else f"{self.n_samples} samples")
         fig.tight_layout()
@@ -1021,6 +1117,7 @@ def _validated(data: Any) -> dict[str, Any]:
         "model": dict(_mapping("model", get("model", {}))),
         "data": dict(_mapping("data", get("data", {}))),
         "labels": _labels(n, get("labels")),
+        "curve": _curve(n, get("curve")),
     }
     suite = get("suite", [])
     if not isinstance(suite, list) or not all(isinstance(c, Mapping) for c in suite):
@@ -1031,6 +1128,30 @@ def _validated(data: Any) -> dict[str, Any]:
         raise _bad("flags", "a list of mappings of strings", flags)
     values["flags"] = [_strings(f"flags[{i}]", f) for i, f in enumerate(flags)]
     return values
+
+
+def _curve(n: int, value: Any) -> dict[str, Any] | None:
+    """A report's ``curve``: None, or the minimal norms of `n` samples (each >= 0 or inf),
+    their norm's name and the attacks that found them."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _bad("curve", "None or a mapping (norm, attacks, norms)", value)
+    norms = value.get("norms")
+    ok = isinstance(norms, list) and len(norms) == n
+    ok = ok and all(_is_real(v) and not math.isnan(v) and v >= 0 for v in norms)
+    if not ok:
+        raise _bad("curve.norms", f"{n} numbers >= 0 (inf where none was found)", norms)
+    if not isinstance(value.get("norm"), str):
+        raise _bad("curve.norm", "a norm name", value.get("norm"))
+    attacks = value.get("attacks", [])
+    if not isinstance(attacks, list) or not all(isinstance(a, str) for a in attacks):
+        raise _bad("curve.attacks", "a list of attack labels", attacks)
+    return {**value, "norms": [float(v) for v in norms], "attacks": list(attacks)}
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _image(array: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -11,7 +11,7 @@ so it is ready for ``predict``, ``evaluate`` and the attacks.
 
 >>> from advgrad import zoo
 >>> [c.name for c in zoo.list_models()]
-['digits-cnn', 'digits-mlp', 'tabular-two-input']
+['digits-cnn', 'digits-cnn-pgd', 'digits-mlp', 'tabular-two-input']
 >>> zoo.card("digits-cnn").output
 'logits'
 """
@@ -61,7 +61,11 @@ class ModelCard:
             when no built model is in the cache.
         parameters: Number of weights, or ``None`` when not built yet.
         built_with: Versions that built the cached model (``keras``, ``tensorflow``,
-            ``numpy``) and the build time in seconds, or ``None`` when not built yet.
+            ``numpy``) and the training time in seconds (``build_seconds``), or ``None``
+            when not built yet.
+        robust_accuracy: For an adversarially trained model, its test accuracy under the
+            attack it was checked with when it was built (``attack``, ``eps``, ``norm``,
+            ``accuracy``), or ``None`` (not built yet, or not adversarially trained).
 
     >>> c = card("digits-mlp")
     >>> c.input_shape, c.num_classes, c.bounds
@@ -80,6 +84,27 @@ class ModelCard:
     clean_accuracy: float | None = None
     parameters: int | None = None
     built_with: dict[str, Any] | None = None
+    robust_accuracy: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Adversarial:
+    """How a zoo model is trained adversarially (`advgrad.training.adversarial`)."""
+
+    eps: float
+    steps: int
+    objective: str = "pgd-at"
+    check_steps: int = 40  # the PGD that measures the card's robust accuracy
+    check_restarts: int = 5
+    min_robust_accuracy: float = 0.5
+
+    @property
+    def recipe(self) -> str:
+        return (
+            f"{self.objective.upper()} (Madry et al. 2018): each batch replaced by PGD-"
+            f"{self.steps} examples (Linf eps {self.eps:g}, step 2.5 x eps / {self.steps}, "
+            "random start) made from the current weights inside the training step"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,14 +118,16 @@ class _Spec:
     batch_size: int
     learning_rate: float
     min_accuracy: float
+    adversarial: _Adversarial | None = None
 
     @property
     def recipe(self) -> str:
-        return (
+        text = (
             f"Adam(lr={self.learning_rate:g}, cosine decay to 0), {self.epochs} epochs, "
             f"batch {self.batch_size}, sparse cross-entropy from logits, seed {SEED}, "
             "op determinism on"
         )
+        return text if self.adversarial is None else f"{self.adversarial.recipe}; {text}"
 
 
 def _digits_cnn() -> keras.Model:
@@ -152,6 +179,21 @@ _SPECS: dict[str, _Spec] = {
         learning_rate=3e-3,
         min_accuracy=0.95,
     ),
+    "digits-cnn-pgd": _Spec(
+        description=(
+            "the digits-cnn architecture adversarially trained (PGD-AT, Linf eps 0.2) by "
+            "advgrad.training"
+        ),
+        data="digits()",
+        load_data=lambda: _data.digits(),
+        input_shape=(8, 8, 1),
+        architecture=_digits_cnn,
+        epochs=30,
+        batch_size=32,
+        learning_rate=3e-3,
+        min_accuracy=0.9,
+        adversarial=_Adversarial(eps=0.2, steps=7),
+    ),
     "digits-mlp": _Spec(
         description="Dense(128)-Dense(64)-Dense(10) MLP on flattened 8x8 digits, 17k weights",
         data="digits(flat=True)",
@@ -184,7 +226,7 @@ def names() -> list[str]:
     """Names of every zoo model, sorted; no data set is built and no model is loaded.
 
     >>> names()
-    ['digits-cnn', 'digits-mlp', 'tabular-two-input']
+    ['digits-cnn', 'digits-cnn-pgd', 'digits-mlp', 'tabular-two-input']
     """
     return sorted(_SPECS)
 
@@ -283,6 +325,7 @@ def card(name: str, *, directory: str | os.PathLike | None = None) -> ModelCard:
         clean_accuracy=None if info is None else info.get("clean_accuracy"),
         parameters=None if info is None else info.get("parameters"),
         built_with=built_with,
+        robust_accuracy=None if info is None else info.get("robust_accuracy"),
     )
 
 
@@ -297,7 +340,7 @@ def list_models(*, directory: str | os.PathLike | None = None) -> list[ModelCard
         A list of :class:`ModelCard`.
 
     >>> [c.output for c in list_models()]
-    ['logits', 'logits', 'logits']
+    ['logits', 'logits', 'logits', 'logits']
     """
     return [card(name, directory=directory) for name in names()]
 
@@ -317,14 +360,15 @@ def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
     keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()
     model = spec.architecture()
+    trained = model if spec.adversarial is None else _adversarial(model, spec.adversarial, ds)
     steps = spec.epochs * int(np.ceil(len(ds.y_train) / spec.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(spec.learning_rate, steps)
-    model.compile(
+    trained.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    model.fit(
+    trained.fit(
         ds.x_train,
         ds.y_train,
         epochs=spec.epochs,
@@ -333,6 +377,8 @@ def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
         verbose=0,
     )
     seconds = time.perf_counter() - start
+    if trained is not model:
+        model = trained.plain_model()
     accuracy = _accuracy(model, ds)
     info = {
         "name": name,
@@ -352,7 +398,45 @@ def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
             f"{spec.min_accuracy}; the recipe may not transfer to this TensorFlow build.",
             stacklevel=3,
         )
+    if spec.adversarial is not None:
+        info["robust_accuracy"] = _robust_accuracy(model, ds, spec.adversarial)
+        robust = info["robust_accuracy"]["accuracy"]
+        if robust < spec.adversarial.min_robust_accuracy:
+            warnings.warn(
+                f"Zoo model {name!r} reached robust accuracy {robust:.4f}, below the expected "
+                f"{spec.adversarial.min_robust_accuracy}.",
+                stacklevel=3,
+            )
     return model, info
+
+
+def _adversarial(model: keras.Model, recipe: _Adversarial, ds: _data.Dataset) -> keras.Model:
+    from advgrad import attacks, training
+
+    attack = attacks.PGD(eps=recipe.eps, steps=recipe.steps, bounds=ds.bounds)
+    return training.adversarial(model, attack, objective=recipe.objective, seed=SEED)
+
+
+def _robust_accuracy(model: keras.Model, ds: _data.Dataset, recipe: _Adversarial) -> dict:
+    """Test accuracy under PGD (``check_steps`` x ``check_restarts``) at the training eps."""
+    from advgrad import attacks
+
+    attack = attacks.PGD(
+        eps=recipe.eps,
+        steps=recipe.check_steps,
+        restarts=recipe.check_restarts,
+        bounds=ds.bounds,
+        loss="ce",
+        seed=SEED,
+    )
+    result = attack.run(model, ds.x_test, ds.y_test)
+    correct = np.argmax(model.predict(ds.x_test, verbose=0), -1) == ds.y_test
+    return {
+        "attack": f"PGD-{recipe.check_steps} x {recipe.check_restarts} restarts (ce loss)",
+        "eps": recipe.eps,
+        "norm": "linf",
+        "accuracy": float(np.mean(correct & ~result.fooled)),
+    }
 
 
 def build(name: str) -> keras.Model:

@@ -47,7 +47,17 @@ the masked model against PGD-40 on the unmasked one, and the sanity flags that
 `advgrad.evaluate(..., sanity=True)` raises on the masked model (with the standard suite,
 and with PGD-40 alone).
 
+Minimal-norm table (`--minimal-norm also|only|no`, default also; written to
+`<out>/minimal-norm.json` and `.md`, plot in `<out>/minimal-norm/`): on digits-cnn in L2
+without a budget, DeepFool, FMN and CW-L2 (9 x 100) on all `--n` images (median norm of
+the returned perturbations, inf where failed; seconds; gradients; every reported norm
+checked against the returned perturbation), ART's `CarliniL2Method` (9 x 100) and
+`DeepFool` with advgrad's CW-L2 and DeepFool on the first `--art-n` images, and the FMN
+curve (`evaluate(..., eps="curve")`) against the fixed-eps standard suite in L2 at eps
+0.25, 0.5, 0.75, 1.0 on the first `--curve-n` images (default 200).
+
     python benchmarks/strength.py                 # the recorded run (see benchmarks/README.md)
+    python benchmarks/strength.py --models digits-cnn --minimal-norm only --art-n 50
     python benchmarks/strength.py --quick         # 48 images, few steps: a smoke run
     python benchmarks/strength.py --models digits-cnn --n 200 --art-n 50
 
@@ -455,6 +465,281 @@ def masking(entry, rows: list[dict], args) -> dict:
     }
 
 
+# ------------------------------------------------------------------------ minimal norm
+
+MINIMAL_EPS = (0.25, 0.5, 0.75, 1.0)
+"""L2 radii at which the FMN curve is compared with the fixed-eps standard suite."""
+
+
+def _l2(x, x_adv) -> np.ndarray:
+    delta = (np.asarray(x_adv, np.float64) - np.asarray(x, np.float64)).reshape(len(x), -1)
+    return np.linalg.norm(delta, axis=1)
+
+
+def _norm_row(label, kind, model, x, y, x_adv, seconds, gradients, reported=None) -> dict:
+    """Median L2 norm of the successful perturbations (inf counted where it failed), with the
+    checks: misclassified at the returned input, within the bounds, reported = measured."""
+    correct = _predict(model, x) == y
+    fooled = (_predict(model, x_adv) != y) & correct
+    sizes = np.where(fooled, _l2(x, x_adv), np.inf)
+    sizes = np.where(correct, sizes, 0.0)  # misclassified to begin with: norm 0
+    in_bounds = bool(np.all((x_adv >= BOUNDS[0]) & (x_adv <= BOUNDS[1])))
+    row = {
+        "row": label,
+        "kind": kind,
+        "images": int(len(y)),
+        "median_l2": round(float(np.median(sizes)), 4),
+        "mean_l2_found": round(float(np.mean(sizes[fooled])), 4) if fooled.any() else None,
+        "success_rate": round(float(np.mean(fooled | ~correct)), 4),
+        "seconds": round(seconds, 3),
+        "gradients_per_sample": gradients,
+        "in_bounds": in_bounds,
+        "loadavg_after": _loadavg(),
+    }
+    if reported is not None:  # advgrad: the reported norm must be the returned one's
+        measured = np.where(np.isfinite(reported), _l2(x, x_adv), np.inf)
+        finite = np.isfinite(reported)
+        row["max_norm_error"] = float(np.max(np.abs(measured - reported)[finite], initial=0.0))
+        row["reported_fooled_match"] = bool(
+            np.array_equal(np.isfinite(reported), _predict(model, x_adv) != y)
+        )
+    return row
+
+
+def minimal_norm_specs(args) -> list[tuple[str, attacks.Attack]]:
+    common = {"norm": "l2", "bounds": BOUNDS, "seed": args.seed}
+    quick = args.quick
+    return [
+        ("DeepFool (L2, 10 candidates)", attacks.DeepFool(steps=50, **common)),
+        (
+            f"FMN (L2, {20 if quick else 100} steps)",
+            attacks.FMN(steps=20 if quick else 100, **common),
+        ),
+        (
+            f"CW-L2 ({3 if quick else 9} x {20 if quick else 100})",
+            attacks.CarliniWagnerL2(
+                binary_search_steps=3 if quick else 9, steps=20 if quick else 100, **common
+            ),
+        ),
+    ]
+
+
+def run_minimal(label, attack, model, x, y) -> dict:
+    attack.run(model, x[:WARMUP_IMAGES], y[:WARMUP_IMAGES])  # untimed: traces the loop
+    traces = trace_count()
+    start = time.perf_counter()
+    result = attack.run(model, x, y)
+    seconds = time.perf_counter() - start
+    row = _norm_row(
+        label, "advgrad", model, x, y, result.x_adv, seconds, result.gradients, result.norms
+    )
+    row["retraced_while_timing"] = trace_count() - traces
+    row["config"] = attack.get_config()
+    return row
+
+
+def art_minimal_rows(entry, args) -> list[dict]:
+    """ART's CarliniL2Method (9 x 100, its line-search optimiser) and DeepFool (L2, 10
+    gradients, overshoot 0.02) on the first `--art-n` images, in one batch, with advgrad's
+    CW-L2 and DeepFool on the same images."""
+    import keras
+    from art.attacks.evasion import CarliniL2Method, DeepFool
+    from art.estimators.classification import TensorFlowV2Classifier
+
+    model, n = entry["model"], args.art_n
+    x, y = entry["x"][:n].astype(np.float32), entry["y"][:n]
+    classifier = TensorFlowV2Classifier(
+        model=model,
+        nb_classes=10,
+        input_shape=tuple(x.shape[1:]),
+        loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        clip_values=BOUNDS,
+    )
+    searches, steps = (3, 20) if args.quick else (9, 100)
+    runs = [
+        (
+            f"ART CarliniL2Method ({searches} x {steps})",
+            CarliniL2Method(
+                classifier,
+                binary_search_steps=searches,
+                max_iter=steps,
+                initial_const=0.01,
+                learning_rate=0.1,
+                batch_size=n,
+                verbose=False,
+            ),
+            searches * steps,
+        ),
+        (
+            "ART DeepFool (L2, 10 gradients)",
+            DeepFool(
+                classifier, max_iter=50, epsilon=0.02, nb_grads=10, batch_size=n, verbose=False
+            ),
+            None,
+        ),
+    ]
+    rows = []
+    for label, art_attack, gradients in runs:
+        print(f"  [{entry['name']}] {label} on {n} images ...", flush=True)
+        start = time.perf_counter()
+        x_adv = art_attack.generate(x=x, y=y)
+        seconds = time.perf_counter() - start
+        rows.append(_norm_row(label, "ART", model, x, y, x_adv, seconds, gradients))
+        print(f"    median L2 {rows[-1]['median_l2']:.3f}, {seconds:.1f} s", flush=True)
+    for label, attack in minimal_norm_specs(args):
+        if not label.startswith("FMN"):
+            row = run_minimal(label, attack, model, x, y)
+            rows.append({**row, "row": "advgrad " + label})
+    return rows
+
+
+def curve_agreement(entry, args) -> dict:
+    """The FMN curve (`evaluate(..., eps="curve")`) against the fixed-eps standard suite (L2,
+    its defaults) at MINIMAL_EPS on the first `--curve-n` images."""
+    model, n = entry["model"], args.curve_n
+    x, y = entry["x"][:n], entry["y"][:n]
+    fmn = minimal_norm_specs(args)[1][1]
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        curve = advgrad.evaluate(model, (x, y), suite=[fmn], eps="curve", sanity=False)
+        curve_seconds = time.perf_counter() - start
+        members = advgrad.get_suite(
+            "standard",
+            norm="l2",
+            bounds=BOUNDS,
+            seed=args.seed,
+            steps=args.steps["apgd"],
+            n_target_classes=args.steps["targets"],
+            queries=args.steps["queries"],
+        )
+        start = time.perf_counter()
+        fixed = advgrad.evaluate(
+            model,
+            (x, y),
+            suite=members,
+            eps=list(MINIMAL_EPS),
+            individual=False,
+            sanity=False,
+            batch_size=len(y),
+            seed=args.seed,
+        )
+        fixed_seconds = time.perf_counter() - start
+    points = []
+    for e in MINIMAL_EPS:
+        ours, suite_value = curve.curve_accuracy(e), fixed.robust_accuracy[e]
+        points.append(
+            {
+                "eps": e,
+                "fmn_curve": round(ours, 4),
+                "standard_suite": round(suite_value, 4),
+                "difference_points": round(100 * (ours - suite_value), 2),
+            }
+        )
+    if args.plots:
+        curve.eps = list(MINIMAL_EPS)  # the suite's points next to the curve, one figure
+        curve.robust_accuracy = dict(fixed.robust_accuracy)
+        curve.outcomes = dict(fixed.outcomes)
+        curve.attacks, curve.suite = list(fixed.attacks), list(fixed.suite)
+        plot = curve.save_plots(args.plots)[0]
+    else:
+        plot = None
+    return {
+        "images": n,
+        "points": points,
+        "max_abs_difference_points": max(abs(p["difference_points"]) for p in points),
+        "curve_seconds": round(curve_seconds, 3),
+        "suite_seconds": round(fixed_seconds, 3),
+        "suite": list(fixed.attacks),
+        "plot": plot,
+    }
+
+
+def minimal_norm(entries, args) -> dict:
+    cnn = next(e for e in entries if e["name"] == "digits-cnn")
+    model, x, y = cnn["model"], cnn["x"], cnn["y"]
+    print(f"[minimal norm] digits-cnn, L2, {len(y)} images", flush=True)
+    rows = []
+    for label, attack in minimal_norm_specs(args):
+        rows.append(run_minimal(label, attack, model, x, y))
+        print(f"  {label}: median L2 {rows[-1]['median_l2']:.3f}, {rows[-1]['seconds']:.2f} s")
+    by = {r["row"].split(" (")[0]: r for r in rows}
+    art = None
+    if importlib.util.find_spec("art") is not None and "digits-cnn" in args.art_models:
+        art = art_minimal_rows(cnn, args)
+    agreement = curve_agreement(cnn, args)
+    verdict = {
+        "fmn_and_cw_at_most_deepfool": bool(
+            by["FMN"]["median_l2"] <= by["DeepFool"]["median_l2"]
+            and by["CW-L2"]["median_l2"] <= by["DeepFool"]["median_l2"]
+        ),
+        "deepfool_fastest": bool(
+            by["DeepFool"]["seconds"] <= min(by["FMN"]["seconds"], by["CW-L2"]["seconds"])
+        ),
+        "curve_within_2_points": bool(agreement["max_abs_difference_points"] <= 2.0),
+    }
+    if art:
+        a = {r["row"].split(" (")[0]: r for r in art}
+        verdict["cw_speedup_over_art"] = round(
+            a["ART CarliniL2Method"]["seconds"] / a["advgrad CW-L2"]["seconds"], 2
+        )
+        verdict["deepfool_speedup_over_art"] = round(
+            a["ART DeepFool"]["seconds"] / a["advgrad DeepFool"]["seconds"], 2
+        )
+        verdict["cw_at_least_5x_faster_than_art"] = verdict["cw_speedup_over_art"] >= 5
+    return {"rows": rows, "art": art, "curve": agreement, "verdict": verdict}
+
+
+def minimal_norm_markdown(section: dict, machine: dict, settings: dict) -> str:
+    def fmt(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        "# Minimal-norm attacks (digits-cnn, L2, bounds [0, 1])",
+        "",
+        f"Command: `{settings['command']}`. Machine: {machine['cpu_model']}, "
+        f"{machine['cpus_usable']} usable CPUs, shared with other jobs (load average "
+        f"{machine['loadavg_start']} at the start, {machine.get('loadavg_end')} at the end): "
+        "the seconds move with the load; ratios measured in one run are steadier.",
+        "",
+        "Median L2 norm over all images: the norm of the returned perturbation where the "
+        "image is misclassified there, 0 where it was misclassified to begin with, inf where "
+        "the attack failed. Checked: every advgrad norm equals the returned perturbation's "
+        "(max error below), and a sample has a finite norm exactly where it is misclassified.",
+        "",
+        "| attack | images | median L2 | mean L2 (found) | success | seconds | gradients / "
+        "sample | max norm error | in bounds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in section["rows"] + (section["art"] or []):
+        lines.append(
+            f"| {r['row']} | {r['images']} | {fmt(r['median_l2'])} | {fmt(r['mean_l2_found'])}"
+            f" | {r['success_rate']:.1%} | {r['seconds']:.2f} | "
+            f"{r['gradients_per_sample'] if r['gradients_per_sample'] is not None else '-'} | "
+            f"{r.get('max_norm_error', '-')} | {'yes' if r['in_bounds'] else '**no**'} |"
+        )
+    c = section["curve"]
+    lines += [
+        "",
+        f"## The FMN curve against the fixed-eps standard suite ({c['images']} images)",
+        "",
+        f'One `evaluate(..., eps="curve")` run with FMN ({c["curve_seconds"]:.1f} s) against '
+        f'`evaluate(..., suite="standard" in L2, eps={list(MINIMAL_EPS)})` '
+        f"({' -> '.join(c['suite'])}, cascade, {c['suite_seconds']:.1f} s).",
+        "",
+        "| eps (L2) | FMN curve | standard suite | difference (points) |",
+        "|---:|---:|---:|---:|",
+    ]
+    for p in c["points"]:
+        lines.append(
+            f"| {p['eps']} | {p['fmn_curve']:.1%} | {p['standard_suite']:.1%} | "
+            f"{p['difference_points']:+.1f} |"
+        )
+    lines += ["", "## Verdicts", ""]
+    lines += [f"- {k}: {v}" for k, v in section["verdict"].items()]
+    return "\n".join(lines) + "\n"
+
+
 # ----------------------------------------------------------------------------- markdown
 
 
@@ -618,6 +903,15 @@ def parse_args(argv=None):
         help="models on which ART runs (default digits-cnn; 'none' to skip ART)",
     )
     parser.add_argument("--no-masking", action="store_true", help="skip the masking section")
+    parser.add_argument(
+        "--minimal-norm",
+        choices=("also", "only", "no"),
+        default="also",
+        help="the minimal-norm table (results/minimal-norm.*): also, only it, or not",
+    )
+    parser.add_argument(
+        "--curve-n", type=int, default=None, help="images for the curve check (default 200)"
+    )
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -631,6 +925,10 @@ def parse_args(argv=None):
     if args.art_n is None:
         args.art_n = 8 if args.quick else 100
     args.art_n = min(args.art_n, args.n)
+    if args.curve_n is None:
+        args.curve_n = 48 if args.quick else 200
+    args.curve_n = min(args.curve_n, args.n)
+    args.plots = None
     args.steps = (
         {"pgd": 10, "apgd": 20, "targets": 3, "queries": 300}
         if args.quick
@@ -661,6 +959,19 @@ def main(argv=None) -> int:
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
     entries = load_models(args.models, args.n)
+    out = pathlib.Path(args.out)
+    if args.minimal_norm != "no" and any(e["name"] == "digits-cnn" for e in entries):
+        args.plots = str(out / "minimal-norm")
+        section = minimal_norm(entries, args)
+        machine["loadavg_end"] = _loadavg()
+        out.mkdir(parents=True, exist_ok=True)
+        payload = {"machine": machine, "settings": settings, **section}
+        (out / "minimal-norm.json").write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
+        text = minimal_norm_markdown(section, machine, settings)
+        (out / "minimal-norm.md").write_text(text, encoding="utf-8")
+        print(text)
+        if args.minimal_norm == "only":
+            return 0
     rows: list[dict] = []
     for entry in entries:
         print(f"[{entry['name']}] {args.n} images", flush=True)
@@ -715,7 +1026,6 @@ def main(argv=None) -> int:
         "art_note": art_note,
         "masking": mask,
     }
-    out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "strength.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     text = markdown(report)

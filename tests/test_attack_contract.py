@@ -51,6 +51,8 @@ CONTRACT_SETTINGS: dict[str, dict[str, Any]] = {
     "eot": {"attack": "pgd", "samples": 2},
     "square": {"queries": 50},
     "fab-t": {"steps": 5, "restarts": 2, "n_target_classes": 2},
+    "cw-l2": {"binary_search_steps": 3, "initial_const": 1.0},
+    "deepfool": {"candidates": 3},
 }
 
 

@@ -158,7 +158,10 @@ def test_bad_config_debug_raises(tmp_path, capsys):
         (["bench", "x.yaml", "--limit", "0"], "argument --limit: expected an int >= 1"),
         (["bench", "missing.yaml"], "config file not found: missing.yaml"),
         (["report", "missing.json"], "RUN.json: file not found: missing.json"),
-        (["gradients", "--model", "resnet"], "--model: expected one of digits-cnn, digits-mlp"),
+        (
+            ["gradients", "--model", "resnet"],
+            "--model: expected one of digits-cnn, digits-cnn-pgd, digits-mlp",
+        ),
         (["zoo"], "zoo: expected a command: list"),
         (["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
     ],

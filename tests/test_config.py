@@ -170,7 +170,7 @@ def test_missing_model_file_names_model(tmp_path):
     ]
     path = write(tmp_path, BASE.replace("model: digits-cnn", "model: digits-cn"))
     (problem,) = problems_of(path)
-    assert problem.startswith("model: expected a zoo model name (digits-cnn, digits-mlp")
+    assert problem.startswith("model: expected a zoo model name (digits-cnn, digits-cnn-pgd,")
     assert problem.endswith("received 'digits-cn' (did you mean 'digits-cnn'?)")
 
 
@@ -502,7 +502,7 @@ def test_registry_catalog():
     assert catalog.norms == ("linf", "l2", "l1")
     assert catalog.datasets == ("breast_cancer_two_input", "digits")
     assert catalog.flattenable == ("digits",)
-    assert catalog.models == ("digits-cnn", "digits-mlp", "tabular-two-input")
+    assert catalog.models == ("digits-cnn", "digits-cnn-pgd", "digits-mlp", "tabular-two-input")
     assert {"fgsm", "pgd", "mifgsm"} <= set(catalog.attack_names)
     assert catalog.attacks["pgd"]["steps"] >= 1
     with pytest.raises(ArgumentError) as info:
@@ -953,6 +953,7 @@ def test_generation_config_shares_the_benchmark_checks():
         ({"attack": ["pgd", "fgsm"]}, "attack: expected one attack"),
         ({"attack": None}, "missing key 'attack'"),
         ({"eps": [0.1, 0.2]}, "eps: expected one radius"),
+        ({"eps": "curve"}, "eps: expected one radius"),
         ({"shard_size": 0}, "shard_size: expected an int >= 1, received 0"),
         ({"format": "parquet"}, "format: expected one of tfrecord, npz, received 'parquet'"),
         ({"suite": ["pgd"]}, "unknown key 'suite'"),
@@ -966,3 +967,17 @@ def test_generation_config_problems_are_named(changes, problem):
         parse_generate(_generation(**changes), default_catalog())
     assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
     assert not any("suite" in p for p in info.value.problems if "'suite'" not in p)
+
+
+@pytest.mark.parametrize(
+    ("eps", "expected"),
+    [("curve", ("curve",)), ("[0.3, curve, 0.1]", (0.3, 0.1, "curve")), ("0.1", (0.1,))],
+)
+def test_eps_curve(tmp_path, eps, expected):
+    path = write(tmp_path, BASE.replace("eps: [0.1, 0.3]", f"eps: {eps}"))
+    assert load_config(path).eps == expected
+
+
+def test_eps_curve_misspelt_is_a_problem(tmp_path):
+    path = write(tmp_path, BASE.replace("eps: [0.1, 0.3]", "eps: [curve, curv]"))
+    assert any(p.startswith("eps[1]") for p in problems_of(path))

@@ -821,3 +821,75 @@ def test_warnings_raised_during_a_run_become_report_flags(digits, digits_cnn, re
     with pytest.raises(UserWarning, match="unbounded"), warnings.catch_warnings():
         warnings.simplefilter("error")
         evaluate(digits_cnn, data, suite=["fgsm"], eps=[0.1], sanity=False)
+
+
+# ------------------------------------------------------------ the whole curve
+@pytest.fixture(scope="module")
+def curve_report(digits_cnn, digits):
+    suite = [
+        get_attack("pgd", norm="l2", bounds=digits.bounds, steps=5),
+        get_attack("fmn", norm="l2", bounds=digits.bounds, steps=20),
+    ]
+    data = (digits.x_test[:64], digits.y_test[:64])
+    return evaluate(digits_cnn, data, suite=suite, eps=[0.4, 0.6, "curve"], batch_size=32)
+
+
+def test_curve_agrees_with_the_fixed_eps_run_of_its_attack(curve_report, digits_cnn, digits):
+    """FMN is deterministic and eps only filters its result, so its fixed-eps row is the
+    curve read at that eps, exactly; the cascade (with PGD) is at most the curve."""
+    report = curve_report
+    curve = report.curve
+    assert curve["norm"] == "l2" and curve["attacks"] == ["fmn"]
+    norms = np.asarray(curve["norms"])
+    assert norms.shape == (64,) and np.all(norms >= 0)
+    assert report.curve_accuracy() == report.per_attack["fmn"]
+    for e in report.eps:
+        assert report.robust_accuracy[e] <= report.curve_accuracy(e)
+    # Clean-misclassified samples: norm 0; the curve starts at the clean accuracy.
+    wrong = np.asarray(report.outcomes[0.4]) == CLEAN_MISCLASSIFIED
+    assert np.all(norms[wrong] == 0) and np.all(norms[~wrong] > 0)
+    assert report.curve_accuracy(0.0) == report.clean_accuracy
+    assert curve["gradients"]["fmn"] == 20 * int(np.sum(~wrong))
+    assert "Robustness curve (L2, minimal norms from fmn)" in report.to_markdown()
+
+
+def test_curve_alone_gets_fmn_when_the_suite_has_no_minimal_norm_attack(digits_cnn, digits):
+    data = (digits.x_test[:16], digits.y_test[:16])
+    suite = [get_attack("pgd", norm="linf", bounds=digits.bounds)]
+    report = evaluate(digits_cnn, data, suite=suite, eps="curve", sanity=False)
+    assert report.eps == [] and report.robust_accuracy == {}
+    assert report.curve["attacks"] == ["fmn"] and report.curve["norm"] == "linf"
+    norms = np.asarray(report.curve["norms"])
+    assert np.all(np.isfinite(norms)) and 0.02 < np.median(norms) < 0.3
+    assert "eps swept: curve" in report.to_markdown()
+
+
+@pytest.mark.parametrize("eps", ["curves", [0.1, "x"]])
+def test_curve_bad_eps(eps, digits_cnn, digits):
+    data = (digits.x_test[:4], digits.y_test[:4])
+    with pytest.raises(ArgumentError, match="`eps`"):
+        evaluate(digits_cnn, data, suite=[FGSM01], eps=eps)
+
+
+def test_curve_resumes_from_its_state(digits_cnn, digits, tmp_path):
+    """A curve run killed after its first batch resumes to the uninterrupted result; a
+    state without the curve is not resumed by a curve run (nor the other way round)."""
+    data = (digits.x_test[:48], digits.y_test[:48])
+    suite = [get_attack("deepfool", norm="l2", bounds=digits.bounds)]
+    settings = {"suite": suite, "eps": [0.5, "curve"], "batch_size": 16, "sanity": False}
+    whole = evaluate(digits_cnn, data, **settings)
+    path = tmp_path / "curve.json"
+    evaluate(digits_cnn, (data[0][:16], data[1][:16]), state=path, **settings)
+    saved = json.loads(path.read_text())
+    assert saved["batches_done"] == 1 and len(saved["tally"]["curve"]["norms"]) == 16
+    path.write_text(json.dumps({**saved, "complete": False}))  # as if killed after batch 1
+    resumed = evaluate(digits_cnn, data, state=path, **settings)
+    assert resumed.curve["norms"] == whole.curve["norms"]
+    assert resumed.curve["gradients"] == whole.curve["gradients"]
+    assert resumed.robust_accuracy == whole.robust_accuracy
+    with pytest.raises(ArgumentError, match="curve"):
+        evaluate(digits_cnn, data, state=path, **{**settings, "eps": [0.5]})
+    saved["tally"]["curve"]["norms"][0] = -1.0
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ArgumentError, match="tally.curve.norms"):
+        evaluate(digits_cnn, data, state=path, **settings)

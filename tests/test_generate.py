@@ -146,6 +146,29 @@ def test_multi_input_every_input_stored_frozen_unchanged(tabular, tabular_model,
     np.testing.assert_array_equal(batch_y, y)
 
 
+@pytest.mark.parametrize("graph", [True, False], ids=["one-compiled-call", "run"])
+def test_each_batch_is_the_attack_with_its_seed(digits, digits_cnn, tmp_path, graph):
+    """The shards hold what the attack returns called on each batch with that batch's seed,
+    whether the batch runs as one compiled call (PGD) or through `run` (Square)."""
+    from advgrad.attacks import Square
+    from advgrad.evaluate.cascade import seed_of
+    from advgrad.generation.step import BatchStep
+
+    x, y = arrays(digits, 20)
+    attack = pgd() if graph else Square(eps=EPS, queries=8, bounds=(0.0, 1.0), seed=5)
+    generate(digits_cnn, (x, y), attack, tmp_path, shard_size=8, batch_size=8, seed=4)
+    step = BatchStep(digits_cnn, attack, seed=4)
+    step(0, x[:8], y[:8])
+    assert step.compiled is graph
+    x_adv = shard_columns(tmp_path)[f"x_adv/{_name(tmp_path)}"]
+    for number, start in enumerate(range(0, 20, 8)):
+        part = slice(start, start + 8)
+        direct = attack.replace(seed=seed_of(4, attack.seed, number, 0, 0))(
+            digits_cnn, x[part], y[part]
+        )
+        np.testing.assert_array_equal(x_adv[part], direct)
+
+
 # --------------------------------------------------------------------- resume
 def test_resume_after_an_error_gives_the_uninterrupted_bytes(
     reference, digits, digits_cnn, tmp_path, monkeypatch

@@ -69,3 +69,32 @@ def test_generation_example_runs(tmp_path, monkeypatch, digits_cnn):
     x, y = next(iter(namespace["ds"]))
     assert x.shape[1:] == (8, 8, 1) and len(x) == len(y) == 32
     assert advgrad.verify(tmp_path / "out").ok
+
+
+def test_saliency_example_runs():
+    block = next(b for b in python_blocks() if "saliency.integrated_gradients" in b)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)  # asserts completeness itself
+    assert namespace["checks"]["integrated_gradients"].flagged
+    assert not namespace["checks"]["vanilla"].flagged
+
+
+def test_minimal_norm_example_runs(tmp_path, monkeypatch):
+    block = next(b for b in python_blocks() if 'eps=[0.5, "curve"]' in b)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    norms, report = namespace["result"].norms, namespace["report"]
+    assert 0.3 < np.median(norms) < 0.8
+    curve = report.curve_accuracy([0.25, 0.5, 0.75])
+    assert curve[0.25] >= curve[0.5] >= curve[0.75]
+    assert any((tmp_path / "runs" / "curve").iterdir())
+
+
+def test_training_example_runs():
+    block = next(b for b in python_blocks() if "training.adversarial" in b)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    logs = namespace["history"].history
+    assert logs["val_accuracy"][-1] > 0.8
+    assert 0.0 <= logs["val_robust_accuracy"][-1] <= logs["val_accuracy"][-1]

@@ -527,3 +527,56 @@ def test_save_plots_writes_both_figures_and_closes_them(plt, tmp_path):
     for path in paths:
         with open(path, "rb") as f:
             assert f.read().startswith(PNG)
+
+
+# ------------------------------------------------------------ the whole curve
+def _curve_report():
+    codes = np.array([-1, 0, -2, -1], np.int8)
+    return Report(
+        0.75,
+        {0.5: 0.5},
+        {},
+        {0.5: codes},
+        4,
+        ["fmn"],
+        suite=[{"name": "fmn", "norm": "l2"}],
+        curve={"norm": "l2", "attacks": ["fmn"], "norms": [0.7, 0.3, 0.0, float("inf")]},
+    )
+
+
+def test_curve_round_trips_and_reads_at_any_eps(tmp_path):
+    report = _curve_report()
+    back = Report.from_json(report.to_json())
+    assert back == report and back.curve["norms"][-1] == float("inf")
+    assert report.curve_accuracy() == {0.5: 0.5}
+    assert report.curve_accuracy([0.0, 0.3, 0.69, 0.7, 1e9]) == {
+        0.0: 0.75,
+        0.3: 0.5,
+        0.69: 0.5,
+        0.7: 0.25,
+        1e9: 0.25,
+    }
+    assert report.curve_points() == ([0.0, 0.3, 0.7], [0.75, 0.5, 0.25])
+    paths = report.save_plots(tmp_path)
+    with open(paths[0], "rb") as f:
+        assert f.read(8) == PNG
+    assert "median smallest adversarial perturbation 0.5" in report.to_markdown()
+    # A report without a curve says so, naming the field.
+    with pytest.raises(ValueError, match="`curve`"):
+        Report(1.0, {0.1: 1.0}, {}, {}, 1, []).curve_accuracy(0.1)
+
+
+@pytest.mark.parametrize(
+    "curve",
+    [
+        {"norm": "l2", "norms": [0.1, -1.0, 0.0, 0.0]},
+        {"norm": "l2", "norms": [0.1]},
+        {"norms": [0.1, 0.1, 0.1, 0.1]},
+        [0.1],
+    ],
+)
+def test_damaged_curve_refused(curve):
+    data = _curve_report().to_dict()
+    data["curve"] = curve
+    with pytest.raises(ValueError, match="curve"):
+        Report.from_dict(data)

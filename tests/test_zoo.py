@@ -12,7 +12,8 @@ import pytest
 from advgrad import zoo
 from advgrad._io import atomic_write
 
-NAMES = ["digits-cnn", "digits-mlp", "tabular-two-input"]
+NAMES = ["digits-cnn", "digits-mlp", "tabular-two-input"]  # built by the `cache` fixture
+ROBUST = "digits-cnn-pgd"  # adversarially trained: built by its own (slow) test only
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -36,10 +37,11 @@ def _predict(model, name):
 
 def test_list_models_and_cards_before_build(tmp_path):
     cards = zoo.list_models(directory=tmp_path)
-    assert [c.name for c in cards] == NAMES
+    assert [c.name for c in cards] == sorted([*NAMES, ROBUST])
     for c in cards:
         assert c.output == "logits"
         assert c.clean_accuracy is None and c.parameters is None and c.built_with is None
+        assert c.robust_accuracy is None
         assert c.description and c.recipe and c.data
     assert zoo.card("digits-cnn", directory=tmp_path).input_shape == (8, 8, 1)
     assert zoo.card("digits-mlp", directory=tmp_path).input_shape == (64,)
@@ -160,3 +162,25 @@ def test_build_zoo_script_keeps_cached_models(cache, capsys):
     assert (cache["folder"] / "digits-cnn.keras").stat().st_mtime_ns == before
     out = capsys.readouterr().out
     assert "digits-cnn:" in out and "clean accuracy: 0.9" in out
+
+
+@pytest.mark.slow
+def test_adversarially_trained_digits_cnn(tmp_path, digits_cnn):
+    """digits-cnn-pgd: PGD-AT at Linf eps 0.2 by advgrad.training (about a minute)."""
+    card = zoo.card(ROBUST, directory=tmp_path)
+    assert "PGD-AT" in card.recipe and "eps 0.2" in card.recipe
+    model = zoo.load(ROBUST, directory=tmp_path)
+    card = zoo.card(ROBUST, directory=tmp_path)
+    assert type(model).__module__.startswith("keras.")  # a plain model, read in safe mode
+    assert card.clean_accuracy >= 0.9
+    robust = card.robust_accuracy
+    assert robust["eps"] == 0.2 and robust["attack"].startswith("PGD-40 x 5")
+    assert robust["accuracy"] >= 0.5
+    assert card.built_with["build_seconds"] < 300
+    # the standard CNN falls under the same attack: at least 30 points apart
+    from advgrad import attacks
+
+    ds = zoo.dataset(ROBUST)
+    pgd = attacks.PGD(eps=0.2, steps=40, bounds=(0, 1), loss="ce")
+    standard = 1 - float(np.mean(pgd.run(digits_cnn, ds.x_test, ds.y_test).fooled))
+    assert robust["accuracy"] >= standard + 0.3, (robust, standard)

@@ -7,11 +7,15 @@ True
 
 from advgrad.attacks.apgd import APGD, APGDTargeted
 from advgrad.attacks.base import Attack, AttackResult, Plan
+from advgrad.attacks.cw import CarliniWagnerL2
+from advgrad.attacks.deepfool import DeepFool
 from advgrad.attacks.eot import EOT
 from advgrad.attacks.fab import FABTargeted
 from advgrad.attacks.fgsm import FGSM
+from advgrad.attacks.fmn import FMN
 from advgrad.attacks.loop import IterativeAttack
 from advgrad.attacks.mifgsm import MIFGSM
+from advgrad.attacks.minimal import MinimalNormAttack
 from advgrad.attacks.pgd import BIM, PGD
 from advgrad.attacks.registry import from_config, get_attack, list_attacks, register_attack
 from advgrad.attacks.square import Square
@@ -21,15 +25,19 @@ __all__ = [
     "APGD",
     "APGDTargeted",
     "BIM",
+    "CarliniWagnerL2",
+    "DeepFool",
     "EOT",
     "FGSM",
     "FABTargeted",
+    "FMN",
     "MIFGSM",
     "PGD",
     "Square",
     "Attack",
     "AttackResult",
     "IterativeAttack",
+    "MinimalNormAttack",
     "Plan",
     "from_config",
     "get_attack",

@@ -358,6 +358,21 @@ class Attack(abc.ABC):
                 may skip the forward pass that only judges its final iterate.
         """
 
+    def graph_fn(self, plan: Plan) -> Callable[..., list[tf.Tensor]]:
+        """The attack as a graph function ``perturb(xs, y, seed) -> adversarial perturbed
+        inputs`` to call inside another `tf.function` (a training step): only families whose
+        whole attack is one graph have it (`advgrad.attacks.IterativeAttack`: FGSM, BIM, PGD,
+        MI-FGSM, APGD).
+
+        Raises:
+            ArgumentError: This attack does not run inside a graph (named, with the fix).
+        """
+        expected = (
+            "an attack that runs inside a compiled graph (an IterativeAttack: fgsm, bim, pgd, "
+            "mifgsm, apgd, apgd-t)"
+        )
+        raise invalid("attack", expected, f"{type(self).__name__} ({self.name!r})")
+
     # ------------------------------------------------------ shared by the families
     def chunks(self, plan: Plan) -> Iterator[Chunk]:
         """The plan in `batch_size` slices (one slice when None), under a tqdm bar when

@@ -19,6 +19,7 @@ them does not retrace. Loss and gradients come from the engine
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -73,19 +74,7 @@ class IterativeAttack(Attack):
     def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
         """Run the compiled loop over `plan`, `batch_size` samples at a time."""
         inputs, perturbed = plan.inputs, plan.perturbed
-        eps = [plan.budgets[n].eps for n in perturbed]
-        sizes = [
-            self.step_size if self.step_size is not None else self.relative_step() * e for e in eps
-        ]
-        for name, size in zip(perturbed, sizes, strict=True):
-            limit, dtype = headroom(inputs.tensors[name].dtype), inputs.tensors[name].dtype.name
-            if size > limit and self.step_size is not None:
-                expected = f"a step size that {dtype} inputs can hold (<= {limit:.3g})"
-                raise invalid("step_size", expected, size)
-            if size > limit:  # eps fits, but its default step (relative_step x eps) does not
-                ratio = self.relative_step()
-                expected = f"a radius whose steps ({ratio:g} x eps) {dtype} inputs can hold"
-                raise invalid("eps", f"{expected} (eps <= {limit / ratio:.3g})", size / ratio)
+        eps, sizes = self._radii(plan)
         judge = judge or self.restarts > 1  # restarts are compared by their judged iterates
         loop = self.compiled(plan, lambda: self._loop(plan, judge), judge)
         outputs: dict[str, list] = {n: [] for n in perturbed}
@@ -111,6 +100,54 @@ class IterativeAttack(Attack):
             queries=counted,
             loss_trace=np.sum(traces, axis=0) / inputs.batch_size,
         )
+
+    def _radii(self, plan: Plan) -> tuple[list[float], list[float]]:
+        """Each perturbed input's radius and step size, checked against its dtype."""
+        inputs, perturbed = plan.inputs, plan.perturbed
+        eps = [plan.budgets[n].eps for n in perturbed]
+        sizes = [
+            self.step_size if self.step_size is not None else self.relative_step() * e for e in eps
+        ]
+        for name, size in zip(perturbed, sizes, strict=True):
+            limit, dtype = headroom(inputs.tensors[name].dtype), inputs.tensors[name].dtype.name
+            if size > limit and self.step_size is not None:
+                expected = f"a step size that {dtype} inputs can hold (<= {limit:.3g})"
+                raise invalid("step_size", expected, size)
+            if size > limit:  # eps fits, but its default step (relative_step x eps) does not
+                ratio = self.relative_step()
+                expected = f"a radius whose steps ({ratio:g} x eps) {dtype} inputs can hold"
+                raise invalid("eps", f"{expected} (eps <= {limit / ratio:.3g})", size / ratio)
+        return eps, sizes
+
+    def graph_fn(self, plan: Plan) -> Callable[..., list[tf.Tensor]]:
+        """The attack as a graph function to call inside another `tf.function`.
+
+        ``perturb(xs, y, seed)`` takes every input's tensor (the model's order, any batch
+        size), labels in the plan's form and a ``[2]`` int seed of stateless random ops, and
+        returns the perturbed inputs' adversarial tensors (``plan.perturbed`` order). It is
+        traced where it is called (a Keras ``train_step``, say) and reads the model's weights
+        when it runs, so each call attacks the current weights. Like `__call__`, it returns
+        the last iterate unless an earlier one fooled the model (restarts are judged).
+
+        >>> import numpy as np, keras, tensorflow as tf, advgrad
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> attack = advgrad.attacks.PGD(eps=0.1, steps=3, bounds=(0, 1), loss="ce")
+        >>> x = np.full((2, 4), 0.5, "float32")
+        >>> perturb = attack.graph_fn(attack.plan(model, x))
+        >>> step = tf.function(lambda x, y: perturb([x], y, tf.constant([0, 1]))[0])
+        >>> float(tf.reduce_max(tf.abs(step(x, tf.constant([0, 1])) - x))) <= 0.1 + 1e-6
+        True
+        """
+        eps, sizes = self._radii(plan)
+        loop = self._loop(plan, self.restarts > 1)
+
+        def perturb(xs, y, seed):
+            eps_t = tf.constant(eps, tf.float64)
+            sizes_t = tf.constant(sizes, tf.float64)
+            best, *_ = loop.run(list(xs), y, eps_t, sizes_t, seed)
+            return [tf.stop_gradient(x) for x in best]
+
+        return perturb
 
     def _loop(self, plan: Plan, judge: bool) -> _Loop:
         """The traced body for this plan: `_Loop`, or a subclass of it (APGD's schedule)."""

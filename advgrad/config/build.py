@@ -488,10 +488,9 @@ def _make_suite(
                     )
                     continue
                 norm = settings.get("norm", defaults.get("norm", "linf"))
+                radius = next((e for e in config.eps if not isinstance(e, str)), 0.0)  # "curve"
                 settings["budget"] = {
-                    name: None
-                    if name in frozen
-                    else Budget(config.eps[0], norm, _pair(bounds.get(name)))
+                    name: None if name in frozen else Budget(radius, norm, _pair(bounds.get(name)))
                     for name in input_names
                 }
             elif "bounds" in defaults:

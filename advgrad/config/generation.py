@@ -38,16 +38,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pathlib
-import re
 import textwrap
 from collections.abc import Mapping
 from typing import Any
 
 from advgrad._validation import check_int
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import ConfigError, _Problems, _suggest
-from advgrad.config.schema import AttackConfig, BenchConfig, parse, read_yaml
+from advgrad.config.problems import _Problems, _suggest
+from advgrad.config.single import OneAttack, check_attack_and_eps, load_with, parse_shared
 
 __all__ = ["FORMATS", "SCHEMA", "GenerateConfig", "load_generate", "parse_generate"]
 
@@ -78,29 +76,16 @@ _REQUIRED = ("model", "data", "attack", "eps", "shard_size")
 
 
 @dataclasses.dataclass(frozen=True)
-class GenerateConfig:
-    """A validated generation config.
+class GenerateConfig(OneAttack):
+    """A validated generation config (`OneAttack`: ``bench``, ``attack``, ``eps``).
 
     Attributes:
-        bench: The shared part, as a `BenchConfig` whose suite is the one attack and whose
-            eps is the one radius (so `advgrad.config.build_run` builds it).
         shard_size: Samples per shard.
         format: ``"npz"`` or ``"tfrecord"``.
     """
 
-    bench: BenchConfig
-    shard_size: int
+    shard_size: int = 1
     format: str = "tfrecord"
-
-    @property
-    def attack(self) -> AttackConfig:
-        """The attack (name and settings)."""
-        return self.bench.suite[0]
-
-    @property
-    def eps(self) -> float:
-        """The radius."""
-        return self.bench.eps[0]
 
 
 def load_generate(path: str | os.PathLike, catalog: Catalog) -> GenerateConfig:
@@ -109,9 +94,7 @@ def load_generate(path: str | os.PathLike, catalog: Catalog) -> GenerateConfig:
     Raises:
         ConfigError: Every problem found, by its YAML path.
     """
-    document = read_yaml(path)
-    path = pathlib.Path(path).expanduser()
-    return parse_generate(document, catalog, base=path.parent, source=path)
+    return load_with(parse_generate, path, catalog)
 
 
 def parse_generate(
@@ -139,14 +122,7 @@ def parse_generate(
     for key in _REQUIRED:
         if key not in document:
             problems.add("", f"missing key {key!r}")
-    attack = document.get("attack")
-    if "attack" in document and not isinstance(attack, (str, Mapping)):
-        problems.expected(
-            "attack", "one attack: a registered name or a mapping with `name`", attack
-        )
-    eps = document.get("eps")
-    if "eps" in document and isinstance(eps, list):
-        problems.expected("eps", "one radius (a finite number >= 0)", eps)
+    check_attack_and_eps(document, problems)
     shard_size = problems.check(
         "shard_size", document.get("shard_size", 1), lambda p, v: check_int(p, v, low=1)
     )
@@ -155,22 +131,8 @@ def parse_generate(
         problems.expected("format", f"one of {', '.join(FORMATS)}", kind, FORMATS)
 
     shared = {k: v for k, v in document.items() if k in _SHARED_KEYS}
-    if isinstance(attack, (str, Mapping)):
-        shared["suite"] = [attack]
-    bench = None
-    try:
-        bench = parse(shared, catalog, base=base, source=None)
-    except ConfigError as err:
-        for problem in err.problems:
-            if "suite" not in shared and problem == "missing key 'suite'":
-                continue  # said as `attack`
-            problems.items.append(_renamed(problem))
+    if isinstance(document.get("attack"), (str, Mapping)):
+        shared["suite"] = [document["attack"]]
+    bench = parse_shared(shared, catalog, base, problems)
     problems.raise_if_any(source)
     return GenerateConfig(bench=bench, shard_size=int(shard_size), format=str(kind))
-
-
-def _renamed(problem: str) -> str:
-    """A benchmark-config problem in the generation config's words (``suite[0]`` is
-    ``attack``)."""
-    problem = re.sub(r"; suites: [^;]*$", "", problem)  # one attack: no suite to name
-    return re.sub(r"^suite(\[0\])?", "attack", problem)

@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 
 from advgrad._io import FileTooLargeError, NotRegularFileError, read_regular
-from advgrad._validation import ArgumentError, check_bool, check_int, describe, invalid
+from advgrad._validation import ArgumentError, check_bool, check_eps, check_int, describe, invalid
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import ConfigError, _check_keys, _one_line, _Problems
 from advgrad.config.sections import (
@@ -94,6 +94,32 @@ _MAX_DEPTH = 64
 """The deepest nesting of collections a config may hold (per-feature bounds need a few)."""
 
 
+CURVE = "curve"
+"""The eps entry that asks for the whole robustness curve (`advgrad.evaluate`)."""
+
+
+def _parse_eps_or_curve(value: Any, problems: _Problems) -> tuple[float | str, ...]:
+    """`_parse_eps`, with ``curve`` allowed alone or among the radii (kept last).
+
+    >>> from advgrad.config.problems import _Problems
+    >>> _parse_eps_or_curve([0.5, "curve"], _Problems()), _parse_eps_or_curve("curve", _Problems())
+    ((0.5, 'curve'), ('curve',))
+    """
+    items = value if isinstance(value, list) else [value]
+    curve = any(isinstance(v, str) and v == CURVE for v in items)
+    if not curve:
+        return _parse_eps(value, problems)
+    result: list[float | str] = []
+    for index, item in enumerate(items):
+        if isinstance(item, str) and item == CURVE:
+            continue
+        path = f"eps[{index}]" if isinstance(value, list) else "eps"
+        eps = problems.check(path, item, lambda p, v: check_eps(v, p))
+        if eps is not None:
+            result.append(eps)
+    return (*result, CURVE)
+
+
 # ------------------------------------------------------------------------------ dataclasses
 class BenchRun(NamedTuple):
     """What `advgrad.config.build_run` returns: everything `advgrad.evaluate` needs.
@@ -125,7 +151,9 @@ class BenchConfig:
         model: The zoo model name, or the absolute path of a ``.keras`` file.
         data: The `DataConfig`.
         suite: The attacks, a tuple of `AttackConfig`.
-        eps: The radii, a tuple of finite floats >= 0.
+        eps: The radii, a tuple of finite floats >= 0; ``"curve"`` among them (``eps:
+            curve`` or ``eps: [0.5, curve]``) asks for the whole robustness curve too
+            (`advgrad.evaluate`'s ``eps="curve"``), and is kept last.
         norm: Norm for attacks that do not set theirs, or None (each attack's default).
         bounds: ``"data"``, None, ``(low, high)`` or a dict input name -> one of those.
         inputs: None (every input perturbed), or a dict input name -> None (frozen) or a
@@ -153,7 +181,7 @@ class BenchConfig:
     model: str
     data: DataConfig
     suite: tuple[AttackConfig, ...]
-    eps: tuple[float, ...]
+    eps: tuple[float | str, ...]
     norm: str | None = None
     bounds: Any = "data"
     inputs: dict[str, dict[str, Any] | None] | None = None
@@ -406,7 +434,7 @@ def parse(
     data = _parse_data(get("data"), base_dir, catalog, problems) if "data" in document else None
     norm = _parse_norm(get("norm"), "norm", catalog, problems)
     suite = _parse_suite(get("suite"), norm, catalog, problems) if "suite" in document else ()
-    eps = _parse_eps(get("eps"), problems) if "eps" in document else ()
+    eps = _parse_eps_or_curve(get("eps"), problems) if "eps" in document else ()
     bounds = _parse_bounds(get("bounds", "data"), "bounds", problems, per_input=True)
     inputs = _parse_inputs(get("inputs"), problems)
     batch_size = _parse_int(get("batch_size", 128), "batch_size", 1, problems)

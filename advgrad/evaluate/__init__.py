@@ -43,6 +43,7 @@ import numpy as np
 
 from advgrad._validation import check_bool, check_eps, check_int, invalid
 from advgrad.evaluate.cascade import SEED_LIMIT, Runner, labels, output_classes, postfix
+from advgrad.evaluate.curve import CURVE, Curve, curve_attacks
 from advgrad.evaluate.state import (
     StateFile,
     Tally,
@@ -111,7 +112,7 @@ def evaluate(
     data: Any,
     *,
     suite: Sequence[Any],
-    eps: float | Sequence[float],
+    eps: float | str | Sequence[float | str],
     batch_size: int = 128,
     state: str | os.PathLike | None = None,
     seed: int = 0,
@@ -160,7 +161,12 @@ def evaluate(
             default settings; `advgrad.get_suite` configures them). Set their ``bounds``:
             the default is unbounded (no clipping).
         eps: A number or a list of numbers, each finite and >= 0 (sorted, duplicates
-            dropped).
+            dropped); ``"curve"``, alone or among them: also the whole curve of robust
+            accuracy against eps, from one run of the suite's minimal-norm attacks with no
+            budget (CW-L2, DeepFool, FMN, FAB-T; FMN in the first attack's norm and bounds
+            when the suite has none), in ``report.curve`` (`Report.curve_accuracy` reads it
+            at any eps; the plot draws it next to the fixed-eps points); resumable like
+            the rest.
         batch_size: Samples per batch. Defaults to 128.
         state: Path of a JSON state file, or None (default: nothing saved). Written
             atomically after every batch; if it exists, the run resumes after its last
@@ -216,7 +222,7 @@ def evaluate(
     (450, True)
     """
     attacks = _resolve_suite(suite)
-    eps_list = _resolve_eps(eps)
+    eps_list, curve = _resolve_eps(eps)
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0, high=SEED_LIMIT)
     return_adversarial = check_bool("return_adversarial", return_adversarial)
@@ -226,6 +232,10 @@ def evaluate(
         individual = not isinstance(suite, str)  # a named suite: the cascade alone
     individual = check_bool("individual", individual)
     rule = resolve_targets(targets)
+    curve_runner = None
+    if curve:
+        chosen = curve_attacks(attacks)
+        curve_runner = Curve(model, chosen, labels(chosen), seed)
     stream = Batches(data, batch_size)
     ModelAdapter.of(model)  # validates `model`
     classes = None
@@ -245,9 +255,14 @@ def evaluate(
     expected = fingerprint(
         digest, configs, eps_list, batch_size, seed, individual, targets=rule.fingerprint()
     )
+    if curve_runner is not None:  # a curve run resumes only a curve run's state
+        expected["curve"] = list(curve_runner.labels)
     store = StateFile(state, expected, names) if state is not None else None
     if store is not None and store.saved is not None:
         tally = Tally.from_state(names, eps_list, store.saved["tally"])
+        if curve_runner is not None:
+            tally.start_curve(curve_runner.labels)
+            tally.resume_curve(store.saved["tally"])
         done = store.batches_done
         if return_adversarial and done:
             warnings.warn(
@@ -257,6 +272,8 @@ def evaluate(
             )
     else:
         tally = Tally(names, eps_list)
+        if curve_runner is not None:
+            tally.start_curve(curve_runner.labels)
         done = 0
 
     if unbounded:  # warned once everything is checked, just before the work starts
@@ -292,13 +309,16 @@ def evaluate(
                 sampled += len(rows)
             batch_sha = batch_digest(x_b, y_b)
             if index < done:
-                finished = tally.batch_hashes[index], len(tally.codes[0][index])
+                finished = tally.batch_hashes[index], tally.sizes[index]
                 if (batch_sha, size) != finished:
                     raise store.mismatch(f"data (batch {index})")
             else:
                 if store is not None and store.complete:
                     raise store.mismatch("data (more samples)")
                 runner.run_batch(tally, index, offset, x_b, y_b)
+                if curve_runner is not None:
+                    curve_runner.run_batch(tally, index, x_b, y_b)
+                tally.sizes.append(size)
                 tally.batch_hashes.append(batch_sha)
                 if store is not None:
                     store.write(tally, complete=False)
@@ -318,6 +338,8 @@ def evaluate(
     seconds = time.perf_counter() - started
     report = _report(tally, runner, model, configs, seed, batch_size, individual, digest, seconds)
     report.labels = [int(v) for v in np.concatenate(truth)]
+    if curve_runner is not None:
+        report.curve = curve_runner.result(tally)
     if runner.outside:  # a correctness flag: raised whether or not `sanity` runs
         counts = ", ".join(f"{label}: {n}" for label, n in runner.outside.items())
         report.flags.append(
@@ -428,12 +450,22 @@ def _resolve_suite(suite: Any) -> list[Attack]:
     return resolved
 
 
-def _resolve_eps(eps: Any) -> list[float]:
-    """Every eps a finite number >= 0; sorted, duplicates dropped."""
+def _resolve_eps(eps: Any) -> tuple[list[float], bool]:
+    """Every eps a finite number >= 0 (sorted, duplicates dropped), and whether "curve" is
+    among them."""
     values = list(eps) if isinstance(eps, (list, tuple, np.ndarray)) else [eps]
+    expected = f"a finite number >= 0, {CURVE!r}, or a non-empty list of them"
     if not values:
-        raise invalid("eps", "a finite number >= 0 or a non-empty list of them", eps)
-    return sorted({check_eps(value) for value in values})
+        raise invalid("eps", expected, eps)
+    curve = any(isinstance(v, str) and v == CURVE for v in values)
+    numbers = []
+    for value in values:
+        if isinstance(value, str):
+            if value != CURVE:
+                raise invalid("eps", expected, value)
+            continue
+        numbers.append(check_eps(value))
+    return sorted(set(numbers)), curve
 
 
 def _report(tally, runner, model, configs, seed, batch_size, individual, digest, seconds):

@@ -212,6 +212,8 @@ def check_saved(saved: dict, fingerprint: dict[str, Any], labels: list[str]) -> 
                     f"is {describe(row)}, expected 3 finite numbers [start loss sum, final loss "
                     f"sum, samples in [0, {n}]]",
                 )
+    if "curve" in fingerprint:
+        _check_curve(tally, fingerprint["curve"], n, correct)
     if "targeted" in tally:  # absent from states written before it was counted
         targeted = _keyed(tally, "targeted", "tally", labels, "one per attack")
         for label, rows in targeted.items():
@@ -229,6 +231,26 @@ def check_saved(saved: dict, fingerprint: dict[str, Any], labels: list[str]) -> 
                         f"is {describe(row)}, expected [samples that reached their target, "
                         f"samples attacked] with 0 <= reached <= attacked <= {n}",
                     )
+
+
+def _check_curve(tally: dict, labels: list[str], n: int, correct: int) -> None:
+    """``tally.curve`` of an ``eps="curve"`` run: n minimal norms (>= 0, inf where none was
+    found, 0 exactly for the clean-misclassified samples) and counters per curve attack."""
+    curve = _get(tally, "curve", dict, "tally")
+    norms = _get(curve, "norms", list, "tally.curve")
+    fine = len(norms) == n and all(
+        type(v) in (int, float) and not math.isnan(v) and v >= 0 for v in norms
+    )
+    if not fine:
+        raise Damaged("tally.curve.norms", f"is {describe(norms)}, expected {n} numbers >= 0")
+    if sum(v == 0 for v in norms) < n - correct:
+        raise Damaged("tally.curve.norms", "has fewer zeros than clean-misclassified samples")
+    for label, value in _keyed(curve, "gradients", "tally.curve", labels, "one per attack").items():
+        _count(value, f"tally.curve.gradients[{label!r}]")
+    for label, value in _keyed(curve, "seconds", "tally.curve", labels, "one per attack").items():
+        if not _finite(value) or value < 0:
+            path = f"tally.curve.seconds[{label!r}]"
+            raise Damaged(path, f"is {describe(value)}, expected a finite number >= 0")
 
 
 # --------------------------------------------------------------------- state

@@ -179,6 +179,9 @@ class Tally:
     # Targeted attacks: [samples moved to their target class, samples attacked] per eps;
     # None where a resumed state predates the count (the rate is then unknown).
     targeted: dict[str, list[list[int]] | None] = dataclasses.field(default_factory=dict)
+    # eps="curve": {"labels", "parts" (each batch's minimal norms), "gradients", "seconds"}
+    curve: dict[str, Any] | None = None
+    sizes: list[int] = dataclasses.field(default_factory=list)  # samples per finished batch
 
     def __post_init__(self) -> None:
         if not self.codes:
@@ -218,13 +221,36 @@ class Tally:
                 }
                 for label in self.labels
             },
-            "batch_sizes": [len(c) for c in self.codes[0]],
+            "batch_sizes": list(self.sizes),
             "gradients": self.gradients,
             "queries": self.queries,
             "timings": self.timings,
             "gradients_per_sample": self.per_sample,
             "loss": self.loss,
             "targeted": self.targeted,
+            **({} if self.curve is None else {"curve": self.curve_state()}),
+        }
+
+    def start_curve(self, labels: list[str]) -> None:
+        """Record minimal norms too (``evaluate(..., eps="curve")``)."""
+        self.curve = {
+            "labels": list(labels),
+            "parts": [],
+            "gradients": dict.fromkeys(labels, 0),
+            "seconds": dict.fromkeys(labels, 0.0),
+        }
+
+    def curve_norms(self) -> np.ndarray:
+        """Every finished sample's minimal norm (inf: none found; 0: misclassified)."""
+        parts = (self.curve or {}).get("parts", [])
+        return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+
+    def curve_state(self) -> dict[str, Any]:
+        curve = self.curve or {}
+        return {
+            "norms": self.curve_norms().tolist(),
+            "gradients": dict(curve["gradients"]),
+            "seconds": dict(curve["seconds"]),
         }
 
     @classmethod
@@ -239,6 +265,7 @@ class Tally:
             array = np.asarray(values, dtype)
             return [array[bounds[i] : bounds[i + 1]] for i in range(len(sizes))]
 
+        tally.sizes = [int(v) for v in sizes]
         tally.n_samples = int(state["n_samples"])
         tally.clean_correct = int(state["clean_correct"])
         tally.batch_hashes = list(state["batch_hashes"])
@@ -256,6 +283,15 @@ class Tally:
             rows = None if saved is None else saved.get(label)
             tally.targeted[label] = None if rows is None else [list(map(int, r)) for r in rows]
         return tally
+
+    def resume_curve(self, state: Mapping) -> None:
+        """The minimal norms and counters `to_state` saved (after `start_curve`)."""
+        saved = state["curve"]
+        bounds = np.cumsum([0, *self.sizes])
+        norms = np.asarray(saved["norms"], np.float64)
+        self.curve["parts"] = [norms[bounds[i] : bounds[i + 1]] for i in range(len(self.sizes))]
+        self.curve["gradients"].update({k: int(v) for k, v in saved["gradients"].items()})
+        self.curve["seconds"].update({k: float(v) for k, v in saved["seconds"].items()})
 
 
 MAX_STATE_BYTES = 1 << 30

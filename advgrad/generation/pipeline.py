@@ -1,12 +1,13 @@
 """`generate`: attack a data set batch by batch into checksummed shards, resumable at any point.
 
-The main thread reads the data (`advgrad.evaluate.stream.Batches`), attacks each batch with
-its own seed (`advgrad.evaluate.cascade.seed_of` of `seed`, the attack's seed and the batch
-number) through `Attack.run`, whose verdict is the adversarial-correct flag (predicted
-again for a targeted attack), and hands the result to a background thread
-(`advgrad.generation.writer.Background`), which predicts the clean inputs, takes the norms,
-fills the shard buffers and writes the full ones (`advgrad.generation.writer.ShardFiles`)
-while the next batch is attacked. A resumed run re-reads the data from the start: a shard
+The main thread reads the data (`advgrad.evaluate.stream.Batches`) and runs each batch's
+`advgrad.generation.step.BatchStep`: the attack with the batch's own seed
+(`advgrad.evaluate.cascade.seed_of` of `seed`, the attack's seed and the batch number) and
+the model's classes on the clean and adversarial inputs, in one compiled call for the
+attacks that have one. It hands the result to a background thread
+(`advgrad.generation.writer.Background`), which takes the norms, fills the shard buffers and
+writes the full ones (`advgrad.generation.writer.ShardFiles`) while the next batch is
+attacked. A resumed run re-reads the data from the start: a shard
 already written is only digested (its clean data must match the manifest's digest), a batch
 is attacked only if it touches a shard still to write (one after the last finished shard,
 or one `verify` found missing or corrupt), and every batch keeps its number and seed, so
@@ -28,7 +29,7 @@ from advgrad import data as data_lib
 from advgrad._io import FolderBusyError, folder_lock
 from advgrad._validation import ArgumentError, check_bool, check_int, invalid
 from advgrad.attacks.base import Attack
-from advgrad.evaluate.cascade import SEED_LIMIT, output_classes, seed_of
+from advgrad.evaluate.cascade import SEED_LIMIT, output_classes
 from advgrad.evaluate.state import describe_model, model_digest, sha, versions
 from advgrad.evaluate.stream import Batches, check_batch
 from advgrad.generation.manifest import (
@@ -41,9 +42,10 @@ from advgrad.generation.manifest import (
     write_manifest,
 )
 from advgrad.generation.shards import FORMATS
+from advgrad.generation.step import BatchStep
 from advgrad.generation.writer import NORM_DTYPE, Background, Layout, ShardBuffer, ShardFiles
 from advgrad.models import ModelAdapter
-from advgrad.predictions import class_ids, predicted_classes
+from advgrad.predictions import class_ids
 
 __all__ = ["generate"]
 
@@ -76,11 +78,12 @@ def generate(
     per perturbed input). ``manifest.json`` (`advgrad.generation.manifest`) records the run
     and every shard's count and SHA-256; it is rewritten atomically after each shard, and
     every shard is written to a temporary name, fsynced and renamed, so a killed run leaves
-    only whole files under final names. Batch ``b`` is attacked with
-    ``attack.replace(seed=seed_of(seed, attack.seed, b, 0, 0)).run(...)``: the same arguments give
-    the same bytes. Everything after the attack (predictions, norms, writing) runs on a
-    background thread, overlapping the next batch's attack; memory stays flat in the data
-    size (one shard being filled and at most four batches).
+    only whole files under final names. Batch ``b`` is attacked with the seed
+    ``seed_of(seed, attack.seed, b, 0, 0)``: the same arguments give the same bytes. The
+    attack and both predictions are one compiled call (for the attacks that run in a graph:
+    `advgrad.generation.step`); the norms and the writing run on a background thread,
+    overlapping the next batch's attack; memory stays flat in the data size (one shard being
+    filled and at most four batches).
 
     Args:
         model: A keras.Model (or callable on tensors) with one classification output.
@@ -224,6 +227,7 @@ class _Run:
         self.data_shas: list[str] = []
         self.classes: int | None = None
         self.files = ShardFiles(folder, manifest, config["format"])
+        self.step = BatchStep(model, attack, seed=self.seed)
 
     def to_write(self, shard: int) -> bool:
         return shard >= self.done or shard in self.bad
@@ -245,10 +249,7 @@ class _Run:
                 touched = range(offset // self.size, (offset + n - 1) // self.size + 1)
                 result = None
                 if any(self.to_write(k) for k in touched):
-                    seeded = self.attack.replace(
-                        seed=seed_of(self.seed, self.attack.seed, number, 0, 0)
-                    )
-                    result = seeded.run(self.model, x, y)  # judged inside its compiled call
+                    result = self.step(number, x, y)  # x_adv, both predictions, norms
                 worker.submit(self._collect, offset, x, y, leaves, result)  # overlaps the next
                 offset += n
                 bar.update(n)
@@ -290,7 +291,6 @@ class _Run:
             self.manifest.update(described)  # before the first submit: no shard written yet
         elif {k: self.manifest[k] for k in described} != described:
             raise self._data_differs("its inputs or labels (dtypes, shapes or structure)")
-        self.budgets = self.attack.budgets(self.layout.names)
 
     # ---------------------------------------------------- on the background thread
     def _collect(self, offset: int, x: Any, y: np.ndarray, leaves: dict, result: Any) -> None:
@@ -310,24 +310,17 @@ class _Run:
                 self._close_shard(buffer)
 
     def _columns(self, offset, x, y, leaves, result) -> dict[str, np.ndarray]:
-        x_adv = result.x_adv
-        _, adv = self.adapter.split_inputs(x_adv)
-        adv = {n: np.asarray(v) for n, v in adv.items()}
+        _, adv = self.adapter.split_inputs(result.x_adv)
         truth = class_ids(y)
-        columns = {f"x_adv/{n}": adv[n] for n in self.layout.names}
+        columns = {f"x_adv/{n}": np.asarray(adv[n]) for n in self.layout.names}
         if self.keep_clean:
             columns.update({f"clean/{n}": leaves[n] for n in self.layout.names})
         columns["y"] = y
         columns["index"] = np.arange(offset, offset + len(y), dtype=np.int64)
-        columns["clean_correct"] = predicted_classes(self.model, x) == truth
-        if self.attack.targeted:  # `fooled` means "reached the target": predict
-            columns["adv_correct"] = predicted_classes(self.model, x_adv) == truth
-        else:  # `fooled`: the prediction on x_adv differs from the label
-            columns["adv_correct"] = ~np.asarray(result.fooled, bool)
+        columns["clean_correct"] = result.clean == truth
+        columns["adv_correct"] = result.adversarial == truth
         for name in self.layout.perturbed:
-            delta = adv[name].astype(np.float64) - leaves[name].astype(np.float64)
-            size = self.budgets[name].norm.norm(delta.reshape(len(y), -1))
-            columns[f"norm/{name}"] = np.asarray(size).astype(NORM_DTYPE)
+            columns[f"norm/{name}"] = result.norms[name].astype(NORM_DTYPE)
         return columns
 
     def _close_shard(self, buffer: ShardBuffer) -> None:

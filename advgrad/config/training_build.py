@@ -1,0 +1,193 @@
+"""Building and running a training config: the model, the data and the attack, then `fit`.
+
+`build_training` reuses the benchmark build (`advgrad.config.build_run`: the model loaded
+safely, the data checked against it, bounds and frozen inputs resolved into the attack) and
+adds the validation data and the per-epoch robustness check; `run_training` trains with
+`advgrad.training.adversarial` and writes ``model.keras`` (a plain Keras model) and
+``card.json`` into the output folder. TensorFlow is imported when they are called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from advgrad.config.build import _check_data_fits, _load_data, _model_input_names, build_run
+from advgrad.config.problems import _Problems
+from advgrad.config.training import TrainConfig
+
+__all__ = ["TrainingRun", "build_training", "run_training"]
+
+
+class TrainingRun(NamedTuple):
+    """What `build_training` returns.
+
+    Attributes:
+        model: The ``keras.Model`` to train (fresh weights when ``from_scratch``).
+        data: ``(x, y)``: the training data.
+        validation: ``(x, y)`` or None.
+        attack: The training attack at the config's eps, bounds and frozen inputs applied.
+        robust_check: The per-epoch check's attack (same eps and bounds), or None.
+    """
+
+    model: Any
+    data: tuple[Any, np.ndarray]
+    validation: tuple[Any, np.ndarray] | None
+    attack: Any
+    robust_check: Any
+
+
+def build_training(config: TrainConfig) -> TrainingRun:
+    """Load the model and the data and make the attacks of a training config.
+
+    Raises:
+        ConfigError: As `advgrad.config.build_run`, and for validation data that does not
+            fit the model.
+    """
+    import keras
+
+    from advgrad.attacks import get_attack
+
+    run = build_run(config.bench)
+    model = run.model
+    attack = _at_eps(run.suite[0], config.eps)
+    validation = None
+    if config.validation is not None:
+        problems = _Problems()
+        x, y, _ = _load_data(config.validation, model)
+        _check_data_fits(x, y, model, _model_input_names(model), problems)
+        problems.raise_if_any(config.bench.source)
+        validation = (x, y)
+    robust_check = None
+    if config.robust_check is not None:
+        entry = config.robust_check
+        defaults = get_attack(entry.name).get_config()
+        shared = {k: attack.get_config()[k] for k in ("bounds", "budget", "norm") if k in defaults}
+        robust_check = _at_eps(get_attack(entry.name, **{**shared, **entry.settings}), config.eps)
+    if config.from_scratch:
+        keras.utils.set_random_seed(config.bench.seed)
+        model = keras.models.clone_model(model)
+    return TrainingRun(model, run.data, validation, attack, robust_check)
+
+
+def _at_eps(attack: Any, eps: float) -> Any:
+    budget = attack.budget
+    if isinstance(budget, dict):
+        budget = {k: None if v is None else v.replace(eps=eps) for k, v in budget.items()}
+    elif budget is not None:
+        budget = budget.replace(eps=eps)
+    return attack.replace(eps=eps, budget=budget)
+
+
+def run_training(
+    config: TrainConfig, output: str | os.PathLike, *, verbose: int = 2
+) -> dict[str, Any]:
+    """Train as the config says; write ``model.keras`` and ``card.json`` into `output`.
+
+    Seeds Keras (`keras.utils.set_random_seed`) and turns on TensorFlow's op determinism, so
+    the same config gives the same weights on the same machine and versions. With
+    ``backup`` a ``keras.callbacks.BackupAndRestore`` folder ``output/backup`` holds the
+    state at each epoch's end: run the same command again after a crash and it resumes.
+
+    Returns:
+        The card (what ``card.json`` holds): the recipe, the history, the final clean and
+        robust validation accuracy (when there is validation data), the training time.
+    """
+    import keras
+    import tensorflow as tf
+
+    from advgrad import training
+    from advgrad._io import atomic_write
+
+    folder = pathlib.Path(output).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.bench.seed)
+    tf.config.experimental.enable_op_determinism()
+    run = build_training(config)
+    robust = training.adversarial(
+        run.model,
+        run.attack,
+        objective=config.objective,
+        beta=config.beta,
+        ratio=config.ratio,
+        seed=config.bench.seed,
+    )
+    x, y = run.data
+    steps = config.epochs * int(np.ceil(len(y) / config.bench.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+    robust.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=_loss(run.model),
+        metrics=["accuracy"],
+    )
+    callbacks: list[Any] = []
+    if config.backup:
+        callbacks.append(keras.callbacks.BackupAndRestore(str(folder / "backup")))
+    if run.robust_check is not None and run.validation is not None:
+        callbacks.append(training.RobustAccuracy(run.validation, run.robust_check))
+    start = time.perf_counter()
+    history = robust.fit(
+        x,
+        y,
+        epochs=config.epochs,
+        batch_size=config.bench.batch_size,
+        validation_data=run.validation,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=verbose,
+    )
+    seconds = time.perf_counter() - start
+    model = robust.plain_model()
+    atomic_write(folder / "model.keras", lambda path: model.save(path, overwrite=True))
+    card = {
+        "model": config.bench.model,
+        "from_scratch": config.from_scratch,
+        "objective": config.objective,
+        "beta": config.beta if config.objective == "trades" else None,
+        "ratio": config.ratio,
+        "attack": run.attack.get_config(),
+        "eps": config.eps,
+        "epochs": config.epochs,
+        "batch_size": config.bench.batch_size,
+        "learning_rate": config.learning_rate,
+        "seed": config.bench.seed,
+        "training_seconds": round(seconds, 2),
+        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+    }
+    if run.validation is not None:
+        card["validation_accuracy"] = float(
+            robust.evaluate(*run.validation, verbose=0, return_dict=True)["accuracy"]
+        )
+    card = json.loads(json.dumps(card, default=_jsonable))
+    atomic_write(folder / "card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return card
+
+
+def _loss(model: Any) -> Any:
+    """Sparse cross-entropy, from logits unless the model ends in softmax."""
+    import keras
+
+    from advgrad.models import ModelAdapter
+
+    probabilities = ModelAdapter.of(model).final_activation() == "softmax"
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if hasattr(value, "get_config"):
+        return value.get_config()
+    return str(value)

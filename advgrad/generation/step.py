@@ -1,0 +1,144 @@
+"""One batch of `generate`: the attack, the model's classes on the clean and adversarial
+inputs, and the size of each perturbation.
+
+For an attack whose whole run is one graph (`Attack.graph_fn`: FGSM, BIM, PGD, MI-FGSM,
+APGD), all of it is one compiled call, traced once for every batch size: the clean forward
+pass does not wait for the attack and runs beside it, and nothing crosses to Python in
+between. Any other attack (Square, FAB, EOT...) runs through `Attack.execute`, and the
+predictions (`advgrad.predictions.predicted_classes`) and norms follow it.
+Either way batch ``number`` is attacked with the seed ``seed_of(seed, attack.seed, number, 0,
+0)``: the same run gives the same bytes.
+
+>>> import numpy as np
+>>> from advgrad import data, zoo
+>>> from advgrad.attacks import PGD
+>>> ds, model = data.digits(), zoo.load("digits-cnn")
+>>> step = BatchStep(model, PGD(eps=0.1, steps=3, bounds=ds.bounds), seed=0)
+>>> out = step(0, ds.x_test[:8], ds.y_test[:8])
+>>> (norms,) = out.norms.values()  # one input, perturbed
+>>> step.compiled, out.x_adv.shape, bool(np.all(norms <= 0.1 + 1e-6))
+(True, (8, 8, 8, 1), True)
+>>> bool((out.clean == ds.y_test[:8]).mean() >= (out.adversarial == ds.y_test[:8]).mean())
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from advgrad._compile import compile_once
+from advgrad._validation import ArgumentError
+from advgrad.attacks.base import Attack
+from advgrad.evaluate.cascade import seed_of
+from advgrad.gradients import label_specs
+from advgrad.models import ModelAdapter
+from advgrad.predictions import Classes, predicted_classes
+
+__all__ = ["Attacked", "BatchStep"]
+
+
+@dataclasses.dataclass
+class Attacked:
+    """One attacked batch.
+
+    Attributes:
+        x_adv: The adversarial inputs, in the layout of the batch's inputs.
+        clean: The model's classes on the clean inputs, int64 ``[B]``.
+        adversarial: Its classes on the adversarial inputs, int64 ``[B]``.
+        norms: Per perturbed input (by name), the perturbation's size in the norm of its
+            budget, float64 ``[B]``.
+    """
+
+    x_adv: Any
+    clean: np.ndarray
+    adversarial: np.ndarray
+    norms: dict[str, np.ndarray]
+
+
+class BatchStep:
+    """``step(number, x, y) -> Attacked`` for one batch.
+
+    Args:
+        model: The model attacked (one classification output).
+        attack: The attack (its settings; its seed is folded into each batch's).
+        seed: The run's seed.
+
+    Attributes:
+        compiled: Whether batches run as one compiled call (known after the first batch).
+    """
+
+    def __init__(self, model: Any, attack: Attack, *, seed: int):
+        self.model, self.attack, self.seed = model, attack, seed
+        self.adapter = ModelAdapter.of(model)
+        self.classes = Classes.of(self.adapter)
+        self.compiled: bool | None = None
+        self._fn: Any = None
+        self._key: Any = None
+
+    def __call__(self, number: int, x: Any, y: Any) -> Attacked:
+        batch_seed = seed_of(self.seed, self.attack.seed, number, 0, 0)
+        attack = self.attack.replace(seed=batch_seed)
+        plan = attack.plan(self.model, x, y)  # validated like any call: errors named
+        inputs, perturbed = plan.inputs, plan.perturbed
+        fn = self._graph(plan)
+        if fn is None:
+            x_adv = attack.execute(plan, judge=False).x_adv
+            _, adv = self.adapter.split_inputs(x_adv)
+            clean = [inputs.tensors[n] for n in perturbed]
+            sizes = _sizes(plan, clean, [adv[n] for n in perturbed])
+            classes = predicted_classes(self.model, x), predicted_classes(self.model, x_adv)
+            return Attacked(x_adv, *classes, {n: v.numpy() for n, v in sizes.items()})
+        seed = tf.random.experimental.stateless_fold_in(tf.constant([batch_seed, 0], tf.int64), 0)
+        adv, clean, adversarial, sizes = fn(
+            [inputs.tensors[n] for n in inputs.names], plan.labels, seed
+        )
+        values = dict(inputs.tensors)
+        values.update(zip(perturbed, adv, strict=True))
+        norms = {n: v.numpy() for n, v in zip(perturbed, sizes, strict=True)}
+        return Attacked(inputs.give_back(values, None), clean.numpy(), adversarial.numpy(), norms)
+
+    def _graph(self, plan: Any) -> Any:
+        """The compiled call for `plan`'s signature (built once), or None: no graph form."""
+        if self.compiled is False:
+            return None
+        inputs = plan.inputs
+        key = (inputs.given, inputs.specs(), tf.nest.map_structure(str, label_specs(plan.labels)))
+        if self._fn is not None and key == self._key:
+            return self._fn
+        try:
+            perturb = self.attack.graph_fn(plan)
+        except ArgumentError:  # not a graph attack: `run` it
+            self.compiled = False
+            return None
+        names, given, perturbed = inputs.names, inputs.given, plan.perturbed
+        adapter, classes = self.adapter, self.classes
+
+        def predicted(values):
+            outputs = adapter(adapter.pack_inputs(dict(zip(names, values, strict=True)), given))
+            return classes.predicted(tf.nest.flatten(outputs)[0])
+
+        def step(xs, y, seed):
+            adv = perturb(xs, y, seed)
+            by_name = dict(zip(names, xs, strict=True))
+            clean = [by_name[n] for n in perturbed]
+            by_name.update(zip(perturbed, adv, strict=True))
+            sizes = list(_sizes(plan, clean, adv).values())
+            return adv, predicted(xs), predicted([by_name[n] for n in names]), sizes
+
+        signature = [list(inputs.specs()), label_specs(plan.labels), tf.TensorSpec([2], tf.int32)]
+        self._fn, self._key = compile_once(step, signature, autograph=False), key
+        self.compiled = True
+        return self._fn
+
+
+def _sizes(plan: Any, clean: list, adv: list) -> dict[str, tf.Tensor]:
+    """Each perturbed input's perturbation size per sample, in its budget's norm (float64)."""
+    sizes = {}
+    for name, x, a in zip(plan.perturbed, clean, adv, strict=True):
+        delta = tf.cast(a, tf.float64) - tf.cast(x, tf.float64)
+        sizes[name] = plan.budgets[name].norm.norm(tf.reshape(delta, [tf.shape(delta)[0], -1]))
+    return sizes

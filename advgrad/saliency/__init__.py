@@ -1,0 +1,63 @@
+"""Saliency maps from advgrad's gradient engine: which input features drive a prediction.
+
+Five methods, each returning attributions with the structure of the inputs (one array, a
+list or a dict) for any model the engine supports: `vanilla` (the gradient),
+`gradient_x_input`, `smoothgrad`, `integrated_gradients` and `grad_cam`. Each explains one
+score per sample: the target class's logit (read before a final softmax), by default the
+predicted class; for a one-unit (regression) output, that unit. `sanity_check` runs the
+model-randomisation test of Adebayo et al. (2018) and `deletion_test` the pixel-deletion
+test; `write_saliency` writes figures and an index (what ``advgrad saliency CONFIG.yaml``
+runs).
+
+>>> import numpy as np, keras
+>>> from advgrad import saliency
+>>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+>>> x = np.random.default_rng(0).random((4, 3), "float32")
+>>> ig, delta = saliency.integrated_gradients(model, x, steps=8, return_delta=True)
+>>> ig.shape, bool(np.abs(delta).max() < 1e-4)
+((4, 3), True)
+"""
+
+from advgrad.saliency.methods import (
+    METHODS,
+    RULES,
+    grad_cam,
+    gradient_x_input,
+    integrated_gradients,
+    integration_rule,
+    predicted_targets,
+    scores,
+    smoothgrad,
+    vanilla,
+)
+from advgrad.saliency.sanity import (
+    DeletionResult,
+    SanityResult,
+    attribute,
+    deletion_test,
+    randomized_copy,
+    rank_correlation,
+    sanity_check,
+)
+from advgrad.saliency.writing import write_saliency
+
+__all__ = [
+    "METHODS",
+    "RULES",
+    "DeletionResult",
+    "SanityResult",
+    "attribute",
+    "deletion_test",
+    "grad_cam",
+    "gradient_x_input",
+    "integrated_gradients",
+    "integration_rule",
+    "predicted_targets",
+    "randomized_copy",
+    "rank_correlation",
+    "sanity_check",
+    "scores",
+    "smoothgrad",
+    "vanilla",
+    "write_saliency",
+]

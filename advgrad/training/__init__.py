@@ -1,0 +1,12 @@
+"""Adversarial training inside Keras ``fit``: PGD-AT and TRADES, and robust accuracy per epoch.
+
+>>> import advgrad
+>>> sorted(advgrad.training.OBJECTIVES)
+['pgd-at', 'trades']
+"""
+
+from advgrad.training.callbacks import RobustAccuracy
+from advgrad.training.model import AdversarialModel, adversarial
+from advgrad.training.objectives import OBJECTIVES
+
+__all__ = ["OBJECTIVES", "AdversarialModel", "RobustAccuracy", "adversarial"]
