@@ -169,6 +169,22 @@ def test_each_batch_is_the_attack_with_its_seed(digits, digits_cnn, tmp_path, gr
         np.testing.assert_array_equal(x_adv[part], direct)
 
 
+def test_a_second_run_of_the_same_attack_does_not_trace_again(digits, digits_cnn, tmp_path):
+    """The batch step is compiled once per model, attack and signature (cached on the model,
+    like the attack's own loop), whatever the batch size, the run or the seed."""
+    from advgrad._compile import trace_count
+
+    run = dict(shard_size=8, format="npz", batch_size=8)
+    generate(digits_cnn, arrays(digits, 20), pgd(), tmp_path / "a", **run)  # 8, 8, 4
+    before = trace_count("attack")
+    generate(digits_cnn, arrays(digits, 12), pgd(), tmp_path / "b", seed=3, **run)
+    assert trace_count("attack") == before
+    generate(digits_cnn, arrays(digits, 12), pgd().replace(eps=0.05), tmp_path / "c", **run)
+    assert trace_count("attack") == before + 1  # another radius: its own graph
+    x_adv = shard_columns(tmp_path / "c")[f"x_adv/{_name(tmp_path / 'c')}"]
+    assert np.abs(x_adv - arrays(digits, 12)[0]).max() <= 0.05 + 1e-6
+
+
 # --------------------------------------------------------------------- resume
 def test_resume_after_an_error_gives_the_uninterrupted_bytes(
     reference, digits, digits_cnn, tmp_path, monkeypatch

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from advgrad._compile import compile_once
 from advgrad._validation import ArgumentError
 from advgrad.attacks.base import Attack
 from advgrad.evaluate.cascade import seed_of
@@ -76,8 +75,6 @@ class BatchStep:
         self.adapter = ModelAdapter.of(model)
         self.classes = Classes.of(self.adapter)
         self.compiled: bool | None = None
-        self._fn: Any = None
-        self._key: Any = None
 
     def __call__(self, number: int, x: Any, y: Any) -> Attacked:
         batch_seed = seed_of(self.seed, self.attack.seed, number, 0, 0)
@@ -102,37 +99,53 @@ class BatchStep:
         return Attacked(inputs.give_back(values, None), clean.numpy(), adversarial.numpy(), norms)
 
     def _graph(self, plan: Any) -> Any:
-        """The compiled call for `plan`'s signature (built once), or None: no graph form."""
+        """The compiled call for `plan`, or None: the attack has no graph form.
+
+        Compiled once per model, attack settings, radii and input signature, and cached on
+        the model like the attack's own compiled loop (`Attack.compiled`): a second
+        `generate` of the same attack does not trace again.
+        """
         if self.compiled is False:
             return None
-        inputs = plan.inputs
-        key = (inputs.given, inputs.specs(), tf.nest.map_structure(str, label_specs(plan.labels)))
-        if self._fn is not None and key == self._key:
-            return self._fn
+        radii = (
+            tuple(plan.budgets[n].eps for n in plan.perturbed),
+            getattr(self.attack, "step_size", None),
+        )
         try:
-            perturb = self.attack.graph_fn(plan)
-        except ArgumentError:  # not a graph attack: `run` it
+            fn = self.attack.compiled(plan, lambda: _Body(self, plan), "generation step", radii)
+        except ArgumentError:  # not a graph attack (`Attack.graph_fn`): `execute` it
             self.compiled = False
             return None
-        names, given, perturbed = inputs.names, inputs.given, plan.perturbed
-        adapter, classes = self.adapter, self.classes
-
-        def predicted(values):
-            outputs = adapter(adapter.pack_inputs(dict(zip(names, values, strict=True)), given))
-            return classes.predicted(tf.nest.flatten(outputs)[0])
-
-        def step(xs, y, seed):
-            adv = perturb(xs, y, seed)
-            by_name = dict(zip(names, xs, strict=True))
-            clean = [by_name[n] for n in perturbed]
-            by_name.update(zip(perturbed, adv, strict=True))
-            sizes = list(_sizes(plan, clean, adv).values())
-            return adv, predicted(xs), predicted([by_name[n] for n in names]), sizes
-
-        signature = [list(inputs.specs()), label_specs(plan.labels), tf.TensorSpec([2], tf.int32)]
-        self._fn, self._key = compile_once(step, signature, autograph=False), key
         self.compiled = True
-        return self._fn
+        return fn
+
+
+class _Body:
+    """What `Attack.compiled` compiles: ``run`` (the attack, both predictions, the norms)
+    and its ``signature``."""
+
+    def __init__(self, step: BatchStep, plan: Any):
+        self.perturb = step.attack.graph_fn(plan)  # ArgumentError: no graph form
+        self.plan, self.adapter, self.classes = plan, step.adapter, step.classes
+
+    def predicted(self, values: list) -> tf.Tensor:
+        inputs = self.plan.inputs
+        leaves = dict(zip(inputs.names, values, strict=True))
+        outputs = self.adapter(self.adapter.pack_inputs(leaves, inputs.given))
+        return self.classes.predicted(tf.nest.flatten(outputs)[0])
+
+    def run(self, xs, y, seed):
+        names, perturbed = self.plan.inputs.names, self.plan.perturbed
+        adv = self.perturb(xs, y, seed)
+        by_name = dict(zip(names, xs, strict=True))
+        clean = [by_name[n] for n in perturbed]
+        by_name.update(zip(perturbed, adv, strict=True))
+        sizes = list(_sizes(self.plan, clean, adv).values())
+        return adv, self.predicted(xs), self.predicted([by_name[n] for n in names]), sizes
+
+    def signature(self, labels: Any) -> list:
+        specs = list(self.plan.inputs.specs())
+        return [specs, label_specs(labels), tf.TensorSpec([2], tf.int32)]
 
 
 def _sizes(plan: Any, clean: list, adv: list) -> dict[str, tf.Tensor]:
