@@ -354,6 +354,8 @@ def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
     import keras
     import tensorflow as tf
 
+    from advgrad.training import STEPS_PER_EXECUTION
+
     spec = _spec(name)
     ds = spec.load_data()
     start = time.perf_counter()
@@ -361,12 +363,13 @@ def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
     tf.config.experimental.enable_op_determinism()
     model = spec.architecture()
     trained = model if spec.adversarial is None else _adversarial(model, spec.adversarial, ds)
-    steps = spec.epochs * int(np.ceil(len(ds.y_train) / spec.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(spec.learning_rate, steps)
+    per_epoch = int(np.ceil(len(ds.y_train) / spec.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(spec.learning_rate, spec.epochs * per_epoch)
     trained.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=min(per_epoch, STEPS_PER_EXECUTION),  # the same weights, faster
     )
     trained.fit(
         ds.x_train,

@@ -119,12 +119,14 @@ def run_training(
         seed=config.bench.seed,
     )
     x, y = run.data
-    steps = config.epochs * int(np.ceil(len(y) / config.bench.batch_size))
+    per_epoch = int(np.ceil(len(y) / config.bench.batch_size))
+    steps = config.epochs * per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
     robust.compile(
         optimizer=keras.optimizers.Adam(schedule),
         loss=_loss(run.model),
         metrics=["accuracy"],
+        steps_per_execution=min(per_epoch, training.STEPS_PER_EXECUTION),
     )
     callbacks: list[Any] = []
     if config.backup:

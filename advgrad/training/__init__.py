@@ -6,7 +6,13 @@
 """
 
 from advgrad.training.callbacks import RobustAccuracy
-from advgrad.training.model import AdversarialModel, adversarial
+from advgrad.training.model import STEPS_PER_EXECUTION, AdversarialModel, adversarial
 from advgrad.training.objectives import OBJECTIVES
 
-__all__ = ["OBJECTIVES", "AdversarialModel", "RobustAccuracy", "adversarial"]
+__all__ = [
+    "OBJECTIVES",
+    "STEPS_PER_EXECUTION",
+    "AdversarialModel",
+    "RobustAccuracy",
+    "adversarial",
+]

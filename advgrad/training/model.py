@@ -39,7 +39,13 @@ from advgrad.training.objectives import (
     trades_loss,
 )
 
-__all__ = ["AdversarialModel", "adversarial"]
+__all__ = ["STEPS_PER_EXECUTION", "AdversarialModel", "adversarial"]
+
+STEPS_PER_EXECUTION = 16
+"""Training steps per compiled call advgrad's own training uses (Keras' ``steps_per_execution``,
+at most an epoch's steps). On small models Keras' per-step Python otherwise costs about as
+much as the adversarial training step (`benchmarks/training.py`, the numpy rows); the
+weights come out the same."""
 
 
 def adversarial(
