@@ -96,11 +96,16 @@ def make_training_floor(model, sample_shape, steps: int):
 
 def _pipeline(kind: str, x, y, batch_size: int, seed: int):
     """``fit``'s arguments and ``compile``'s ``steps_per_execution`` for a pipeline:
-    "numpy" (arrays, Keras batches and shuffles them each epoch: its default) or "tf.data"
+    "numpy" (arrays, Keras batches and shuffles them each epoch: its default), "numpy+spe"
+    (the same with `advgrad.training.STEPS_PER_EXECUTION`, as `advgrad train` runs) or "tf.data"
     (a shuffled, batched, prefetched `tf.data.Dataset`, and one `steps_per_execution` per
     epoch: Keras' per-step Python runs once per epoch)."""
     if kind == "numpy":
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, 1
+    if kind == "numpy+spe":  # what `advgrad train` and the zoo do
+        per_epoch = int(np.ceil(len(y) / batch_size))
+        fit = {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
+        return fit, min(per_epoch, training.STEPS_PER_EXECUTION)
     dataset = (
         tf.data.Dataset.from_tensor_slices((x, y))
         .shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
@@ -331,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="rounds (7; 3 with --quick)")
     parser.add_argument("--steps", default="7,10", help="PGD-k of the epoch cost rows")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--pipelines", default="tf.data,numpy", help="tf.data and/or numpy")
+    parser.add_argument(
+        "--pipelines", default="tf.data,numpy+spe,numpy", help="tf.data, numpy+spe, numpy"
+    )
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the objective runs")
     parser.add_argument("--skip-suite", action="store_true")
     parser.add_argument("--skip-objectives", action="store_true")
