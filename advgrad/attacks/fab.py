@@ -53,6 +53,7 @@ from advgrad._compile import count_trace
 from advgrad._validation import check_int, check_number, invalid
 from advgrad.attacks.base import Attack, AttackResult, Plan, setting
 from advgrad.attacks.registry import register_attack
+from advgrad.attacks.rows import JointRows
 from advgrad.gradients import label_specs, output_value_and_grad
 from advgrad.predictions import Classes
 
@@ -224,7 +225,7 @@ def _reach(weight: tf.Tensor, rate: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
 
 
 # ------------------------------------------------------------------------------ the attack
-class _FAB:
+class _FAB(JointRows):
     """One attack's compiled body for one plan signature: `run` is what gets traced.
 
     The perturbed inputs are flattened into one joint row per sample (`flat`/`leaves`);
@@ -233,26 +234,13 @@ class _FAB:
     """
 
     def __init__(self, attack: FABTargeted, plan: Plan):
+        super().__init__(plan)
         self.inputs, self.objective, self.classes = plan.inputs, plan.objective, plan.classes
-        self.names, self.perturbed = plan.inputs.names, plan.perturbed
-        self.budgets = [plan.budgets[n] for n in self.perturbed]
         self.norm = self.budgets[0].norm
         self.p = math.inf if self.norm.name == "linf" else 2.0
         self.steps, self.restarts = attack.steps, attack.restarts
         self.n_targets = attack.n_target_classes
         self.alpha_max, self.eta, self.beta = attack.alpha_max, attack.eta, attack.beta
-        specs = {n: s for n, s in zip(self.names, plan.inputs.specs(), strict=True)}
-        self.shapes = [tuple(specs[n].shape[1:]) for n in self.perturbed]
-        self.dtypes = [specs[n].dtype for n in self.perturbed]
-        self.sizes = [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
-        self.dtype = tf.float64 if tf.float64 in self.dtypes else tf.float32
-        self.exact = all(d == self.dtype for d in self.dtypes)
-        lows, highs = [], []
-        for budget, shape in zip(self.budgets, self.shapes, strict=True):
-            lows.append(np.broadcast_to(np.asarray(budget.bounds.low, np.float64), shape).ravel())
-            highs.append(np.broadcast_to(np.asarray(budget.bounds.high, np.float64), shape).ravel())
-        self.low = np.concatenate(lows)
-        self.high = np.concatenate(highs)
 
     def signature(self, labels: Any) -> list:
         """xs, labels, eps per perturbed input, seed."""
@@ -262,34 +250,6 @@ class _FAB:
             tf.TensorSpec([len(self.perturbed)], tf.float64),
             tf.TensorSpec([2], tf.int64),
         ]
-
-    # ------------------------------------------------------------- joint rows
-    def flat(self, leaves: dict[str, tf.Tensor]) -> tf.Tensor:
-        """The perturbed inputs as one ``[B, D]`` row per sample, in the compute dtype."""
-        rows = [
-            tf.reshape(tf.cast(leaves[n], self.dtype), [-1, size])
-            for n, size in zip(self.perturbed, self.sizes, strict=True)
-        ]
-        return tf.concat(rows, axis=1)
-
-    def split(self, row: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Rows back to the perturbed inputs, in their shapes and dtypes."""
-        parts = tf.split(row, self.sizes, axis=1)
-        return {
-            n: tf.cast(tf.reshape(part, [-1, *shape]), dtype)
-            for n, part, shape, dtype in zip(
-                self.perturbed, parts, self.shapes, self.dtypes, strict=True
-            )
-        }
-
-    def representable(self, row: tf.Tensor) -> tf.Tensor:
-        """`row` rounded to what the inputs' dtypes hold (what the model will see)."""
-        return row if self.exact else self.flat(self.split(row))
-
-    def clip(self, row: tf.Tensor) -> tf.Tensor:
-        return tf.minimum(
-            tf.maximum(row, tf.constant(self.low, self.dtype)), tf.constant(self.high, self.dtype)
-        )
 
     def sizes_of(self, delta: tf.Tensor, eps: tf.Tensor):
         """Joint norm per sample, and whether every input lies in its own ball."""

@@ -30,6 +30,7 @@ import tensorflow as tf
 from advgrad._compile import count_trace
 from advgrad._validation import check_eps, invalid
 from advgrad.attacks.base import Attack, AttackResult, Plan, headroom
+from advgrad.attacks.rows import JointRows
 from advgrad.gradients import label_specs, output_value_and_grad
 from advgrad.models import ModelAdapter
 from advgrad.predictions import Classes
@@ -118,29 +119,17 @@ def margin(scores: tf.Tensor, truth: tf.Tensor) -> tf.Tensor:
     return own - tf.reduce_max(others, axis=-1)
 
 
-class Rows:
+class Rows(JointRows):
     """One attack's compiled body for one plan signature: the perturbed inputs as one
     ``[B, D]`` row per sample (`flat`/`split`), their bounds, norms and scores; `run` is
     what gets traced."""
 
     def __init__(self, attack: MinimalNormAttack, plan: Plan):
+        super().__init__(plan)
         self.attack = attack
         self.inputs, self.objective, self.classes = plan.inputs, plan.objective, plan.classes
-        self.names, self.perturbed = plan.inputs.names, plan.perturbed
-        self.budgets = [plan.budgets[n] for n in self.perturbed]
         self.norm = self.budgets[0].norm
         self.p = self.norm.p
-        specs = dict(zip(self.names, plan.inputs.specs(), strict=True))
-        self.shapes = [tuple(specs[n].shape[1:]) for n in self.perturbed]
-        self.dtypes = [specs[n].dtype for n in self.perturbed]
-        self.sizes = [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
-        self.dtype = tf.float64 if tf.float64 in self.dtypes else tf.float32
-        self.exact = all(d == self.dtype for d in self.dtypes)
-        lows, highs = [], []
-        for budget, shape in zip(self.budgets, self.shapes, strict=True):
-            lows.append(np.broadcast_to(np.asarray(budget.bounds.low, np.float64), shape).ravel())
-            highs.append(np.broadcast_to(np.asarray(budget.bounds.high, np.float64), shape).ravel())
-        self.low, self.high = np.concatenate(lows), np.concatenate(highs)
 
     def signature(self, labels: Any) -> list:
         """xs, labels, eps per perturbed input, step size (tensors: no retracing)."""
@@ -150,35 +139,6 @@ class Rows:
             tf.TensorSpec([len(self.perturbed)], tf.float64),
             tf.TensorSpec([], tf.float64),
         ]
-
-    # ------------------------------------------------------------- joint rows
-    def flat(self, leaves: dict[str, tf.Tensor]) -> tf.Tensor:
-        """The perturbed inputs as one ``[B, D]`` row per sample, in the compute dtype."""
-        rows = [
-            tf.reshape(tf.cast(leaves[n], self.dtype), [-1, size])
-            for n, size in zip(self.perturbed, self.sizes, strict=True)
-        ]
-        return tf.concat(rows, axis=1)
-
-    def split(self, row: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Rows back to the perturbed inputs, in their shapes and dtypes."""
-        parts = tf.split(row, self.sizes, axis=1)
-        return {
-            n: tf.cast(tf.reshape(part, [-1, *shape]), dtype)
-            for n, part, shape, dtype in zip(
-                self.perturbed, parts, self.shapes, self.dtypes, strict=True
-            )
-        }
-
-    def representable(self, row: tf.Tensor) -> tf.Tensor:
-        """`row` rounded to what the inputs' dtypes hold (what the model will see)."""
-        return row if self.exact else self.flat(self.split(row))
-
-    def bound(self, which: str) -> tf.Tensor:
-        return tf.constant(self.low if which == "low" else self.high, self.dtype)
-
-    def clip(self, row: tf.Tensor) -> tf.Tensor:
-        return tf.minimum(tf.maximum(row, self.bound("low")), self.bound("high"))
 
     def size(self, delta: tf.Tensor) -> tf.Tensor:
         """The joint norm per sample (the norm of the concatenation)."""
