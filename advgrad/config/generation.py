@@ -45,7 +45,8 @@ from typing import Any
 from advgrad._validation import check_int
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import _Problems, _suggest
-from advgrad.config.single import OneAttack, check_attack_and_eps, load_with, parse_shared
+from advgrad.config.schema import load_with
+from advgrad.config.single import OneAttack, check_attack_and_eps, parse_shared
 
 __all__ = ["FORMATS", "SCHEMA", "GenerateConfig", "load_generate", "parse_generate"]
 

@@ -53,7 +53,7 @@ from typing import Any
 from advgrad._validation import check_int, check_number
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import _check_keys, _Problems, _suggest
-from advgrad.config.schema import BenchConfig, read_yaml
+from advgrad.config.schema import BenchConfig, load_with
 from advgrad.config.sections import (
     _parse_data,
     _parse_imports,
@@ -170,9 +170,7 @@ def load_saliency(path: str | os.PathLike, catalog: Catalog) -> SaliencyConfig:
     Raises:
         ConfigError: Every problem found, by its YAML path.
     """
-    document = read_yaml(path)
-    path = pathlib.Path(path).expanduser()
-    return parse_saliency(document, catalog, base=path.parent, source=path)
+    return load_with(parse_saliency, path, catalog)
 
 
 def parse_saliency(

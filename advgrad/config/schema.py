@@ -29,7 +29,7 @@ import dataclasses
 import os
 import pathlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -67,6 +67,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "load",
+    "load_with",
     "parse",
     "read_yaml",
 ]
@@ -391,9 +392,19 @@ def load(path: str | os.PathLike, catalog: Catalog) -> BenchConfig:
             refused), or any value is invalid; the error lists every problem by its path.
         ValueError: If ``path`` is not a path.
     """
+    return load_with(parse, path, catalog)
+
+
+def load_with(parser: Callable[..., Any], path: str | os.PathLike, catalog: Catalog) -> Any:
+    """Read a YAML file safely and parse it with `parser` (`parse`, or a generation,
+    training or saliency parser), relative paths from the file's folder.
+
+    Raises:
+        ConfigError: Every problem found, by its YAML path.
+    """
     document = read_yaml(path)
     path = pathlib.Path(path).expanduser()
-    return parse(document, catalog, base=path.parent, source=path)
+    return parser(document, catalog, base=path.parent, source=path)
 
 
 def parse(

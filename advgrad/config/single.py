@@ -22,19 +22,15 @@ the attack as a one-attack suite) and reports its problems in the config's own w
 from __future__ import annotations
 
 import dataclasses
-import os
-import pathlib
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import ConfigError, _Problems
-from advgrad.config.schema import AttackConfig, BenchConfig, parse, read_yaml
+from advgrad.config.schema import AttackConfig, BenchConfig, parse
 
-__all__ = ["OneAttack", "check_attack_and_eps", "load_with", "parse_shared"]
-
-Config = TypeVar("Config")
+__all__ = ["OneAttack", "check_attack_and_eps", "parse_shared"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,14 +108,3 @@ def _renamed(problem: str, only: str | None) -> str:
     if only == "suite":
         return re.sub(r"^suite(\[0\])?", "robust_check", problem)
     return re.sub(r"^suite(\[0\])?", "attack", problem)
-
-
-def load_with(parser: Callable[..., Config], path: str | os.PathLike, catalog: Catalog) -> Config:
-    """Read a YAML file safely and parse it with `parser`, relative paths from its folder.
-
-    Raises:
-        ConfigError: Every problem found, by its YAML path.
-    """
-    document = read_yaml(path)
-    path = pathlib.Path(path).expanduser()
-    return parser(document, catalog, base=path.parent, source=path)

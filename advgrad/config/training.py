@@ -60,8 +60,8 @@ from typing import Any
 from advgrad._validation import check_bool, check_int, check_number
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import _Problems, _suggest
-from advgrad.config.schema import AttackConfig, DataConfig
-from advgrad.config.single import OneAttack, check_attack_and_eps, load_with, parse_shared
+from advgrad.config.schema import AttackConfig, DataConfig, load_with
+from advgrad.config.single import OneAttack, check_attack_and_eps, parse_shared
 
 __all__ = ["OBJECTIVES", "SCHEMA", "TrainConfig", "load_train", "parse_train"]
 
