@@ -31,6 +31,7 @@ __all__ = [
     "NotRegularFileError",
     "atomic_write",
     "folder_lock",
+    "path_lock",
     "read_regular",
 ]
 
@@ -83,17 +84,48 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
     ...         print("refused")
     refused
     """
+    with path_lock(folder):
+        yield
+
+
+@contextlib.contextmanager
+def path_lock(
+    path: str | os.PathLike, *, shared: bool = False, wait: bool = False
+) -> Iterator[None]:
+    """Hold an ``flock`` on `path` (a folder, or a lock file) while the block runs.
+
+    Like `folder_lock`, for several runs sharing one folder: `shared` locks coexist with
+    each other but not with an exclusive one (`folder_lock`'s, say), and a `path` that is
+    not a folder is a lock file, created (empty, and left behind) if missing, so that one
+    folder holds one lock per file name. Without `wait`, a held lock is refused at once
+    (`FolderBusyError`); with it, the block waits for the lock. Where ``fcntl`` is missing
+    (Windows), the block runs unlocked.
+
+    >>> import os, tempfile
+    >>> lock = os.path.join(tempfile.mkdtemp(), ".worker.lock")
+    >>> with path_lock(lock):
+    ...     try:
+    ...         with path_lock(lock):
+    ...             pass
+    ...     except FolderBusyError:
+    ...         print("refused")
+    refused
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    fd = os.open(folder, os.O_RDONLY)
+    if os.path.isdir(path):
+        fd = os.open(path, os.O_RDONLY)
+    else:  # opened for writing: an exclusive lock on NFS needs it
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
+        flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, flags)
         except BlockingIOError:
-            raise FolderBusyError(folder) from None
+            raise FolderBusyError(path) from None
         try:
             yield
         finally:

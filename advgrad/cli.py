@@ -222,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in the output folder (same config): missing or corrupt "
         "shards are written again",
     )
+    generate.add_argument(
+        "--worker",
+        metavar="I/N",
+        help="run as worker I of N independent runs sharing the output folder (0 <= I < N): "
+        "this one writes the shards s with s %% N == I; the last to finish writes "
+        "manifest.json",
+    )
     generate.set_defaults(handler=commands.generate)
 
     train = subcommands.add_parser(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -107,6 +108,14 @@ def generate(args: argparse.Namespace) -> int:
 
     config = load_generate(args.config)
     bench, out = _overridden(config.bench, args)
+    worker = None
+    if args.worker is not None:  # checked before the model and data load
+        from advgrad.generation.workers import check_worker
+
+        try:
+            worker = check_worker(args.worker)
+        except ArgumentError as err:
+            raise UsageError(f"argument --worker: {err.reason}") from None
     model, data, attack = build_generation(dataclasses.replace(config, bench=bench))
 
     from advgrad.generation import generate as run_generation
@@ -124,13 +133,23 @@ def generate(args: argparse.Namespace) -> int:
             batch_size=bench.batch_size,
             seed=bench.seed,
             progress=True,
+            worker=None if worker is None else (worker.index, worker.count),
         )
     except ArgumentError as err:  # refused before any work: the folder, a resumed run
-        raise UsageError(str(err).replace("resume=True", "--resume")) from None
+        text = str(err).replace("resume=True", "--resume")
+        raise UsageError(re.sub(r"worker='i/(\d+)'", r"--worker I/\1", text)) from None
     seconds = time.perf_counter() - start
     shards = manifest.get("shards", [])
     samples = sum(int(shard.get("count", 0)) for shard in shards)
-    print(f"wrote {samples} samples in {len(shards)} shard(s) to {out} ({seconds:.1f} s)")
+    if "worker" in manifest:  # a worker, not the last to finish
+        print(
+            f"worker {worker.label} wrote {samples} samples in {len(shards)} shard(s) to {out} "
+            f"({seconds:.1f} s); the last of the {worker.count} workers to finish writes "
+            f"{out / 'manifest.json'}"
+        )
+        return 0
+    who = "" if worker is None else f"worker {worker.label} finished last: the workers "
+    print(f"{who}wrote {samples} samples in {len(shards)} shard(s) to {out} ({seconds:.1f} s)")
     print(f"check them with `{PROG} verify {out}`; load them with advgrad.load_generated")
     return 0
 

@@ -7,10 +7,12 @@ manifest (config, model and data fingerprints, versions, per-shard counts and SH
 checksums). Every file is written to a temporary name, fsynced and renamed; a killed run
 resumed with ``resume=True`` yields exactly the bytes of an uninterrupted one. `verify`
 re-checks the shards; `load_generated` streams them back as a `tf.data.Dataset`;
+``generate(..., worker="i/N")`` runs one of N independent workers that share the folder;
 `adversarial_dataset` attacks a dataset on the fly instead, with no files.
 
 The parts: `shards` (the two file formats), `manifest` (the JSON manifest, fingerprints and
-`verify`), `writer` (shard buffers and the background writer thread), `pipeline`
+`verify`), `workers` (the workers' shares and the merge of their manifests), `writer`
+(shard buffers and the background writer thread), `pipeline`
 (`generate`), `loading` (`load_generated`, `adversarial_dataset`).
 """
 

@@ -71,7 +71,8 @@ def load_generated(
 
     Raises:
         ArgumentError: Naming the argument: an invalid one, an `out_dir` with no manifest
-            or an incomplete run (resume it first), `mix_clean` without stored clean inputs.
+            or an incomplete run (resume it first; a run of several workers: the workers
+            and shards still missing are named), `mix_clean` without stored clean inputs.
     """
     manifest = read_manifest(out_dir)
     if not manifest.get("complete"):

@@ -7,7 +7,10 @@ shard), what the shards hold (``structure`` of the inputs, ``columns`` with dtyp
 per-sample shape), the ``versions`` of advgrad, TensorFlow, Keras, NumPy and Python, and
 every finished shard (``file``, ``count``, ``first`` sample, ``sha256`` of the file,
 ``data_sha256`` of its clean data). It is rewritten atomically after every shard, and holds
-no timestamp: the same run writes the same bytes.
+no timestamp: the same run writes the same bytes. A run of several workers
+(`advgrad.generation.workers`) keeps one such file per worker and writes ``manifest.json``
+when the last one finishes; until then `read_manifest` (and so `verify` and
+`advgrad.load_generated`) refuses the folder, naming the workers still missing.
 
 >>> import tempfile
 >>> verify(tempfile.mkdtemp())  # doctest: +ELLIPSIS
@@ -28,6 +31,7 @@ from typing import Any
 from advgrad._io import atomic_write, read_regular
 from advgrad._validation import ArgumentError, invalid
 from advgrad.generation.shards import count_records
+from advgrad.generation.workers import Share, unfinished
 
 __all__ = [
     "MANIFEST",
@@ -57,19 +61,24 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def write_manifest(out_dir: pathlib.Path, manifest: dict[str, Any]) -> None:
-    """Replace the manifest atomically (sorted keys, fixed layout: the same bytes each run)."""
-    atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+def write_manifest(out_dir: pathlib.Path, manifest: dict[str, Any], name: str = MANIFEST) -> None:
+    """Replace the manifest (or the worker manifest `name`) atomically (sorted keys, fixed
+    layout: the same bytes each run)."""
+    atomic_write(out_dir / name, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def read_manifest(out_dir: str | os.PathLike, argument: str = "out_dir") -> dict[str, Any]:
-    """The manifest of `out_dir`, checked to be one `generate` writes.
+def read_manifest(
+    out_dir: str | os.PathLike, argument: str = "out_dir", share: Share | None = None
+) -> dict[str, Any]:
+    """The manifest of `out_dir` (or of its worker `share`), checked to be one `generate` writes.
 
     Raises:
-        ArgumentError: Naming `argument`, if there is none, or it cannot be read or parsed,
-            or is not an advgrad manifest of this version.
+        ArgumentError: Naming `argument`, if there is none (saying which workers are missing
+            in a folder of several workers), or it cannot be read or parsed, or is not an
+            advgrad manifest of this version.
     """
-    path = pathlib.Path(out_dir) / MANIFEST
+    name = MANIFEST if share is None else share.file
+    path = pathlib.Path(out_dir) / name
 
     def refuse(why: str) -> ArgumentError:
         received = repr(str(out_dir))
@@ -81,13 +90,14 @@ def read_manifest(out_dir: str | os.PathLike, argument: str = "out_dir") -> dict
         )
 
     if not path.exists():
-        raise refuse(f"which holds no {MANIFEST}.")
+        workers = unfinished(out_dir) if share is None and pathlib.Path(out_dir).is_dir() else None
+        raise refuse(workers or f"which holds no {name}.")
     try:
         saved = json.loads(read_regular(path, MAX_MANIFEST_BYTES).decode("utf-8"))
     except (OSError, ValueError) as err:
-        raise refuse(f"whose {MANIFEST} cannot be read ({err}).") from None
+        raise refuse(f"whose {name} cannot be read ({err}).") from None
     if not isinstance(saved, dict) or saved.get("format") != MANIFEST_FORMAT:
-        raise refuse(f"whose {MANIFEST} is not an advgrad.generate manifest.")
+        raise refuse(f"whose {name} is not an advgrad.generate manifest.")
     if saved.get("version") != MANIFEST_VERSION:
         raise refuse(
             f"whose manifest has version {saved.get('version')!r}; this advgrad reads "
@@ -95,10 +105,18 @@ def read_manifest(out_dir: str | os.PathLike, argument: str = "out_dir") -> dict
         )
     for key, kind in (("config", dict), ("model", dict), ("data", dict), ("shards", list)):
         if not isinstance(saved.get(key), kind):
-            raise refuse(f"whose {MANIFEST} is damaged ({key!r} missing or of the wrong type).")
-    for number, entry in enumerate(saved["shards"]):
+            raise refuse(f"whose {name} is damaged ({key!r} missing or of the wrong type).")
+    numbers = (
+        range(len(saved["shards"]))
+        if share is None
+        else range(share.index, share.count * len(saved["shards"]), share.count)
+    )  # every shard in order, or a worker's: i, i + N, ...
+    for number, entry in zip(numbers, saved["shards"], strict=True):
         if not isinstance(entry, dict) or entry.get("index") != number:
-            raise refuse(f"whose {MANIFEST} is damaged (shard entry {number}).")
+            raise refuse(f"whose {name} is damaged (shard entry {number}).")
+    worker = saved.get("worker")
+    if share is not None and (not isinstance(worker, dict) or worker.get("count") != share.count):
+        raise refuse(f"whose {name} is damaged ('worker' missing or wrong).")
     return saved
 
 
@@ -191,7 +209,8 @@ def verify(out_dir: str | os.PathLike) -> VerifyResult:
         A `VerifyResult`; ``result.ok`` is True when the run is complete and intact.
 
     Raises:
-        ArgumentError: Naming `out_dir`, if it holds no readable manifest.
+        ArgumentError: Naming `out_dir`, if it holds no readable manifest (a run of several
+            workers that has not finished: naming the workers and shards still missing).
 
     >>> import tempfile, numpy as np
     >>> from advgrad import data, zoo

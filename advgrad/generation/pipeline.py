@@ -12,13 +12,21 @@ already written is only digested (its clean data must match the manifest's diges
 is attacked only if it touches a shard still to write (one after the last finished shard,
 or one `verify` found missing or corrupt), and every batch keeps its number and seed, so
 the shards come out exactly as in an uninterrupted run.
+
+With ``worker="i/N"`` the run is one of N independent workers (`advgrad.generation.workers`):
+it writes only the shards ``s % N == i`` and attacks only the batches that touch them (a
+batch straddling two workers' shards is attacked by both, with the same seed: the same
+rows), keeps its own manifest file, and the last worker to finish merges the N files into
+``manifest.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pathlib
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -26,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from advgrad import data as data_lib
-from advgrad._io import FolderBusyError, folder_lock
+from advgrad._io import FolderBusyError, folder_lock, path_lock
 from advgrad._validation import ArgumentError, check_bool, check_int, invalid
 from advgrad.attacks.base import Attack
 from advgrad.evaluate.cascade import SEED_LIMIT, output_classes
@@ -43,6 +51,7 @@ from advgrad.generation.manifest import (
 )
 from advgrad.generation.shards import FORMATS
 from advgrad.generation.step import BatchStep
+from advgrad.generation.workers import MERGE_LOCK, Share, check_worker, merge, worker_files
 from advgrad.generation.writer import NORM_DTYPE, Background, Layout, ShardBuffer, ShardFiles
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids
@@ -66,6 +75,7 @@ def generate(
     split: str = "train",
     keep_clean: bool = False,
     progress: bool = False,
+    worker: str | tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Attack every sample of `data` and write the adversarial inputs as sharded files.
 
@@ -108,17 +118,30 @@ def generate(
         keep_clean: Also store the clean inputs (``clean/<input>``), which
             `advgrad.load_generated` can then mix in. Defaults to False.
         progress: Show a tqdm bar (samples/s, shards written, ETA). Defaults to False.
+        worker: None (default: one run writes every shard), or ``"i/N"`` (or ``(i, N)``,
+            ``0 <= i < N``): run as worker ``i`` of ``N`` independent runs (processes or
+            machines sharing `out_dir`), which writes the shards ``s`` with ``s % N == i``,
+            byte for byte those a one-worker run writes (`advgrad.generation.workers`).
+            Each worker keeps its own ``manifest.worker-i-of-N.json`` (resumed with
+            `resume`, with the same rules); the one that finishes last writes
+            ``manifest.json``, listing every shard as a one-worker run does (plus
+            ``workers: N``); until then `verify` and `advgrad.load_generated` refuse the
+            folder, naming what is missing. Every worker reads all of the data.
 
     Returns:
-        The manifest (a dict, as written to ``out_dir/manifest.json``).
+        The manifest (a dict, as written to ``out_dir/manifest.json``); with `worker`, the
+        worker's own manifest (its shards; key ``worker``), or the merged ``manifest.json``
+        when this worker finished last (key ``workers``).
 
     Raises:
         ArgumentError: Naming the argument, before any work: an invalid argument, an
             unknown format, data that do not match the model, an `out_dir` that is not a
             writable folder, is being written by another run at the same time, or holds
             another run's manifest (without `resume`), or a
-            resumed run whose config or model differs (named). Data that differ from a
-            resumed run's (``data``) are refused when the first differing shard is read.
+            resumed run whose config or model differs (named); a `worker` that is not
+            ``"i/N"``, a worker another run is running, or a folder of another number of
+            workers (``worker``). Data that differ from a resumed run's (``data``) are
+            refused when the first differing shard is read.
         OSError: When a shard cannot be written (full disk...): nothing is left under its
             final name; the shards before it are intact and a resume continues.
 
@@ -140,6 +163,7 @@ def generate(
     seed = check_int("seed", seed, low=0, high=SEED_LIMIT - 1)
     keep_clean = check_bool("keep_clean", keep_clean)
     progress = check_bool("progress", progress)
+    share = check_worker(worker)
     stream = Batches(_resolve_data(data, split), batch_size)
     adapter = ModelAdapter.of(model)
     perturbed: tuple[str, ...] | None = None
@@ -149,94 +173,180 @@ def generate(
         perturbed = _perturbed(attack, leaves)
         stream.check(output_classes(model, head))
     folder = _prepare_folder(out_dir)
-    with _locked(folder):  # one run at a time per folder
-        config = {
-            "attack": attack.get_config(),
-            "shard_size": shard_size,
-            "format": format,
-            "seed": seed,
-            "batch_size": batch_size,
-            "keep_clean": keep_clean,
-        }
-        digest = model_digest(model)
-        saved = None
-        if (folder / MANIFEST).exists():
-            if not resume:
-                raise ArgumentError(
-                    "out_dir",
-                    f"{str(folder)!r} holds another run's {MANIFEST}: pass resume=True to "
-                    "continue it (same config and model), or another out_dir.",
-                )
-            saved = read_manifest(folder)
-            differ = differences(saved, config, digest)
-            if differ:
-                raise ArgumentError(
-                    differ[0],
-                    f"the run in {str(folder)!r} was generated with a different "
-                    f"{', '.join(differ)}: resume it with the same config and model, or pass "
-                    "another out_dir.",
-                )
-        _remove_leftovers(folder)
-        if saved is None:
-            manifest = {
-                "format": MANIFEST_FORMAT,
-                "version": MANIFEST_VERSION,
-                "config": config,
-                "model": describe_model(model, digest),
-                "data": {"samples": None, "sha256": None},
-                "versions": versions(),
-                "structure": None,
-                "columns": None,
-                "shards": [],
-                "complete": False,
-            }
-            write_manifest(folder, manifest)  # claims the folder before any work
-            bad: set[int] = set()
-        else:
-            manifest = saved
-            manifest["versions"] = versions()
-            bad = set(check_shards(folder, saved).bad)
-        run = _Run(model, adapter, attack, stream, folder, manifest, bad, perturbed, progress)
+    config = {
+        "attack": attack.get_config(),
+        "shard_size": shard_size,
+        "format": format,
+        "seed": seed,
+        "batch_size": batch_size,
+        "keep_clean": keep_clean,
+    }
+    samples = None if stream.streamed else len(stream.arrays[2])
+    claim = functools.partial(_claim, folder, config, model, resume, share, samples, shard_size)
+
+    def run(manifest, fresh, bad) -> dict[str, Any]:
+        go = _Run(model, adapter, attack, stream, folder, manifest, bad, perturbed, progress, share)
         try:
-            return run.go()
+            return go.go()  # the per-batch attack: `_Run.go`, one call per batch
         except BaseException:
-            if saved is None and not manifest["shards"]:  # ours, and nothing written: no claim
+            if fresh and not manifest["shards"]:  # ours, and nothing written: no claim
                 with contextlib.suppress(OSError):
-                    (folder / MANIFEST).unlink()
+                    (folder / _file(share)).unlink()
             raise
+
+    if share is None:
+        with _locked(folder):  # one run at a time per folder
+            return run(*claim())
+    # a worker: the folder shared with the other workers (a one-worker run holds it whole),
+    # its own lock held throughout, and the claim and the merge one worker at a time
+    with _locked(folder, shared=True), _locked(folder / share.lock, share=share):
+        with _locked(folder / MERGE_LOCK, wait=True):
+            claimed = claim()
+        manifest = run(*claimed)
+        with _locked(folder / MERGE_LOCK, wait=True):
+            merged = _merge(folder, share.count)
+        return manifest if merged is None else merged
+
+
+def _file(share: Share | None) -> str:
+    return MANIFEST if share is None else share.file
+
+
+def _claim(folder, config, model, resume, share, samples, shard_size):
+    """Check the folder against this run (or worker), then claim it: its manifest, whether
+    it is new, and the shards a resume must write again."""
+    digest = model_digest(model)
+    name = _file(share)
+    _refuse_mixed(folder, share)
+    saved = None
+    if share is not None:  # the other workers' runs must be this one
+        others = [read_manifest(folder, share=s) for s in worker_files(folder) if s != share]
+        if (folder / MANIFEST).exists():
+            others.append(read_manifest(folder))
+        for other in others:
+            _check_same(folder, other, config, digest)
+    if (folder / name).exists():
+        if not resume:
+            whose = "another run's" if share is None else f"worker {share.label}'s"
+            raise ArgumentError(
+                "out_dir",
+                f"{str(folder)!r} holds {whose} {name}: pass resume=True to "
+                "continue it (same config and model), or another out_dir.",
+            )
+        saved = read_manifest(folder, share=share)
+        _check_same(folder, saved, config, digest)
+    _remove_leftovers(folder, share)
+    if saved is not None:
+        saved["versions"] = versions()
+        return saved, False, set(check_shards(folder, saved).bad)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "config": config,
+        "model": describe_model(model, digest),
+        "data": {"samples": None, "sha256": None},
+        "versions": versions(),
+        "structure": None,
+        "columns": None,
+        "shards": [],
+        "complete": False,
+    }
+    if share is not None:  # the number of shards: known now for arrays, at the end if streamed
+        total = None if samples is None else -(-samples // shard_size)
+        manifest["worker"] = {"index": share.index, "count": share.count, "shards": total}
+    write_manifest(folder, manifest, name)  # claims the folder before any work
+    return manifest, True, set()
+
+
+def _check_same(folder, saved, config, digest) -> None:
+    differ = differences(saved, config, digest)
+    if differ:
+        raise ArgumentError(
+            differ[0],
+            f"the run in {str(folder)!r} was generated with a different "
+            f"{', '.join(differ)}: resume it with the same config and model, or pass "
+            "another out_dir.",
+        )
+
+
+def _refuse_mixed(folder: pathlib.Path, share: Share | None) -> None:
+    """Refuse a folder that another number of workers (or a one-worker run) writes."""
+    counts = sorted({s.count for s in worker_files(folder)})
+    if (folder / MANIFEST).exists():
+        with contextlib.suppress(ArgumentError):  # unreadable: refused where it is read
+            workers = read_manifest(folder).get("workers")
+            counts.append(0 if workers is None else workers)
+    mine = 0 if share is None else share.count
+    other = next((c for c in counts if c != mine), None)
+    if other is None:
+        return
+    given = "worker=None" if share is None else f"worker={share.label!r}"
+    told = "without worker (one run)" if other == 0 else f"as {other} workers (worker='i/{other}')"
+    raise ArgumentError(
+        "worker",
+        f"the run in {str(folder)!r} is generated {told}, received {given}: run or resume "
+        "it the same way, or pass another out_dir.",
+    )
+
+
+def _merge(folder: pathlib.Path, count: int) -> dict[str, Any] | None:
+    """Write ``manifest.json`` when every worker has finished (the merged manifest, else None)."""
+    manifests = []
+    for index in range(count):
+        share = Share(index, count)
+        if not (folder / share.file).exists():
+            return None
+        manifest = read_manifest(folder, share=share)
+        if not manifest.get("complete"):
+            return None
+        manifests.append(manifest)
+    merged = merge(manifests)
+    for path in folder.glob(f".{MANIFEST}.*"):  # a merge killed half way
+        if ".tmp" in path.name:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    write_manifest(folder, merged)
+    return merged
 
 
 class _Run:
     """One `generate` call's loop over the batches (state shared by its steps)."""
 
-    def __init__(self, model, adapter, attack, stream, folder, manifest, bad, perturbed, progress):
+    def __init__(
+        self, model, adapter, attack, stream, folder, manifest, bad, perturbed, progress, share
+    ):
         self.model, self.adapter, self.attack, self.stream = model, adapter, attack, stream
         self.folder, self.manifest, self.bad, self.perturbed = folder, manifest, bad, perturbed
+        self.share = share
         config = manifest["config"]
         self.size, self.seed, self.keep_clean = (
             config["shard_size"],
             config["seed"],
             config["keep_clean"],
         )
-        self.done = len(manifest["shards"])  # shards a previous run finished
-        self.saved = [dict(e) for e in manifest["shards"]]
+        self.saved = {e["index"]: dict(e) for e in manifest["shards"]}  # a previous run's
         self.complete = bool(manifest["complete"])
         self.progress = progress
         self.layout: Layout | None = None
         self.buffers: dict[int, ShardBuffer] = {}
         self.data_shas: list[str] = []
         self.classes: int | None = None
-        self.files = ShardFiles(folder, manifest, config["format"])
+        self.files = ShardFiles(folder, manifest, config["format"], _file(share))
         self.step = BatchStep(model, attack, seed=self.seed)
 
     def to_write(self, shard: int) -> bool:
-        return shard >= self.done or shard in self.bad
+        """Whether this run writes `shard`: its own (every one, or a worker's share), not
+        finished before, or found missing or corrupt."""
+        if self.share is not None and not self.share.owns(shard):
+            return False
+        return shard not in self.saved or shard in self.bad
 
     def go(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
         total = None if self.stream.streamed else len(self.stream.arrays[2])
-        bar = tqdm(total=total, disable=not self.progress, unit="sample", desc="generate")
+        desc = "generate" if self.share is None else f"generate {self.share.label}"
+        bar = tqdm(total=total, disable=not self.progress, unit="sample", desc=desc)
         worker = Background(depth=2)
         offset = 0
         try:
@@ -248,7 +358,7 @@ class _Run:
                     raise self._data_differs("its length (more samples than the run in out_dir)")
                 touched = range(offset // self.size, (offset + n - 1) // self.size + 1)
                 result = None
-                if any(self.to_write(k) for k in touched):
+                if any(self.to_write(k) for k in touched):  # else only read (and digested)
                     result = self.step(number, x, y)  # x_adv, both predictions, norms
                 worker.submit(self._collect, offset, x, y, leaves, result)  # overlaps the next
                 offset += n
@@ -327,9 +437,10 @@ class _Run:
         del self.buffers[buffer.index]
         data_sha = buffer.data_sha256()
         self.data_shas.append(data_sha)
-        if buffer.index < self.done and self.saved[buffer.index]["data_sha256"] != data_sha:
+        saved = self.saved.get(buffer.index)
+        if saved is not None and saved["data_sha256"] != data_sha:
             raise self._data_differs(f"the samples of shard {buffer.index}")
-        if buffer.index < self.done and self.saved[buffer.index]["count"] != buffer.filled:
+        if saved is not None and saved["count"] != buffer.filled:
             raise self._data_differs(f"the number of samples (shard {buffer.index})")
         if self.to_write(buffer.index):
             self.files.write(buffer, {})
@@ -338,11 +449,17 @@ class _Run:
         for buffer in list(self.buffers.values()):  # the last, partial shard
             self._close_shard(buffer)
         shards = -(-offset // self.size)
-        if shards < self.done or (self.complete and shards > self.done):
-            more = "fewer" if shards < self.done else "more"
+        fewer = any(k >= shards for k in self.saved)
+        if fewer or (self.complete and offset > self.manifest["data"]["samples"]):
+            more = "fewer" if fewer else "more"
             raise self._data_differs(f"its length ({more} samples than the run in out_dir)")
-        data = {"samples": offset, "sha256": sha(*self.data_shas)}
-        self.files.write(None, {"data": data, "complete": True})
+        updates: dict[str, Any] = {
+            "data": {"samples": offset, "sha256": sha(*self.data_shas)},
+            "complete": True,
+        }
+        if self.share is not None:  # the number of shards, now known however the data came
+            updates["worker"] = {**self.manifest["worker"], "shards": shards}
+        self.files.write(None, updates)
 
     def _data_differs(self, what: str) -> ArgumentError:
         return ArgumentError(
@@ -414,24 +531,44 @@ def _prepare_folder(out_dir: Any) -> pathlib.Path:
 
 
 @contextlib.contextmanager
-def _locked(folder: pathlib.Path) -> Iterator[None]:
-    """`advgrad._io.folder_lock`, a busy folder refused as an `ArgumentError` naming out_dir."""
+def _locked(
+    path: pathlib.Path, *, shared: bool = False, wait: bool = False, share: Share | None = None
+) -> Iterator[None]:
+    """`advgrad._io.folder_lock` on the folder (a one-worker run), or `path_lock` on it
+    (`shared`: a worker) or on a lock file in it; a busy one refused as an `ArgumentError`
+    naming ``out_dir`` (``worker`` for a worker's own lock, `share`)."""
+    whole = not (shared or wait or share)  # a one-worker run: `folder_lock`, as always
     try:
-        with folder_lock(folder):
+        with folder_lock(path) if whole else path_lock(path, shared=shared, wait=wait):
             yield
     except FolderBusyError:  # raised only by taking the lock: nothing has run
+        if share is not None:
+            raise ArgumentError(
+                "worker",
+                f"worker {share.label} of {str(path.parent)!r} is being run by another run "
+                "right now: wait for it to finish (or stop it), or pass another worker.",
+            ) from None
         raise ArgumentError(
             "out_dir",
-            f"{str(folder)!r} is being written by another run right now: wait for it to "
+            f"{str(path)!r} is being written by another run right now: wait for it to "
             "finish (or stop it), or pass another out_dir.",
         ) from None
 
 
-def _remove_leftovers(folder: pathlib.Path) -> None:
-    """Temporary files of a killed run (`advgrad._io.atomic_write`'s names): never whole."""
+def _remove_leftovers(folder: pathlib.Path, share: Share | None) -> None:
+    """Temporary files of a killed run (`advgrad._io.atomic_write`'s names): never whole.
+
+    A worker removes only its own (its shards', its manifest's): the other workers may be
+    writing theirs right now."""
     for path in folder.iterdir():
         name = path.name
-        temporary = name.startswith((".shard-", f".{MANIFEST}.")) and ".tmp" in name
-        if temporary or name.startswith(".advgrad-probe."):
+        if share is None:
+            temporary = name.startswith((".shard-", f".{MANIFEST}.")) and ".tmp" in name
+            gone = temporary or name.startswith(".advgrad-probe.")
+        else:
+            shard = re.match(r"^\.shard-(\d+)\.", name)
+            ours = (shard and share.owns(int(shard[1]))) or name.startswith(f".{share.file}.")
+            gone = bool(ours) and ".tmp" in name
+        if gone:
             with contextlib.suppress(OSError):
                 path.unlink()

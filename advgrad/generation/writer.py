@@ -30,7 +30,7 @@ import numpy as np
 
 from advgrad._io import atomic_write
 from advgrad.evaluate.state import sha
-from advgrad.generation.manifest import file_sha256, write_manifest
+from advgrad.generation.manifest import MANIFEST, file_sha256, write_manifest
 from advgrad.generation.shards import shard_name, write_shard
 from advgrad.nest import Structure
 
@@ -220,10 +220,14 @@ class ShardFiles:
         out_dir: The output folder.
         manifest: The manifest to keep up to date.
         fmt: The shard format.
+        name: The manifest's file name (a worker's: ``manifest.worker-i-of-N.json``).
     """
 
-    def __init__(self, out_dir: pathlib.Path, manifest: dict[str, Any], fmt: str):
+    def __init__(
+        self, out_dir: pathlib.Path, manifest: dict[str, Any], fmt: str, name: str = MANIFEST
+    ):
         self.out_dir, self.manifest, self.fmt = out_dir, manifest, fmt
+        self.named = {} if name == MANIFEST else {"name": name}
         self.written = 0
 
     def write(self, buffer: ShardBuffer | None, updates: dict[str, Any]) -> None:
@@ -255,11 +259,14 @@ class ShardFiles:
                 "sha256": digest["sha256"],
                 "data_sha256": buffer.data_sha256(),
             }
-            shards = self.manifest["shards"]
-            if buffer.index < len(shards):
-                shards[buffer.index] = entry
-            else:
+            shards = self.manifest["shards"]  # by index (a worker's: every N-th)
+            at = next((p for p, e in enumerate(shards) if e["index"] >= buffer.index), None)
+            if at is None:
                 shards.append(entry)
-        write_manifest(self.out_dir, self.manifest)
+            elif shards[at]["index"] == buffer.index:
+                shards[at] = entry
+            else:
+                shards.insert(at, entry)
+        write_manifest(self.out_dir, self.manifest, **self.named)
         if buffer is not None:
             self.written += 1
