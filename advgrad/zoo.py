@@ -354,7 +354,7 @@ def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
     import keras
     import tensorflow as tf
 
-    from advgrad.training import STEPS_PER_EXECUTION
+    from advgrad.training import STEPS_PER_EXECUTION, EpochBatches
 
     spec = _spec(name)
     ds = spec.load_data()
@@ -371,14 +371,20 @@ def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
         metrics=["accuracy"],
         steps_per_execution=min(per_epoch, STEPS_PER_EXECUTION),  # the same weights, faster
     )
-    trained.fit(
-        ds.x_train,
-        ds.y_train,
-        epochs=spec.epochs,
-        batch_size=spec.batch_size,
-        shuffle=True,
-        verbose=0,
-    )
+    if spec.adversarial is None:  # standard training: Keras' numpy path (weights as built)
+        trained.fit(
+            ds.x_train,
+            ds.y_train,
+            epochs=spec.epochs,
+            batch_size=spec.batch_size,
+            shuffle=True,
+            verbose=0,
+        )
+    else:  # as `advgrad train` feeds it: a tf.data pipeline, shuffled by seed and epoch
+        batches = EpochBatches(ds.x_train, ds.y_train, batch_size=spec.batch_size, seed=SEED)
+        trained.fit(
+            batches.dataset, epochs=spec.epochs, callbacks=[batches], shuffle=False, verbose=0
+        )
     seconds = time.perf_counter() - start
     if trained is not model:
         model = trained.plain_model()

@@ -97,12 +97,18 @@ def make_training_floor(model, sample_shape, steps: int):
 def _pipeline(kind: str, x, y, batch_size: int, seed: int):
     """``fit``'s arguments and ``compile``'s ``steps_per_execution`` for a pipeline:
     "numpy" (arrays, Keras batches and shuffles them each epoch: its default), "numpy+spe"
-    (the same with `advgrad.training.STEPS_PER_EXECUTION`, as `advgrad train` runs) or "tf.data"
+    (the same with `advgrad.training.STEPS_PER_EXECUTION`), "advgrad" (`advgrad.training.
+    EpochBatches` with `STEPS_PER_EXECUTION`: what `advgrad train` and the zoo run) or "tf.data"
     (a shuffled, batched, prefetched `tf.data.Dataset`, and one `steps_per_execution` per
     epoch: Keras' per-step Python runs once per epoch)."""
     if kind == "numpy":
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}, 1
-    if kind == "numpy+spe":  # what `advgrad train` and the zoo do
+    if kind == "advgrad":  # what `advgrad train` and the zoo's digits-cnn-pgd run
+        batches = training.EpochBatches(x, y, batch_size=batch_size, seed=seed)
+        per_epoch = int(np.ceil(len(y) / batch_size))
+        fit = {"x": batches.dataset, "shuffle": False, "callbacks": [batches]}
+        return fit, min(per_epoch, training.STEPS_PER_EXECUTION)
+    if kind == "numpy+spe":  # what `advgrad train` ran before `EpochBatches`
         per_epoch = int(np.ceil(len(y) / batch_size))
         fit = {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
         return fit, min(per_epoch, training.STEPS_PER_EXECUTION)
@@ -247,9 +253,15 @@ def objectives(seed: int, epochs: int, steps: int) -> dict:
         model, robust = _pgd_at_model(steps, seed, **options)
         n = epochs * int(np.ceil(len(ds.y_train) / 32))
         schedule = keras.optimizers.schedules.CosineDecay(3e-3, n)
-        robust.compile(keras.optimizers.Adam(schedule), LOSS, metrics=["accuracy"])
+        robust.compile(
+            keras.optimizers.Adam(schedule),
+            LOSS,
+            metrics=["accuracy"],
+            steps_per_execution=training.STEPS_PER_EXECUTION,
+        )
+        batches = training.EpochBatches(ds.x_train, ds.y_train, batch_size=32, seed=seed)
         start = time.perf_counter()
-        robust.fit(ds.x_train, ds.y_train, epochs=epochs, batch_size=32, shuffle=True, verbose=0)
+        robust.fit(batches.dataset, epochs=epochs, callbacks=[batches], shuffle=False, verbose=0)
         seconds = time.perf_counter() - start
         out[label] = {
             "training_seconds": round(seconds, 1),
@@ -337,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", default="7,10", help="PGD-k of the epoch cost rows")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--pipelines", default="tf.data,numpy+spe,numpy", help="tf.data, numpy+spe, numpy"
+        "--pipelines",
+        default="advgrad,tf.data,numpy+spe,numpy",
+        help="advgrad, tf.data, numpy+spe, numpy",
     )
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the objective runs")
     parser.add_argument("--skip-suite", action="store_true")

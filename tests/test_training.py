@@ -8,7 +8,7 @@ import tensorflow as tf
 import advgrad
 from advgrad import attacks
 from advgrad.budget import Budget
-from advgrad.training import RobustAccuracy, adversarial
+from advgrad.training import EpochBatches, RobustAccuracy, adversarial
 
 EPS = 0.2
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -126,6 +126,50 @@ def test_backup_and_restore_resumes_to_the_uninterrupted_weights(flat, tmp_path)
     assert len(history.history["loss"]) == 2  # epochs 3 and 4 only
     for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_epoch_batches_resume_to_the_uninterrupted_weights(flat, tmp_path):
+    """Shuffled batches keyed by (seed, epoch): a resumed run sees the uninterrupted orders."""
+    attack = attacks.PGD(eps=EPS, steps=2, bounds=(0, 1))
+
+    def fit(model, epochs, callbacks=()):
+        batches = EpochBatches(flat.x_train[:96], flat.y_train[:96], batch_size=32, seed=3)
+        robust = adversarial(model, attack)
+        robust.compile(keras.optimizers.Adam(3e-3), LOSS, steps_per_execution=2)
+        history = robust.fit(
+            batches.dataset,
+            epochs=epochs,
+            callbacks=[batches, *callbacks],
+            shuffle=False,
+            verbose=0,
+        )
+        return robust, history
+
+    whole, _ = fit(_mlp(), 4)
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit(_mlp(), 4, [backup, _Interrupt()])
+    resumed, history = fit(_mlp(seed=5), 4, [backup])
+    assert len(history.history["loss"]) == 2
+    for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_epoch_batches_orders_differ_by_epoch_and_seed(flat):
+    def labels(seed, epoch):
+        batches = EpochBatches(flat.x_train[:50], np.arange(50), batch_size=8, seed=seed)
+        batches.on_epoch_begin(epoch)
+        return np.concatenate([y for _, y in batches.dataset.as_numpy_iterator()])
+
+    first = labels(0, 0)
+    assert sorted(first) == list(range(50))
+    np.testing.assert_array_equal(first, labels(0, 0))
+    assert not np.array_equal(first, labels(0, 1))
+    assert not np.array_equal(first, labels(1, 0))
+    with pytest.raises(ValueError, match="batch_size"):
+        EpochBatches(flat.x_train[:4], np.arange(4), batch_size=0)
+    with pytest.raises(ValueError, match="rows"):
+        EpochBatches(flat.x_train[:4], np.arange(5), batch_size=2)
 
 
 def test_saved_model_loads_as_plain_keras_model_in_safe_mode(flat, tmp_path):

@@ -93,7 +93,9 @@ def run_training(
     Seeds Keras (`keras.utils.set_random_seed`) and turns on TensorFlow's op determinism, so
     the same config gives the same weights on the same machine and versions. With
     ``backup`` a ``keras.callbacks.BackupAndRestore`` folder ``output/backup`` holds the
-    state at each epoch's end: run the same command again after a crash and it resumes.
+    state at each epoch's end: run the same command again after a crash and it resumes to
+    the uninterrupted weights (the data come through `advgrad.training.EpochBatches`,
+    shuffled by seed and epoch).
 
     Returns:
         The card (what ``card.json`` holds): the recipe, the history, the final clean and
@@ -128,20 +130,21 @@ def run_training(
         metrics=["accuracy"],
         steps_per_execution=min(per_epoch, training.STEPS_PER_EXECUTION),
     )
-    callbacks: list[Any] = []
+    batches = training.EpochBatches(
+        x, y, batch_size=config.bench.batch_size, seed=config.bench.seed
+    )
+    callbacks: list[Any] = [batches]
     if config.backup:
         callbacks.append(keras.callbacks.BackupAndRestore(str(folder / "backup")))
     if run.robust_check is not None and run.validation is not None:
         callbacks.append(training.RobustAccuracy(run.validation, run.robust_check))
     start = time.perf_counter()
     history = robust.fit(
-        x,
-        y,
+        batches.dataset,
         epochs=config.epochs,
-        batch_size=config.bench.batch_size,
         validation_data=run.validation,
         callbacks=callbacks,
-        shuffle=True,
+        shuffle=False,
         verbose=verbose,
     )
     seconds = time.perf_counter() - start

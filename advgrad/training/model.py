@@ -56,6 +56,7 @@ def adversarial(
     beta: float = 6.0,
     ratio: float = 1.0,
     seed: int = 0,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> AdversarialModel:
     """Wrap `model` so that `fit` trains it adversarially; compile the wrapper, then fit.
 
@@ -80,6 +81,12 @@ def adversarial(
         seed: Seed of the attack's random starts; each training step folds in the
             optimiser's step count, so a run is reproducible and a resumed run
             (``keras.callbacks.BackupAndRestore``) draws what the uninterrupted one drew.
+        strategy: A ``tf.distribute.Strategy`` to train under (``MirroredStrategy`` over
+            GPUs or logical CPU devices, ``MultiWorkerMirroredStrategy``), or None. Build
+            `model`, and compile the wrapper (its optimiser), inside ``strategy.scope()``, as
+            Keras asks; each replica attacks its share of the batch. Keras 3.15 on
+            TensorFlow 2.21 fails with ``steps_per_execution`` > 1 under a multi-replica
+            strategy (a plain model too): compile with 1 there.
 
     Returns:
         An `AdversarialModel` (a ``keras.Model``): compile it with the optimiser, loss and
@@ -88,9 +95,15 @@ def adversarial(
     Raises:
         ArgumentError: Before any training: an attack that cannot run inside a graph or is
             targeted, a model without one classification output, `ratio` outside [0, 1],
-            `beta` < 0, an unknown `objective`.
+            `beta` < 0, an unknown `objective`, a `strategy` that is not one or that
+            `model`'s weights were not created under.
     """
-    return AdversarialModel(model, attack, objective=objective, beta=beta, ratio=ratio, seed=seed)
+    options = {"objective": objective, "beta": beta, "ratio": ratio, "seed": seed}
+    if strategy is None:
+        return AdversarialModel(model, attack, **options)
+    _check_strategy(strategy, model)
+    with strategy.scope():
+        return AdversarialModel(model, attack, **options)
 
 
 class AdversarialModel(keras.Model):
@@ -173,8 +186,8 @@ class AdversarialModel(keras.Model):
                     x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
                 )
             tracker = getattr(self, "_loss_tracker", None)
-            if tracker is not None:
-                tracker.update_state(loss, sample_weight=batch)
+            if tracker is not None:  # Keras divides the loss by the replicas: undo for the log
+                tracker.update_state(loss * _replicas(loss.dtype), sample_weight=batch)
             scaled = self.optimizer.scale_loss(loss) if self.optimizer is not None else loss
         weights = self.trainable_weights
         self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights, strict=True))
@@ -202,7 +215,11 @@ class AdversarialModel(keras.Model):
     # -------------------------------------------------------------- the step
     def _step_seed(self) -> tf.Tensor:
         iterations = tf.cast(self.optimizer.iterations, tf.int64)
-        return tf.stack([tf.constant(self.seed, tf.int64), iterations])
+        seed = tf.stack([tf.constant(self.seed, tf.int64), iterations])
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:  # each its own draws
+            seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group)
+        return seed
 
     def _leaves(self, x: Any) -> list[tf.Tensor]:
         """x's tensors in the model's input order, floating ones in the plan's dtypes."""
@@ -264,11 +281,30 @@ class AdversarialModel(keras.Model):
         weight = tf.cast(chosen, kl.dtype)
         robust = tf.reduce_sum(kl * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
         self._kl_tracker.update_state(robust)
-        beta = tf.cast(self.beta, natural.dtype)
+        # compute_loss divides by the replicas (their gradients are summed): the KL term too
+        beta = tf.cast(self.beta, natural.dtype) / _replicas(natural.dtype)
         return natural + beta * tf.cast(robust, natural.dtype), y_pred
 
 
+def _replicas(dtype: Any) -> tf.Tensor:
+    """The replicas in sync of the current strategy (1 without one), as `dtype`."""
+    return tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, dtype)
+
+
 # ------------------------------------------------------------------ checks
+def _check_strategy(strategy: Any, model: keras.Model) -> None:
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise invalid("strategy", "a tf.distribute.Strategy (or None)", strategy)
+    weights = [getattr(w, "value", w) for w in model.weights]
+    if weights and not all(strategy.extended.variable_created_in_scope(w) for w in weights):
+        raise invalid(
+            "strategy",
+            "the strategy `model` was built under: build or load the model inside "
+            "`with strategy.scope():`",
+            f"{type(strategy).__name__}, with a model built outside its scope",
+        )
+
+
 def _check_model(model: Any) -> ModelAdapter:
     if not isinstance(model, keras.Model):
         raise invalid("model", "a keras.Model (Sequential or functional)", model, cls=TypeError)
