@@ -62,6 +62,9 @@ def bench(args: argparse.Namespace) -> int:
     from advgrad.config import build_run, load_config
 
     config, out = _overridden(load_config(args.config), args)
+    from advgrad.config.distribute_build import make_strategy
+
+    strategy = make_strategy(config.distribute, config.source)  # before TensorFlow starts
     with RunFolder(out, resume=args.resume, force=args.force) as folder:
         folder.check()  # before any work: a folder that is not ours is refused at once
         run = build_run(config)  # loads the model and data: every config error surfaces here
@@ -85,6 +88,7 @@ def bench(args: argparse.Namespace) -> int:
             progress=True,
             targets=config.targets,
             individual=config.individual,
+            strategy=strategy,
         )
         seconds = time.perf_counter() - start
         report.model["source"] = pathlib.Path(config.model).name  # a file name or zoo name
@@ -116,6 +120,9 @@ def generate(args: argparse.Namespace) -> int:
             worker = check_worker(args.worker)
         except ArgumentError as err:
             raise UsageError(f"argument --worker: {err.reason}") from None
+    from advgrad.config.distribute_build import make_strategy
+
+    strategy = make_strategy(bench.distribute, bench.source)  # before TensorFlow starts
     model, data, attack = build_generation(dataclasses.replace(config, bench=bench))
 
     from advgrad.generation import generate as run_generation
@@ -134,6 +141,7 @@ def generate(args: argparse.Namespace) -> int:
             seed=bench.seed,
             progress=True,
             worker=None if worker is None else (worker.index, worker.count),
+            strategy=strategy,
         )
     except ArgumentError as err:  # refused before any work: the folder, a resumed run
         text = str(err).replace("resume=True", "--resume")

@@ -82,7 +82,7 @@ def dlr(y_true: Any, logits: Any) -> tf.Tensor:
     """
     logits = tf.convert_to_tensor(logits)
     true_logit, other = _true_and_best_other(y_true, logits)
-    top = tf.math.top_k(logits, k=3).values
+    top = _top(logits, 3)
     scale = top[..., 0] - top[..., 2] + tf.cast(1e-12, logits.dtype)
     return (other - true_logit) / scale
 
@@ -91,9 +91,22 @@ def _true_and_target(labels, logits):
     """`labels` is ``[B, 2]``: column 0 the true class, column 1 the target class."""
     logits = tf.convert_to_tensor(logits)
     ids = tf.cast(tf.convert_to_tensor(labels), tf.int32)
-    true_logit = tf.gather(logits, ids[:, 0], axis=-1, batch_dims=1)
-    target_logit = tf.gather(logits, ids[:, 1], axis=-1, batch_dims=1)
-    return logits, true_logit, target_logit
+    return logits, _pick(logits, ids[:, 0]), _pick(logits, ids[:, 1])
+
+
+def _top(logits, k: int):
+    """The `k` largest logits per row, largest first: `tf.math.top_k`'s values and
+    gradient, with the gradient taken through `_pick` (top_k's own is a scatter that XLA
+    cannot compile on a batch of dynamic size)."""
+    order = tf.math.top_k(tf.stop_gradient(logits), k=k).indices
+    return tf.stack([_pick(logits, order[..., j]) for j in range(k)], axis=-1)
+
+
+def _pick(logits, ids):
+    """``logits[i, ids[i]]`` per row, as a masked sum: exact, and its gradient (a select)
+    compiles under XLA on a batch of dynamic size, where `tf.gather`'s (a scatter) does not."""
+    mask = tf.one_hot(ids, tf.shape(logits)[-1], on_value=True, off_value=False)
+    return tf.reduce_sum(tf.where(mask, logits, tf.zeros_like(logits)), axis=-1)
 
 
 def targeted_dlr(labels: Any, logits: Any) -> tf.Tensor:
@@ -111,7 +124,7 @@ def targeted_dlr(labels: Any, logits: Any) -> tf.Tensor:
     -0.571
     """
     logits, true_logit, target_logit = _true_and_target(labels, logits)
-    top = tf.math.top_k(logits, k=4).values
+    top = _top(logits, 4)
     scale = top[..., 0] - 0.5 * (top[..., 2] + top[..., 3]) + tf.cast(1e-12, logits.dtype)
     return (target_logit - true_logit) / scale
 

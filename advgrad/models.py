@@ -218,11 +218,14 @@ class ModelAdapter:
         return history[0] if history else None
 
     def __call__(self, inputs: Any) -> Any:
-        return (
+        """The model's outputs at inference, floating-point ones in float32 at least
+        (`full_precision`: a mixed-precision model's float16/bfloat16 outputs are cast)."""
+        outputs = (
             self.model(inputs, training=False)
             if _accepts_training(self.model)
             else (self.model(inputs))
         )
+        return full_precision(outputs)
 
 
 def _is_graph_model(model: Any) -> bool:
@@ -271,9 +274,36 @@ def _tensor_name(tensor: Any, index: int) -> str:
     return name
 
 
+LOW_PRECISION = (tf.float16, tf.bfloat16)
+"""Output dtypes `full_precision` casts to float32."""
+
+
+def full_precision(outputs: Any) -> Any:
+    """A model's outputs with every float16/bfloat16 tensor cast to float32.
+
+    A model built under a ``mixed_float16`` or ``mixed_bfloat16`` policy computes in half
+    precision and returns half-precision outputs; losses, softmax and gradients read from
+    them must run in float32 (a float16 cross-entropy overflows past ~65504). Every output
+    advgrad reads passes through here (`ModelAdapter.__call__`, `Objective.forward`); the
+    inputs, the perturbation and its projection keep the inputs' own dtype.
+
+    >>> import tensorflow as tf
+    >>> out = full_precision({"a": tf.ones([2], tf.float16), "b": tf.ones([2], tf.int32)})
+    >>> out["a"].dtype.name, out["b"].dtype.name
+    ('float32', 'int32')
+    """
+
+    def cast(value: Any) -> Any:
+        if tf.is_tensor(value) and value.dtype in LOW_PRECISION:
+            return tf.cast(value, tf.float32)
+        return value
+
+    return tf.nest.map_structure(cast, outputs)
+
+
 def select(outputs: Any, key: str | int | None) -> Any:
     """Pick one output of a model's result (None keeps the whole result)."""
     return outputs if key is None else outputs[key]
 
 
-__all__ = ["InputSpec", "ModelAdapter", "describe", "select"]
+__all__ = ["LOW_PRECISION", "InputSpec", "ModelAdapter", "describe", "full_precision", "select"]

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from advgrad import losses
 from advgrad._validation import describe, invalid
-from advgrad.models import ModelAdapter, select
+from advgrad.models import ModelAdapter, full_precision, select
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,9 +92,11 @@ class Objective:
 
     # --------------------------------------------------------------- compute
     def forward(self, inputs: Any) -> Any:
-        """The outputs the loss reads: the selected output, as logits where possible."""
+        """The outputs the loss reads: the selected output, as logits where possible, in
+        float32 at least (`advgrad.models.full_precision`: a mixed-precision model's
+        half-precision outputs are cast here, so losses and gradients run in float32)."""
         if self._logits_model is not None:
-            return self._logits_model(inputs)
+            return full_precision(self._logits_model(inputs))
         return select(self.adapter(inputs), self.output)
 
     def per_sample(self, y: Any, outputs: Any) -> tf.Tensor:

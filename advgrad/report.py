@@ -638,7 +638,9 @@ class Report:
             attacks = []
             for label, config in zip(self.attacks, self.suite, strict=False):
                 settings = ", ".join(
-                    f"{k}={v!r}" for k, v in config.items() if k not in hidden and v is not None
+                    f"{k}={v!r}"
+                    for k, v in config.items()
+                    if k not in hidden and v is not None and (k, v) != ("jit_compile", False)
                 )
                 attacks.append(f"{label} ({settings})" if settings else label)
             lines.append(f"- Attacks, in cascade order: {'; '.join(attacks)}")

@@ -28,6 +28,17 @@ to round) and paired with their mean; the ratio reported is the median over roun
 attack time / paired floor time, which cancels drift in the load of a shared machine. The
 ratios of the medians and of the minima, and CPU-time ratios, are recorded too.
 
+Variants (issue 18): `--precision float32,mixed_float16,mixed_bfloat16` rebuilds each model
+under each Keras mixed-precision policy with the float32 model's weights (its floor is that
+model's own floor); `--jit-compile no,yes` adds, per attack, a row with `jit_compile=True`
+(name suffixed " +XLA", no target) timed against the same plain floor, plus rows "floor
++XLA" (the floor compiled with XLA against the plain floor). `--attacks PGD,FGSM` restricts
+the attacks (mixed precision is slow on a CPU: few repeats).
+
+    python benchmarks/speed.py --models digits-cnn --attacks PGD --jit-compile no,yes \
+        --precision float32,mixed_float16,mixed_bfloat16 --repeats 5 \
+        --out benchmarks/results/digits-cnn-xla-precision
+
 Writes `<out>/speed.json` and `<out>/speed.md`, and prints the table.
 """
 
@@ -65,6 +76,9 @@ ITERATIVE_TARGET = 1.05
 APGD_TARGET = 1.10  # its step-size schedule sees the loss: a little more work per step
 MINIMAL_TARGET = 1.20  # minimal-norm attacks (FMN, CW-L2, DeepFool), per gradient
 RESNET_NAME = "digits32-resnet"
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+ATTACKS = ("FGSM", "BIM", "PGD", "MI-FGSM", "APGD", "FMN", "CW-L2", "DeepFool")
+XLA = " +XLA"  # suffix of the rows with jit_compile=True
 
 
 # ----------------------------------------------------------------------------- machine
@@ -159,7 +173,9 @@ def _accuracy(model, x, y) -> float:
     return float(np.mean(np.argmax(logits, -1) == y))
 
 
-def load_models(names: list[str], epochs: int, seed: int) -> list[dict]:
+def load_models(
+    names: list[str], epochs: int, seed: int, precisions: tuple[str, ...] = ("float32",)
+) -> list[dict]:
     import keras
 
     ds = data.digits()
@@ -183,33 +199,57 @@ def load_models(names: list[str], epochs: int, seed: int) -> list[dict]:
         else:
             raise SystemExit(f"unknown model {name!r}: use digits-cnn or {RESNET_NAME}")
         y_test = np.asarray(ds.y_test)
-        models.append(
-            {
-                "name": name,
-                "model": model,
-                "x": x_test,
-                "y": y_test,
-                "info": {
-                    "parameters": int(model.count_params()),
-                    "input_shape": list(x_test.shape[1:]),
-                    "test_images": int(len(y_test)),
-                    "clean_accuracy": round(_accuracy(model, x_test, y_test), 4),
-                    "how": how,
-                    "load_or_train_seconds": round(time.perf_counter() - start, 2),
-                },
-            }
-        )
+        seconds = round(time.perf_counter() - start, 2)
+        for precision in precisions:
+            variant = model if precision == "float32" else _under_policy(name, model, precision)
+            label = name if precision == "float32" else f"{name} ({precision})"
+            models.append(
+                {
+                    "name": label,
+                    "base": name,
+                    "precision": precision,
+                    "model": variant,
+                    "x": x_test,
+                    "y": y_test,
+                    "info": {
+                        "parameters": int(variant.count_params()),
+                        "input_shape": list(x_test.shape[1:]),
+                        "test_images": int(len(y_test)),
+                        "clean_accuracy": round(_accuracy(variant, x_test, y_test), 4),
+                        "precision": precision,
+                        "how": how
+                        if precision == "float32"
+                        else f"rebuilt under the {precision} policy with the float32 weights",
+                        "load_or_train_seconds": seconds,
+                    },
+                }
+            )
     return models
+
+
+def _under_policy(name: str, model, policy: str):
+    """`model`'s architecture built under the Keras mixed-precision `policy`, with its
+    weights (float32 variables: the layers compute in half precision)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        variant = zoo._digits_cnn() if name == "digits-cnn" else _resnet(0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    variant.set_weights(model.get_weights())
+    return variant
 
 
 # ------------------------------------------------------------------------------- floor
 
 
 def make_floor(model, sample_shape, passes: int, jit_compile: bool = False):
-    """`passes` forward+backward (w.r.t. inputs) passes of summed CE-from-logits in ONE
-    `tf.function`. Each pass feeds the next through `x * (1 + 1e-30 * sum(grad))`, a
-    numerical no-op that keeps the passes serial (as in an attack, where step t+1 needs the
-    gradient of step t) and that no optimiser can hoist out of the loop or fold away."""
+    """`passes` forward+backward (w.r.t. inputs) passes of summed CE-from-logits (cast to
+    float32, as advgrad casts a mixed-precision model's outputs) in ONE `tf.function`. Each
+    pass feeds the next through `x * (1 + 1e-30 * sum(grad))`, a numerical no-op that keeps
+    the passes serial (as in an attack, where step t+1 needs the gradient of step t) and
+    that no optimiser can hoist out of the loop or fold away."""
 
     spec = [
         tf.TensorSpec((None, *sample_shape), tf.float32),
@@ -223,7 +263,7 @@ def make_floor(model, sample_shape, passes: int, jit_compile: bool = False):
         for _ in tf.range(passes):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                logits = model(x, training=False)
+                logits = tf.cast(model(x, training=False), tf.float32)  # no-op in float32
                 loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(ids, logits))
             grad = tape.gradient(loss, x)
             total = tf.reduce_sum(grad)
@@ -245,7 +285,7 @@ def make_forward(model, sample_shape):
 
     @tf.function(input_signature=spec)
     def forward(x, y):
-        logits = model(x, training=False)
+        logits = tf.cast(model(x, training=False), tf.float32)
         ids = tf.cast(y, tf.int32)
         return tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(ids, logits))
 
@@ -476,16 +516,37 @@ def third_party_runners(notes: dict, model, x, y, steps: int, batch_size: int):
 # -------------------------------------------------------------------------------- main
 
 
+def _variants(specs: list[tuple], jit: tuple[bool, ...]) -> list[tuple]:
+    """`specs` as asked by ``--jit-compile``: the plain attacks, and/or each with
+    ``jit_compile=True`` (name + " +XLA", no target: XLA is opt-in, not held to one)."""
+    plain = list(specs) if False in jit else []
+    xla = [
+        (f"{name}{XLA}", attack.replace(jit_compile=True), key, passes, None)
+        for name, attack, key, passes, _ in specs
+    ]
+    return plain + (xla if True in jit else [])
+
+
+def _wanted(name: str, wanted: list[str]) -> bool:
+    return name.split(" ")[0] in wanted
+
+
 def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
     model, x, y = entry["model"], entry["x"], entry["y"]
     sample_shape = tuple(x.shape[1:])
     floor_1 = make_floor(model, sample_shape, 1)
     floor_n = make_floor(model, sample_shape, args.steps)
     forward = make_forward(model, sample_shape)
+    xla_floors = {}
+    if True in args.jit_compile:  # the floors compiled with XLA, timed against the plain ones
+        xla_floors = {
+            "floor_1": make_floor(model, sample_shape, 1, jit_compile=True),
+            "floor_n": make_floor(model, sample_shape, args.steps, jit_compile=True),
+        }
     rows = []
     for batch_size in args.batch_sizes:
         common = {"eps": EPS, "bounds": BOUNDS, "loss": "ce", "batch_size": batch_size}
-        specs = [
+        every = [
             ("FGSM", attacks.FGSM(**common), "floor_1", 1, FGSM_TARGET),
             (
                 "BIM",
@@ -516,37 +577,43 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                 APGD_TARGET,
             ),
         ]
+        specs = _variants([s for s in every if _wanted(s[0], args.attacks)], args.jit_compile)
         runners = {name: call_runner(a, model, x, y) for name, a, *_ in specs}
-        records = {"FGSM run": {}}
-        minimal = minimal_specs(args.steps, batch_size)
+        records: dict[str, dict] = {}
+        fgsm = next((s for s in specs if s[0] == "FGSM"), None)
+        if fgsm is not None:
+            records["FGSM run"] = {}
+            runners["FGSM run"] = run_runner(fgsm[1], model, x, y, records["FGSM run"])
+        minimal = _variants(
+            [s for s in minimal_specs(args.steps, batch_size) if _wanted(s[0], args.attacks)],
+            args.jit_compile,
+        )
         for name, attack, *_ in minimal:
             records[name] = {}
             runners[name] = run_runner(attack, model, x, y, records[name])
         extra = (
             third_party_runners(notes, model, x, y, args.steps, batch_size)
-            if entry["name"] in args.third_party
+            if entry["name"] in args.third_party and False in args.jit_compile
             else []
         )
-        groups = [
-            (
-                "floor_1",
-                floor_runner(floor_1, x, y, batch_size),
-                [
-                    ("FGSM", runners["FGSM"]),
-                    ("FGSM run", run_runner(specs[0][1], model, x, y, records["FGSM run"])),
-                    ("forward", floor_runner(forward, x, y, batch_size)),
-                ]
-                + [(n, runners[n]) for n, _, key, *_ in minimal if key == "floor_1"],
-            ),
-            (
-                "floor_n",
-                floor_runner(floor_n, x, y, batch_size),
-                [(name, runners[name]) for name, *_ in specs[1:]]
-                + [(n, runners[n]) for n, _, key, *_ in minimal if key == "floor_n"]
-                + extra,
-            ),
-        ]
-        repeats = args.resnet_repeats if entry["name"] == RESNET_NAME else args.repeats
+        floors_xla = {
+            key: (f"{key}{XLA}", floor_runner(fn, x, y, batch_size))
+            for key, fn in xla_floors.items()
+        }
+
+        groups = []
+        for key, floor_fn in (("floor_1", floor_1), ("floor_n", floor_n)):
+            named = [n for n, _, k, *_ in specs if k == key]
+            named += ["FGSM run"] if key == "floor_1" and fgsm is not None else []
+            named += [n for n, _, k, *_ in minimal if k == key]
+            group = [(n, runners[n]) for n in named]
+            if key == "floor_1":
+                group.append(("forward", floor_runner(forward, x, y, batch_size)))
+            else:
+                group += extra
+            group += [floors_xla[key]] if key in floors_xla else []
+            groups.append((key, floor_runner(floor_fn, x, y, batch_size), group))
+        repeats = args.resnet_repeats if entry["base"] == RESNET_NAME else args.repeats
         print(
             f"[{entry['name']}] batch {batch_size}: {args.warmup} warm-up + {repeats} "
             "bracketed rounds ...",
@@ -565,7 +632,7 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
             name: _accuracy(model, fn(), y)
             for _, _, group in groups
             for name, fn in group
-            if name != "forward"
+            if name != "forward" and not name.startswith("floor")
         }
         load = _loadavg()
         fwd = timed["forward"]
@@ -575,17 +642,25 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
             args.steps * statistics.median(floors["floor_1"]["wall"])
         )
         common_fields = {
+            "precision": entry["precision"],
             "forward_seconds": forward_seconds,
             "forward_fraction_of_floor_1": round(forward_fraction, 4),
             "retraced_while_timing": retraced,
             "floor_linearity": round(sanity, 3),
             "loadavg_after": load,
         }
-        fgsm_run = ("FGSM run", None, "floor_1", 1, None)
+        fgsm_run = [("FGSM run", None, "floor_1", 1, None)] if fgsm is not None else []
+        floor_rows = [
+            (name, None, key, 1 if key == "floor_1" else args.steps, None)
+            for key, (name, _) in floors_xla.items()
+        ]
         for name, _, floor_key, passes, target in (
-            [specs[0], fgsm_run, *specs[1:]]
+            specs[:1]
+            + fgsm_run
+            + specs[1:]
             + [(n, None, "floor_n", args.steps, None) for n, _ in extra]
             + minimal
+            + floor_rows
         ):
             rec = timed[name]
             scale = 1.0
@@ -600,13 +675,20 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
             ratio = _paired(rec["wall"], rec["floor_wall"])
             # What the attack must compute: its passes plus one scoring forward pass.
             work = [f + forward_seconds for f in rec["floor_wall"]]
+            if name.startswith("floor"):
+                timed_as = "the floor compiled with XLA (jit_compile=True)"
+            elif name in records:
+                timed_as = "attack.run(model, x, y)"
+            elif name in runners:
+                timed_as = "attack(model, x, y)"
+            else:
+                timed_as = "third-party PGD"
             rows.append(
                 {
                     "model": entry["name"],
                     "attack": name,
-                    "timed": "attack.run(model, x, y)"
-                    if name in records
-                    else ("attack(model, x, y)" if name in runners else "third-party PGD"),
+                    "timed": timed_as,
+                    "jit_compile": name.endswith(XLA),
                     "batch_size": batch_size,
                     "steps": passes,
                     "floor_passes": passes,
@@ -626,7 +708,7 @@ def benchmark_model(entry: dict, args, notes: dict) -> list[dict]:
                     "cpu_seconds": statistics.median(rec["cpu"]),
                     "floor_cpu_seconds": statistics.median(rec["floor_cpu"]),
                     "cpu_ratio": _paired(rec["cpu"], rec["floor_cpu"]),
-                    "robust_accuracy": round(robust[name], 4),
+                    "robust_accuracy": None if name not in robust else round(robust[name], 4),
                     **common_fields,
                     **records.get(name, {}),
                 }
@@ -681,6 +763,7 @@ def markdown(machine: dict, settings: dict, models: list[dict], rows: list[dict]
         target = "-" if r["target"] is None else f"<= {r['target']:.2f}"
         ok = "-" if r["pass"] is None else ("yes" if r["pass"] else "**no**")
         cpu_ratio = f"{r['cpu_ratio']:.3f}" if "cpu_ratio" in r else "-"
+        robust = "-" if r.get("robust_accuracy") is None else f"{r['robust_accuracy']:.3f}"
         work = (
             f"{r['ratio_vs_floor_plus_forward']:.3f}"
             if r.get("ratio_vs_floor_plus_forward") is not None
@@ -690,7 +773,7 @@ def markdown(machine: dict, settings: dict, models: list[dict], rows: list[dict]
             f"| {r['model']} | {r['batch_size']} | {r['attack']} | {_fmt_seconds(r['seconds'])}"
             f" | {_fmt_seconds(r['floor_seconds'])} ({r['floor_passes']}x) | {r['ratio']:.3f}"
             f" | {target} | {ok} | {r['ratio_of_minima']:.3f} | {cpu_ratio} | {work}"
-            f" | {r['robust_accuracy']:.3f} |"
+            f" | {robust} |"
         )
     lines += [
         "",
@@ -701,6 +784,18 @@ def markdown(machine: dict, settings: dict, models: list[dict], rows: list[dict]
         "is used for ok. Robust accuracy: the model's accuracy on the attack's output (one "
         "more call, untimed; `FGSM` and `FGSM run` return the same x_adv).",
     ]
+    if settings.get("jit_compile") != [False] or settings.get("precision") != ["float32"]:
+        lines += [
+            "",
+            f"Variants: precision {settings.get('precision')}, jit_compile "
+            f"{settings.get('jit_compile')}. A model `name (policy)` is the same architecture "
+            "and weights built under that Keras mixed-precision policy; its floor is its own "
+            "(logits cast to float32, as advgrad does). Rows `... +XLA` run the attack with "
+            "`jit_compile=True` and are divided by the same plain floor as the plain rows, so "
+            "their ratios compare directly (below 1 x the plain row's ratio: XLA is faster); "
+            "rows `floor_1 +XLA` / `floor_n +XLA` time the floor compiled with XLA against "
+            "the plain floor.",
+        ]
     lines += ["", "Other libraries:", ""]
     for label, note in notes.items():
         lines.append(
@@ -753,6 +848,23 @@ def parse_args(argv=None):
         help="comma-separated models on which installed CleverHans/Foolbox/ART PGD run too "
         "(default digits-cnn: on the residual CNN one of their rounds takes minutes)",
     )
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        help="comma-separated Keras policies among float32,mixed_float16,mixed_bfloat16: "
+        "each model is rebuilt under each with the float32 weights (default float32)",
+    )
+    parser.add_argument(
+        "--jit-compile",
+        default="no",
+        help="comma-separated among no,yes: the attacks without and/or with "
+        "jit_compile=True (XLA), against the same plain floor (default no)",
+    )
+    parser.add_argument(
+        "--attacks",
+        default=",".join(ATTACKS),
+        help=f"comma-separated, among {','.join(ATTACKS)} (default all)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--out",
@@ -771,6 +883,18 @@ def parse_args(argv=None):
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     args.third_party = [m.strip() for m in args.third_party.split(",") if m.strip()]
+    args.precision = tuple(p.strip() for p in args.precision.split(",") if p.strip())
+    if not args.precision or any(p not in PRECISIONS for p in args.precision):
+        parser.error(f"--precision: comma-separated among {','.join(PRECISIONS)}")
+    switches = {"no": False, "yes": True}
+    jit = [j.strip().lower() for j in args.jit_compile.split(",") if j.strip()]
+    if not jit or any(j not in switches for j in jit):
+        parser.error("--jit-compile: comma-separated among no,yes")
+    args.jit_compile = tuple(dict.fromkeys(switches[j] for j in jit))
+    args.attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    unknown = [a for a in args.attacks if a not in ATTACKS]
+    if unknown or not args.attacks:
+        parser.error(f"--attacks: comma-separated among {','.join(ATTACKS)}; got {unknown}")
     if (
         min(args.repeats, args.resnet_repeats, args.steps) < 1
         or args.warmup < 0
@@ -797,6 +921,9 @@ def main(argv=None) -> int:
         "loss": "ce (sparse softmax cross-entropy on logits)",
         "seed": args.seed,
         "third_party_on": args.third_party,
+        "precision": list(args.precision),
+        "jit_compile": list(args.jit_compile),
+        "attacks": args.attacks,
         "targets": {
             "FGSM": FGSM_TARGET,
             "iterative": ITERATIVE_TARGET,
@@ -805,7 +932,7 @@ def main(argv=None) -> int:
         },
     }
     notes = third_party_notes()
-    models = load_models(args.models, args.epochs, args.seed)
+    models = load_models(args.models, args.epochs, args.seed, args.precision)
     rows = []
     for entry in models:
         rows += benchmark_model(entry, args, notes)

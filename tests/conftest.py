@@ -1,3 +1,4 @@
+import contextlib
 import os
 import tempfile
 
@@ -7,6 +8,21 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis.configuration import set_hypothesis_home_dir  # noqa: E402
+
+
+def _two_logical_cpus() -> None:
+    """Split the CPU into 2 logical devices before TensorFlow's runtime starts, for the
+    tf.distribute tests (tests/test_distribute.py); ops still default to /cpu:0."""
+    import tensorflow as tf
+
+    cpus = tf.config.list_physical_devices("CPU")
+    with contextlib.suppress(RuntimeError):  # already initialized: the distribute tests skip
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+
+
+_two_logical_cpus()
 
 # Hypothesis keeps caches in ./.hypothesis by default: the suite writes only to temp folders.
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="advgrad-hypothesis-"))
@@ -23,6 +39,15 @@ def _isolated_cache(tmp_path_factory):
 # Data sets and zoo models shared by the whole session. The models depend on `_isolated_cache`
 # explicitly, so they are trained into (and read from) the per-session cache. Treat them as
 # read-only: a test that changes a model (compile, set_weights, ...) must work on a copy.
+
+
+@pytest.fixture(scope="session")
+def mirrored():
+    """One `tf.distribute.MirroredStrategy` over the 2 logical CPUs for the whole session:
+    two such strategies in one process collide in their collective ops' instance keys."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 @pytest.fixture(scope="session")

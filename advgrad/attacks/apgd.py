@@ -40,6 +40,7 @@ phase at radius eps (AutoAttack's evaluation runs it at 3 x eps, 2 x eps, then e
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from typing import Any, ClassVar, NamedTuple
@@ -276,9 +277,9 @@ class _APGDLoop(_Loop):
         self.sparse = all(b.norm.name == "l1" for b in self.budgets)
 
     # ------------------------------------------------------------------ traced
-    def run(self, xs, y, eps, step_sizes, seed):
+    def run(self, xs, y, eps, step_sizes, seed, rows=None):
         count_trace("attack")
-        whole = _Batch(self, xs, y, eps, step_sizes)
+        whole = _Batch(self, xs, y, eps, step_sizes, rows)
         order = self.target_order(whole)
         best = list(whole.originals)
         best_score = tf.fill([whole.size], tf.constant(-np.inf, tf.float32))
@@ -297,6 +298,8 @@ class _APGDLoop(_Loop):
                 eps,
                 step_sizes,
             )
+            # Its random starts: the rows of these samples in the whole chunk's draw.
+            part.positions, part.total = tf.gather(whole.positions, index), whole.total
             if order is not None:
                 target = tf.gather(tf.gather(order, index), 1 + r // self.restarts, axis=1)
                 target = tf.cast(target, tf.int64)
@@ -507,14 +510,22 @@ class APGD(IterativeAttack):
         return 2.0
 
     def plan(
-        self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps: float | None = None
+        self,
+        model: Any,
+        x: Any,
+        y: Any = None,
+        *,
+        budget: Any = None,
+        eps: float | None = None,
+        strategy: Any = None,
     ) -> Plan:
         """`Attack.plan`, and a check that the model has the classes the loss needs.
 
         Raises:
             ArgumentError: `loss` is "dlr" and the model has fewer than 3 classes.
         """
-        return self._check_classes(super().plan(model, x, y, budget=budget, eps=eps))
+        plan = super().plan(model, x, y, budget=budget, eps=eps, strategy=strategy)
+        return self._check_classes(plan)
 
     def _check_classes(self, plan: Plan) -> Plan:
         classes = _class_count(plan)
@@ -576,7 +587,7 @@ class APGDTargeted(APGD):
                 stacklevel=3,
             )
             objective = Objective.resolve(plan.inputs.adapter, TARGETED_MARGIN, None)
-            plan = Plan(plan.inputs, objective, plan.labels, plan.budgets, plan.classes)
+            plan = dataclasses.replace(plan, objective=objective)
         return plan
 
     def _loop(self, plan: Plan, judge: bool) -> _Loop:

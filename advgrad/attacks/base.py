@@ -14,6 +14,12 @@ validated `Plan` to `Attack.execute`, the hook every attack family implements:
   `advgrad.norms`/`advgrad.budget` for the geometry, `advgrad.predictions.Classes` for
   "fooled", `advgrad._compile.compile_once` to compile it.
 
+With ``strategy=`` (a `tf.distribute.Strategy`) on `run` or `plan`, the attacks whose whole
+run on a chunk is one graph (`IterativeAttack`: FGSM, BIM, PGD, MI-FGSM, APGD, APGD-T) split
+each chunk over the strategy's replicas (`advgrad.replicas.Replicas`), with the same result
+as without it; the others (Square, FAB, CW, DeepFool, FMN, EOT) accept it and run as without
+it, on the default device.
+
 >>> import advgrad
 >>> attack = advgrad.attacks.PGD(eps=0.1, steps=10)
 >>> attack.get_config()["steps"], attack.replace(eps=0.2).eps
@@ -41,6 +47,7 @@ from advgrad.gradients import Inputs, label_specs, prepare_inputs, resolve_label
 from advgrad.models import ModelAdapter
 from advgrad.objective import Objective
 from advgrad.predictions import Classes
+from advgrad.replicas import Replicas
 
 
 @dataclass
@@ -80,6 +87,8 @@ class Plan:
         budgets: One `advgrad.Budget` per input name; None for a frozen input.
         classes: How to read "fooled" off the objective's outputs (the `classifier` output
             of a multi-output model); None when no output decides it.
+        strategy: The `tf.distribute.Strategy` whose replicas the attack may split each
+            chunk over (an attack that cannot ignores it), or None.
     """
 
     inputs: Inputs
@@ -87,6 +96,12 @@ class Plan:
     labels: Any
     budgets: dict[str, Budget | None]
     classes: Classes | None = None
+    strategy: Any = None
+
+    @property
+    def replicas(self) -> Replicas | None:
+        """The strategy's `advgrad.replicas.Replicas`, or None without a strategy."""
+        return Replicas.of(self.strategy)
 
     @property
     def perturbed(self) -> tuple[str, ...]:
@@ -198,6 +213,15 @@ class Attack(abc.ABC):
         classifier: for a model with several outputs, the output (name or index) whose
             predicted class decides whether a sample is fooled; None: the only output with a
             classification loss (an error when there are several).
+        jit_compile: compile the attack's graph with XLA (``tf.function(jit_compile=True)``;
+            every registered attack compiles). Off by default: it can pay on a GPU with a
+            large model; on a CPU it is slower today (README, "Mixed precision and XLA").
+            XLA compiles again for each new batch shape, draws other random numbers for
+            the same seed, and rounds a little differently, so x_adv matches the default's
+            to float tolerance only without random draws on unsaturated losses; robust
+            accuracy is the same up to noise. A model XLA cannot compile raises
+            `ArgumentError` naming `jit_compile`, on the first call, before any result.
+            `graph_fn` (adversarial training) runs in its caller's graph, which decides.
     """
 
     name: ClassVar[str] = ""
@@ -212,6 +236,7 @@ class Attack(abc.ABC):
         "batch_size": None,
         "progress": False,
         "classifier": None,
+        "jit_compile": False,
     }
     CHECKS: ClassVar[dict[str, Any]] = {
         "eps": check_eps,
@@ -224,6 +249,7 @@ class Attack(abc.ABC):
         "batch_size": setting(check_int, "batch_size", low=1, high=2**31, optional=True),
         "progress": setting(check_bool, "progress"),
         "classifier": _check_classifier,
+        "jit_compile": setting(check_bool, "jit_compile"),
     }
 
     FIXED: ClassVar[dict[str, Any]] = {}  # settings an attack pins (not arguments)
@@ -323,7 +349,14 @@ class Attack(abc.ABC):
         return self.execute(self.plan(model, x, y, budget=budget, eps=eps), judge=False).x_adv
 
     def run(
-        self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps: float | None = None
+        self,
+        model: Any,
+        x: Any,
+        y: Any = None,
+        *,
+        budget: Any = None,
+        eps: float | None = None,
+        strategy: Any = None,
     ) -> AttackResult:
         """Attack `x` (labels `y`; None: the model's predictions) and report the outcome.
 
@@ -333,11 +366,16 @@ class Attack(abc.ABC):
             y: labels (untargeted) or targets (targeted); None: predicted labels.
             budget: overrides the `budget` setting for this call.
             eps: overrides the `eps` setting for this call (no retracing).
+            strategy: a `tf.distribute.Strategy` (MirroredStrategy,
+                MultiWorkerMirroredStrategy) whose replicas each chunk is split over, with
+                the same result as without one; None (default): the default device. Only
+                the attacks that run as one graph per chunk use it (FGSM, BIM, PGD, MI-FGSM,
+                APGD, APGD-T); the others run as without it.
 
         Raises:
             ValueError: bad input, named, before any work starts.
         """
-        return self.execute(self.plan(model, x, y, budget=budget, eps=eps))
+        return self.execute(self.plan(model, x, y, budget=budget, eps=eps, strategy=strategy))
 
     # ------------------------------------------------------------ the extension point
     @abc.abstractmethod
@@ -433,17 +471,32 @@ class Attack(abc.ABC):
         if full_key not in cache:
             body = make_body()
             # No autograph: the bodies are explicit tf.while_loops, and tracing stays fast.
-            cache[full_key] = compile_once(body.run, body.signature(plan.labels), autograph=False)
+            # `jit_compile` is a setting, so it is in the key: XLA and plain graphs coexist.
+            fn = compile_once(
+                body.run,
+                body.signature(plan.labels),
+                autograph=False,
+                jit_compile=True if self.jit_compile else None,
+            )
+            cache[full_key] = _XLA(fn, self) if self.jit_compile else fn
         return cache[full_key]
 
     def plan(
-        self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps: float | None = None
+        self,
+        model: Any,
+        x: Any,
+        y: Any = None,
+        *,
+        budget: Any = None,
+        eps: float | None = None,
+        strategy: Any = None,
     ) -> Plan:
         """Validate a call (as `run` takes it) into a `Plan`, before any work starts.
 
         Raises:
             ValueError: bad input, named.
         """
+        Replicas.of(strategy)  # raises, naming `strategy`
         if self.targeted and y is None:
             raise invalid("y", "the target labels (targeted=True)", y)
         given, leaves = ModelAdapter.of(model).split_inputs(x)
@@ -473,7 +526,7 @@ class Attack(abc.ABC):
                 )
         labels = resolve_labels(objective, inputs, y)
         classes = Classes.of_objective(objective, self.classifier)
-        return Plan(inputs, objective, labels, budgets, classes)
+        return Plan(inputs, objective, labels, budgets, classes, strategy)
 
     def budgets(
         self, input_names: Any, *, budget: Any = None, eps: float | None = None
@@ -511,6 +564,40 @@ class Attack(abc.ABC):
             if value is not None:
                 self._check_norm_supported(value.norm)
         return budgets
+
+
+class _XLA:
+    """A ``jit_compile=True`` attack function whose XLA compilation errors name the
+    setting: XLA compiles on the first call of each input shape, before any work is done, and
+    an op it cannot compile (in the model, say) is reported as `ArgumentError` on
+    `jit_compile` with the fix; any other error passes through unchanged."""
+
+    def __init__(self, fn: Callable[..., Any], attack: Attack):
+        self._fn, self._name = fn, f"{type(attack).__name__} ({attack.name!r})"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._fn(*args, **kwargs)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            message = str(error)
+            if not any(mark in message for mark in _XLA_MARKS):
+                raise
+            first = next((line for line in message.splitlines() if line.strip()), message)
+            expected = "jit_compile=False for an attack or a model that XLA cannot compile"
+            reason = (
+                f"expected {expected}, received jit_compile=True: XLA could not compile "
+                f"{self._name} on this model ({first.strip()[:300]}). Pass "
+                "jit_compile=False (the default)."
+            )
+            raise ArgumentError("jit_compile", reason, expected=expected) from error
+
+    def __getattr__(self, key: str) -> Any:  # the tf.function's own attributes
+        if key == "_fn":
+            raise AttributeError(key)
+        return getattr(self._fn, key)
+
+
+_XLA_MARKS = ("XLA", "tf2xla", "compile-time constant", "XlaMustCompile")
 
 
 def _check_perturbable(label: str, name: str, value: Any, budget: Budget) -> None:

@@ -72,26 +72,35 @@ class IterativeAttack(Attack):
 
     # ------------------------------------------------------------ execution
     def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
-        """Run the compiled loop over `plan`, `batch_size` samples at a time."""
+        """Run the compiled loop over `plan`, `batch_size` samples at a time; with a strategy
+        on the plan, each chunk is split over its replicas (`advgrad.replicas.Replicas`) and
+        gives the same result as without one."""
         inputs, perturbed = plan.inputs, plan.perturbed
         eps, sizes = self._radii(plan)
         judge = judge or self.restarts > 1  # restarts are compared by their judged iterates
         loop = self.compiled(plan, lambda: self._loop(plan, judge), judge)
+        replicas = plan.replicas
         outputs: dict[str, list] = {n: [] for n in perturbed}
         fooled, traces, queries = [], [], []
         for chunk in self.chunks(plan):
-            x_adv, chunk_fooled, trace, counts = loop(
-                chunk.xs,
-                chunk.labels,
-                tf.constant(eps, tf.float64),
-                tf.constant(sizes, tf.float64),
-                chunk.seed,
-            )
+            shared = (tf.constant(eps, tf.float64), tf.constant(sizes, tf.float64), chunk.seed)
+            if replicas is None:
+                rows = tf.constant([0, chunk.size], tf.int32)
+                x_adv, chunk_fooled, trace, counts = loop(chunk.xs, chunk.labels, *shared, rows)
+                trace = trace.numpy()
+            else:
+                x_adv, chunk_fooled, trace, counts = replicas.run(
+                    functools.partial(_per_sample_trace, loop),
+                    [chunk.xs, chunk.labels],
+                    shared,
+                    key=loop,
+                )
+                trace = np.mean(trace.numpy(), axis=0)  # each sample's replica's mean
             for n, value in zip(perturbed, x_adv, strict=True):
                 outputs[n].append(value)
             fooled.append(chunk_fooled.numpy())
             queries.append(counts.numpy())
-            traces.append(trace.numpy() * chunk.size)
+            traces.append(trace * chunk.size)
         counted = np.concatenate(queries).astype(np.int64)
         return AttackResult(
             x_adv=self.assemble(plan, outputs),
@@ -122,8 +131,10 @@ class IterativeAttack(Attack):
     def graph_fn(self, plan: Plan) -> Callable[..., list[tf.Tensor]]:
         """The attack as a graph function to call inside another `tf.function`.
 
-        ``perturb(xs, y, seed)`` takes every input's tensor (the model's order, any batch
-        size), labels in the plan's form and a ``[2]`` int seed of stateless random ops, and
+        ``perturb(xs, y, seed, rows=None)`` takes every input's tensor (the model's order, any
+        batch size), labels in the plan's form, a ``[2]`` int seed of stateless random ops
+        and, for a batch that is one replica's rows of a larger one (`advgrad.replicas`),
+        those rows (``[offset, total]``: its random starts are the larger batch's), and
         returns the perturbed inputs' adversarial tensors (``plan.perturbed`` order). It is
         traced where it is called (a Keras ``train_step``, say) and reads the model's weights
         when it runs, so each call attacks the current weights. Like `__call__`, it returns
@@ -141,10 +152,10 @@ class IterativeAttack(Attack):
         eps, sizes = self._radii(plan)
         loop = self._loop(plan, self.restarts > 1)
 
-        def perturb(xs, y, seed):
+        def perturb(xs, y, seed, rows=None):
             eps_t = tf.constant(eps, tf.float64)
             sizes_t = tf.constant(sizes, tf.float64)
-            best, *_ = loop.run(list(xs), y, eps_t, sizes_t, seed)
+            best, *_ = loop.run(list(xs), y, eps_t, sizes_t, seed, rows)
             return [tf.stop_gradient(x) for x in best]
 
         return perturb
@@ -154,14 +165,25 @@ class IterativeAttack(Attack):
         return _Loop(self, plan, judge)
 
 
-class _Batch:
-    """What one traced call knows about its batch: the clean inputs, labels, radii, steps."""
+def _per_sample_trace(loop, xs, labels, eps, sizes, seed, rows):
+    """`loop` on one replica's sub-batch, its loss trace repeated per sample (a replica's
+    trace is the mean over its rows: the mean over all rows weighs each replica by them)."""
+    x_adv, fooled, trace, counts = loop(xs, labels, eps, sizes, seed, rows)
+    return x_adv, fooled, tf.tile(trace[None], [tf.shape(fooled)[0], 1]), counts
 
-    def __init__(self, loop: _Loop, xs, y, eps, step_sizes):
+
+class _Batch:
+    """What one traced call knows about its batch: the clean inputs, labels, radii, steps,
+    and where its rows sit in the whole chunk (``positions`` among ``total`` rows: a
+    replica's sub-batch is a part of it; random starts are drawn for the whole chunk)."""
+
+    def __init__(self, loop: _Loop, xs, y, eps, step_sizes, rows=None):
         self.perturbed = loop.perturbed
         self.clean = dict(zip(loop.names, xs, strict=True))
         self.y = y
         self.size = tf.shape(xs[0])[0]
+        offset, self.total = (0, self.size) if rows is None else (rows[0], rows[1])
+        self.positions = offset + tf.range(self.size)
         classes = loop.classes
         self.truth = None if classes is None else Classes.truth(classes.labels(y))
         self.originals = [self.clean[n] for n in loop.perturbed]
@@ -200,7 +222,8 @@ class _Loop:
         self.classes = plan.classes
 
     def signature(self, labels: Any) -> list:
-        """xs, labels, eps and step sizes per perturbed input, seed."""
+        """xs, labels, eps and step sizes per perturbed input, seed, rows (``[offset,
+        total]``: the batch's first row in the whole chunk, the chunk's size)."""
         count = len(self.perturbed)
         return [
             list(self.inputs.specs()),
@@ -208,14 +231,16 @@ class _Loop:
             tf.TensorSpec([count], tf.float64),
             tf.TensorSpec([count], tf.float64),
             tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([2], tf.int32),
         ]
 
     # ------------------------------------------------------------------ traced
-    def run(self, xs, y, eps, step_sizes, seed):
+    def run(self, xs, y, eps, step_sizes, seed, rows=None):
         """The whole attack on one batch: (best x_adv per input, fooled, loss trace,
-        gradient evaluations per sample)."""
+        gradient evaluations per sample). `rows`: ``[offset, total]`` when the batch is a
+        part of a chunk (a replica's); None: the whole chunk."""
         count_trace("attack")
-        batch = _Batch(self, xs, y, eps, step_sizes)
+        batch = _Batch(self, xs, y, eps, step_sizes, rows)
         best = list(batch.originals)
         best_score = tf.fill([batch.size], tf.constant(-np.inf, tf.float32))
         trace = tf.zeros([self.steps + 1], tf.float32)  # the last restart's, stacked
@@ -258,17 +283,23 @@ class _Loop:
         return r + 1, best, best_score, trace.stack()
 
     def start(self, batch: _Batch, restart_seed) -> list[tf.Tensor]:
-        """The first iterate: x, or a uniform draw in the ball, clipped."""
+        """The first iterate: x, or a uniform draw in the ball, clipped.
+
+        The draw is made for the whole chunk (``batch.total`` rows) and each sample takes
+        its row (``batch.positions``): a sample gets the same start whether its chunk runs
+        whole or split over replicas."""
         adv = []
         for i, x in enumerate(batch.originals):
             delta = tf.zeros_like(x)
             if self.random_start:
-                delta = self.budgets[i].norm.random_init(
-                    tf.shape(x),
+                shape = tf.concat([[batch.total], tf.shape(x)[1:]], 0)
+                noise = self.budgets[i].norm.random_init(
+                    shape,
                     batch.eps[i],
                     tf.random.experimental.stateless_fold_in(restart_seed, i),
                     x.dtype,
                 )
+                delta = tf.gather(noise, batch.positions)
             adv.append(self.budgets[i].bounds.clip(x + delta))
         return adv
 

@@ -65,13 +65,15 @@ class MinimalNormAttack(Attack):
             eps = headroom(tf.float16)  # any dtype holds it; `plan` widens it to the inputs'
         return super().budgets(input_names, budget=budget, eps=eps)
 
-    def plan(self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps=None) -> Plan:
+    def plan(
+        self, model: Any, x: Any, y: Any = None, *, budget: Any = None, eps=None, strategy=None
+    ) -> Plan:
         if eps is None and self._unlimited(budget):
             _, leaves = ModelAdapter.of(model).split_inputs(x)
             dtypes = [tf.as_dtype(v.dtype) for v in leaves.values()]
             floating = [headroom(d) for d in dtypes if d.is_floating]
             eps = min(floating) if floating else None
-        return super().plan(model, x, y, budget=budget, eps=eps)
+        return super().plan(model, x, y, budget=budget, eps=eps, strategy=strategy)
 
     def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
         """Run the compiled body over `plan`, `batch_size` samples at a time."""

@@ -61,6 +61,11 @@ Schema (every key but ``model``, ``data``, ``suite`` and ``eps`` is optional)::
                                  #   registered with @keras.saving.register_keras_serializable()
                                  #   then load in safe mode; `advgrad bench --import MODULE`
                                  #   adds more
+    distribute:                  # optional: the tf.distribute strategy the attacks run under
+      strategy: mirrored         #   none (default) | mirrored | multi-worker (TF_CONFIG)
+      cpu_devices: 2             #   mirrored: split the CPU into N logical devices, or
+      # devices: [/gpu:0, /gpu:1]  #   these devices (default: every GPU, else the CPU)
+      # timeout: 60              #   multi-worker: seconds to wait for the other workers
 
 Modules of ``imports`` are looked up in the YAML file's folder first (``my_layers.py`` next to
 the config), then on ``sys.path``; the folder is on ``sys.path`` only while they are imported.

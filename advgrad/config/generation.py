@@ -2,9 +2,9 @@
 
 A generation config is a benchmark config with one attack instead of a suite, one eps, and
 where the shards go. Everything the two share (``model``, ``imports``, ``data``, ``norm``,
-``bounds``, ``inputs``, ``batch_size``, ``seed``, ``output``) is checked by the same code
-(`advgrad.config.schema.parse`), and problems are named by the generation config's own
-paths (``attack.steps: ...``). Pure: no TensorFlow.
+``bounds``, ``inputs``, ``batch_size``, ``seed``, ``output``, ``distribute``) is checked by
+the same code (`advgrad.config.schema.parse`), and problems are named by the generation
+config's own paths (``attack.steps: ...``). Pure: no TensorFlow.
 
 Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required)::
 
@@ -19,6 +19,7 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required
     batch_size: 256              # samples attacked at a time
     seed: 0                      # seed of the attack (the same seed: the same bytes)
     output: runs/digits-pgd-data # default output folder (--out overrides)
+    distribute: {strategy: mirrored, cpu_devices: 2}  # optional: tf.distribute, as in bench
 
 >>> from advgrad.config.catalog import Catalog
 >>> catalog = Catalog(attacks={"pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 40}},
@@ -72,6 +73,7 @@ _SHARED_KEYS = (
     "batch_size",
     "seed",
     "output",
+    "distribute",
 )
 _REQUIRED = ("model", "data", "attack", "eps", "shard_size")
 

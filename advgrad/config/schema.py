@@ -38,6 +38,7 @@ import yaml
 from advgrad._io import FileTooLargeError, NotRegularFileError, read_regular
 from advgrad._validation import ArgumentError, check_bool, check_eps, check_int, describe, invalid
 from advgrad.config.catalog import Catalog
+from advgrad.config.distribute import DistributeConfig, parse_distribute
 from advgrad.config.problems import ConfigError, _check_keys, _one_line, _Problems
 from advgrad.config.sections import (
     _BOOL,
@@ -87,6 +88,7 @@ _TOP_KEYS = (
     "individual",
     "output",
     "imports",
+    "distribute",
 )
 _REQUIRED = ("model", "data", "suite", "eps")
 _CONFIG_LIMIT = 1 << 20
@@ -177,6 +179,8 @@ class BenchConfig:
             (`with_overrides`).
         folder: The folder relative paths were resolved against (the config file's), searched
             first for `imports`; None: only ``sys.path``.
+        distribute: The ``distribute:`` section (`advgrad.config.distribute`): the
+            `tf.distribute` strategy the attacks run under (default: none).
     """
 
     model: str
@@ -196,6 +200,7 @@ class BenchConfig:
     folder: pathlib.Path | None = None
     targets: str | int | None = None
     individual: bool = True
+    distribute: DistributeConfig = DistributeConfig()
 
     @property
     def is_zoo_model(self) -> bool:
@@ -460,6 +465,7 @@ def parse(
     )
     output = _parse_output(get("output"), problems)
     imports = _parse_imports(get("imports"), problems)
+    distribute = parse_distribute(get("distribute"), problems)
     problems.raise_if_any(source)
     return BenchConfig(
         model=model,
@@ -478,4 +484,5 @@ def parse(
         source=source_path,
         imports=imports,
         folder=base_dir,
+        distribute=distribute,
     )

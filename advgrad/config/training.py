@@ -3,9 +3,9 @@
 A training config names a model, the training data, one attack and its eps (as a generation
 config does) and the training recipe. Everything it shares with a benchmark config
 (``model``, ``imports``, ``data``, ``eps``, ``norm``, ``bounds``, ``inputs``, ``batch_size``,
-``seed``, ``output``) is checked by the same code (`advgrad.config.schema.parse`), and
-problems are named by the training config's own paths (``attack.steps: ...``). Pure: no
-TensorFlow.
+``seed``, ``output``, ``distribute``) is checked by the same code
+(`advgrad.config.schema.parse`), and problems are named by the training config's own paths
+(``attack.steps: ...``). Pure: no TensorFlow.
 
 Schema (``model``, ``data``, ``attack``, ``eps`` and ``epochs`` are required)::
 
@@ -30,6 +30,7 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``epochs`` are required)::
     backup: true                 # keras BackupAndRestore in <output>/backup: a killed run
                                  # resumes where it stopped
     output: runs/train-digits-pgd   # model.keras and card.json go here (--out overrides)
+    distribute: {strategy: mirrored, cpu_devices: 2}  # optional: tf.distribute, as in bench
 
 >>> from advgrad.config.catalog import Catalog
 >>> catalog = Catalog(attacks={"pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 40}},
@@ -98,6 +99,7 @@ _SHARED_KEYS = (
     "batch_size",
     "seed",
     "output",
+    "distribute",
 )
 _REQUIRED = ("model", "data", "attack", "eps", "epochs")
 

@@ -95,7 +95,8 @@ def run_training(
     ``backup`` a ``keras.callbacks.BackupAndRestore`` folder ``output/backup`` holds the
     state at each epoch's end: run the same command again after a crash and it resumes to
     the uninterrupted weights (the data come through `advgrad.training.EpochBatches`,
-    shuffled by seed and epoch).
+    shuffled by seed and epoch). With a ``distribute:`` section the model is built, wrapped
+    and compiled under its strategy (`advgrad.config.distribute_build.make_strategy`).
 
     Returns:
         The card (what ``card.json`` holds): the recipe, the history, the final clean and
@@ -106,30 +107,36 @@ def run_training(
 
     from advgrad import training
     from advgrad._io import atomic_write
+    from advgrad.config.distribute_build import make_strategy
 
+    strategy = make_strategy(config.bench.distribute, config.bench.source)  # TF not started
     folder = pathlib.Path(output).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.bench.seed)
     tf.config.experimental.enable_op_determinism()
-    run = build_training(config)
-    robust = training.adversarial(
-        run.model,
-        run.attack,
-        objective=config.objective,
-        beta=config.beta,
-        ratio=config.ratio,
-        seed=config.bench.seed,
-    )
-    x, y = run.data
-    per_epoch = int(np.ceil(len(y) / config.bench.batch_size))
-    steps = config.epochs * per_epoch
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
-    robust.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=_loss(run.model),
-        metrics=["accuracy"],
-        steps_per_execution=min(per_epoch, training.STEPS_PER_EXECUTION),
-    )
+    with (strategy or tf.distribute.get_strategy()).scope():  # the model's weights mirrored
+        run = build_training(config)
+        robust = training.adversarial(
+            run.model,
+            run.attack,
+            objective=config.objective,
+            beta=config.beta,
+            ratio=config.ratio,
+            seed=config.bench.seed,
+            strategy=strategy,
+        )
+        x, y = run.data
+        per_epoch = int(np.ceil(len(y) / config.bench.batch_size))
+        steps = config.epochs * per_epoch
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps)
+        # Keras 3.15 on TF 2.21 fails with steps_per_execution > 1 on several replicas.
+        several = strategy is not None and strategy.num_replicas_in_sync > 1
+        robust.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=_loss(run.model),
+            metrics=["accuracy"],
+            steps_per_execution=1 if several else min(per_epoch, training.STEPS_PER_EXECUTION),
+        )
     batches = training.EpochBatches(
         x, y, batch_size=config.bench.batch_size, seed=config.bench.seed
     )
@@ -163,6 +170,7 @@ def run_training(
         "learning_rate": config.learning_rate,
         "seed": config.bench.seed,
         "training_seconds": round(seconds, 2),
+        "replicas": 1 if strategy is None else int(strategy.num_replicas_in_sync),
         "history": {k: [float(v) for v in values] for k, values in history.history.items()},
         "keras": keras.__version__,
         "tensorflow": tf.__version__,

@@ -58,6 +58,7 @@ from advgrad.evaluate.stream import Batches, check_batch, concat, take
 from advgrad.evaluate.targeting import resolve as resolve_targets
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids
+from advgrad.replicas import Replicas
 from advgrad.report import ROBUST, FlaggedWarning, Report
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ def evaluate(
     sanity: bool = True,
     individual: bool | None = None,
     targets: Any = None,
+    strategy: Any = None,
 ) -> Report:
     """Robust accuracy under the worst case of an attack suite, per eps (AutoAttack-style).
 
@@ -201,6 +203,15 @@ def evaluate(
             every targeted attack (the rule name, the class id, or ``"array sha256:..."``).
             The per-attack rows of a targeted attack give its robust accuracy: its success
             rate at each eps is ``clean_accuracy - per_attack[label][eps]``.
+        strategy: A `tf.distribute.Strategy` (MirroredStrategy on several GPUs or logical
+            CPU devices, MultiWorkerMirroredStrategy from ``TF_CONFIG``:
+            `advgrad.replicas.multi_worker`) whose replicas each attack's chunks are split
+            over, or None (default: the default device). The report is the one without it
+            (same outcomes, counts and robust accuracy), and so is the `state` file: a run
+            may be resumed with or without a strategy. The attacks that run as one graph
+            per chunk (FGSM, BIM, PGD, MI-FGSM, APGD, APGD-T) use it; the others and the
+            clean predictions run on the default device. Under MultiWorkerMirroredStrategy
+            every worker runs the same call on the same data and gets the whole report.
 
     Returns:
         A `advgrad.report.Report`.
@@ -232,6 +243,7 @@ def evaluate(
         individual = not isinstance(suite, str)  # a named suite: the cascade alone
     individual = check_bool("individual", individual)
     rule = resolve_targets(targets)
+    Replicas.of(strategy)  # raises, naming `strategy`
     curve_runner = None
     if curve:
         chosen = curve_attacks(attacks)
@@ -278,7 +290,9 @@ def evaluate(
 
     if unbounded:  # warned once everything is checked, just before the work starts
         warnings.warn(_unbounded_message(unbounded), FlaggedWarning, 2)
-    runner = Runner(model, attacks, names, eps_list, seed, individual, return_adversarial, rule)
+    runner = Runner(
+        model, attacks, names, eps_list, seed, individual, return_adversarial, rule, strategy
+    )
     sample_x: list[Any] = []
     sample_y: list[np.ndarray] = []
     sampled = 0

@@ -110,9 +110,21 @@ class Runner:
         rule: The `TargetRule` of the targeted attacks (default: the most likely wrong
             class). A sample whose target is its own label is skipped by targeted attacks
             (robust against them).
+        strategy: The `tf.distribute.Strategy` each attack's `run` gets, or None.
     """
 
-    def __init__(self, model, attacks, labels, eps, seed, individual, keep_adversarial, rule=None):
+    def __init__(
+        self,
+        model,
+        attacks,
+        labels,
+        eps,
+        seed,
+        individual,
+        keep_adversarial,
+        rule=None,
+        strategy=None,
+    ):
         self.model = model
         self.adapter = ModelAdapter.of(model)
         self.attacks = attacks
@@ -125,6 +137,7 @@ class Runner:
         self.adversarial: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(eps))}
         self.warned: set[str] = set()
         self.outside: dict[str, int] = {}  # label -> fooled inputs refused as outside
+        self.strategy = strategy
 
     def run_batch(self, tally: Tally, batch: int, offset: int, x: Any, y: np.ndarray) -> None:
         """Attack batch number `batch` (its first sample is number `offset` of the data)."""
@@ -183,7 +196,8 @@ class Runner:
         configured = attack.replace(eps=e, seed=seed)
         target = layout(goal, y) if attack.targeted else y
         start = time.perf_counter()
-        result = configured.run(self.model, x, target, eps=e)  # eps in every budget too
+        # eps in every budget too; the strategy's replicas split the attack's chunks
+        result = configured.run(self.model, x, target, eps=e, strategy=self.strategy)
         predicted = predicted_classes(self.model, result.x_adv)
         hit = predicted != truth
         _, clean = self.adapter.split_inputs(x)

@@ -55,6 +55,7 @@ from advgrad.generation.workers import MERGE_LOCK, Share, check_worker, merge, w
 from advgrad.generation.writer import NORM_DTYPE, Background, Layout, ShardBuffer, ShardFiles
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids
+from advgrad.replicas import Replicas
 
 __all__ = ["generate"]
 
@@ -76,6 +77,7 @@ def generate(
     keep_clean: bool = False,
     progress: bool = False,
     worker: str | tuple[int, int] | None = None,
+    strategy: Any = None,
 ) -> dict[str, Any]:
     """Attack every sample of `data` and write the adversarial inputs as sharded files.
 
@@ -127,6 +129,11 @@ def generate(
             ``manifest.json``, listing every shard as a one-worker run does (plus
             ``workers: N``); until then `verify` and `advgrad.load_generated` refuse the
             folder, naming what is missing. Every worker reads all of the data.
+        strategy: A ``tf.distribute.Strategy`` (``MirroredStrategy`` over GPUs or logical
+            CPU devices, or `advgrad.replicas.multi_worker`'s) or None: each batch's
+            compiled call is split over its replicas (`advgrad.replicas.Replicas`), with
+            the same bytes as without. An attack that does not run in a graph (Square, FAB,
+            EOT...) runs on the default device.
 
     Returns:
         The manifest (a dict, as written to ``out_dir/manifest.json``); with `worker`, the
@@ -164,6 +171,7 @@ def generate(
     keep_clean = check_bool("keep_clean", keep_clean)
     progress = check_bool("progress", progress)
     share = check_worker(worker)
+    replicas = Replicas.of(strategy)
     stream = Batches(_resolve_data(data, split), batch_size)
     adapter = ModelAdapter.of(model)
     perturbed: tuple[str, ...] | None = None
@@ -185,7 +193,8 @@ def generate(
     claim = functools.partial(_claim, folder, config, model, resume, share, samples, shard_size)
 
     def run(manifest, fresh, bad) -> dict[str, Any]:
-        go = _Run(model, adapter, attack, stream, folder, manifest, bad, perturbed, progress, share)
+        step = BatchStep(model, attack, seed=seed, replicas=replicas)
+        go = _Run(model, adapter, step, stream, folder, manifest, bad, perturbed, progress, share)
         try:
             return go.go()  # the per-batch attack: `_Run.go`, one call per batch
         except BaseException:
@@ -313,9 +322,10 @@ class _Run:
     """One `generate` call's loop over the batches (state shared by its steps)."""
 
     def __init__(
-        self, model, adapter, attack, stream, folder, manifest, bad, perturbed, progress, share
+        self, model, adapter, step, stream, folder, manifest, bad, perturbed, progress, share
     ):
-        self.model, self.adapter, self.attack, self.stream = model, adapter, attack, stream
+        self.model, self.adapter, self.stream = model, adapter, stream
+        self.step, self.attack = step, step.attack
         self.folder, self.manifest, self.bad, self.perturbed = folder, manifest, bad, perturbed
         self.share = share
         config = manifest["config"]
@@ -332,7 +342,6 @@ class _Run:
         self.data_shas: list[str] = []
         self.classes: int | None = None
         self.files = ShardFiles(folder, manifest, config["format"], _file(share))
-        self.step = BatchStep(model, attack, seed=self.seed)
 
     def to_write(self, shard: int) -> bool:
         """Whether this run writes `shard`: its own (every one, or a worker's share), not

@@ -36,6 +36,7 @@ from advgrad.evaluate.cascade import seed_of
 from advgrad.gradients import label_specs
 from advgrad.models import ModelAdapter
 from advgrad.predictions import Classes, predicted_classes
+from advgrad.replicas import Replicas
 
 __all__ = ["Attacked", "BatchStep"]
 
@@ -65,13 +66,15 @@ class BatchStep:
         model: The model attacked (one classification output).
         attack: The attack (its settings; its seed is folded into each batch's).
         seed: The run's seed.
+        replicas: `advgrad.replicas.Replicas` to split each batch's compiled call over (the
+            same bytes as without), or None. An attack without a graph form runs unsplit.
 
     Attributes:
         compiled: Whether batches run as one compiled call (known after the first batch).
     """
 
-    def __init__(self, model: Any, attack: Attack, *, seed: int):
-        self.model, self.attack, self.seed = model, attack, seed
+    def __init__(self, model: Any, attack: Attack, *, seed: int, replicas: Replicas | None = None):
+        self.model, self.attack, self.seed, self.replicas = model, attack, seed, replicas
         self.adapter = ModelAdapter.of(model)
         self.classes = Classes.of(self.adapter)
         self.compiled: bool | None = None
@@ -90,9 +93,12 @@ class BatchStep:
             classes = predicted_classes(self.model, x), predicted_classes(self.model, x_adv)
             return Attacked(x_adv, *classes, {n: v.numpy() for n, v in sizes.items()})
         seed = tf.random.experimental.stateless_fold_in(tf.constant([batch_seed, 0], tf.int64), 0)
-        adv, clean, adversarial, sizes = fn(
-            [inputs.tensors[n] for n in inputs.names], plan.labels, seed
-        )
+        xs = [inputs.tensors[n] for n in inputs.names]
+        if self.replicas is None:
+            rows = tf.constant([0, inputs.batch_size], tf.int32)
+            adv, clean, adversarial, sizes = fn(xs, plan.labels, seed, rows)
+        else:
+            adv, clean, adversarial, sizes = self.replicas.run(fn, [xs, plan.labels], [seed])
         values = dict(inputs.tensors)
         values.update(zip(perturbed, adv, strict=True))
         norms = {n: v.numpy() for n, v in zip(perturbed, sizes, strict=True)}
@@ -134,9 +140,9 @@ class _Body:
         outputs = self.adapter(self.adapter.pack_inputs(leaves, inputs.given))
         return self.classes.predicted(tf.nest.flatten(outputs)[0])
 
-    def run(self, xs, y, seed):
+    def run(self, xs, y, seed, rows):
         names, perturbed = self.plan.inputs.names, self.plan.perturbed
-        adv = self.perturb(xs, y, seed)
+        adv = self.perturb(xs, y, seed, rows)
         by_name = dict(zip(names, xs, strict=True))
         clean = [by_name[n] for n in perturbed]
         by_name.update(zip(perturbed, adv, strict=True))
@@ -145,7 +151,8 @@ class _Body:
 
     def signature(self, labels: Any) -> list:
         specs = list(self.plan.inputs.specs())
-        return [specs, label_specs(labels), tf.TensorSpec([2], tf.int32)]
+        seed_and_rows = [tf.TensorSpec([2], tf.int32), tf.TensorSpec([2], tf.int32)]
+        return [specs, label_specs(labels), *seed_and_rows]
 
 
 def _sizes(plan: Any, clean: list, adv: list) -> dict[str, tf.Tensor]:

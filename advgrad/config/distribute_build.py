@@ -1,0 +1,87 @@
+"""The TensorFlow side of a config's ``distribute:`` section: the strategy it asks for.
+
+`make_strategy` is what the bench (and the generation and training) commands call with a
+`advgrad.config.distribute.DistributeConfig`: None for ``strategy: none``, a
+MirroredStrategy (over ``devices``, or over ``cpu_devices`` logical CPUs, split first), or a
+MultiWorkerMirroredStrategy from ``TF_CONFIG`` (`advgrad.replicas.multi_worker`: a worker
+that does not answer within ``timeout`` is an error naming it).
+
+>>> from advgrad.config.distribute import DistributeConfig
+>>> make_strategy(DistributeConfig()) is None
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advgrad._validation import ArgumentError
+from advgrad.config.distribute import DistributeConfig
+from advgrad.config.problems import ConfigError
+
+__all__ = ["make_strategy", "split_cpu"]
+
+
+def split_cpu(count: int) -> list[str]:
+    """Split the CPU into `count` logical devices (once, before TensorFlow starts); their
+    names.
+
+    Raises:
+        ArgumentError: TensorFlow has already started with another split (named
+            ``cpu_devices``).
+    """
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is None or len(current) != count:
+        try:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * count
+            )
+        except RuntimeError:
+            have = len(tf.config.list_logical_devices("CPU"))
+            reason = (
+                f"expected to split the CPU into {count} logical devices before TensorFlow "
+                f"starts, but it has already started with {have}: split it first (the bench "
+                "command does), or run in a fresh process."
+            )
+            expected = "TensorFlow not yet started"
+            raise ArgumentError("cpu_devices", reason, expected=expected) from None
+    return [f"/cpu:{i}" for i in range(count)]
+
+
+def make_strategy(section: DistributeConfig | None, source: Any = None) -> Any:
+    """The `tf.distribute.Strategy` a ``distribute:`` section asks for, or None.
+
+    Call it before anything else runs TensorFlow ops: the CPU split and the multi-worker
+    runtime must come first.
+
+    Args:
+        section: The parsed section (None: no strategy).
+        source: The config file, for the error.
+
+    Raises:
+        ConfigError: ``distribute.cpu_devices`` after TensorFlow started, a bad device
+            name (``distribute.devices``), a bad or unanswered ``TF_CONFIG``
+            (``distribute.strategy``).
+    """
+    if section is None or section.strategy == "none":
+        return None
+    import tensorflow as tf
+
+    try:
+        if section.strategy == "multi-worker":
+            from advgrad.replicas import multi_worker
+
+            return multi_worker(timeout=section.timeout)
+        devices = list(section.devices) if section.devices is not None else None
+        if section.cpu_devices is not None:
+            devices = split_cpu(section.cpu_devices)
+        return tf.distribute.MirroredStrategy(devices)
+    except ArgumentError as error:
+        path = "cpu_devices" if error.argument == "cpu_devices" else "strategy"
+        raise ConfigError([f"distribute.{path}: {error.reason}"], source) from None
+    except (ValueError, RuntimeError) as error:  # TensorFlow: an unknown device
+        message = " ".join(str(error).split())
+        raise ConfigError([f"distribute.devices: {message}"], source) from None

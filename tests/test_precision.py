@@ -1,0 +1,175 @@
+"""Mixed precision: models built under ``mixed_float16`` / ``mixed_bfloat16`` policies.
+
+Such a model casts its float32 inputs to half precision inside its layers and returns
+half-precision logits. advgrad casts the outputs it reads to float32
+(`advgrad.models.full_precision`), so losses and gradients run in float32, while the inputs,
+the perturbation, its projection and clipping stay in float32: the budget holds exactly.
+The digits CNN is rebuilt under each policy with the float32 zoo model's weights.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import advgrad
+from advgrad import zoo
+from advgrad.attacks import registry
+
+POLICIES = ("mixed_float16", "mixed_bfloat16")
+EPS = 0.1
+BOUNDS = (0.0, 1.0)
+SMALL = 8  # images per contract run
+# Few steps and queries: the contract holds at any length; the accuracy test runs PGD proper.
+SETTINGS = {
+    "steps": 3,
+    "restarts": 1,
+    "seed": 1,
+    "queries": 20,
+    "samples": 2,
+    "binary_search_steps": 2,
+    "candidates": 3,
+    "n_target_classes": 2,
+}
+
+
+def _builtin_attacks() -> list[str]:
+    """Every registered attack, except those other test modules register for themselves."""
+    return [
+        name
+        for name in advgrad.list_attacks()
+        if not registry._REGISTRY[name].__module__.rsplit(".", 1)[-1].startswith("test_")
+    ]
+
+
+def _mixed_digits_cnn(policy: str, reference: keras.Model) -> keras.Model:
+    """The zoo's digits CNN built under `policy`, with `reference`'s (float32) weights."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = zoo._digits_cnn()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.set_weights(reference.get_weights())
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+@pytest.fixture(scope="module", params=POLICIES)
+def mixed(request, digits_cnn):
+    return request.param, _mixed_digits_cnn(request.param, digits_cnn)
+
+
+@pytest.fixture(scope="module")
+def images(digits):
+    return digits.x_test[:100], digits.y_test[:100]
+
+
+def _robust_accuracy(model, attack, x, y) -> int:
+    x_adv = np.asarray(attack(model, x, y))
+    assert x_adv.dtype == np.float32 and x_adv.shape == x.shape
+    assert np.max(np.abs(x_adv - x)) <= EPS + 1e-6
+    assert x_adv.min() >= BOUNDS[0] and x_adv.max() <= BOUNDS[1]
+    predicted = advgrad.predictions.predicted_classes(model, x_adv)
+    return 100 * int(np.sum(predicted == y)) // len(y)  # in points (percent)
+
+
+def test_policy_is_restored_and_model_is_mixed(mixed, images):
+    policy, model = mixed
+    assert keras.mixed_precision.global_policy().name == "float32"
+    expected = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[policy]
+    assert model(images[0][:2]).dtype.name == expected  # the model's own output
+    outputs = advgrad.predictions.predict(model, images[0][:2])  # what advgrad reads
+    assert outputs.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", _builtin_attacks())
+def test_every_attack_stays_in_budget_and_bounds(mixed, images, name):
+    _, model = mixed
+    x, y = images[0][:SMALL], images[1][:SMALL]
+    cls = registry._REGISTRY[name]
+    settings = {k: v for k, v in SETTINGS.items() if k in cls.DEFAULTS}
+    if name == "eot":  # a wrapper: its settings are those of the attack it wraps
+        settings = {"attack": "pgd", "samples": 2, "steps": 3, "seed": 1}
+    norm = "linf" if "linf" in cls.NORMS else cls.NORMS[0]
+    eps = {"linf": EPS, "l2": 1.0, "l1": 4.0}[norm]
+    attack = advgrad.get_attack(name, eps=eps, norm=norm, bounds=BOUNDS, **settings)
+    result = attack.run(model, x, y)
+    x_adv = result.x_adv
+    assert x_adv.dtype == np.float32 and x_adv.shape == x.shape
+    assert np.all(np.isfinite(x_adv))
+    assert x_adv.min() >= BOUNDS[0] and x_adv.max() <= BOUNDS[1]
+    delta = (x_adv - x).reshape(len(x), -1).astype(np.float64)
+    size = {
+        "linf": np.max(np.abs(delta), axis=1),
+        "l2": np.linalg.norm(delta, axis=1),
+        "l1": np.sum(np.abs(delta), axis=1),
+    }[norm]
+    if "eps" in cls.DEFAULTS and name not in ("cw-l2", "deepfool", "fmn"):
+        assert np.all(size <= eps * (1 + 1e-5) + 1e-6)  # float32 projection: exact budget
+    if result.loss_trace is not None:
+        assert np.all(np.isfinite(result.loss_trace))
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_pgd_robust_accuracy_within_two_points_of_float32(digits_cnn, images, policy):
+    model = _mixed_digits_cnn(policy, digits_cnn)
+    x, y = images
+    attack = advgrad.attacks.PGD(eps=EPS, bounds=BOUNDS, steps=10, seed=0)
+    reference = _robust_accuracy(digits_cnn, attack, x, y)
+    assert abs(_robust_accuracy(model, attack, x, y) - reference) <= 2
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_apgd_robust_accuracy_within_two_points_of_float32(digits_cnn, images, policy):
+    """APGD-CE, the first attack of the "fast" and "standard" suites."""
+    model = _mixed_digits_cnn(policy, digits_cnn)
+    x, y = images
+    attack = advgrad.attacks.APGD(eps=EPS, bounds=BOUNDS, steps=10, seed=0)
+    reference = _robust_accuracy(digits_cnn, attack, x, y)
+    assert abs(_robust_accuracy(model, attack, x, y) - reference) <= 2
+
+
+def test_losses_and_input_gradients_are_float32_and_finite(mixed, digits_cnn, images):
+    _, model = mixed
+    x, y = images[0][:32], images[1][:32]
+    loss, grads = advgrad.input_gradients(model, x, y, return_loss=True)
+    ref_loss, ref_grads = advgrad.input_gradients(digits_cnn, x, y, return_loss=True)
+    assert loss.dtype == np.float32 and grads.dtype == np.float32 and grads.shape == x.shape
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grads))
+    cosine = np.sum(grads * ref_grads) / (np.linalg.norm(grads) * np.linalg.norm(ref_grads))
+    assert cosine > 0.95
+    np.testing.assert_allclose(loss, ref_loss, atol=0.1, rtol=0.05)
+
+
+def test_large_losses_do_not_overflow(digits_cnn, images):
+    """Logits scaled to fit float16 (max 65504) whose cross-entropy does not: advgrad
+    computes the loss from the float16 logits in float32."""
+    x = images[0][:16]
+    logits = digits_cnn.predict(x, verbose=0)
+    scale = 50_000.0 / np.abs(logits).max()
+    worst = np.argmin(logits, axis=1)  # the least likely class: loss = max - min logit
+    base = _mixed_digits_cnn("mixed_float16", digits_cnn)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = keras.Model(base.input, keras.layers.Rescaling(scale)(base.output))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model(x).dtype.name == "float16" and np.all(np.isfinite(model(x).numpy()))
+    loss, grads = advgrad.input_gradients(model, x, worst, loss="ce", return_loss=True)
+    assert loss.dtype == np.float32 and np.all(np.isfinite(loss)) and loss.max() > 65504
+    assert np.all(np.isfinite(grads))
+
+
+def test_readme_example_runs():
+    """README's "Mixed precision and XLA" example runs (it asserts its own claim)."""
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text().split("## Mixed precision and XLA", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert namespace["x_adv"].shape == (16, 8, 8, 1)

@@ -1,0 +1,165 @@
+"""XLA: the opt-in ``jit_compile=True`` setting of every attack.
+
+`Attack.compiled` passes it to ``tf.function(jit_compile=True)``; the setting is part of the
+compiled function's cache key. XLA draws other random numbers for the same seed and rounds
+softmax cross-entropy differently where a sample's loss is saturated, so bit-equality is
+tested without random draws on the (unsaturated) margin loss; with the defaults, robust
+accuracy is compared.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import advgrad
+from advgrad._compile import trace_count
+from advgrad._validation import ArgumentError
+from advgrad.attacks import registry
+from advgrad.config import ConfigError, build_run, load_config
+
+EPS = {"linf": 0.1, "l2": 1.0, "l1": 4.0}
+BOUNDS = (0.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def batch(digits):
+    return digits.x_test[:100], digits.y_test[:100]
+
+
+def _in_budget(x_adv, x, norm):
+    delta = (np.asarray(x_adv) - x).reshape(len(x), -1).astype(np.float64)
+    size = {
+        "linf": np.max(np.abs(delta), axis=1),
+        "l2": np.linalg.norm(delta, axis=1),
+        "l1": np.sum(np.abs(delta), axis=1),
+    }[norm]
+    assert np.all(size <= EPS[norm] * (1 + 1e-5) + 1e-6)
+    assert np.min(x_adv) >= BOUNDS[0] and np.max(x_adv) <= BOUNDS[1]
+
+
+def test_jit_compile_is_a_validated_setting():
+    attack = advgrad.attacks.PGD()
+    assert attack.jit_compile is False and attack.get_config()["jit_compile"] is False
+    assert advgrad.attacks.PGD.from_config(attack.replace(jit_compile=True).get_config()) == (
+        advgrad.attacks.PGD(jit_compile=True)
+    )
+    with pytest.raises(ArgumentError) as info:
+        advgrad.attacks.Square(jit_compile="yes")
+    assert info.value.argument == "jit_compile"
+    wrapped = advgrad.attacks.EOT("pgd", samples=2, jit_compile=True)
+    assert wrapped.attack.jit_compile is True
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_pgd_with_xla_gives_the_same_x_adv(digits_cnn, batch, norm):
+    x, y = batch[0][:32], batch[1][:32]
+    attack = advgrad.attacks.PGD(
+        eps=EPS[norm], norm=norm, bounds=BOUNDS, steps=5, random_start=False, loss="margin"
+    )
+    plain = np.asarray(attack(digits_cnn, x, y))
+    jitted = np.asarray(attack.replace(jit_compile=True)(digits_cnn, x, y))
+    assert jitted.dtype == np.float32 and jitted.shape == x.shape
+    np.testing.assert_allclose(jitted, plain, atol=1e-5, rtol=0)
+    _in_budget(jitted, x, norm)
+
+
+def test_pgd_defaults_with_xla_keep_budget_and_robust_accuracy(digits_cnn, batch):
+    x, y = batch
+    attack = advgrad.attacks.PGD(eps=EPS["linf"], bounds=BOUNDS, steps=10, seed=0)
+    accuracy = []
+    for each in (attack, attack.replace(jit_compile=True)):
+        result = each.run(digits_cnn, x, y)
+        _in_budget(result.x_adv, x, "linf")
+        accuracy.append(int(np.sum(~result.fooled)))  # of 100: points
+    assert abs(accuracy[1] - accuracy[0]) <= 3  # other random starts: noise only
+
+
+def test_xla_does_not_retrace_between_batches_and_has_its_own_cache_entry(digits_cnn, batch):
+    x, y = batch[0][:40], batch[1][:40]
+    plain = advgrad.attacks.PGD(eps=0.1, bounds=BOUNDS, steps=2, batch_size=16)
+    plain(digits_cnn, x, y)
+    jitted = plain.replace(jit_compile=True)
+    before = trace_count("attack")
+    jitted(digits_cnn, x, y)  # chunks of 16, 16 and 8: one trace (XLA compiles per shape)
+    assert trace_count("attack") == before + 1  # not the plain attack's function
+    jitted(digits_cnn, x[:24], y[:24], eps=0.05)
+    plain(digits_cnn, x, y)
+    assert trace_count("attack") == before + 1
+
+
+# Every registered attack but PGD and BIM (the loop with and without a random start),
+# tested above.
+FAMILIES = [
+    n
+    for n in advgrad.list_attacks()
+    if n not in ("bim", "pgd")
+    and not registry._REGISTRY[n].__module__.rsplit(".", 1)[-1].startswith("test_")
+]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_attack_compiles_under_xla(digits_cnn, batch, name):
+    x, y = batch[0][:8], batch[1][:8]
+    cls = registry._REGISTRY[name]
+    settings = {"steps": 2, "restarts": 2, "queries": 10, "binary_search_steps": 1}
+    settings.update({"candidates": 3, "n_target_classes": 2, "seed": 1})
+    settings = {k: v for k, v in settings.items() if k in cls.DEFAULTS}
+    if name == "eot":
+        settings = {"attack": "pgd", "samples": 2, "steps": 2}
+    norm = "linf" if "linf" in cls.NORMS else cls.NORMS[0]
+    attack = advgrad.get_attack(
+        name, eps=EPS[norm], norm=norm, bounds=BOUNDS, jit_compile=True, **settings
+    )
+    result = attack.run(digits_cnn, x, y)
+    assert result.x_adv.dtype == np.float32 and result.x_adv.shape == x.shape
+    if name not in ("cw-l2", "deepfool", "fmn"):  # minimal-norm attacks without a budget
+        _in_budget(result.x_adv, x, norm)
+    assert np.min(result.x_adv) >= BOUNDS[0] and np.max(result.x_adv) <= BOUNDS[1]
+
+
+class _PyFunc(keras.layers.Layer):
+    """Identity, plus an op XLA cannot compile (a Python function)."""
+
+    def call(self, x):
+        zero = tf.numpy_function(lambda v: np.float32(0.0), [x], tf.float32, stateful=False)
+        return x + tf.stop_gradient(tf.reshape(zero, []))
+
+    def compute_output_shape(self, shape):
+        return shape
+
+
+def test_a_model_xla_cannot_compile_names_jit_compile(rng):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(_PyFunc()(inputs)))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = rng.random((4, 4)).astype("float32"), np.array([0, 1, 2, 0])
+    attack = advgrad.attacks.PGD(eps=0.1, steps=2)
+    assert attack(model, x, y).shape == x.shape  # without XLA it runs
+    with pytest.raises(ArgumentError) as info:
+        attack.replace(jit_compile=True)(model, x, y)
+    assert info.value.argument == "jit_compile" and "jit_compile=False" in str(info.value)
+
+
+def test_a_suite_entry_sets_jit_compile(tmp_path, digits_cnn, batch):
+    text = (
+        "model: digits-cnn\n"
+        "data: {name: digits, limit: 8}\n"
+        "suite: [fgsm, {name: pgd, steps: 2, jit_compile: true}]\n"
+        "eps: [0.1]\n"
+    )
+    path = tmp_path / "bench.yaml"
+    path.write_text(text)
+    suite = build_run(load_config(path)).suite
+    assert [a.jit_compile for a in suite] == [False, True]
+    path.write_text(text.replace("jit_compile: true", "jit_compile: 2"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert any(p.startswith("suite[1].jit_compile:") for p in info.value.problems)
+    x, y = batch[0][:8], batch[1][:8]
+    entry = {"name": "pgd", "steps": 2, "bounds": BOUNDS, "jit_compile": True}
+    report = advgrad.evaluate(digits_cnn, (x, y), suite=[entry], eps=[0.1], sanity=False)
+    assert 0.0 <= report.robust_accuracy[0.1] <= 1.0
