@@ -53,7 +53,7 @@ from advgrad._compile import count_trace
 from advgrad._validation import check_int, check_number, invalid
 from advgrad.attacks.base import Attack, AttackResult, Plan, setting
 from advgrad.attacks.registry import register_attack
-from advgrad.attacks.rows import JointRows
+from advgrad.attacks.rows import JointRows, check_joint, run_joint
 from advgrad.gradients import label_specs, output_value_and_grad
 from advgrad.predictions import Classes
 
@@ -113,35 +113,10 @@ class FABTargeted(Attack):
 
     def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
         """Run the compiled attack over `plan`, `batch_size` samples at a time."""
-        perturbed = plan.perturbed
-        budgets = [plan.budgets[n] for n in perturbed]
-        kinds = {b.norm.name for b in budgets}
-        if len(kinds) > 1:
-            expected = "one norm for every perturbed input (FAB projects their concatenation)"
-            raise invalid("budget", expected, sorted(kinds))
-        if plan.classes is None:
-            raise invalid("model", "a classifier (an output with class scores)", None)
+        check_joint(plan, "FAB projects their concatenation")
         run = self.compiled(plan, lambda: _FAB(self, plan))
-        eps = tf.constant([b.eps for b in budgets], tf.float64)
-        outputs: dict[str, list] = {n: [] for n in perturbed}
-        fooled, sizes, grads, queries = [], [], [], []
-        for chunk in self.chunks(plan):
-            seed = tf.cast(chunk.seed, tf.int64)
-            x_adv, ok, size, grad, query = run(chunk.xs, chunk.labels, eps, seed)
-            for n, value in zip(perturbed, x_adv, strict=True):
-                outputs[n].append(value)
-            fooled.append(ok.numpy())
-            sizes.append(size.numpy().astype(np.float64))
-            grads.append(grad.numpy())
-            queries.append(query.numpy())
-        per_sample = np.concatenate(grads).astype(np.int64)
-        return AttackResult(
-            x_adv=self.assemble(plan, outputs),
-            fooled=np.concatenate(fooled),
-            gradients=int(math.ceil(per_sample.mean())),
-            queries=np.concatenate(queries).astype(np.int64),
-            norms=np.concatenate(sizes),
-        )
+        eps = tf.constant([plan.budgets[n].eps for n in plan.perturbed], tf.float64)
+        return run_joint(self, plan, run, lambda chunk: (eps, tf.cast(chunk.seed, tf.int64)))
 
 
 def project_on_hyperplane(

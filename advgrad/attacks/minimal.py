@@ -30,7 +30,7 @@ import tensorflow as tf
 from advgrad._compile import count_trace
 from advgrad._validation import check_eps, invalid
 from advgrad.attacks.base import Attack, AttackResult, Plan, headroom
-from advgrad.attacks.rows import JointRows
+from advgrad.attacks.rows import JointRows, check_joint, run_joint
 from advgrad.gradients import label_specs, output_value_and_grad
 from advgrad.models import ModelAdapter
 from advgrad.predictions import Classes
@@ -77,35 +77,11 @@ class MinimalNormAttack(Attack):
 
     def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
         """Run the compiled body over `plan`, `batch_size` samples at a time."""
-        perturbed = plan.perturbed
-        budgets = [plan.budgets[n] for n in perturbed]
-        kinds = {b.norm.name for b in budgets}
-        if len(kinds) > 1:
-            expected = "one norm for every perturbed input (the attack works on their join)"
-            raise invalid("budget", expected, sorted(kinds))
-        if plan.classes is None:
-            raise invalid("model", "a classifier (an output with class scores)", None)
+        check_joint(plan, "the attack works on their join")
         run = self.compiled(plan, lambda: self.BODY(self, plan))
-        eps = tf.constant([b.eps for b in budgets], tf.float64)
+        eps = tf.constant([plan.budgets[n].eps for n in plan.perturbed], tf.float64)
         step_size = tf.constant(float(self._settings.get("step_size", 0.0)), tf.float64)
-        outputs: dict[str, list] = {n: [] for n in perturbed}
-        fooled, sizes, grads, queries = [], [], [], []
-        for chunk in self.chunks(plan):
-            x_adv, ok, size, grad, query = run(chunk.xs, chunk.labels, eps, step_size)
-            for n, value in zip(perturbed, x_adv, strict=True):
-                outputs[n].append(value)
-            fooled.append(ok.numpy())
-            sizes.append(size.numpy().astype(np.float64))
-            grads.append(grad.numpy())
-            queries.append(query.numpy())
-        per_sample = np.concatenate(grads).astype(np.int64)
-        return AttackResult(
-            x_adv=self.assemble(plan, outputs),
-            fooled=np.concatenate(fooled),
-            gradients=int(math.ceil(per_sample.mean())),
-            queries=np.concatenate(queries).astype(np.int64),
-            norms=np.concatenate(sizes),
-        )
+        return run_joint(self, plan, run, lambda chunk: (eps, step_size))
 
 
 def margin(scores: tf.Tensor, truth: tf.Tensor) -> tf.Tensor:

@@ -45,9 +45,9 @@ from typing import Any
 
 from advgrad._validation import check_int
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import _Problems, _suggest
+from advgrad.config.problems import _Problems, check_document
 from advgrad.config.schema import load_with
-from advgrad.config.single import OneAttack, check_attack_and_eps, parse_shared
+from advgrad.config.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
 
 __all__ = ["FORMATS", "SCHEMA", "GenerateConfig", "load_generate", "parse_generate"]
 
@@ -62,19 +62,6 @@ FORMATS = ("tfrecord", "npz")
 """The shard formats `advgrad.generate` writes."""
 
 _OWN_KEYS = ("attack", "shard_size", "format")
-_SHARED_KEYS = (
-    "model",
-    "imports",
-    "data",
-    "eps",
-    "norm",
-    "bounds",
-    "inputs",
-    "batch_size",
-    "seed",
-    "output",
-    "distribute",
-)
 _REQUIRED = ("model", "data", "attack", "eps", "shard_size")
 
 
@@ -113,18 +100,8 @@ def parse_generate(
         ConfigError: Every problem found, by path.
     """
     problems = _Problems()
-    if not isinstance(document, Mapping):
-        problems.expected(
-            "", "a mapping of keys (model, data, attack, eps, shard_size, ...)", document
-        )
-        problems.raise_if_any(source)
-    known = _OWN_KEYS + _SHARED_KEYS
-    for key in document:
-        if key not in known:
-            problems.add("", f"unknown key {key!r}{_suggest(key, known)}")
-    for key in _REQUIRED:
-        if key not in document:
-            problems.add("", f"missing key {key!r}")
+    expected = "a mapping of keys (model, data, attack, eps, shard_size, ...)"
+    check_document(document, _OWN_KEYS + SHARED_KEYS, _REQUIRED, expected, problems, source)
     check_attack_and_eps(document, problems)
     shard_size = problems.check(
         "shard_size", document.get("shard_size", 1), lambda p, v: check_int(p, v, low=1)
@@ -133,7 +110,7 @@ def parse_generate(
     if kind not in FORMATS:
         problems.expected("format", f"one of {', '.join(FORMATS)}", kind, FORMATS)
 
-    shared = {k: v for k, v in document.items() if k in _SHARED_KEYS}
+    shared = {k: v for k, v in document.items() if k in SHARED_KEYS}
     if isinstance(document.get("attack"), (str, Mapping)):
         shared["suite"] = [document["attack"]]
     bench = parse_shared(shared, catalog, base, problems)

@@ -123,3 +123,24 @@ def _check_keys(mapping: Mapping, allowed: Sequence[str], path: str, problems: _
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
+
+
+def check_document(
+    document: Any,
+    allowed: Sequence[str],
+    required: Sequence[str],
+    expected: str,
+    problems: _Problems,
+    source: Any = None,
+) -> None:
+    """A config document's top level: a mapping (else raised at once, saying `expected`),
+    with only `allowed` keys and every `required` one."""
+    if not isinstance(document, Mapping):
+        problems.expected("", expected, document)
+        problems.raise_if_any(source)
+    for key in document:
+        if key not in allowed:
+            problems.add("", f"unknown key {key!r}{_suggest(key, allowed)}")
+    for key in required:
+        if key not in document:
+            problems.add("", f"missing key {key!r}")

@@ -52,7 +52,7 @@ from typing import Any
 
 from advgrad._validation import check_int, check_number
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import _check_keys, _Problems, _suggest
+from advgrad.config.problems import _check_keys, _Problems, check_document
 from advgrad.config.schema import BenchConfig, load_with
 from advgrad.config.sections import (
     _parse_data,
@@ -188,15 +188,8 @@ def parse_saliency(
     base_dir = pathlib.Path(base if base is not None else os.getcwd()).expanduser().absolute()
     source_path = None if source is None else pathlib.Path(source).expanduser().absolute()
     problems = _Problems()
-    if not isinstance(document, Mapping):
-        problems.expected("", "a mapping of keys (model, data, methods, ...)", document)
-        problems.raise_if_any(source)
-    for key in document:
-        if key not in _KEYS:
-            problems.add("", f"unknown key {key!r}{_suggest(key, _KEYS)}")
-    for key in _REQUIRED:
-        if key not in document:
-            problems.add("", f"missing key {key!r}")
+    expected = "a mapping of keys (model, data, methods, ...)"
+    check_document(document, _KEYS, _REQUIRED, expected, problems, source)
     get = document.get
     model = _parse_model(get("model"), base_dir, catalog, problems) if "model" in document else ""
     data = _parse_data(get("data"), base_dir, catalog, problems) if "data" in document else None

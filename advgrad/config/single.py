@@ -30,7 +30,22 @@ from advgrad.config.catalog import Catalog
 from advgrad.config.problems import ConfigError, _Problems
 from advgrad.config.schema import AttackConfig, BenchConfig, parse
 
-__all__ = ["OneAttack", "check_attack_and_eps", "parse_shared"]
+__all__ = ["SHARED_KEYS", "OneAttack", "check_attack_and_eps", "parse_shared"]
+
+SHARED_KEYS = (
+    "model",
+    "imports",
+    "data",
+    "eps",
+    "norm",
+    "bounds",
+    "inputs",
+    "batch_size",
+    "seed",
+    "output",
+    "distribute",
+)
+"""The benchmark keys a generation or training config has too, checked by `parse_shared`."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,9 +60,9 @@ from typing import Any
 
 from advgrad._validation import check_bool, check_int, check_number
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import _Problems, _suggest
+from advgrad.config.problems import _Problems, check_document
 from advgrad.config.schema import AttackConfig, DataConfig, load_with
-from advgrad.config.single import OneAttack, check_attack_and_eps, parse_shared
+from advgrad.config.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
 
 __all__ = ["OBJECTIVES", "SCHEMA", "TrainConfig", "load_train", "parse_train"]
 
@@ -87,19 +87,6 @@ _OWN_KEYS = (
     "learning_rate",
     "robust_check",
     "backup",
-)
-_SHARED_KEYS = (
-    "model",
-    "imports",
-    "data",
-    "eps",
-    "norm",
-    "bounds",
-    "inputs",
-    "batch_size",
-    "seed",
-    "output",
-    "distribute",
 )
 _REQUIRED = ("model", "data", "attack", "eps", "epochs")
 
@@ -153,16 +140,8 @@ def parse_train(
         ConfigError: Every problem found, by path.
     """
     problems = _Problems()
-    if not isinstance(document, Mapping):
-        problems.expected("", "a mapping of keys (model, data, attack, eps, epochs, ...)", document)
-        problems.raise_if_any(source)
-    known = _OWN_KEYS + _SHARED_KEYS
-    for key in document:
-        if key not in known:
-            problems.add("", f"unknown key {key!r}{_suggest(key, known)}")
-    for key in _REQUIRED:
-        if key not in document:
-            problems.add("", f"missing key {key!r}")
+    expected = "a mapping of keys (model, data, attack, eps, epochs, ...)"
+    check_document(document, _OWN_KEYS + SHARED_KEYS, _REQUIRED, expected, problems, source)
     get = document.get
     check_attack_and_eps(document, problems)
     objective = get("objective", "pgd-at")
@@ -181,7 +160,7 @@ def parse_train(
     from_scratch = problems.check("from_scratch", get("from_scratch", True), check_bool)
     backup = problems.check("backup", get("backup", True), check_bool)
 
-    shared = {k: v for k, v in document.items() if k in _SHARED_KEYS}
+    shared = {k: v for k, v in document.items() if k in SHARED_KEYS}
     if isinstance(get("attack"), (str, Mapping)):
         shared["suite"] = [get("attack")]
     bench = parse_shared(shared, catalog, base, problems)
