@@ -91,7 +91,7 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
 @contextlib.contextmanager
 def path_lock(
     path: str | os.PathLike, *, shared: bool = False, wait: bool = False
-) -> Iterator[None]:
+) -> Iterator[int | None]:
     """Hold an ``flock`` on `path` (a folder, or a lock file) while the block runs.
 
     Like `folder_lock`, for several runs sharing one folder: `shared` locks coexist with
@@ -99,7 +99,8 @@ def path_lock(
     not a folder is a lock file, created (empty, and left behind) if missing, so that one
     folder holds one lock per file name. Without `wait`, a held lock is refused at once
     (`FolderBusyError`); with it, the block waits for the lock. Where ``fcntl`` is missing
-    (Windows), the block runs unlocked.
+    (Windows), the block runs unlocked. The block receives the locked descriptor (None
+    where unlocked), to write the holder's name into a lock file, say.
 
     >>> import os, tempfile
     >>> lock = os.path.join(tempfile.mkdtemp(), ".worker.lock")
@@ -114,12 +115,13 @@ def path_lock(
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
-        yield
+        yield None
         return
     if os.path.isdir(path):
         fd = os.open(path, os.O_RDONLY)
     else:  # opened for writing: an exclusive lock on NFS needs it
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags, 0o666)  # the umask decides, as for any file
     try:
         flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
         try:
@@ -127,7 +129,7 @@ def path_lock(
         except BlockingIOError:
             raise FolderBusyError(path) from None
         try:
-            yield
+            yield fd
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
@@ -194,7 +196,7 @@ def atomic_write(
     path: str | os.PathLike,
     content: str | bytes | Callable[[str], None],
     *,
-    mode: int = 0o644,
+    mode: int | None = None,
 ) -> None:
     """Replace `path` with `content`, atomically and durably (POSIX).
 
@@ -202,7 +204,8 @@ def atomic_write(
         path: The file to write; its folder is created if needed.
         content: Text (UTF-8), bytes, or a function that writes the file at the temporary
             path it is given (``model.save``, say).
-        mode: Permissions of the new file (``mkstemp`` would leave 0600). Defaults to 0o644.
+        mode: Permissions of the new file. Defaults to what ``open`` gives a new file: 0o666
+            less the process's umask (``mkstemp`` alone would leave 0o600).
     """
     path = pathlib.Path(path)
     folder = path.parent
@@ -221,16 +224,32 @@ def atomic_write(
         os.fsync(fd)
         os.close(fd)
         fd = None
-        os.chmod(tmp, mode)
+        os.chmod(tmp, _default_mode() if mode is None else mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # a full disk names no file
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
     _fsync_dir(folder)
+
+
+def _default_mode() -> int:
+    """0o666 less the umask: the mode ``open`` gives a new file (a ``umask 077`` is kept)."""
+    try:  # Linux names it without changing it (changing it would race other threads)
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_dir(folder: pathlib.Path) -> None:

@@ -24,16 +24,20 @@ that fails before writing anything removes the folder again if it created it.
 
 ``advgrad bench`` writes ``report.json``, ``report.md`` and PNG plots into the output folder
 (``--out``, else the config's ``output``, else ``runs/<config name>``) and keeps the
-evaluation state in ``state.json`` there, written after every batch: a run that was stopped
-continues with ``--resume``. It writes only into a new folder, an empty one, or, with
-``--resume``, one that holds a run's ``state.json`` (the state's fingerprint then refuses
-another config's run); a folder that already holds a run is refused without ``--resume``,
-and a folder holding other files is refused before any work, its files named. ``--force``
-writes into the folder anyway: advgrad's own files there (``report.json``, ``report.md``, the
-PNG plots, ``state.json``) are replaced, all others left alone, and without ``--resume`` the
-run starts afresh. Every output file gets mode 0644, whatever the umask.
+evaluation state in ``state.json`` there, written after every batch.
 
-One run per folder at a time: ``bench`` holds an exclusive lock (``flock``) on
+Every command that writes a folder (bench, generate, train, saliency, report --out, compare
+--out) follows one policy (`advgrad.run_folder`): it writes into a new folder, an empty one,
+or its own run of the same config (``.advgrad-run.json`` in the folder says which). The same
+command on its own finished run says so, shows where its result is and exits 0;
+``--resume`` continues an unfinished one (bench, generate, train) and changes nothing in a
+finished one; ``--force`` runs it again, replacing advgrad's own files there and leaving all
+others alone. Anything else is refused before any work, exit 2, naming the files in the
+way; a user's file of a name advgrad would write is never replaced, not even with
+``--force``. A single output file (``report --csv FILE``, ``init PATH``) is written only if
+it is new, holds that very output already, or with ``--force``. Files take the umask.
+
+One run per folder at a time: a run holds an exclusive lock (``flock``) on
 ``.advgrad.lock`` in the output folder for as long as it runs, and the file names the
 holder's process id and start time. A second run into that folder exits at once with code 2,
 ``another advgrad run (pid 1234, started ...) is writing to DIR``. The lock file stays behind
@@ -55,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 import textwrap
@@ -67,6 +72,8 @@ from advgrad.commands import PROG, UsageError
 from advgrad.run_folder import RunFolderError
 
 __all__ = ["main"]
+
+RESUMABLE = ("bench", "generate", "train")  # the commands that take --resume
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +99,31 @@ def _int_at_least(low: int):
 
 
 _positive_int = _int_at_least(1)
+
+
+FOLDER_POLICY = (
+    "The output folder must be new, empty, or this command's own run of the same config: "
+    "on its finished run the command says so and exits 0; anything else is refused, naming "
+    "the files in the way."
+)
+
+
+def _folder_arguments(parser: argparse.ArgumentParser, resume: bool) -> None:
+    """--force (and --resume): the output-folder policy's flags, in the same words."""
+    if resume:
+        parser.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue this config's unfinished run in the output folder (a finished "
+            "one is left as it is)",
+        )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run again, or write into a folder that holds other files: advgrad's own files "
+        "there are replaced, all others left alone"
+        + ("; without --resume the run starts afresh" if resume else ""),
+    )
 
 
 def _config_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
@@ -156,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         parents=[common],
         help="run a benchmark config (YAML)",
-        description="Evaluate a model against a suite of attacks, as a YAML config says.",
+        description="Evaluate a model against a suite of attacks, as a YAML config says. "
+        + FOLDER_POLICY,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
             "config schema (every key but model, data, suite and eps is optional):\n\n"
@@ -170,20 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (default: the config's `output`, else runs/<config name>)",
     )
-    bench.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run whose state.json is in the output folder",
-    )
-    bench.add_argument(
-        "--force",
-        action="store_true",
-        help=(
-            "write into the output folder even if it holds other files or another run: "
-            "advgrad's own files there (report.json, report.md, the PNG plots, state.json) "
-            "are replaced, all others left alone; without --resume the run starts afresh"
-        ),
-    )
+    _folder_arguments(bench, resume=True)
     bench.add_argument(
         "--limit",
         type=_positive_int,
@@ -210,18 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate adversarial data as a generation config (YAML) says",
         description=(
             "Attack a data set and write the adversarial examples as checksummed shards "
-            "(tfrecord or npz) with a manifest; resumable; `advgrad verify` re-checks them."
+            "(tfrecord or npz) with a manifest; resumable (--resume writes missing or "
+            "corrupt shards again); `advgrad verify` re-checks them. " + FOLDER_POLICY
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="config schema:\n\n" + textwrap.indent(GENERATION_SCHEMA, "  "),
     )
     _config_arguments(generate, "generation")
-    generate.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in the output folder (same config): missing or corrupt "
-        "shards are written again",
-    )
+    _folder_arguments(generate, resume=True)
     generate.add_argument(
         "--worker",
         metavar="I/N",
@@ -237,13 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model adversarially as a training config (YAML) says",
         description=(
             "Adversarial training inside Keras fit (PGD-AT or TRADES): writes the plain "
-            "model (model.keras) and its card (card.json); a killed run resumes from its "
-            "backup when run again."
+            "model (model.keras) and its card (card.json); a killed run continues from its "
+            "backup with --resume. " + FOLDER_POLICY
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="config schema:\n\n" + textwrap.indent(TRAINING_SCHEMA, "  "),
     )
     _config_arguments(train, "training")
+    _folder_arguments(train, resume=True)
     train.set_defaults(handler=commands.train)
 
     saliency = subcommands.add_parser(
@@ -253,12 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Explain a model's predictions with the vanilla gradient, gradient x input, "
             "SmoothGrad, integrated gradients and Grad-CAM: one figure per method, the maps "
-            "(attributions.npz) and index.md in the output folder."
+            "(attributions.npz) and index.md in the output folder. " + FOLDER_POLICY
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="config schema:\n\n" + textwrap.indent(SALIENCY_SCHEMA, "  "),
     )
     _config_arguments(saliency, "saliency")
+    _folder_arguments(saliency, resume=False)
     saliency.set_defaults(handler=commands.saliency)
 
     verify = subcommands.add_parser(
@@ -275,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         parents=[common],
         help="print a run's report, optionally write its plots",
-        description="Print the Markdown table of a report.json; with --out, write the plots.",
+        description="Print the Markdown table of a report.json; with --out, write report.md "
+        "and the plots (a new or empty folder, or this report's own); with --csv, the "
+        "per-sample outcomes (a new file, or one that holds them already).",
     )
     report.add_argument("run", metavar="RUN.json", help="a report.json written by bench")
     report.add_argument("--out", metavar="DIR", help="write report.md and the plots here")
@@ -283,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--csv",
         metavar="FILE",
         help="write the per-sample outcomes (label, outcome per eps and attack) as CSV",
+    )
+    report.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the --csv file, or write into an --out folder that holds other files "
+        "(advgrad's own replaced, all others left alone)",
     )
     report.set_defaults(handler=commands.report)
 
@@ -302,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--out", metavar="DIR", help="write compare.md and compare.png here")
     compare.add_argument(
-        "--force", action="store_true", help="compare runs whose threat models differ"
+        "--force",
+        action="store_true",
+        help="compare runs whose threat models differ; write into an --out folder that holds "
+        "other files (advgrad's own replaced, all others left alone)",
     )
     compare.set_defaults(handler=commands.compare)
 
@@ -401,9 +430,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        hint = "; continue with --resume" if args.command in ("bench", "generate") else ""
+        hint = "; continue with --resume" if args.command in RESUMABLE else ""
         print(f"{PROG}: error: interrupted{hint}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if err.errno == errno.ENOSPC and not args.debug:
+            where = f" writing {err.filename}" if err.filename else ""
+            hint = " continue with --resume" if args.command in RESUMABLE else " run it again"
+            print(
+                f"{PROG}: error: no space left on the device{where}: free some space, then{hint}",
+                file=sys.stderr,
+            )
+            return 1
+        return _fail(err, 1, args.debug, with_type=True)
     except Exception as err:
         return _fail(err, 1, args.debug, with_type=True)
 

@@ -17,7 +17,13 @@ import time
 from typing import Any
 
 from advgrad._io import atomic_write
-from advgrad.run_folder import REPORT_JSON, STATE_FILE, RunFolder
+from advgrad.run_folder import (
+    REPORT_JSON,
+    STATE_FILE,
+    RunFolder,
+    check_output_file,
+    fingerprint,
+)
 
 __all__ = [
     "PROG",
@@ -36,6 +42,21 @@ PROG = "advgrad"
 REPORT_MD = "report.md"
 COMPARE_MD = "compare.md"
 COMPARE_PNG = "compare.png"
+# What each command writes into its output folder (`advgrad.run_folder`: its own files).
+PLOTS = ("robust_accuracy.png", "adversarial_eps=*.png", ".advgrad-plots-*")
+BENCH_FILES = (STATE_FILE, REPORT_JSON, REPORT_MD, *PLOTS)
+REPORT_FILES = (REPORT_MD, *PLOTS)
+COMPARE_FILES = (COMPARE_MD, COMPARE_PNG)
+GENERATE_FILES = (
+    "manifest.json",
+    "manifest.worker-*-of-*.json",
+    "shard-*",
+    ".shard-*",
+    ".manifest*",
+    ".advgrad-probe.*",
+)
+TRAIN_FILES = ("model.keras", "card.json", "backup")
+SALIENCY_FILES = ("index.md", "attributions.npz")
 
 
 class UsageError(Exception):
@@ -50,8 +71,9 @@ def init(args: argparse.Namespace) -> int:
     path = pathlib.Path(args.path)
     if path.is_dir():
         raise UsageError(f"{path} is a folder: give a file name such as {path / 'advgrad.yaml'}")
-    if path.exists() and not args.force:
-        raise UsageError(f"{path} exists: choose another name, or overwrite it with --force")
+    if check_output_file(path, force=args.force, option="PATH", content=EXAMPLE):
+        print(f"{path} is already advgrad's example config: edit it, then run `{PROG} bench`")
+        return 0
     atomic_write(path, EXAMPLE)
     print(f"wrote {path}: edit model, data and suite, then run `{PROG} bench {path}`")
     return 0
@@ -65,16 +87,26 @@ def bench(args: argparse.Namespace) -> int:
     from advgrad.config.distribute_build import make_strategy
 
     strategy = make_strategy(config.distribute, config.source)  # before TensorFlow starts
-    with RunFolder(out, resume=args.resume, force=args.force) as folder:
+    folder = RunFolder(
+        out,
+        "bench",
+        _config_fingerprint("bench", config),
+        files=BENCH_FILES,
+        resume=args.resume,
+        force=args.force,
+    )
+    with folder:
         folder.check()  # before any work: a folder that is not ours is refused at once
+        if folder.finished:
+            return _finished(folder, REPORT_MD)
         run = build_run(config)  # loads the model and data: every config error surfaces here
 
         from advgrad.evaluate import evaluate
 
-        folder.open()  # created, locked, and checked again under the lock
+        folder.open()  # created, locked, checked again under the lock, marked unfinished
+        if folder.finished:  # another run finished it meanwhile
+            return _finished(folder, REPORT_MD)
         state = out / STATE_FILE
-        if args.force and not args.resume:
-            state.unlink(missing_ok=True)  # a fresh run, not a resumed one
         start = time.perf_counter()
         report = evaluate(
             run.model,
@@ -95,8 +127,9 @@ def bench(args: argparse.Namespace) -> int:
         report.data["name"] = _data_name(config.data)
         report.to_json(str(out / REPORT_JSON))
         markdown = report.to_markdown()
-        _write_markdown(markdown, out)
-        plots = _save_plots(report, out)
+        _write_markdown(markdown, folder)
+        plots = _save_plots(report, folder)
+        folder.done()
     print(markdown.rstrip("\n"))
     print()
     written = [REPORT_JSON, REPORT_MD, *(pathlib.Path(p).name for p in plots)]
@@ -120,32 +153,53 @@ def generate(args: argparse.Namespace) -> int:
             worker = check_worker(args.worker)
         except ArgumentError as err:
             raise UsageError(f"argument --worker: {err.reason}") from None
+    if worker is not None and args.force:
+        raise UsageError(
+            "--force cannot be combined with --worker: it would remove the other workers' "
+            "shards; remove the output folder first, or leave out --force"
+        )
     from advgrad.config.distribute_build import make_strategy
 
     strategy = make_strategy(bench.distribute, bench.source)  # before TensorFlow starts
-    model, data, attack = build_generation(dataclasses.replace(config, bench=bench))
+    config = dataclasses.replace(config, bench=bench)
+    folder = RunFolder(
+        out,
+        "generate",
+        _config_fingerprint("generate", config),
+        files=GENERATE_FILES,
+        resume=args.resume,
+        force=args.force,
+        shared=worker is not None,  # the workers of one run share the folder
+    )
+    with folder:
+        folder.check()
+        if folder.finished and not args.resume:  # --resume: rewrite a damaged shard
+            return _finished(folder, "manifest.json", f"check it with `{PROG} verify {out}`")
+        model, data, attack = build_generation(config)
 
-    from advgrad.generation import generate as run_generation
+        from advgrad.generation import generate as run_generation
 
-    start = time.perf_counter()
-    try:
-        manifest = run_generation(
-            model,
-            data,
-            attack,
-            out,
-            shard_size=config.shard_size,
-            format=config.format,
-            resume=args.resume,
-            batch_size=bench.batch_size,
-            seed=bench.seed,
-            progress=True,
-            worker=None if worker is None else (worker.index, worker.count),
-            strategy=strategy,
-        )
-    except ArgumentError as err:  # refused before any work: the folder, a resumed run
-        text = str(err).replace("resume=True", "--resume")
-        raise UsageError(re.sub(r"worker='i/(\d+)'", r"--worker I/\1", text)) from None
+        folder.open()
+        start = time.perf_counter()
+        try:
+            manifest = run_generation(
+                model,
+                data,
+                attack,
+                out,
+                shard_size=config.shard_size,
+                format=config.format,
+                resume=folder.resuming or folder.finished or (worker is not None and args.resume),
+                batch_size=bench.batch_size,
+                seed=bench.seed,
+                progress=True,
+                worker=None if worker is None else (worker.index, worker.count),
+                strategy=strategy,
+            )
+        except ArgumentError as err:  # refused before any work: the folder, a resumed run
+            raise UsageError(_flags(str(err))) from None
+        if "worker" not in manifest:  # one run, or the last worker: the run is complete
+            folder.done()
     seconds = time.perf_counter() - start
     shards = manifest.get("shards", [])
     samples = sum(int(shard.get("count", 0)) for shard in shards)
@@ -171,9 +225,24 @@ def train(args: argparse.Namespace) -> int:
 
     config = load_train(args.config, default_catalog())
     bench, out = _overridden(config.bench, args)
-    start = time.perf_counter()
-    card = run_training(dataclasses.replace(config, bench=bench), out, verbose=2)
-    seconds = time.perf_counter() - start
+    config = dataclasses.replace(config, bench=bench)
+    folder = RunFolder(
+        out,
+        "train",
+        _config_fingerprint("train", config),
+        files=TRAIN_FILES,
+        resume=args.resume,
+        force=args.force,
+    )
+    with folder:
+        folder.check()
+        if folder.finished:
+            return _finished(folder, "model.keras", f"its card: {out / 'card.json'}")
+        folder.open()  # a fresh run (no --resume) starts without an earlier backup
+        start = time.perf_counter()
+        card = run_training(config, out, verbose=2)
+        seconds = time.perf_counter() - start
+        folder.done()
     history = card["history"]
     print(f"wrote {out / 'model.keras'} and {out / 'card.json'} ({seconds:.1f} s)")
     if "validation_accuracy" in card:
@@ -195,26 +264,40 @@ def saliency(args: argparse.Namespace) -> int:
     config = load_saliency(args.config, default_catalog())
     bench, out = _overridden(config.bench, args)
     config = dataclasses.replace(config, bench=bench)
-    run = build_saliency(config)
+    folder = RunFolder(
+        out,
+        "saliency",
+        _config_fingerprint("saliency", config),
+        files=(*SALIENCY_FILES, *(f"{m.name}*.png" for m in config.methods)),
+        resume=None,  # nothing to resume: an unfinished run is run again
+        force=args.force,
+    )
+    with folder:
+        folder.check()
+        if folder.finished:
+            return _finished(folder, "index.md")
+        run = build_saliency(config)
 
-    from advgrad.saliency import write_saliency
+        from advgrad.saliency import write_saliency
 
-    start = time.perf_counter()
-    try:
-        paths = write_saliency(
-            run.model,
-            run.x,
-            out,
-            methods=[m.name for m in config.methods],
-            settings=config.run_settings(),
-            target=run.target,
-            labels=run.y,
-            samples=config.samples,
-            title=f"Saliency maps: {pathlib.Path(bench.model).name}, {_data_name(bench.data)}",
-        )
-    except ArgumentError as err:  # a class id in `target` beyond the model's classes, say
-        raise UsageError(f"{args.config}: {err}") from None
-    seconds = time.perf_counter() - start
+        folder.open()
+        start = time.perf_counter()
+        try:
+            paths = write_saliency(
+                run.model,
+                run.x,
+                out,
+                methods=[m.name for m in config.methods],
+                settings=config.run_settings(),
+                target=run.target,
+                labels=run.y,
+                samples=config.samples,
+                title=f"Saliency maps: {pathlib.Path(bench.model).name}, {_data_name(bench.data)}",
+            )
+        except ArgumentError as err:  # a class id in `target` beyond the model's classes
+            raise UsageError(f"{args.config}: {err}") from None
+        seconds = time.perf_counter() - start
+        folder.done()
     for method, reason in paths["skipped"].items():
         print(f"{PROG}: skipped {method}: {reason}")
     print(
@@ -242,6 +325,43 @@ def verify(args: argparse.Namespace) -> int:
     elif result.bad:
         print(f"`{PROG} generate CONFIG --resume` writes shard(s) {result.bad} again")
     return 0 if result.ok else 1
+
+
+def _finished(folder: RunFolder, result: str, *more: str) -> int:
+    """The same command on its own finished run: say so, show its result, exit 0."""
+    print(f"{folder.path} holds this {folder.command} run of the same config, complete")
+    print(f"its result: {folder.path / result}" + "".join(f"; {text}" for text in more))
+    print("nothing to do: pass --force to run it again")
+    return 0
+
+
+def _config_fingerprint(command: str, config: Any) -> str:
+    """What defines a config's run (`advgrad.run_folder.fingerprint`): every setting but
+    where it writes and where it was read from, and the content of its model and data files."""
+    bench = getattr(config, "bench", config)
+    files = [bench.model] if not bench.is_zoo_model else []
+    if bench.data.npz is not None:
+        files.append(bench.data.npz)
+    return fingerprint(command, _identity(config), *map(pathlib.Path, files))
+
+
+def _identity(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        skip = ("output", "source", "folder")
+        fields = dataclasses.fields(value)
+        return {f.name: _identity(getattr(value, f.name)) for f in fields if f.name not in skip}
+    if isinstance(value, dict):
+        return {str(k): _identity(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_identity(v) for v in value]
+    return value
+
+
+def _flags(text: str) -> str:
+    """A Python API error in the command line's words: flags, not argument names."""
+    text = text.replace("resume=True", "--resume").replace("another out_dir", "another --out")
+    text = re.sub(r"worker='i/(\d+)'", r"--worker I/\1", text)
+    return re.sub(r"\bout_dir\b", "--out", text)
 
 
 def _data_name(data: Any) -> str:
@@ -272,13 +392,13 @@ def _check_out_argument(out: str | None) -> None:
         raise UsageError(f"--out: expected a folder path, received {out!r}")
 
 
-def _write_markdown(markdown: str, out: pathlib.Path) -> None:
-    atomic_write(out / REPORT_MD, markdown + ("" if markdown.endswith("\n") else "\n"))
+def _write_markdown(markdown: str, folder: RunFolder) -> None:
+    folder.write(REPORT_MD, markdown + ("" if markdown.endswith("\n") else "\n"))
 
 
-def _save_plots(report: Any, out: pathlib.Path) -> list[str]:
-    """The plots, drawn in a scratch folder, then put in `out` by `atomic_write` (mode 0644)."""
-    with tempfile.TemporaryDirectory(prefix=".advgrad-plots-", dir=out) as scratch:
+def _save_plots(report: Any, folder: RunFolder) -> list[str]:
+    """The plots, drawn in a scratch folder, then put in the run's folder (`RunFolder.write`)."""
+    with tempfile.TemporaryDirectory(prefix=".advgrad-plots-", dir=folder.path) as scratch:
         try:
             drawn = report.save_plots(scratch)
         except ImportError as err:  # matplotlib is optional
@@ -286,8 +406,8 @@ def _save_plots(report: Any, out: pathlib.Path) -> list[str]:
             return []
         written = []
         for path in drawn:
-            target = out / pathlib.Path(path).name
-            atomic_write(target, lambda tmp, path=path: shutil.copyfile(path, tmp))
+            name = pathlib.Path(path).name
+            target = folder.write(name, lambda tmp, path=path: shutil.copyfile(path, tmp))
             written.append(str(target))
     return written
 
@@ -306,24 +426,47 @@ def report(args: argparse.Namespace) -> int:
         report = Report.from_json(str(path))
     except ValueError as err:  # malformed or out-of-range content: a bad file, exit 2
         raise UsageError(str(err)) from err
-    markdown = report.to_markdown()
-    print(markdown.rstrip("\n"))
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        _write_markdown(markdown, out)
-        plots = _save_plots(report, out)
-        written = [REPORT_MD, *(pathlib.Path(p).name for p in plots)]
-        print()
-        print(f"wrote {', '.join(written)} to {out.absolute()}")
-    if args.csv is not None:
+    csv = None
+    if args.csv is not None:  # checked before anything is written
         if not args.csv.strip():
             raise UsageError(f"--csv: expected a file path, received {args.csv!r}")
         target = pathlib.Path(args.csv)
-        if target.is_dir():
-            raise UsageError(f"--csv: {target} is a folder, expected a file path")
-        report.to_csv(target)
-        print(f"wrote {target.absolute()} ({report.n_samples} samples)")
+        text = report.to_csv()
+        same = check_output_file(target, force=args.force, option="--csv", content=text)
+        csv = None if same else text
+    folder = None
+    if args.out:
+        folder = RunFolder(
+            pathlib.Path(args.out).absolute(),
+            "report",
+            fingerprint("report", path.absolute()),
+            files=REPORT_FILES,
+            resume=None,
+            force=args.force,
+        )
+        folder.check()
+    markdown = report.to_markdown()
+    print(markdown.rstrip("\n"))
+    if folder is not None:
+        with folder:
+            if not folder.finished:
+                folder.open()
+                _write_markdown(markdown, folder)
+                plots = _save_plots(report, folder)
+                folder.done()
+                written = [REPORT_MD, *(pathlib.Path(p).name for p in plots)]
+                print()
+                print(f"wrote {', '.join(written)} to {folder.path}")
+            else:
+                print()
+                print(f"{folder.path} holds this report's files already (--force rewrites them)")
+    if args.csv is not None:
+        target = pathlib.Path(args.csv)
+        if csv is not None:
+            report.to_csv(target)
+            print(f"wrote {target.absolute()} ({report.n_samples} samples)")
+        else:
+            print(f"{target.absolute()} holds these outcomes already ({report.n_samples} samples)")
     return 0
 
 
@@ -352,19 +495,34 @@ def compare(args: argparse.Namespace) -> int:
     except ThreatModelError as err:
         raise UsageError(f"{err} (pass --force to compare them anyway)") from None
     markdown = comparison.to_markdown()
-    print(markdown.rstrip("\n"))
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / COMPARE_MD, markdown)
+    if not args.out:
+        print(markdown.rstrip("\n"))
+        return 0
+    runs = [pathlib.Path(run).absolute() for run in args.runs]
+    with RunFolder(
+        pathlib.Path(args.out).absolute(),
+        "compare",
+        fingerprint("compare", args.force, *runs),
+        files=COMPARE_FILES,
+        resume=None,
+        force=args.force,
+    ) as folder:
+        folder.check()
+        print(markdown.rstrip("\n"))
+        print()
+        if folder.finished:
+            print(f"{folder.path} holds this comparison already (--force rewrites it)")
+            return 0
+        folder.open()
+        folder.write(COMPARE_MD, markdown)
         written = [COMPARE_MD]
         try:
-            comparison.save_plot(out / COMPARE_PNG)
+            comparison.save_plot(folder.path / COMPARE_PNG)
             written.append(COMPARE_PNG)
         except ImportError as err:  # matplotlib is optional
             print(f"{PROG}: no plot written ({err}); pip install matplotlib", file=sys.stderr)
-        print()
-        print(f"wrote {', '.join(written)} to {out.absolute()}")
+        folder.done()
+        print(f"wrote {', '.join(written)} to {folder.path}")
     return 0
 
 

@@ -195,27 +195,36 @@ def test_bench_writes_report_markdown_and_plots(bench_run):
     assert f"{100 * report.robust_accuracy[0.1]:.1f}%" in markdown
 
 
-def test_bench_refuses_existing_run_without_resume(bench_run, capsys):
-    _, config, out = bench_run
-    before = (out / "report.json").read_text()
-    code, stdout, stderr = run(capsys, "bench", config, "--out", out)
-    assert code == 2 and stdout == ""
-    assert stderr.strip() == (
-        f"advgrad: error: {out} already holds a run (state.json, report.json); pass --resume "
-        "to continue it, or a different --out"
-    )
-    assert (out / "report.json").read_text() == before
+def _snapshot(folder):
+    files = [p for p in folder.iterdir() if p.is_file() and p.name != ".advgrad.lock"]
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in files}
 
 
-def test_bench_resume_gives_the_same_report(bench_run, capsys):
+def test_bench_again_on_its_finished_run_says_so_and_exits_0(bench_run, capsys):
+    """The README's first command, run twice: the second says the run is complete, exit 0,
+    nothing rewritten; --resume on a finished run changes nothing either."""
     _, config, out = bench_run
-    first = Report.from_json(out / "report.json")
-    code, stdout, stderr = run(capsys, "bench", config, "--out", out, "--resume")
-    assert code == 0, stderr
-    second = Report.from_json(out / "report.json")
-    assert second.robust_accuracy == first.robust_accuracy
-    assert second.per_attack == first.per_attack
-    assert "| **worst case (cascade)** |" in stdout
+    before = _snapshot(out)
+    for extra in ([], ["--resume"]):
+        code, stdout, stderr = run(capsys, "bench", config, "--out", out, *extra)
+        assert code == 0 and stderr == "", stderr
+        assert f"{out} holds this bench run of the same config, complete" in stdout
+        assert f"its result: {out / 'report.md'}" in stdout and "--force" in stdout
+        assert _snapshot(out) == before
+
+
+def test_bench_with_another_config_on_a_finished_run_is_refused(bench_run, capsys, tmp_path):
+    _, _, out = bench_run
+    before = _snapshot(out)
+    other = write(tmp_path, SMALL.replace("limit: 64", "limit: 32"))
+    for extra in ([], ["--resume"]):
+        code, stdout, stderr = run(capsys, "bench", other, "--out", out, *extra)
+        assert code == 2 and stdout == ""
+        assert stderr.strip() == (
+            f"advgrad: error: {out} holds a bench run of another config; pass --force to write "
+            "into it anyway (replacing only advgrad's own files), or a different --out"
+        )
+    assert _snapshot(out) == before
 
 
 def test_bench_resume_continues_an_interrupted_run(bench_run, tmp_path, capsys, monkeypatch):
@@ -240,7 +249,10 @@ def test_bench_resume_continues_an_interrupted_run(bench_run, tmp_path, capsys, 
     assert (out / "state.json").exists() and not (out / "report.json").exists()
 
     code, _, stderr = run(capsys, "bench", config, "--out", out)
-    assert code == 2 and "already holds a run (state.json); pass --resume" in stderr
+    assert code == 2 and stderr.strip() == (
+        f"advgrad: error: {out} holds an unfinished bench run of this config: pass --resume "
+        "to continue it, or --force to start it again"
+    )
 
     monkeypatch.setattr(Runner, "run_batch", original)
     calls.clear()
@@ -272,9 +284,9 @@ def test_bench_limit_and_default_output(tmp_path, capsys, monkeypatch):
 
 # ------------------------------------------------ the output folder: only new, empty or ours
 def _victim(folder, *names):
-    """A folder of the user's own, holding `names` (report.md first: the file advgrad wrote)."""
+    """A folder of the user's own, holding `names` (default: a report.md of their own)."""
     folder.mkdir(parents=True)
-    for name in ("report.md", *names):
+    for name in names or ("report.md",):
         (folder / name).write_text(f"my own {name}\n")
     return {p.name: p.read_text() for p in folder.iterdir()}
 
@@ -293,24 +305,36 @@ def test_bench_refuses_a_folder_of_other_files_via_config_output(tmp_path, capsy
     code, stdout, stderr = run(capsys, "bench", config)
     assert code == 2 and stdout == ""
     assert stderr.count("\n") == 1, stderr
-    named, _, rest = stderr.removeprefix("advgrad: error: ").partition(" is not empty ")
+    named, _, rest = stderr.removeprefix("advgrad: error: ").partition(" holds ")
     assert pathlib.Path(named).resolve() == victim.resolve()
-    assert rest.startswith("(report.md): advgrad writes only into a new or empty folder")
-    assert "--force" in stderr
+    assert rest.strip() == (
+        "report.md, which advgrad did not write and would replace: move them away, or pass "
+        "a different --out"
+    )
     assert _contents(victim) == before  # untouched: not even a lock file
 
 
 def test_bench_refuses_a_folder_of_other_files_via_out(tmp_path, capsys):
     victim = tmp_path / "victim"
-    before = _victim(victim, "a.txt", "b.txt", "c.txt", "d.txt")
+    before = _victim(victim, "a.txt", "b.txt", "c.txt", "d.txt", "e.txt")
     config = write(tmp_path, TINY)
     for argv in (["--out", victim], ["--out", victim, "--resume"]):
         code, stdout, stderr = run(capsys, "bench", config, *argv)
         assert code == 2 and stdout == ""
         assert stderr.count("\n") == 1, stderr
-        assert "(a.txt, b.txt, c.txt and 2 more)" in stderr
+        assert "is not empty (a.txt, b.txt, c.txt and 2 more)" in stderr
         assert "pass --force" in stderr
         assert _contents(victim) == before
+
+
+def test_bench_never_replaces_a_users_file_of_its_own_name_even_with_force(tmp_path, capsys):
+    victim = tmp_path / "victim"
+    before = _victim(victim, "report.md", "notes.txt")
+    config = write(tmp_path, TINY)
+    code, stdout, stderr = run(capsys, "bench", config, "--out", victim, "--force")
+    assert code == 2 and stdout == ""
+    assert "holds report.md, which advgrad did not write and would replace" in stderr
+    assert _contents(victim) == before
 
 
 def test_bench_force_writes_into_the_folder_replacing_only_its_own_files(tmp_path, capsys):
@@ -321,6 +345,9 @@ def test_bench_force_writes_into_the_folder_replacing_only_its_own_files(tmp_pat
     assert code == 0, stderr
     assert (victim / "notes.txt").read_text() == "my own notes.txt\n"
     assert (victim / "report.md").read_text().startswith("- Model: digits_cnn")
+    # advgrad's own run now: the same command again is complete, --force runs it again
+    code, stdout, _ = run(capsys, "bench", config, "--out", victim)
+    assert code == 0 and "complete" in stdout
     assert Report.from_json(victim / "report.json").n_samples == 16
     # --force over an existing run starts a fresh run (its state.json is replaced)
     code, _, stderr = run(capsys, "bench", config, "--out", victim, "--force", "--limit", 8)
@@ -334,7 +361,9 @@ def test_bench_help_states_force(capsys):
 
     code, stdout, _ = run(capsys, "bench", "--help")
     assert code == 0
-    assert "--force" in stdout and "report.md" in " ".join(stdout.split())
+    text = " ".join(stdout.split())
+    assert "--force" in stdout and "advgrad's own files there are replaced" in text
+    assert "on its finished run the command says so and exits 0" in text
     assert "--force" in advgrad.cli.__doc__
 
 
@@ -375,7 +404,7 @@ def test_bench_refuses_a_folder_locked_by_another_run(tmp_path, capsys):
         assert code == 2 and stdout == ""
         assert stderr.strip() == (
             "advgrad: error: another advgrad run (pid 1234, started 2030-01-02T03:04:05+00:00) "
-            f"is writing to {out}"
+            f"is writing to {out}: wait for it to finish (or stop it), or pass a different --out"
         )
         assert sorted(p.name for p in out.iterdir()) == [".advgrad.lock"]
     # released: the folder is usable again
@@ -427,10 +456,12 @@ def test_two_benches_into_one_fresh_folder_one_is_refused(tmp_path):
         p.stdout.close()
         p.stderr.close()
     codes = sorted(code for code, _ in results)
-    assert codes == [0, 2], results
-    refused = next(err for code, err in results if code == 2)
-    assert refused.count("\n") == 1, refused
-    assert f"is writing to {out}" in refused or f"{out} already holds a run" in refused, refused
+    assert codes in ([0, 2], [0, 0]), results  # refused, or run after the other finished
+    if codes == [0, 2]:
+        refused = next(err for code, err in results if code == 2)
+        assert refused.count("\n") == 1, refused
+        assert f"is writing to {out}" in refused, refused
+    assert Report.from_json(out / "report.json").n_samples == 16
 
 
 # ---------------------------------------------------- a failed run leaves no empty folder
@@ -451,11 +482,11 @@ def test_bench_failing_at_run_time_removes_the_folder_it_created(tmp_path, capsy
     kept.mkdir()
     code, _, _ = run(capsys, "bench", config, "--out", kept)
     assert code == 1 and kept.is_dir()
-    assert [p.name for p in kept.iterdir()] in ([], [".advgrad.lock"])
+    assert [p.name for p in kept.iterdir()] == []
 
 
 # ------------------------------------------------------ every output file has one mode
-def test_output_files_share_one_mode(tmp_path, capsys):
+def test_output_files_take_the_users_umask(tmp_path, capsys):
     config = write(tmp_path, TINY)
     out = tmp_path / "out"
     plots = tmp_path / "plots"
@@ -472,7 +503,7 @@ def test_output_files_share_one_mode(tmp_path, capsys):
     assert {"report.json", "report.md", "state.json", "robust_accuracy.png"} <= names
     assert any(name.startswith("adversarial_eps=") for name in names)
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in files}
-    assert set(modes.values()) == {"0o644"}, modes
+    assert set(modes.values()) == {"0o600"}, modes  # umask 077: nobody else reads them
 
 
 # ---------------------------------------------------------------------------- report
@@ -870,7 +901,7 @@ def test_generate_then_verify_then_resume_a_corrupt_shard(tmp_path, capsys):
     code, stdout, err = run(capsys, "generate", config, "--out", out)
     assert code == 0, err
     assert f"wrote 50 samples in 3 shard(s) to {out}" in stdout
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith(".advgrad"))
     assert names == ["manifest.json", "shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
     first = {name: (out / name).read_bytes() for name in names}
 
@@ -884,8 +915,9 @@ def test_generate_then_verify_then_resume_a_corrupt_shard(tmp_path, capsys):
     code, stdout, _ = run(capsys, "verify", out)
     assert code == 1 and "shard 1 (shard-00001.npz)" in stdout and "[1] again" in stdout
 
-    code, _, err = run(capsys, "generate", config, "--out", out)  # not without --resume
-    assert code == 2 and "--resume" in err and err.count("\n") == 1
+    code, stdout, err = run(capsys, "generate", config, "--out", out)  # its finished run
+    assert code == 0 and err == "" and "complete" in stdout and "verify" in stdout
+    assert (out / "shard-00001.npz").read_bytes() == bytes(data)  # changed nothing
     code, _, err = run(capsys, "generate", config, "--out", out, "--resume")
     assert code == 0, err
     assert {name: (out / name).read_bytes() for name in names} == first  # the same bytes
