@@ -354,7 +354,11 @@ def test_another_runs_folder_is_refused_and_a_changed_run_named(digits, digits_c
     before = files(tmp_path)
     with pytest.raises(ArgumentError, match="resume=True") as err:
         generate(digits_cnn, arrays(digits, 16), pgd(), tmp_path, **run)
-    assert err.value.argument == "out_dir"
+    assert err.value.argument == "out_dir"  # its own finished run: not "another run's"
+    assert "holds this run's manifest.json (the same config and model, complete)" in str(err.value)
+    with pytest.raises(ArgumentError, match="different seed") as err:  # another run's: named
+        generate(digits_cnn, arrays(digits, 16), pgd(), tmp_path, **{**run, "seed": 3})
+    assert err.value.argument == "seed"
     changes = [
         (dict(seed=3), pgd(), digits_cnn, "seed"),
         (dict(shard_size=4), pgd(), digits_cnn, "shard_size"),

@@ -144,7 +144,7 @@ def generate(
         ArgumentError: Naming the argument, before any work: an invalid argument, an
             unknown format, data that do not match the model, an `out_dir` that is not a
             writable folder, is being written by another run at the same time, or holds
-            another run's manifest (without `resume`), or a
+            a run's manifest (without `resume`; another config's is named), or a
             resumed run whose config or model differs (named); a `worker` that is not
             ``"i/N"``, a worker another run is running, or a folder of another number of
             workers (``worker``). Data that differ from a resumed run's (``data``) are
@@ -235,15 +235,17 @@ def _claim(folder, config, model, resume, share, samples, shard_size):
         for other in others:
             _check_same(folder, other, config, digest)
     if (folder / name).exists():
+        saved = read_manifest(folder, share=share)
+        _check_same(folder, saved, config, digest)  # another run's: refused, naming the change
         if not resume:
-            whose = "another run's" if share is None else f"worker {share.label}'s"
+            whose = "this run's" if share is None else f"worker {share.label}'s"
+            state = "complete" if saved.get("complete") else "unfinished"
             raise ArgumentError(
                 "out_dir",
-                f"{str(folder)!r} holds {whose} {name}: pass resume=True to "
-                "continue it (same config and model), or another out_dir.",
+                f"{str(folder)!r} holds {whose} {name} (the same config and model, "
+                f"{state}): pass resume=True to continue it or re-check its shards, or "
+                "another out_dir.",
             )
-        saved = read_manifest(folder, share=share)
-        _check_same(folder, saved, config, digest)
     _remove_leftovers(folder, share)
     if saved is not None:
         saved["versions"] = versions()
