@@ -249,3 +249,28 @@ def test_write_refuses_a_name_the_command_does_not_declare(tmp_path):
         with pytest.raises(ValueError, match="not among the files of `advgrad bench`"):
             folder.write("notes.csv", "x")
     assert not pathlib.Path(tmp_path / "run" / "notes.csv").exists()
+
+
+# ------------------------------------------------------------------------------ a full disk
+def test_a_full_disk_names_the_file_and_the_fix(tmp_path, capsys, monkeypatch):
+    """``[Errno 28] No space left on device`` used to name no file and no way on."""
+    import errno
+
+    from advgrad import _io
+
+    real_write = os.write
+
+    def full(fd, data):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".state.json."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(_io.os, "write", full)
+    config = write(tmp_path, TINY, "bench.yaml")
+    out = tmp_path / "run"
+    code, _, stderr = run(capsys, "bench", config, "--out", out)
+    assert code == 1
+    assert stderr.strip().splitlines()[-1] == (
+        f"advgrad: error: no space left on the device writing {out / 'state.json'}: free some "
+        "space, then continue with --resume"
+    )
