@@ -472,10 +472,11 @@ def build(name: str) -> keras.Model:
 
 
 def _save(model: keras.Model, info: dict[str, Any], folder: pathlib.Path) -> None:
-    name = info["name"]
+    from advgrad.training.backup import json_text  # valid JSON: a non-finite number is null
 
+    name = info["name"]
     atomic_write(folder / f"{name}.keras", lambda path: model.save(path, overwrite=True))
-    atomic_write(folder / f"{name}.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    atomic_write(folder / f"{name}.json", json_text(info, indent=2) + "\n")
 
 
 def load(

@@ -27,8 +27,8 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``epochs`` are required)::
     seed: 0                      # weights, shuffling and the attack's random starts
     robust_check: {name: fgsm}   # optional: val_robust_accuracy each epoch under this
                                  # attack at eps (needs validation)
-    backup: true                 # keras BackupAndRestore in <output>/backup: a killed run
-                                 # resumes where it stopped
+    backup: true                 # <output>/backup at each epoch's end: a killed run
+                                 # resumes where it stopped (--resume; same config only)
     output: runs/train-digits-pgd   # model.keras and card.json go here (--out overrides)
     distribute: {strategy: mirrored, cpu_devices: 2}  # optional: tf.distribute, as in bench
 
@@ -104,7 +104,7 @@ class TrainConfig(OneAttack):
         from_scratch: Train the model's architecture from fresh weights (else its weights).
         validation: Validation data (`DataConfig`), or None.
         robust_check: The attack of the per-epoch ``val_robust_accuracy``, or None.
-        backup: Keep a ``keras.callbacks.BackupAndRestore`` folder in the output.
+        backup: Keep an `advgrad.training.Backup` folder in the output.
     """
 
     epochs: int = 1

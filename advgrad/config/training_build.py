@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from advgrad.config.build import _check_data_fits, _load_data, _model_input_names, build_run
-from advgrad.config.problems import _Problems
+from advgrad.config.problems import ConfigError, _Problems
 from advgrad.config.training import TrainConfig
 
 __all__ = ["TrainingRun", "build_training", "run_training"]
@@ -92,15 +92,21 @@ def run_training(
 
     Seeds Keras (`keras.utils.set_random_seed`) and turns on TensorFlow's op determinism, so
     the same config gives the same weights on the same machine and versions. With
-    ``backup`` a ``keras.callbacks.BackupAndRestore`` folder ``output/backup`` holds the
-    state at each epoch's end: run the same command again after a crash and it resumes to
-    the uninterrupted weights (the data come through `advgrad.training.EpochBatches`,
-    shuffled by seed and epoch). With a ``distribute:`` section the model is built, wrapped
-    and compiled under its strategy (`advgrad.config.distribute_build.make_strategy`).
+    ``backup`` a folder ``output/backup`` holds the state at each epoch's end
+    (`advgrad.training.Backup`): run the same config again after
+    a crash and it resumes to the uninterrupted weights (the data come through
+    `advgrad.training.EpochBatches`, shuffled by seed and epoch) with the whole history; a
+    backup of another config is refused. Training stops at the first non-finite loss,
+    writing nothing. With a ``distribute:`` section the model is built, wrapped and
+    compiled under its strategy (`advgrad.config.distribute_build.make_strategy`).
 
     Returns:
         The card (what ``card.json`` holds): the recipe, the history, the final clean and
         robust validation accuracy (when there is validation data), the training time.
+
+    Raises:
+        ConfigError: A bad config, or a backup in `output` of another config (or damaged).
+        NonFiniteLossError: The loss (or the weights) became NaN or infinite.
     """
     import keras
     import tensorflow as tf
@@ -137,23 +143,35 @@ def run_training(
             metrics=["accuracy"],
             steps_per_execution=1 if several else min(per_epoch, training.STEPS_PER_EXECUTION),
         )
+    replicas = 1 if strategy is None else int(strategy.num_replicas_in_sync)
+    backup = None
+    if config.backup:
+        backup = training.Backup(folder / "backup", _fingerprint(config, run, replicas))
+        if backup.problem:
+            fix = "train into another `output` (--out), or start again with --force"
+            raise ConfigError([f"{backup.problem}; {fix}"], source=config.bench.source)
     batches = training.EpochBatches(
         x, y, batch_size=config.bench.batch_size, seed=config.bench.seed
     )
-    callbacks: list[Any] = [batches]
-    if config.backup:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(folder / "backup")))
+    callbacks: list[Any] = [batches, training.StopOnNonFiniteLoss(_likely_settings(config))]
     if run.robust_check is not None and run.validation is not None:
         callbacks.append(training.RobustAccuracy(run.validation, run.robust_check))
+    if backup is not None:  # last: it records the logs the others added
+        callbacks.append(backup)
     start = time.perf_counter()
-    history = robust.fit(
-        batches.dataset,
-        epochs=config.epochs,
-        validation_data=run.validation,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=verbose,
-    )
+    try:
+        history = robust.fit(
+            batches.dataset,
+            epochs=config.epochs,
+            validation_data=run.validation,
+            callbacks=callbacks,
+            shuffle=False,
+            verbose=verbose,
+        )
+    except training.NonFiniteLossError:
+        if backup is not None:  # the same config diverges again: nothing worth resuming
+            backup.remove()
+        raise
     seconds = time.perf_counter() - start
     model = robust.plain_model()
     atomic_write(folder / "model.keras", lambda path: model.save(path, overwrite=True))
@@ -170,8 +188,8 @@ def run_training(
         "learning_rate": config.learning_rate,
         "seed": config.bench.seed,
         "training_seconds": round(seconds, 2),
-        "replicas": 1 if strategy is None else int(strategy.num_replicas_in_sync),
-        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+        "replicas": replicas,
+        "history": backup.history if backup is not None else history.history,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
     }
@@ -179,9 +197,52 @@ def run_training(
         card["validation_accuracy"] = float(
             robust.evaluate(*run.validation, verbose=0, return_dict=True)["accuracy"]
         )
-    card = json.loads(json.dumps(card, default=_jsonable))
-    atomic_write(folder / "card.json", json.dumps(card, indent=2, sort_keys=True) + "\n")
-    return card
+    text = _card_text(card)
+    atomic_write(folder / "card.json", text)
+    return json.loads(text)
+
+
+def _card_text(card: dict[str, Any]) -> str:
+    """``card.json``'s text: valid JSON (a non-finite number is written null)."""
+    from advgrad.training.backup import json_text
+
+    return json_text(card, indent=2, default=_jsonable) + "\n"
+
+
+def _fingerprint(config: TrainConfig, run: TrainingRun, replicas: int) -> dict[str, Any]:
+    """What determines the trained weights: a backup of another fingerprint is not resumed."""
+    from advgrad.evaluate.state import batch_digest, model_digest
+
+    x, y = run.data
+    optional = lambda value: None if value is None else dataclasses.asdict(value)  # noqa: E731
+    return {
+        "model": config.bench.model,
+        "model_weights": model_digest(run.model),  # the weights training starts from
+        "from_scratch": config.from_scratch,
+        "data": dataclasses.asdict(config.bench.data),
+        "data_content": batch_digest(x, y),
+        "validation": optional(config.validation),
+        "attack": run.attack.get_config(),
+        "eps": config.eps,
+        "objective": config.objective,
+        "beta": config.beta if config.objective == "trades" else None,
+        "ratio": config.ratio,
+        "epochs": config.epochs,
+        "batch_size": config.bench.batch_size,
+        "learning_rate": config.learning_rate,
+        "seed": config.bench.seed,
+        "robust_check": optional(config.robust_check),
+        "replicas": replicas,
+    }
+
+
+def _likely_settings(config: TrainConfig) -> str:
+    """The end of the non-finite-loss message: the config's keys likely at fault."""
+    default = TrainConfig.learning_rate
+    text = f"lower `learning_rate` ({config.learning_rate:g}; the default is {default:g})"
+    if config.objective == "trades":
+        text += f" or `beta` ({config.beta:g})"
+    return text + "; no model written"
 
 
 def _loss(model: Any) -> Any:

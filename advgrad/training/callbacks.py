@@ -1,4 +1,5 @@
-"""`RobustAccuracy`: robust accuracy on validation data under a cheap attack, per epoch.
+"""`RobustAccuracy`: robust accuracy on validation data under a cheap attack, per epoch;
+`StopOnNonFiniteLoss`: training stopped, with an error, at the first loss that is not finite.
 
 A Keras callback: at the end of every `every`-th epoch it attacks the validation data with
 its attack (FGSM or a few PGD steps: cheap, so a lower bound on the error only; evaluate
@@ -27,7 +28,7 @@ from advgrad._validation import check_int, invalid
 from advgrad.attacks.base import Attack
 from advgrad.predictions import class_ids, predicted_classes
 
-__all__ = ["RobustAccuracy"]
+__all__ = ["NonFiniteLossError", "RobustAccuracy", "StopOnNonFiniteLoss"]
 
 
 class RobustAccuracy(keras.callbacks.Callback):
@@ -80,3 +81,72 @@ class RobustAccuracy(keras.callbacks.Callback):
         self.history.append(value)
         if logs is not None:
             logs[self.name] = value
+
+
+class NonFiniteLossError(ValueError):
+    """Training stopped at a loss (or weights) that is not finite.
+
+    Attributes:
+        epoch: The epoch (from 1). batch: The batch it was seen by (from 1; None: at the
+            epoch's end). value: The loss (None: the weights).
+    """
+
+    def __init__(self, message: str, epoch: int, batch: int | None, value: float | None):
+        super().__init__(message)
+        self.epoch, self.batch, self.value = epoch, batch, value
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Raise `NonFiniteLossError` at the first non-finite loss, or weights at an epoch's end.
+
+    ``keras.callbacks.TerminateOnNaN`` stops quietly: ``fit`` returns with NaN weights. Put
+    this callback before the ones that save the model, so that nothing non-finite is saved.
+
+    Args:
+        hint: The end of the message: the settings likely at fault, e.g. ``"lower the
+            learning rate"``.
+
+    >>> import numpy as np, keras
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    >>> model.compile(keras.optimizers.SGD(1e30), "mse")
+    >>> try:
+    ...     model.fit(np.ones((4, 2)), np.ones((4, 2)), epochs=3, verbose=0,
+    ...               callbacks=[StopOnNonFiniteLoss("lower the rate")])
+    ... except NonFiniteLossError as err:
+    ...     print(err)
+    training stopped in epoch 2, by batch 1 of 1: the loss is not finite (inf); lower the rate
+    """
+
+    def __init__(self, hint: str = "lower the learning rate"):
+        super().__init__()
+        self.hint = str(hint)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None or np.all(np.isfinite(loss)):
+            return
+        steps = self.params.get("steps") if self.params else None
+        where = f"by batch {batch + 1}" + (f" of {steps}" if steps else "")
+        value = float(np.mean(loss))
+        raise NonFiniteLossError(
+            f"training stopped in epoch {self._epoch + 1}, {where}: the loss is not finite "
+            f"({value}); {self.hint}",
+            self._epoch + 1,
+            batch + 1,
+            value,
+        )
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        values = (keras.ops.convert_to_numpy(w) for w in self.model.weights)
+        if not all(np.all(np.isfinite(v)) for v in values if np.issubdtype(v.dtype, np.floating)):
+            raise NonFiniteLossError(
+                f"training stopped at the end of epoch {epoch + 1}: the weights are not "
+                f"finite; {self.hint}",
+                epoch + 1,
+                None,
+                None,
+            )
