@@ -2,6 +2,7 @@
 bad input, figures, configs."""
 
 import inspect
+import json
 import pathlib
 
 import keras
@@ -15,6 +16,7 @@ from advgrad._compile import trace_count
 from advgrad._validation import ArgumentError
 from advgrad.config.problems import ConfigError
 from advgrad.config.registries import default_catalog
+from advgrad.config.saliency import MAX_STEPS as CONFIG_MAX_STEPS
 from advgrad.config.saliency import METHOD_SETTINGS, load_saliency, parse_saliency
 from advgrad.config.saliency import METHODS as CONFIG_METHODS
 from advgrad.config.saliency import RULES as CONFIG_RULES
@@ -25,6 +27,51 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def images(digits):
     return digits.x_test[:32]
+
+
+class _NaNAbove(keras.layers.Layer):
+    """NaN for every sample whose mean is above `threshold`, the input otherwise: a layer
+    that breaks a model on some inputs (its gradient there is 0, not NaN: a silent map)."""
+
+    def __init__(self, threshold, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = threshold
+
+    def call(self, x):
+        mean = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        return keras.ops.where(mean > self.threshold, float("nan"), x)
+
+
+BROKEN = [1, 4]  # the samples of `nan_model` whose outputs are NaN
+
+
+@pytest.fixture(scope="module")
+def nan_model(digits):
+    """A small CNN whose outputs are NaN for the two bright digits (mean > 0.39) among six,
+    finite for the four dark ones (mean < 0.24), at samples 1 and 4."""
+    order = np.argsort(digits.x_test.reshape(len(digits.x_test), -1).mean(axis=1))
+    dark, bright = order[:4], order[-2:]
+    x = digits.x_test[[dark[0], bright[0], dark[1], dark[2], bright[1], dark[3]]]
+    init = keras.initializers.GlorotUniform(seed=0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            _NaNAbove(0.32),
+            keras.layers.Conv2D(4, 3, activation="relu", kernel_initializer=init, name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, kernel_initializer=init),
+        ]
+    )
+    return model, x
+
+
+def _strict_json(text):
+    """json.loads that refuses NaN and Infinity (what json.dumps(allow_nan=False) writes)."""
+
+    def refuse(constant):
+        raise ValueError(f"not valid JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def _relative_gaps(model, x, baseline, delta):
@@ -217,6 +264,31 @@ def test_regression_subclassed_custom_layer_and_list_inputs():
     assert np.abs(delta).max() < 1e-3
 
 
+def test_not_finite_outputs_are_warned_and_their_maps_are_nan(nan_model):
+    """Issue 24: a model whose outputs are NaN for some samples gave NaN (or, through a
+    zero gradient, plausible zero) maps without a word. Each method now warns, naming
+    itself and the count, and those samples' maps are NaN; the others are untouched."""
+    model, x = nan_model
+    good = [i for i in range(len(x)) if i not in BROKEN]
+    settings = {"smoothgrad": {"samples": 8}, "integrated_gradients": {"steps": 16}}
+    for method in saliency.METHODS:
+        options = settings.get(method, {})
+        with pytest.warns(UserWarning) as record:
+            maps = saliency.attribute(model, x, method, **options)
+        texts = [str(w.message) for w in record]
+        assert any(t.startswith(f"{method}: 2 of 6 sample(s)") for t in texts), texts
+        assert any("not finite" in t and "samples 1, 4" in t for t in texts), texts
+        flat = maps.reshape(len(x), -1)
+        assert np.isnan(flat[BROKEN]).all(), method
+        assert np.isfinite(flat[good]).all(), method
+        if method != "smoothgrad":  # (its noise depends on the batch)
+            alone = saliency.attribute(model, x[good], method, **options)
+            np.testing.assert_allclose(flat[good], alone.reshape(len(good), -1), atol=1e-6)
+    with pytest.warns(UserWarning, match="integrated_gradients: 2 of 6"):
+        _, delta = saliency.integrated_gradients(model, x, steps=16, return_delta=True)
+    assert np.isnan(delta[BROKEN]).all() and np.isfinite(delta[good]).all()
+
+
 def test_one_compiled_call_per_signature(digits_cnn, images):
     saliency.integrated_gradients(digits_cnn, images[:5], steps=8)
     before = trace_count("saliency")
@@ -270,11 +342,63 @@ def test_sanity_check_model_randomisation(digits_cnn, images):
 
 
 def test_rank_correlation_ties_and_constants():
-    a = np.array([[0.0, 0.0, 1.0, 2.0], [1.0, 1.0, 1.0, 1.0]])
-    b = np.array([[0.0, 0.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0]])
+    a = np.array([[0.0, 0.0, 1.0, 2.0], [1.0, 1.0, 1.0, 1.0], [1.0, np.nan, 2.0, 3.0]])
+    b = np.array([[0.0, 0.0, 2.0, 1.0], [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
     rho = saliency.rank_correlation(a, b)
     assert rho[0] == pytest.approx(spearmanr(a[0], b[0]).statistic) == pytest.approx(3.5 / 4.5)
-    assert rho[1] == 0.0  # a constant map ranks nothing
+    assert np.isnan(rho[1])  # a constant map ranks nothing: undefined, as spearmanr says
+    with pytest.warns(RuntimeWarning, match="constant"):
+        assert np.isnan(spearmanr(a[1], b[1]).statistic)
+    assert np.isnan(rho[2])  # a map that is not finite: undefined too
+
+
+def test_sanity_check_constant_maps_are_undefined_not_a_pass(digits_cnn, images):
+    """Issue 24: on blank images gradient x input and integrated gradients are 0 whatever
+    the weights; the check reported a correlation of 0.0 (unrelated maps: a pass). A
+    correlation of constant maps is undefined: None, flagged, said so, valid JSON."""
+    blank = np.zeros((3, *images.shape[1:]), images.dtype)
+    methods = ["gradient_x_input", "integrated_gradients"]
+    steps = {"integrated_gradients": {"steps": 8}}
+    result = saliency.sanity_check(digits_cnn, blank, methods=methods, settings=steps)
+    for method, item in result.items():
+        assert item.correlation is None and item.signed_correlation is None, item
+        assert item.undefined == 3 and item.flagged
+        assert np.isnan(item.per_sample).all()
+        text = str(item)
+        assert text.startswith(f"{method}: rank correlation undefined"), text
+        assert "3 of 3 samples" in text and "flagged" in text, text
+        record = _strict_json(json.dumps(item.to_dict(), allow_nan=False))
+        assert record["correlation"] is None and record["undefined"] == 3
+        assert record["flagged"] is True and record["per_sample"] == [None] * 3
+    # blank and real images together: the mean is over the samples where it is defined
+    [item] = saliency.sanity_check(digits_cnn, images[:3], methods=["vanilla"]).values()
+    assert item.undefined == 0 and item.correlation == pytest.approx(item.per_sample.mean())
+    assert str(item).startswith("vanilla: rank correlation ") and "passed" in str(item)
+    x = np.concatenate([images[:3], blank])
+    [item] = saliency.sanity_check(digits_cnn, x, methods=["gradient_x_input"]).values()
+    assert item.undefined == 3 and np.isnan(item.per_sample[3:]).all()
+    assert item.correlation == pytest.approx(item.per_sample[:3].mean())
+    assert "3 of 6 samples undefined" in str(item), str(item)
+
+
+def test_deletion_test_constant_maps_rank_nothing(digits, digits_cnn, images):
+    """A constant map ranks no feature first: its samples are left out of the means (and
+    counted); with no sample left, every number is undefined (None), never 0.0."""
+    x = images[:6]
+    maps = saliency.vanilla(digits_cnn, x)
+    maps[3:] = 0.0
+    [some] = saliency.deletion_test(digits_cnn, x, maps, k=[4], bounds=digits.bounds)
+    [alone] = saliency.deletion_test(digits_cnn, x[:3], maps[:3], k=[4], bounds=digits.bounds)
+    assert some.undefined == 3 and alone.undefined == 0
+    assert some.ranked_change == pytest.approx(alone.ranked_change)
+    assert some.ranked_drop == pytest.approx(alone.ranked_drop)
+    [none] = saliency.deletion_test(digits_cnn, x, np.zeros_like(x), k=[4], bounds=digits.bounds)
+    assert none.undefined == 6
+    assert none.ranked_change is None and none.random_change is None and none.ratio is None
+    assert "undefined" in str(none) and "6 of 6 samples" in str(none), str(none)
+    record = _strict_json(json.dumps(none.to_dict(), allow_nan=False))
+    assert record["ranked_change"] is None and record["ratio"] is None
+    assert _strict_json(json.dumps(some.to_dict(), allow_nan=False))["undefined"] == 3
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -284,9 +408,13 @@ def test_bad_input_is_named_before_any_work(digits_cnn, images, tabular, tabular
         (lambda: saliency.vanilla(digits_cnn, x, target=10), "target", "[0, 10)"),
         (lambda: saliency.vanilla(digits_cnn, x, target=[1, 2]), "target", "shape (4,)"),
         (lambda: saliency.vanilla(digits_cnn, x, target=1.5), "target", "class index"),
-        (lambda: saliency.integrated_gradients(digits_cnn, x, steps=0), "steps", ">= 1"),
+        (lambda: saliency.integrated_gradients(digits_cnn, x, steps=0), "steps", "[1, 2**16)"),
         (lambda: saliency.integrated_gradients(digits_cnn, x, tolerance=-1), "tolerance", ">= 0"),
-        (lambda: saliency.integrated_gradients(digits_cnn, x, max_steps=8), "max_steps", ">= 64"),
+        (
+            lambda: saliency.integrated_gradients(digits_cnn, x, max_steps=8),
+            "max_steps",
+            "[64, 2**16)",
+        ),
         (
             lambda: saliency.integrated_gradients(digits_cnn, x, steps=1, method="trapezoid"),
             "steps",
@@ -315,7 +443,7 @@ def test_bad_input_is_named_before_any_work(digits_cnn, images, tabular, tabular
             "dict with keys",
         ),
         (lambda: saliency.smoothgrad(digits_cnn, x, noise=-0.1), "noise", ">= 0"),
-        (lambda: saliency.smoothgrad(digits_cnn, x, samples=0), "samples", ">= 1"),
+        (lambda: saliency.smoothgrad(digits_cnn, x, samples=0), "samples", "[1, 2**16)"),
         (lambda: saliency.grad_cam(digits_cnn, x, layer="nope"), "layer", "conv1"),
         (lambda: saliency.grad_cam(digits_cnn, x, layer="dense"), "layer", "spatial"),
         (lambda: saliency.attribute(digits_cnn, x, "lrp"), "method", "vanilla"),
@@ -329,6 +457,44 @@ def test_bad_input_is_named_before_any_work(digits_cnn, images, tabular, tabular
     dense = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ArgumentError, match="no convolution"):
         saliency.grad_cam(dense, np.ones((2, 4), "float32"))
+
+
+def test_steps_out_of_range_names_steps_before_any_work(digits_cnn, images):
+    """Issue 24: ``integrated_gradients(steps=10**9)`` blamed `max_steps` (after building
+    10**9 points): the argument the user gave is named, with its range, before any work."""
+    x = images[:2]
+    saliency.integrated_gradients(digits_cnn, x, steps=4)
+    before = trace_count("saliency")
+    for steps in (2**16, 10**9):
+        with pytest.raises(ArgumentError) as info:
+            saliency.integrated_gradients(digits_cnn, x, steps=steps)
+        assert info.value.argument == "steps"
+        assert str(info.value) == (
+            "Invalid value for argument `steps`: expected an int in [1, 2**16), "
+            f"received steps={steps}."
+        )
+        with pytest.raises(ArgumentError, match=r"`samples`: expected an int in \[1, 2\*\*16\)"):
+            saliency.smoothgrad(digits_cnn, x, samples=steps)
+    assert trace_count("saliency") == before
+    # more steps than the default max_steps: max_steps follows them (the user gave steps)
+    maps = saliency.integrated_gradients(digits_cnn, x[:1], steps=5000, tolerance=None)
+    assert np.isfinite(maps).all()
+
+
+def test_config_steps_out_of_range_is_named_by_its_yaml_path(digits_cnn, tmp_path, capsys):
+    from advgrad import cli
+
+    for steps in (2**16, 10**9):
+        path = tmp_path / f"steps-{steps}.yaml"
+        path.write_text(
+            "model: digits-cnn\ndata: {name: digits, limit: 2}\n"
+            f"methods:\n  - {{name: integrated_gradients, steps: {steps}}}\n"
+        )
+        code = cli.main(["saliency", str(path), "--out", str(tmp_path / f"out-{steps}")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f"methods[0].steps: expected an int in [1, 2**16), received {steps}" in err, err
+        assert "max_steps" not in err
 
 
 # -------------------------------------------------------------------------------- figures
@@ -367,9 +533,48 @@ def test_write_saliency_tabular_bar_chart(tabular, tabular_model, tmp_path):
     assert "skipped" in paths["index"].read_text()
 
 
+def test_write_saliency_flags_not_finite_maps(nan_model, tmp_path):
+    """Issue 24: the samples whose outputs are not finite are flagged per method in the
+    returned dict, attributions.npz and index.md (not a NaN completeness gap)."""
+    model, x = nan_model
+    settings = {"smoothgrad": {"samples": 4}, "integrated_gradients": {"steps": 8}}
+    with pytest.warns(UserWarning, match="not finite"):
+        paths = saliency.write_saliency(model, x, tmp_path, settings=settings, samples=6)
+    assert paths["not_finite"] == {method: BROKEN for method in saliency.METHODS}
+    expected = [i in BROKEN for i in range(len(x))]
+    with np.load(paths["attributions"]) as archive:
+        for method in saliency.METHODS:
+            assert archive[f"not_finite/{method}"].tolist() == expected
+            assert np.isnan(archive[method][BROKEN]).all()
+    index = paths["index"].read_text()
+    assert index.count("not finite: 2 of 6 samples (1, 4)") == len(saliency.METHODS), index
+    assert "over the 4 samples with finite maps" in index, index
+    assert "= nan" not in index.lower(), index
+    for path in paths["figures"].values():
+        assert path.read_bytes()[:4] == b"\x89PNG"
+    assert not list(tmp_path.rglob("*.json"))  # (no JSON here; any would be strict)
+
+
+def test_every_json_the_saliency_command_writes_is_valid(digits_cnn, tmp_path, capsys):
+    """Issue 24: no bare NaN or Infinity in any JSON of a saliency run's folder."""
+    from advgrad import cli
+
+    path = tmp_path / "saliency.yaml"
+    path.write_text(
+        "model: digits-cnn\ndata: {name: digits, limit: 2}\n"
+        "methods: [vanilla, {name: integrated_gradients, steps: 8}]\n"
+    )
+    out = tmp_path / "out"
+    assert cli.main(["saliency", str(path), "--out", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "index.md").is_file()
+    for written in out.rglob("*.json"):
+        _strict_json(written.read_text())
+
+
 # -------------------------------------------------------------------------------- configs
 def test_config_methods_and_defaults_match_the_functions():
     assert CONFIG_METHODS == saliency.METHODS and CONFIG_RULES == saliency.RULES
+    assert CONFIG_MAX_STEPS == saliency.MAX_STEPS
     functions = {
         "smoothgrad": saliency.smoothgrad,
         "integrated_gradients": saliency.integrated_gradients,
@@ -420,9 +625,9 @@ def test_config_problems_are_named_by_path():
         "unknown key 'sample' (did you mean 'samples'?)",
         "methods[0]: expected one of vanilla",
         "(did you mean 'vanilla'?)",
-        "methods[1].samples: expected an int >= 1, received 0",
+        "methods[1].samples: expected an int in [1, 2**16), received 0",
         "methods[1]: unknown key 'noize' (did you mean 'noise'?)",
-        "methods[2].steps: expected an int >= 1, received 'many'",
+        "methods[2].steps: expected an int in [1, 2**16), received 'many'",
         "methods[2].method: expected one of riemann_middle",
         "methods[3]: missing key 'name'",
         "methods[5]: vanilla is listed twice",

@@ -38,7 +38,7 @@ Schema (``model``, ``data`` and ``methods`` are required)::
 >>> parse_saliency({**document, "methods": [{"name": "smoothgrad", "samples": 0}]}, catalog)
 Traceback (most recent call last):
 ...
-advgrad.config.problems.ConfigError: methods[0].samples: expected an int >= 1, received 0
+advgrad.config.problems.ConfigError: methods[0].samples: expected an int in [1, 2**16), received 0
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ from advgrad.config.sections import (
 )
 
 __all__ = [
+    "MAX_STEPS",
     "METHODS",
     "METHOD_SETTINGS",
     "SCHEMA",
@@ -84,6 +85,9 @@ METHODS = ("vanilla", "gradient_x_input", "smoothgrad", "integrated_gradients", 
 
 RULES = ("riemann_middle", "gausslegendre", "trapezoid")
 """Integrated gradients' quadrature rules (``advgrad.saliency.RULES``)."""
+
+MAX_STEPS = 2**16
+"""``steps`` and ``samples`` are ints in [1, MAX_STEPS) (``advgrad.saliency.MAX_STEPS``)."""
 
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "vanilla": {},
@@ -260,7 +264,7 @@ def _parse_methods(value: Any, problems: _Problems) -> tuple[MethodConfig, ...]:
 
 def _parse_setting(method: str, key: str, value: Any, path: str, problems: _Problems) -> Any:
     if key == "samples" or key == "steps":
-        return problems.check(path, value, lambda p, v: check_int(p, v, low=1))
+        return problems.check(path, value, lambda p, v: check_int(p, v, low=1, high=MAX_STEPS))
     if key == "noise":
         return problems.check(path, value, lambda p, v: check_number(p, v, low=0.0))
     if key == "baseline":

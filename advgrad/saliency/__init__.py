@@ -19,6 +19,7 @@ runs).
 """
 
 from advgrad.saliency.methods import (
+    MAX_STEPS,
     METHODS,
     RULES,
     grad_cam,
@@ -42,6 +43,7 @@ from advgrad.saliency.sanity import (
 from advgrad.saliency.writing import write_saliency
 
 __all__ = [
+    "MAX_STEPS",
     "METHODS",
     "RULES",
     "DeletionResult",

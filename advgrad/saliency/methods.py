@@ -10,6 +10,9 @@ integrated-gradients path are batched (``points x samples`` rows per pass, at mo
 `batch_size` rows) and summed inside that one call, so memory stays bounded whatever
 `steps` or `samples` are.
 
+A sample whose model output (or gradient) is not finite, at x or at a point a method
+evaluates, gets a NaN map, and the method warns, naming itself and how many samples.
+
 >>> import numpy as np, keras
 >>> from advgrad import saliency
 >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
@@ -36,6 +39,7 @@ from advgrad.models import ModelAdapter
 from advgrad.objective import Objective, _WithoutActivation
 
 __all__ = [
+    "MAX_STEPS",
     "METHODS",
     "RULES",
     "grad_cam",
@@ -52,6 +56,12 @@ METHODS = ("vanilla", "gradient_x_input", "smoothgrad", "integrated_gradients", 
 
 RULES = ("riemann_middle", "gausslegendre", "trapezoid")
 """Quadrature rules of `integrated_gradients`."""
+
+MAX_STEPS = 2**16
+"""Gradient evaluations per sample (`steps`, `max_steps`, SmoothGrad's `samples`): ints
+in [1, 2**16), checked before any work."""
+
+DEFAULT_MAX_STEPS = 4096
 
 BATCH_ROWS = 1024
 """Default `batch_size`: the most rows (path points or noisy copies x samples) per pass.
@@ -245,6 +255,7 @@ def _path_function(setup: _Setup, noisy: bool):
         chunks, points = tf.shape(alphas)[0], tf.shape(alphas)[1]
         rows = tf.tile(targets, [points])
         total = [tf.zeros_like(x[n]) for n in wrt]
+        bad = tf.zeros([batch], tf.bool)  # per sample: an output evaluated was not finite
         for i in tf.range(chunks):
             leaves = {}
             for index, n in enumerate(names):
@@ -264,9 +275,12 @@ def _path_function(setup: _Setup, noisy: bool):
                 else:
                     value = tf.tile(value, [points] + [1] * rank)
                 leaves[n] = tf.reshape(value, tf.concat([[-1], tf.shape(x[n])[1:]], axis=0))
-            _, _, grads = output_value_and_grad(
+            _, outputs, grads = output_value_and_grad(
                 objective, inputs, leaves, lambda outputs: _score(outputs, rows), wrt=wrt
             )
+            finite = tf.reshape(_finite_rows(outputs), [points, batch])
+            used = tf.not_equal(weights[i], 0.0)[:, tf.newaxis]
+            bad = tf.logical_or(bad, tf.reduce_any(used & ~finite, axis=0))
             new = []
             for n, acc, g in zip(wrt, total, grads, strict=True):
                 rank = specs[n].shape.rank
@@ -274,7 +288,7 @@ def _path_function(setup: _Setup, noisy: bool):
                 w = tf.reshape(tf.cast(weights[i], g.dtype), [-1] + [1] * rank)
                 new.append(acc + tf.reduce_sum(w * g, axis=0))
             total = new
-        return total
+        return total, bad
 
     wrt_specs = [specs[n] for n in wrt]
     signature = [
@@ -290,6 +304,12 @@ def _path_function(setup: _Setup, noisy: bool):
     return cache[key]
 
 
+def _finite_rows(outputs: tf.Tensor) -> tf.Tensor:
+    """Per row, whether every output value is finite."""
+    flat = tf.reshape(outputs, [tf.shape(outputs)[0], -1])
+    return tf.reduce_all(tf.math.is_finite(flat), axis=1)
+
+
 def _run_path(
     setup: _Setup,
     starts: dict[str, np.ndarray] | None,
@@ -297,8 +317,9 @@ def _run_path(
     weights: np.ndarray,
     sigmas: dict[str, np.ndarray] | None = None,
     seed: int = 0,
-) -> list[np.ndarray]:
-    """Weighted sums of gradients along the points, per sample, in wrt order (numpy)."""
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Weighted sums of gradients along the points, per sample, in wrt order (numpy), and
+    per sample whether an output evaluated was not finite."""
     inputs = setup.inputs
     fn = _path_function(setup, sigmas is not None)
     batch = inputs.batch_size
@@ -313,6 +334,7 @@ def _run_path(
     a[:points], w[:points] = alphas, weights
     a, w = tf.constant(a.reshape(chunks, size)), tf.constant(w.reshape(chunks, size))
     results: list[list[np.ndarray]] = [[] for _ in inputs.wrt]
+    bad = []
     for number, part in enumerate(_slices(batch, per_call)):
         xs = [t[part] for t in inputs.tensors.values()]
         start = [
@@ -330,14 +352,40 @@ def _run_path(
         ]
         targets = tf.constant(setup.targets[part])
         call_seed = tf.constant(int(seed) * 1_000_003 + number, tf.int64)
-        sums = fn(xs, start, sigma, targets, a, w, call_seed)
+        sums, broken = fn(xs, start, sigma, targets, a, w, call_seed)
         for out, value in zip(results, sums, strict=True):
             out.append(value.numpy())
-    return [np.concatenate(parts, axis=0) for parts in results]
+        bad.append(broken.numpy())
+    return [np.concatenate(parts, axis=0) for parts in results], np.concatenate(bad)
 
 
 def _as_numpy(inputs: Inputs, name: str) -> np.ndarray:
     return np.asarray(inputs.tensors[name])
+
+
+def _check_points(argument: str, value: Any, low: int = 1) -> int:
+    """Gradient evaluations per sample: an int in [low, MAX_STEPS)."""
+    return check_int(argument, value, low=low, high=MAX_STEPS)
+
+
+def _flag_not_finite(method: str, values: list[np.ndarray], bad: np.ndarray) -> np.ndarray:
+    """Samples whose output (`bad`) or map is not finite: their maps set to NaN, in place,
+    and a warning naming `method` and the count. Returns the mask."""
+    mask = np.array(bad, bool)
+    for v in values:
+        mask |= ~np.isfinite(v.reshape(len(v), -1)).all(axis=1)
+    if mask.any():
+        for v in values:
+            if np.issubdtype(v.dtype, np.inexact):
+                v[mask] = np.nan
+        rows = np.flatnonzero(mask)
+        shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+        warnings.warn(
+            f"{method}: {len(rows)} of {len(mask)} sample(s) give a model output or gradient "
+            f"that is not finite (NaN or inf): their maps are NaN (samples {shown})",
+            stacklevel=3,
+        )
+    return mask
 
 
 # ---------------------------------------------------------------------------- the methods
@@ -367,7 +415,8 @@ def vanilla(
         batch_size: Most rows per gradient pass.
 
     Returns:
-        Attributions with the structure, shapes and dtypes of `x` (numpy where `x` was).
+        Attributions with the structure, shapes and dtypes of `x` (numpy where `x` was);
+        NaN for a sample whose output or gradient is not finite (with a warning).
 
     Raises:
         ValueError: Bad input, named, before any work (a target outside the classes, say).
@@ -379,7 +428,8 @@ def vanilla(
     [[1.0, -2.0]]
     """
     setup = _setup(model, x, target, output, wrt, batch_size)
-    grads = _run_path(setup, None, np.ones(1), np.ones(1))
+    grads, bad = _run_path(setup, None, np.ones(1), np.ones(1))
+    _flag_not_finite("vanilla", grads, bad)
     return setup.give_back(_cast_like(setup, grads), wrt)
 
 
@@ -414,8 +464,9 @@ def gradient_x_input(
     [[3.0, -2.0]]
     """
     setup = _setup(model, x, target, output, wrt, batch_size)
-    grads = _run_path(setup, None, np.ones(1), np.ones(1))
+    grads, bad = _run_path(setup, None, np.ones(1), np.ones(1))
     values = [g * _as_numpy(setup.inputs, n) for n, g in zip(setup.inputs.wrt, grads, strict=True)]
+    _flag_not_finite("gradient_x_input", values, bad)
     return setup.give_back(_cast_like(setup, values), wrt)
 
 
@@ -442,7 +493,7 @@ def smoothgrad(
 
     Args:
         model, x, target, output, wrt, batch_size: As for `vanilla`.
-        samples: Noisy copies per sample (int >= 1).
+        samples: Noisy copies per sample (an int in [1, 2**16)).
         noise: Noise level relative to each sample's range (a finite number >= 0).
         seed: Seed of the noise (int >= 0).
 
@@ -455,7 +506,7 @@ def smoothgrad(
     >>> smoothgrad(model, np.array([[0.0, 1.0]], "float32"), samples=8).round(4).tolist()
     [[1.0, -2.0]]
     """
-    samples = check_int("samples", samples, low=1)
+    samples = _check_points("samples", samples)
     noise = check_number("noise", noise, low=0.0)
     seed = check_int("seed", seed, low=0, high=2**31)
     setup = _setup(model, x, target, output, wrt, batch_size)
@@ -465,7 +516,10 @@ def smoothgrad(
         flat = value.reshape(len(value), -1)
         span = flat.max(axis=1) - flat.min(axis=1) if flat.shape[1] else np.zeros(len(value))
         sigmas[n] = noise * span
-    grads = _run_path(setup, None, np.ones(samples), np.full(samples, 1.0 / samples), sigmas, seed)
+    grads, bad = _run_path(
+        setup, None, np.ones(samples), np.full(samples, 1.0 / samples), sigmas, seed
+    )
+    _flag_not_finite("smoothgrad", grads, bad)
     return setup.give_back(_cast_like(setup, grads), wrt)
 
 
@@ -486,7 +540,7 @@ def integration_rule(steps: int, rule: str = "riemann_middle") -> tuple[np.ndarr
     >>> points.tolist(), weights.tolist()
     ([0.0, 0.5, 1.0], [0.25, 0.5, 0.25])
     """
-    steps = check_int("steps", steps, low=1)
+    steps = _check_points("steps", steps)
     if rule not in RULES:
         raise invalid("method", f"one of {RULES}", rule)
     if rule == "riemann_middle":
@@ -515,7 +569,7 @@ def integrated_gradients(
     batch_size: int = BATCH_ROWS,
     return_delta: bool = False,
     tolerance: float | None = 0.01,
-    max_steps: int = 4096,
+    max_steps: int | None = None,
 ) -> Any:
     """Integrated gradients: ``(x - x') * integral_0^1 grad score(x' + a (x - x')) da``.
 
@@ -538,22 +592,24 @@ def integrated_gradients(
         baseline: The reference input x': None (zeros), a number (that value everywhere),
             or arrays shaped like one sample or like `x` (per input, in `x`'s structure,
             for several inputs).
-        steps: Gradient evaluations along the path (int >= 1; >= 2 for "trapezoid").
+        steps: Gradient evaluations along the path (an int in [1, 2**16); >= 2 for
+            "trapezoid").
         method: The quadrature rule (`integration_rule`): "riemann_middle" (default),
             "gausslegendre" or "trapezoid".
         return_delta: Also return the completeness gap per sample,
             ``sum(attributions) - (score(x) - score(x'))``, shape (batch,).
         tolerance: The completeness gap allowed per sample, relative to its score change
             (default 0.01: 1%), or None for exactly `steps` gradients per sample.
-        max_steps: The most steps a sample is refined to (>= `steps`). Defaults to 4096.
+        max_steps: The most steps a sample is refined to (an int in [steps, 2**16));
+            None (default): 4096, or `steps` if more.
 
     Returns:
         Attributions with the structure, shapes and dtypes of `x`; with `return_delta`,
-        ``(attributions, delta)``.
+        ``(attributions, delta)`` (NaN for a sample whose output is not finite).
 
     Raises:
         ValueError: Bad input, named, before any work: a baseline of the wrong shape,
-            ``steps < 1``, an unknown rule or target.
+            `steps` out of range, an unknown rule or target.
 
     >>> import numpy as np, keras
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
@@ -562,47 +618,57 @@ def integrated_gradients(
     >>> attributions.round(4).tolist()
     [[3.0, -2.0]]
     """
+    steps = _check_points("steps", steps)
+    if max_steps is None:
+        max_steps = max(DEFAULT_MAX_STEPS, steps)
+    max_steps = _check_points("max_steps", max_steps, low=steps)
     points, weights = integration_rule(steps, method)
     if tolerance is not None:
         tolerance = check_number("tolerance", tolerance, low=0.0)
-    max_steps = check_int("max_steps", max_steps, low=steps)
     starts: dict[str, np.ndarray] = {}
     setup = _setup(
         model, x, target, output, wrt, batch_size, lambda i: starts.update(_baselines(i, baseline))
     )
-    sums = _run_path(setup, starts, points, weights)
+    sums, bad = _run_path(setup, starts, points, weights)
     values = [
         (_as_numpy(setup.inputs, n) - starts[n]) * g
         for n, g in zip(setup.inputs.wrt, sums, strict=True)
     ]
     if tolerance is None and not return_delta:
+        _flag_not_finite("integrated_gradients", values, bad)
         return setup.give_back(_cast_like(setup, values), wrt)
     leaves = dict(setup.inputs.tensors)
     leaves.update({n: tf.constant(starts[n]) for n in setup.inputs.wrt})
     at_x, at_start = _scores_of(setup, setup.inputs.tensors), _scores_of(setup, leaves)
+    bad |= ~np.isfinite(at_x) | ~np.isfinite(at_start)
     gap = at_x - at_start
     delta = _totals(values) - gap
+    over = np.zeros(0, np.int64)
     if tolerance is not None:
         # A floor for samples whose score does not change at all (x = x', say).
         allowed = tolerance * np.maximum(np.abs(gap), 1e-6 * (1 + np.abs(at_x) + np.abs(at_start)))
         count = steps
-        over = np.flatnonzero(np.abs(delta) > allowed)
+        over = np.flatnonzero((np.abs(delta) > allowed) & ~bad)
         while over.size and count * 2 <= max_steps:
             count *= 2
             rows = _rows(setup, over)
             points, weights = integration_rule(count, method)
-            again = _run_path(rows, {n: v[over] for n, v in starts.items()}, points, weights)
+            again, broken = _run_path(
+                rows, {n: v[over] for n, v in starts.items()}, points, weights
+            )
+            bad[over] |= broken
             for v, n, g in zip(values, setup.inputs.wrt, again, strict=True):
                 v[over] = (_as_numpy(rows.inputs, n) - starts[n][over]) * g
             delta[over] = _totals([v[over] for v in values]) - gap[over]
-            over = over[np.abs(delta[over]) > allowed[over]]
-        if over.size:
-            warnings.warn(
-                f"integrated_gradients: {over.size} sample(s) still miss completeness by more "
-                f"than tolerance={tolerance:g} of their score change at max_steps={count}: "
-                "raise max_steps for them",
-                stacklevel=2,
-            )
+            over = over[(np.abs(delta[over]) > allowed[over]) & ~bad[over]]
+    delta[_flag_not_finite("integrated_gradients", values, bad)] = np.nan
+    if tolerance is not None and over.size:
+        warnings.warn(
+            f"integrated_gradients: {over.size} sample(s) still miss completeness by more "
+            f"than tolerance={tolerance:g} of their score change at max_steps={count}: "
+            "raise max_steps for them",
+            stacklevel=2,
+        )
     result = setup.give_back(_cast_like(setup, values), wrt)
     return (result, delta) if return_delta else result
 
@@ -748,13 +814,15 @@ def _cam_function(setup: _Setup, layer: Any):
         with tf.GradientTape() as tape:
             activation, head = both(packed, training=False)
             tape.watch(activation)
-            total = tf.reduce_sum(_score(logits_of(head), targets))
+            head = logits_of(head)
+            total = tf.reduce_sum(_score(head, targets))
         grads = tape.gradient(total, activation)
         rank = activation.shape.rank
         channel = 1 if channels_first else rank - 1
         spatial = [a for a in range(1, rank) if a != channel]
         weights = tf.reduce_mean(grads, axis=spatial, keepdims=True)
-        return tf.nn.relu(tf.reduce_sum(weights * activation, axis=channel))
+        cam = tf.nn.relu(tf.reduce_sum(weights * activation, axis=channel))
+        return cam, _finite_rows(head)
 
     adapter.cache[key] = compile_once(cam, [list(inputs.specs()), tf.TensorSpec((None,), tf.int32)])
     return adapter.cache[key]
@@ -788,7 +856,8 @@ def grad_cam(
         batch_size: Samples per pass.
 
     Returns:
-        Maps with the structure and shapes of `x` (values >= 0).
+        Maps with the structure and shapes of `x` (values >= 0; NaN where the output is
+        not finite).
 
     Raises:
         ValueError: No such layer, a layer without spatial output, a subclassed model.
@@ -804,15 +873,15 @@ def grad_cam(
     setup = _setup(model, x, target, output, wrt, batch_size)
     fn = _cam_function(setup, found)
     inputs = setup.inputs
-    maps = np.concatenate(
-        [
-            fn([t[part] for t in inputs.tensors.values()], tf.constant(setup.targets[part])).numpy()
-            for part in _slices(inputs.batch_size, setup.batch_size)
-        ],
-        axis=0,
-    )
+    parts = [
+        fn([t[part] for t in inputs.tensors.values()], tf.constant(setup.targets[part]))
+        for part in _slices(inputs.batch_size, setup.batch_size)
+    ]
+    maps = np.concatenate([cam.numpy() for cam, _ in parts], axis=0)
+    bad = ~np.concatenate([finite.numpy() for _, finite in parts], axis=0)
     channels_first = getattr(found, "data_format", "channels_last") == "channels_first"
     values = [_laid_over(maps, _as_numpy(inputs, n), channels_first) for n in inputs.wrt]
+    _flag_not_finite("grad_cam", values, bad)
     return setup.give_back(_cast_like(setup, values), wrt)
 
 

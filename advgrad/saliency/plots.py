@@ -87,8 +87,10 @@ def image_figure(
     for row in range(rows):
         image, cmap = _display(x[row])
         heat = _heat(attributions[row])
-        signed = heat.min() < 0
-        limit = float(np.abs(heat).max()) or 1.0
+        finite = heat[np.isfinite(heat)]  # a map that is not finite is drawn blank
+        signed = finite.size > 0 and finite.min() < 0
+        limit = float(np.abs(finite).max()) if finite.size else 1.0
+        limit = limit or 1.0
         heat_cmap = "bwr" if signed else "inferno"
         low = -limit if signed else 0.0
         axes[row, 0].imshow(image, cmap=cmap)

@@ -18,6 +18,9 @@ ranks of the absolute maps share the input's support: these maps show the input 
 the model (Adebayo et al. report the same for gradient x input and IG). Their signed maps
 are uncorrelated (0.04), so the weights do change them, just not where they are zero.
 
+A correlation of a constant map (all zeros, say) or of one that is not finite is undefined:
+NaN per sample, left out of the means and counted; with no sample left, None, flagged.
+
 >>> import numpy as np, keras
 >>> from advgrad import saliency
 >>> model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8, activation="relu"),
@@ -99,8 +102,8 @@ def _flat(attributions: Any) -> np.ndarray:
 def rank_correlation(a: Any, b: Any, *, absolute: bool = True) -> np.ndarray:
     """Spearman rank correlation, per sample, of two maps (any structure, flattened).
 
-    Ties take their average rank. A map that is constant (all zeros, say) ranks nothing:
-    its correlation is taken as 0.
+    Ties take their average rank. A map that is constant (all zeros, say) ranks nothing,
+    and one with a NaN or inf is no ranking: their correlation is undefined, NaN.
 
     >>> rank_correlation(np.array([[1.0, 2.0, 3.0]]), np.array([[10.0, 20.0, 30.0]])).tolist()
     [1.0]
@@ -110,13 +113,26 @@ def rank_correlation(a: Any, b: Any, *, absolute: bool = True) -> np.ndarray:
         raise invalid("b", f"maps of the same shape as `a` {fa.shape}", fb)
     if absolute:
         fa, fb = np.abs(fa), np.abs(fb)
+    finite = np.isfinite(fa).all(axis=1) & np.isfinite(fb).all(axis=1)
+    fa, fb = np.where(finite[:, None], fa, 0.0), np.where(finite[:, None], fb, 0.0)
     ra, rb = rankdata(fa, axis=1), rankdata(fb, axis=1)
     ra -= ra.mean(axis=1, keepdims=True)
     rb -= rb.mean(axis=1, keepdims=True)
     norm = np.sqrt((ra**2).sum(axis=1) * (rb**2).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = (ra * rb).sum(axis=1) / norm
-    return np.where(norm > 0, corr, 0.0)
+    return np.where(finite & (norm > 0), corr, np.nan)
+
+
+def _mean(values: np.ndarray) -> float | None:
+    """The mean of the defined (not NaN) values; None when there is none."""
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else None
+
+
+def _json_number(value: Any) -> float | None:
+    """A float for JSON, None where it is undefined or not finite (never a bare NaN)."""
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def randomized_copy(model: Any, seed: int = 0) -> Any:
@@ -155,17 +171,50 @@ class SanityResult:
     Attributes:
         method: The method's name.
         correlation: Mean over samples of the Spearman rank correlation of the absolute
-            maps, trained vs re-initialised model (1: unchanged; near 0: unrelated).
+            maps, trained vs re-initialised model (1: unchanged; near 0: unrelated), over
+            the samples where it is defined; None (undefined) where it is nowhere.
         signed_correlation: The same, of the signed maps.
-        per_sample: The per-sample correlations of the absolute maps.
-        flagged: ``correlation >= threshold``: the maps barely depend on the weights.
+        per_sample: The per-sample correlations of the absolute maps (NaN: undefined).
+        flagged: The check does not pass: ``correlation >= threshold`` (the maps barely
+            depend on the weights) or the correlation is undefined.
+        undefined: Samples whose correlation is undefined (a constant or not-finite map).
     """
 
     method: str
-    correlation: float
-    signed_correlation: float
+    correlation: float | None
+    signed_correlation: float | None
     per_sample: np.ndarray = field(repr=False)
     flagged: bool
+    undefined: int = 0
+
+    def __str__(self) -> str:
+        total = len(self.per_sample)
+        verdict = "flagged" if self.flagged else "passed"
+        if self.correlation is None:
+            return (
+                f"{self.method}: rank correlation undefined ({self.undefined} of {total} "
+                f"samples have a constant or not-finite map): {verdict}"
+            )
+        signed = self.signed_correlation
+        signed = "undefined" if signed is None else f"{signed:.2f}"
+        text = f"{self.method}: rank correlation {self.correlation:.2f} (signed {signed})"
+        if self.undefined:
+            text += (
+                f", {self.undefined} of {total} samples undefined (a constant or not-finite "
+                "map), left out"
+            )
+        return f"{text}: {verdict}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values (None where undefined: valid JSON)."""
+        return {
+            "method": self.method,
+            "correlation": _json_number(self.correlation),
+            "signed_correlation": _json_number(self.signed_correlation),
+            "flagged": self.flagged,
+            "undefined": self.undefined,
+            "per_sample": [_json_number(v) for v in np.asarray(self.per_sample).tolist()],
+        }
 
 
 def sanity_check(
@@ -194,7 +243,8 @@ def sanity_check(
         target: As for the methods; None: the trained model's predicted classes.
         settings: Per method, its settings (``{"integrated_gradients": {"steps": 32}}``).
         seed: Seed of the re-initialisation (and of SmoothGrad's noise).
-        threshold: Mean rank correlation at or above which a method is flagged.
+        threshold: Mean rank correlation at or above which a method is flagged (as is one
+            whose correlation is undefined).
         random_model: The re-initialised model to compare with; None: `randomized_copy`.
 
     Returns:
@@ -222,9 +272,14 @@ def sanity_check(
         randomised = attribute(other, x, method, target, **options)
         per_sample = rank_correlation(trained, randomised)
         signed = rank_correlation(trained, randomised, absolute=False)
-        mean = float(per_sample.mean())
+        mean = _mean(per_sample)
         results[method] = SanityResult(
-            method, mean, float(signed.mean()), per_sample, bool(mean >= threshold)
+            method,
+            mean,
+            _mean(signed),
+            per_sample,
+            mean is None or mean >= threshold,
+            int(np.isnan(per_sample).sum()),
         )
     return results
 
@@ -239,6 +294,10 @@ def _has_conv(model: Any) -> bool:
 class DeletionResult:
     """The deletion test at one number of features `k`.
 
+    The means are over the samples whose map ranks features (not constant, finite) and
+    whose scores are finite; the others are counted in `undefined`. With none left, every
+    number is None (undefined).
+
     Attributes:
         k: Features perturbed per sample.
         ranked_change: Mean over samples of |score(x') - score(x)|, the k features the map
@@ -246,18 +305,48 @@ class DeletionResult:
         random_change: The same with k features drawn at random (mean over `repeats` draws).
         ranked_drop: Mean of score(x) - score(x') (signed), ranked features.
         random_drop: The same, random features.
+        undefined: Samples left out: a constant or not-finite map, or a score not finite.
+        samples: Samples given.
     """
 
     k: int
-    ranked_change: float
-    random_change: float
-    ranked_drop: float
-    random_drop: float
+    ranked_change: float | None
+    random_change: float | None
+    ranked_drop: float | None
+    random_drop: float | None
+    undefined: int = 0
+    samples: int = 0
 
     @property
-    def ratio(self) -> float:
-        """ranked_change / random_change (> 1: the map finds the features that matter)."""
-        return self.ranked_change / self.random_change if self.random_change else float("inf")
+    def ratio(self) -> float | None:
+        """ranked_change / random_change (> 1: the map finds the features that matter);
+        inf when only the ranked features move the score; None when undefined (0 / 0)."""
+        if self.ranked_change is None or self.random_change is None:
+            return None
+        if self.random_change:
+            return self.ranked_change / self.random_change
+        return float("inf") if self.ranked_change else None
+
+    def __str__(self) -> str:
+        left = f"{self.undefined} of {self.samples} samples"
+        if self.ranked_change is None or self.random_change is None:
+            return (
+                f"k={self.k}: undefined ({left} have a map that ranks nothing, constant or "
+                "not finite, or a score that is not finite)"
+            )
+        ratio = "undefined" if self.ratio is None else f"{self.ratio:.2f}"
+        text = (
+            f"k={self.k}: the ranked features move the score {self.ranked_change:.3g}, random "
+            f"ones {self.random_change:.3g} (ratio {ratio})"
+        )
+        return text + (f"; {left} undefined, left out" if self.undefined else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values (None where undefined: valid JSON)."""
+        out: dict[str, Any] = {"k": self.k}
+        for name in ("ranked_change", "random_change", "ranked_drop", "random_drop", "ratio"):
+            out[name] = _json_number(getattr(self, name))
+        return {**out, "undefined": self.undefined, "samples": self.samples}
 
 
 def deletion_test(
@@ -321,8 +410,10 @@ def deletion_test(
         target = predicted_targets(model, x, batch_size=batch_size)
     target = np.broadcast_to(np.asarray(target), (len(x),))
     flat = x.reshape(len(x), -1)
-    order = np.argsort(-np.abs(attributions.reshape(len(x), -1)), axis=1, kind="stable")
+    magnitude = np.abs(attributions.reshape(len(x), -1).astype(np.float64))
+    order = np.argsort(-np.nan_to_num(magnitude, nan=0.0), axis=1, kind="stable")
     base = scores(model, x, target, batch_size=batch_size)
+    ranks = np.isfinite(magnitude).all(axis=1) & (np.ptp(magnitude, axis=1) > 0)
 
     def perturbed(indices: np.ndarray) -> np.ndarray:
         out = flat.copy()
@@ -346,13 +437,17 @@ def deletion_test(
             for _ in range(repeats)
         ]
         random = np.stack(draws)
-        results.append(
-            DeletionResult(
-                k=size,
-                ranked_change=float(np.abs(ranked - base).mean()),
-                random_change=float(np.abs(random - base).mean()),
-                ranked_drop=float((base - ranked).mean()),
-                random_drop=float((base - random).mean()),
-            )
+        keep = ranks & np.isfinite(base) & np.isfinite(ranked) & np.isfinite(random).all(axis=0)
+        ranked, random, start = ranked[keep], random[:, keep], base[keep]
+        numbers = (
+            [
+                float(np.abs(ranked - start).mean()),
+                float(np.abs(random - start).mean()),
+                float((start - ranked).mean()),
+                float((start - random).mean()),
+            ]
+            if keep.any()
+            else [None] * 4
         )
+        results.append(DeletionResult(size, *numbers, undefined=int((~keep).sum()), samples=len(x)))
     return results

@@ -3,7 +3,9 @@
 What ``advgrad saliency CONFIG.yaml`` runs: for each method a figure (`advgrad.saliency.plots`:
 input / heat map / overlay for image inputs, bar charts for tabular ones), every map in one
 ``attributions.npz``, and ``index.md`` linking them with the settings, the targets and, for
-integrated gradients, the completeness gap. Every file is written atomically.
+integrated gradients, the completeness gap. Samples whose maps are not finite (the model's
+output or gradient is NaN or inf there) are flagged per method in all three. Every file is
+written atomically.
 
 >>> import numpy as np, keras, pathlib, tempfile
 >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
@@ -86,7 +88,8 @@ def write_saliency(
 
     Returns:
         ``{"index": path, "figures": {method: path}, "attributions": path,
-        "skipped": {method: reason}}`` (pathlib.Path objects).
+        "skipped": {method: reason}, "not_finite": {method: [sample indices]}}``
+        (pathlib.Path objects; `not_finite` names only methods with such samples).
     """
     samples = check_int("samples", samples, low=1)
     settings = {k: dict(v) for k, v in (settings or {}).items()}
@@ -106,6 +109,7 @@ def write_saliency(
     arrays: dict[str, np.ndarray] = {}
     skipped: dict[str, str] = {}
     notes: dict[str, str] = {}
+    not_finite: dict[str, list[int]] = {}
     for method in methods:
         options = settings.get(method, {})
         if method == "grad_cam" and options.get("layer") is None and not _conv_layers_of(model):
@@ -113,15 +117,23 @@ def write_saliency(
             continue
         if method == "integrated_gradients":
             maps, delta = attribute(model, x, method, targets, return_delta=True, **options)
-            notes[method] = (
-                f"completeness: largest gap sum - (f(x) - f(baseline)) = "
-                f"{float(np.abs(delta).max()):.3g}"
-            )
+            notes[method] = _completeness(np.asarray(delta))
         else:
             maps = attribute(model, x, method, targets, **options)
         leaves = _leaves(maps)
         for name, value in leaves:
             arrays[f"{method}/{name}" if len(leaves) > 1 else method] = np.asarray(value)
+        broken = _not_finite(leaves)
+        arrays[f"not_finite/{method}"] = broken
+        method_labels = row_labels
+        if broken.any():
+            not_finite[method] = np.flatnonzero(broken).tolist()
+            notes[method] = " ".join(
+                filter(None, [_not_finite_note(not_finite[method], len(broken)), notes.get(method)])
+            )
+            method_labels = [
+                label + (", not finite" if broken[i] else "") for i, label in enumerate(row_labels)
+            ]
         images = [(n, v) for (n, v) in leaves if plots.is_image(v)]
         inputs = dict(_leaves(x))
         title_text = _TITLES[method]
@@ -133,7 +145,7 @@ def write_saliency(
                     np.asarray(inputs[name])[:samples],
                     np.asarray(value)[:samples],
                     title=title_text,
-                    labels=row_labels,
+                    labels=method_labels,
                     samples=samples,
                 )
                 _save(figure, path)
@@ -144,7 +156,7 @@ def write_saliency(
             figure = plots.tabular_figure(
                 tabular,
                 title=title_text,
-                labels=row_labels,
+                labels=method_labels,
                 feature_names=feature_names,
                 samples=min(samples, 4),
             )
@@ -155,7 +167,39 @@ def write_saliency(
     index = out / "index.md"
     text = _index(title, figures, settings, skipped, notes, shown, target is None, methods)
     atomic_write(index, text)
-    return {"index": index, "figures": figures, "attributions": npz, "skipped": skipped}
+    return {
+        "index": index,
+        "figures": figures,
+        "attributions": npz,
+        "skipped": skipped,
+        "not_finite": not_finite,
+    }
+
+
+def _not_finite(leaves: list[tuple[str, Any]]) -> np.ndarray:
+    """Per sample: whether any of its maps holds a NaN or inf (bool, (batch,))."""
+    flat = [np.asarray(v).reshape(len(np.asarray(v)), -1) for _, v in leaves]
+    return ~np.all([np.isfinite(f).all(axis=1) for f in flat], axis=0)
+
+
+def _not_finite_note(rows: list[int], total: int) -> str:
+    shown = ", ".join(str(r) for r in rows[:10]) + (" ..." if len(rows) > 10 else "")
+    return (
+        f"**not finite: {len(rows)} of {total} samples ({shown})**: the model's output or "
+        "gradient is NaN or inf there; their maps are NaN."
+    )
+
+
+def _completeness(delta: np.ndarray) -> str:
+    """Integrated gradients' note: the largest completeness gap, over finite samples."""
+    finite = np.isfinite(delta)
+    if not finite.any():
+        return "completeness: undefined (no sample has finite maps)"
+    largest = np.abs(delta[finite]).max()
+    text = f"completeness: largest gap sum - (f(x) - f(baseline)) = {largest:.3g}"
+    if not finite.all():
+        text += f" over the {int(finite.sum())} samples with finite maps"
+    return text
 
 
 def _conv_layers_of(model: Any) -> bool:
@@ -179,6 +223,13 @@ def _index(title, figures, settings, skipped, notes, targets, predicted, methods
         f"{' ...' if len(targets) > 20 else ''}."
     )
     lines.append("")
+    if any("not finite" in note for note in notes.values()):
+        lines.append(
+            "**Warning**: some samples' model outputs or gradients are NaN or inf: their maps "
+            "are NaN (blank in the figures) and flagged in the notes below and in "
+            "`attributions.npz` (`not_finite/<method>`)."
+        )
+        lines.append("")
     lines.append("| method | settings | figure | note |")
     lines.append("|---|---|---|---|")
     for method in methods:
@@ -200,5 +251,8 @@ def _index(title, figures, settings, skipped, notes, targets, predicted, methods
         lines.append("")
         lines.append(f"![{key}]({path.name})")
         lines.append("")
-    lines.append("All maps: `attributions.npz` (one array per method, and `targets`).")
+    lines.append(
+        "All maps: `attributions.npz` (one array per method, `not_finite/<method>`: per "
+        "sample, whether its map is not finite, and `targets`)."
+    )
     return "\n".join(lines) + "\n"
