@@ -6,7 +6,9 @@ one rule per concept:
 - numbers are real numbers (never bools), never NaN, finite unless a check says otherwise;
 - ``eps`` is a finite number >= 0 everywhere (attacks, budgets, evaluate, configs): an
   infinite radius is not a threat model, and its steps would overflow to NaN;
-- ints are integral (never bools; ``coordinates=True`` is refused), bools are bools.
+- ints are integral (never bools; ``coordinates=True`` is refused), bools are bools;
+- a seed is an int in ``[0, 2**63)`` (`SEED_LIMIT`, `check_seed`) and a size or count
+  (``batch_size``) an int below ``2**31`` (`SIZE_LIMIT`): configs check the same ranges.
 
 The error is an `ArgumentError` (a ``ValueError``) that carries the argument, what was
 expected and what was received, so that a config can map it to a YAML path without reading
@@ -33,15 +35,23 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "SEED_LIMIT",
+    "SIZE_LIMIT",
     "ArgumentError",
     "ArgumentTypeError",
     "check_bool",
     "check_eps",
     "check_int",
     "check_number",
+    "check_seed",
     "describe",
     "invalid",
 ]
+
+SEED_LIMIT = 2**63
+"""Seeds are ints in ``[0, SEED_LIMIT)``: an int64 seed tensor holds every one."""
+SIZE_LIMIT = 2**31
+"""Sizes and counts (``batch_size``) are ints below ``SIZE_LIMIT``: int32 holds them."""
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 80
@@ -196,6 +206,15 @@ def check_int(
             expected = "an int" + (f" >= {low}" if low is not None else "")
         raise invalid(argument, expected + (" or None" if optional else ""), value)
     return int(value)
+
+
+def check_seed(value: Any, argument: str = "seed") -> int:
+    """A seed: an int in ``[0, 2**63)`` (the one rule for seeds of attacks, evaluate, configs).
+
+    >>> check_seed(2**63 - 1) == 2**63 - 1
+    True
+    """
+    return check_int(argument, value, low=0, high=SEED_LIMIT)
 
 
 def _int_text(value: int) -> str:

@@ -108,7 +108,7 @@ def test_every_problem_reported_by_path(tmp_path):
         "eps[0]: expected a finite number >= 0, received -0.1",
         "eps[2]: expected a finite number >= 0, received 'abc'",
         "bounds: expected low <= high, received [1.0, 0.0]",
-        "batch_size: expected an int >= 1, received 0",
+        "batch_size: expected an int in [1, 2**31), received 0",
     ]
     for message in expected:
         assert message in problems, (message, problems)
@@ -981,3 +981,107 @@ def test_eps_curve(tmp_path, eps, expected):
 def test_eps_curve_misspelt_is_a_problem(tmp_path):
     path = write(tmp_path, BASE.replace("eps: [0.1, 0.3]", "eps: [curve, curv]"))
     assert any(p.startswith("eps[1]") for p in problems_of(path))
+
+
+# ------------------------------------------- issue 24: refused at parse/build time, by key
+@pytest.mark.parametrize("kind", ["pickle", "zip"])
+def test_a_model_file_that_is_not_a_keras_archive_is_called_so(tmp_path, kind):
+    """A pickle (or a zip that is not a Keras archive) saved as .keras: never 'not found'."""
+    import pickle
+
+    path = tmp_path / "x.keras"
+    if kind == "pickle":
+        path.write_bytes(pickle.dumps({"not": "a model"}))
+    else:
+        np.savez(tmp_path / "x.npz", a=np.zeros(3))
+        (tmp_path / "x.npz").rename(path)
+    config = write(tmp_path, BASE.replace("model: digits-cnn", "model: x.keras"))
+    assert problems_of(config) == [
+        f"model: {path} is not a Keras .keras archive (a zip with config.json, written by "
+        "model.save); advgrad loads models in Keras' safe mode and never unpickles"
+    ]
+
+
+@pytest.mark.parametrize(
+    "key, path", [("features", "data.x"), ("labels", "data.y"), ("hi", "data.bounds.high")]
+)
+def test_npz_object_arrays_named_by_their_key(tmp_path, key, path):
+    arrays = {
+        "features": np.zeros((4, 4), "float32"),
+        "labels": np.zeros(4, "int64"),
+        "lo": np.zeros(4),
+        "hi": np.ones(4),
+    }
+    arrays[key] = np.array([{"a": 1}] * 4, dtype=object)
+    np.savez(tmp_path / "data.npz", **arrays)
+    tiny_model(tmp_path)
+    config = write(
+        tmp_path,
+        """\
+        model: tiny.keras
+        data: {npz: data.npz, x: features, y: labels, bounds: {low: lo, high: hi}}
+        suite: [fgsm]
+        eps: [0.1]
+        """,
+    )
+    assert problems_of(config) == [
+        f"{path}: array {key!r} in data.npz holds Python objects (dtype object): expected a "
+        "numeric array (advgrad reads .npz files with allow_pickle=False)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("seed: 18446744073709551616", "seed: expected an int in [0, 2**63), received "),
+        ("seed: 9223372036854775808", "seed: expected an int in [0, 2**63), received "),
+        ("batch_size: 2147483648", "batch_size: expected an int in [1, 2**31), received "),
+    ],
+)
+def test_integers_out_of_range_refused_at_parse_time(tmp_path, line, problem):
+    (found,) = problems_of(write(tmp_path, BASE + line + "\n"))
+    assert found == problem + line.split(": ")[1]
+
+
+def test_largest_seed_and_batch_size_accepted(tmp_path):
+    text = BASE + "seed: 9223372036854775807\nbatch_size: 2147483647\n"
+    config = load_config(write(tmp_path, text))
+    assert config.seed == 2**63 - 1 and config.batch_size == 2**31 - 1
+
+
+def test_cli_seed_out_of_range_exits_2_in_one_line(tmp_path, capsys):
+    from advgrad.cli import main
+
+    path = write(tmp_path, BASE + "seed: 18446744073709551616\n")
+    assert main(["bench", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"advgrad: error: {path}: seed: expected an int in [0, 2**63), received "
+        "18446744073709551616"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_targets_beyond_the_model_classes_refused_at_build(tmp_path):
+    path = npz_config(tmp_path, np.zeros((6, 4), "float32"), np.zeros(6, "int64"), "targets: 3")
+    with pytest.raises(ConfigError) as info:
+        build_run(load_config(path))
+    assert info.value.problems == ["targets: class 3, but the model has 3 classes (0..2)"]
+
+
+@pytest.mark.parametrize("bounds", ["[-1.0, 1.0]", "{low: lo, high: hi}"])
+def test_npz_data_bounds_that_do_not_hold_the_data_are_refused(tmp_path, rng, bounds):
+    """No longer widened with a warning: README says such bounds are refused."""
+    x = rng.uniform(-3, 3, (8, 4)).astype("float32")
+    x[0, 0], x[1, 1] = -3.0, 3.0
+    path = npz_bounds_config(tmp_path, x, -np.ones(4), np.ones(4), bounds)
+    with pytest.raises(ConfigError) as info:
+        build_run(load_config(path))
+    (problem,) = info.value.problems
+    side = "[-1, 1]" if bounds.startswith("[") else "the range of 'lo' and 'hi' in data.npz"
+    assert re.fullmatch(
+        rf"data\.bounds: 8 of 8 evaluated samples of input '\w+' lie outside {re.escape(side)} "
+        r"\(values from -3 to 3\): give data\.bounds that hold every sample, or set "
+        r"`bounds: null` \(no clipping\)",
+        problem,
+    ), problem

@@ -353,3 +353,78 @@ def test_generate_with_a_strategy_writes_the_same_bytes(strategy, digits, digits
         assert len(runs["alone"]) == 3 and runs["alone"] == runs["split"]
     with pytest.raises(ValueError, match="strategy"):
         advgrad.generate(digits_cnn, data, "fgsm", tmp_path / "bad", shard_size=8, strategy=1)
+
+
+# ------------------------------------------------- issue 24: devices the machine has
+def test_cpu_devices_at_most_one_per_usable_cpu(monkeypatch):
+    """1000 logical CPUs took gigabytes and ran for minutes: at most one per usable CPU
+    (two on a one-CPU machine)."""
+    import yaml
+
+    from advgrad.config import ConfigError, distribute, parse_config
+
+    document = yaml.safe_load(CONFIG)
+    monkeypatch.setattr(distribute, "usable_cpus", lambda: 4)
+    section = {"strategy": "mirrored", "cpu_devices": 4}
+    assert parse_config({**document, "distribute": section}).distribute.cpu_devices == 4
+    with pytest.raises(ConfigError) as info:
+        parse_config({**document, "distribute": {**section, "cpu_devices": 1000}})
+    assert info.value.problems == [
+        "distribute.cpu_devices: expected an int from 1 to 4 (one logical device per CPU "
+        "this process may use), received 1000"
+    ]
+    monkeypatch.setattr(distribute, "usable_cpus", lambda: 1)
+    section = {"strategy": "mirrored", "cpu_devices": 2}
+    assert parse_config({**document, "distribute": section}).distribute.cpu_devices == 2
+    with pytest.raises(ConfigError, match="expected an int from 1 to 2 "):
+        parse_config({**document, "distribute": {**section, "cpu_devices": 3}})
+
+
+def test_usable_cpus_is_this_process_share():
+    from advgrad.config.distribute import usable_cpus
+
+    assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize(
+    "devices, problem",
+    [
+        (("/cpu:0", "/cpu:5"), "distribute.devices[1]: no device '/cpu:5' on this machine"),
+        (("/gpu:7",), "distribute.devices[0]: no device '/gpu:7' on this machine"),
+        (("banana",), "distribute.devices[0]: 'banana' is not a device name (such as /gpu:0)"),
+        (("/cpu:0", "CPU:0"), "distribute.devices[1]: 'CPU:0' is '/cpu:0' again: give each"),
+    ],
+)
+def test_devices_that_do_not_exist_are_refused(devices, problem):
+    from advgrad.config import ConfigError
+    from advgrad.config.distribute import DistributeConfig
+    from advgrad.config.distribute_build import make_strategy
+
+    if "/gpu:7" in devices and len(tf.config.list_logical_devices("GPU")) > 7:
+        pytest.skip("this machine has a GPU 7")
+    with pytest.raises(ConfigError) as info:
+        make_strategy(DistributeConfig("mirrored", devices=devices), "a.yaml")
+    (found,) = info.value.problems
+    assert found.startswith(problem), found
+    if "no device" in problem:
+        assert found.endswith("(it has /cpu:0, /cpu:1)") or "/gpu:0" in found
+    assert str(info.value).startswith("a.yaml: distribute.devices[")
+
+
+def test_device_names_checked_in_any_spelling():
+    from advgrad.config.distribute_build import check_devices
+
+    names = ("/cpu:1", "CPU:0", "/device:CPU:1", "/job:localhost/replica:0/task:0/device:CPU:0")
+    for name in names:
+        assert check_devices([name]) == [name]
+
+
+def test_cli_missing_device_exits_2(tmp_path, capsys):
+    from advgrad.cli import main
+
+    config = tmp_path / "bench.yaml"
+    config.write_text(CONFIG + "distribute: {strategy: mirrored, devices: [/cpu:0, /cpu:9]}\n")
+    assert main(["bench", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"advgrad: error: {config}: distribute.devices[1]: no device '/cpu:9'")
+    assert "\n" not in err and not (tmp_path / "out").exists()

@@ -86,3 +86,19 @@ def test_describe_never_builds_a_whole_large_value():
     text = describe(nested)
     assert len(text) <= 80 and text.startswith("[[[")
     assert describe(np.zeros((3, 4), np.float32)) == "ndarray(shape=(3, 4), dtype=float32)"
+
+
+def test_one_seed_rule_shared_by_evaluate_and_configs():
+    """Seeds are ints in [0, 2**63): evaluate, the attacks and every config say so alike."""
+    from advgrad._validation import SEED_LIMIT, check_seed
+    from advgrad.config import ConfigError, parse_config
+
+    assert SEED_LIMIT == 2**63 and check_seed(SEED_LIMIT - 1) == SEED_LIMIT - 1
+    for seed in (-1, SEED_LIMIT, 2**64, True, 1.0):
+        with pytest.raises(ArgumentError) as info:
+            check_seed(seed)
+        assert info.value.expected == "an int in [0, 2**63)"
+    document = {"model": "digits-cnn", "data": {"name": "digits"}, "suite": "fgsm", "eps": 0.1}
+    with pytest.raises(ConfigError) as info:
+        parse_config({**document, "seed": 2**64})
+    assert info.value.problems == [f"seed: expected an int in [0, 2**63), received {2**64}"]

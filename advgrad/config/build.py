@@ -24,6 +24,7 @@ from advgrad.config.generation import GenerateConfig
 from advgrad.config.problems import _join, _one_line, _Problems, _suggest
 from advgrad.config.registries import default_catalog
 from advgrad.config.schema import BenchConfig, BenchRun, DataConfig
+from advgrad.config.sections import is_keras_archive, not_keras_archive
 
 __all__ = ["build_run"]
 
@@ -51,6 +52,7 @@ def build_run(config: BenchConfig) -> BenchRun:
     problems.raise_if_any(config.source)
     input_names = _model_input_names(model)
     _check_data_fits(x, y, model, input_names, problems)
+    _check_targets(config.targets, model, problems)
     problems.raise_if_any(config.source)
     _check_inputs_fit(x, model, problems)
     problems.raise_if_any(config.source)
@@ -136,6 +138,9 @@ def _load_model(model: str, problems: _Problems) -> Any:
     path = pathlib.Path(model)
     if not path.is_file():
         problems.add("model", f"model file not found: {path}")
+        return None
+    if not is_keras_archive(path):  # else Keras says "file not found" of a file that exists
+        problems.add("model", not_keras_archive(path))
         return None
     try:
         with warnings.catch_warnings():
@@ -304,6 +309,15 @@ def _check_data_fits(
             break
 
 
+def _check_targets(targets: Any, model: Any, problems: _Problems) -> None:
+    """A class id under ``targets`` is one of the model's classes."""
+    classes = _num_classes(model)
+    if isinstance(targets, int) and classes is not None and targets >= classes:
+        problems.add(
+            "targets", f"class {targets}, but the model has {classes} classes (0..{classes - 1})"
+        )
+
+
 def _check_inputs_fit(x: Any, model: Any, problems: _Problems) -> None:
     """Each input array's per-sample shape and dtype against the model's input (what
     the attacks would refuse at their first batch), named by its config key."""
@@ -345,8 +359,9 @@ def _resolve_bounds(
 ) -> tuple[Any, list[str]]:
     """The attacks' ``bounds`` setting and the frozen inputs, from ``bounds`` and ``inputs``.
 
-    ``"data"`` becomes the data set's range, widened (with a warning) where an evaluated
-    sample lies outside it; explicit bounds must hold every evaluated sample.
+    ``"data"`` becomes the data's range: an npz file's ``data.bounds`` must hold every
+    evaluated sample, as explicit bounds must; an embedded data set's range (its training
+    data's) is widened, with a warning, where an evaluated sample lies outside it.
     """
     value = config.bounds
     wanted: dict[str, tuple[Any, str]] = {}  # input -> (bounds value, path)
@@ -375,7 +390,20 @@ def _resolve_bounds(
         if name in frozen:
             continue
         bounds, path = wanted[name]
-        if bounds == "data":
+        if bounds == "data" and config.data.npz is not None:  # the user's: never widened
+            if data_bounds is None:
+                _data_bounds(data_bounds, name, None, path, problems)  # says what to give
+            else:
+                fix = "give data.bounds that hold every sample, or set `bounds: null` (no clipping)"
+                keys = config.data.bounds_keys
+                where = None
+                if keys is not None:
+                    where = f"the range of {keys[0]!r} and {keys[1]!r} in {config.data.npz.name}"
+                _check_within(
+                    data_bounds, samples.get(name), name, "data.bounds", problems, fix, where
+                )
+            resolved[name] = data_bounds
+        elif bounds == "data":
             resolved[name] = _data_bounds(data_bounds, name, samples.get(name), path, problems)
         elif bounds is not None:
             _check_within(bounds, samples.get(name), name, path, problems)
@@ -426,8 +454,15 @@ def _data_bounds(
 
 
 def _check_within(
-    bounds: Any, x: np.ndarray | None, name: str, path: str, problems: _Problems
+    bounds: Any,
+    x: np.ndarray | None,
+    name: str,
+    path: str,
+    problems: _Problems,
+    fix: str = "",
+    where: str | None = None,
 ) -> None:
+    """Every sample of input `name` within `bounds` (`where` says them), else a problem."""
     if x is None or x.size == 0:
         return
     low, high = (np.asarray(side, np.float64) for side in bounds)
@@ -445,8 +480,8 @@ def _check_within(
         problems.add(
             path,
             f"{int(outside.sum())} of {len(x)} evaluated samples of input {name!r} lie "
-            f"outside [{_fmt_bound(low)}, {_fmt_bound(high)}] (values from {x.min():.4g} "
-            f"to {x.max():.4g})",
+            f"outside {where or f'[{_fmt_bound(low)}, {_fmt_bound(high)}]'} (values from "
+            f"{x.min():.4g} to {x.max():.4g})" + (f": {fix}" if fix else ""),
         )
 
 

@@ -9,6 +9,10 @@ distribute:
   timeout: 60            # multi-worker: seconds to wait for the workers of TF_CONFIG
 ```
 
+``cpu_devices`` is at most one logical device per CPU this process may use (`usable_cpus`;
+2 on a one-CPU machine): more only share the same cores, and each replica holds a copy of
+every compiled graph. ``devices`` must exist on the machine: `make_strategy` checks them.
+
 >>> from advgrad.config.problems import _Problems
 >>> parse_distribute({"strategy": "mirrored", "cpu_devices": 2}, _Problems())
 DistributeConfig(strategy='mirrored', devices=None, cpu_devices=2, timeout=60.0)
@@ -19,12 +23,13 @@ DistributeConfig(strategy='mirrored', devices=None, cpu_devices=2, timeout=60.0)
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from advgrad._validation import check_int, check_number
 from advgrad.config.problems import _check_keys, _Problems
 
-__all__ = ["STRATEGIES", "DistributeConfig", "parse_distribute"]
+__all__ = ["STRATEGIES", "DistributeConfig", "parse_distribute", "usable_cpus"]
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 _KEYS = ("strategy", "devices", "cpu_devices", "timeout")
@@ -40,7 +45,7 @@ class DistributeConfig:
         devices: The mirrored strategy's devices, or None (TensorFlow's choice, or the
             `cpu_devices` logical CPUs).
         cpu_devices: Split the CPU into this many logical devices (before TensorFlow
-            starts) and mirror over them; None: no split.
+            starts) and mirror over them, at most `usable_cpus` (or 2); None: no split.
         timeout: Seconds a multi-worker run waits for the other workers.
     """
 
@@ -48,6 +53,13 @@ class DistributeConfig:
     devices: tuple[str, ...] | None = None
     cpu_devices: int | None = None
     timeout: float = 60.0
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the system tells, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def parse_distribute(value: Any, problems: _Problems, path: str = "distribute") -> DistributeConfig:
@@ -75,8 +87,12 @@ def parse_distribute(value: Any, problems: _Problems, path: str = "distribute") 
             devices = tuple(devices)
     cpu_devices = value.get("cpu_devices")
     if cpu_devices is not None:
+        most = max(2, usable_cpus())
         cpu_devices = problems.check(
-            f"{path}.cpu_devices", cpu_devices, lambda p, v: check_int(p, v, low=1, high=1024)
+            f"{path}.cpu_devices",
+            cpu_devices,
+            lambda p, v: check_int(p, v, low=1, high=most + 1),
+            expected=f"an int from 1 to {most} (one logical device per CPU this process may use)",
         )
     timeout = problems.check(
         f"{path}.timeout",

@@ -36,7 +36,15 @@ import numpy as np
 import yaml
 
 from advgrad._io import FileTooLargeError, NotRegularFileError, read_regular
-from advgrad._validation import ArgumentError, check_bool, check_eps, check_int, describe, invalid
+from advgrad._validation import (
+    SEED_LIMIT,
+    ArgumentError,
+    check_bool,
+    check_eps,
+    check_int,
+    describe,
+    invalid,
+)
 from advgrad.config.catalog import Catalog
 from advgrad.config.distribute import DistributeConfig, parse_distribute
 from advgrad.config.problems import ConfigError, _check_keys, _one_line, _Problems
@@ -454,7 +462,7 @@ def parse(
     bounds = _parse_bounds(get("bounds", "data"), "bounds", problems, per_input=True)
     inputs = _parse_inputs(get("inputs"), problems)
     batch_size = _parse_int(get("batch_size", 128), "batch_size", 1, problems)
-    seed = _parse_int(get("seed", 0), "seed", 0, problems)
+    seed = _parse_int(get("seed", 0), "seed", 0, problems, high=SEED_LIMIT)
     targets = _parse_targets(get("targets"), problems)
     individual = get("individual")
     if individual is None:  # default: the cascade alone for a named suite (AutoAttack's way)

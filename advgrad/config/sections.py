@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from advgrad._validation import (
+    SIZE_LIMIT,
     ArgumentError,
     check_bool,
     check_eps,
@@ -92,8 +93,11 @@ class AttackConfig:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _parse_int(value: Any, path: str, low: int, problems: _Problems) -> int:
-    result = problems.check(path, value, lambda p, v: check_int(p, v, low=low))
+def _parse_int(
+    value: Any, path: str, low: int, problems: _Problems, high: int | None = SIZE_LIMIT
+) -> int:
+    """An int in ``[low, high)``; by default a size or count (`advgrad._validation.SIZE_LIMIT`)."""
+    result = problems.check(path, value, lambda p, v: check_int(p, v, low=low, high=high))
     return low if result is None else result
 
 
@@ -146,7 +150,27 @@ def _parse_model(value: Any, base: pathlib.Path, catalog: Catalog, problems: _Pr
         )
     elif not path.is_file():
         problems.add("model", f"model file not found: {path}")
+    elif not is_keras_archive(path):
+        problems.add("model", not_keras_archive(path))
     return str(path)
+
+
+def is_keras_archive(path: pathlib.Path) -> bool:
+    """Whether `path` is a zip holding ``config.json`` (what ``model.save`` writes), read
+    without loading or unpickling anything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "config.json" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def not_keras_archive(path: pathlib.Path) -> str:
+    """The problem of a ``model`` file that is not a Keras archive (a pickle, an npz...)."""
+    return (
+        f"{path} is not a Keras .keras archive (a zip with config.json, written by "
+        "model.save); advgrad loads models in Keras' safe mode and never unpickles"
+    )
 
 
 def _parse_data(
@@ -193,7 +217,7 @@ def _hyphens(name: str) -> str:
 def _parse_limit(value: Any, problems: _Problems) -> int | None:
     if value is None:
         return None
-    return _parse_int(value, "data.limit", 1, problems)
+    return _parse_int(value, "data.limit", 1, problems, high=None)  # any limit slices
 
 
 def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataConfig | None:
@@ -225,6 +249,13 @@ def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataC
                 item_path,
                 f"no array {describe(item)} in {path.name} (it holds {', '.join(keys)})"
                 f"{_suggest(item, keys)}",
+            )
+            return None
+        if _holds_objects(path, item):  # NumPy would only say "allow_pickle=False"
+            problems.add(
+                item_path,
+                f"array {item!r} in {path.name} holds Python objects (dtype object): expected "
+                "a numeric array (advgrad reads .npz files with allow_pickle=False)",
             )
             return None
         return item
@@ -260,6 +291,23 @@ def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataC
             bounds = None
     limit = _parse_limit(value.get("limit"), problems)
     return DataConfig(npz=path, x=x, y=y, bounds=bounds, bounds_keys=bounds_keys, limit=limit)
+
+
+def _holds_objects(path: pathlib.Path, key: str) -> bool:
+    """Whether array `key` of the npz file `path` has Python objects in its dtype, read from
+    its .npy header alone (False where it is no .npy: the build says what it holds)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            with archive.open(key if key in names else f"{key}.npy") as member:
+                version = np.lib.format.read_magic(member)
+                read = np.lib.format.read_array_header_1_0
+                if version != (1, 0):
+                    read = np.lib.format.read_array_header_2_0
+                _, _, dtype = read(member)
+    except Exception:  # not a .npy member, a damaged header: numpy's load says so
+        return False
+    return bool(dtype.hasobject)
 
 
 def _parse_bounds_keys(value: Mapping, key_of: Any, problems: _Problems) -> tuple[str, str] | None:
