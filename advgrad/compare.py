@@ -3,10 +3,11 @@
 `compare` lines up the worst-case (cascade) robust accuracy of several `Report` objects
 against eps (the union of their eps) with 95% Wilson intervals; `Comparison.to_markdown`
 prints one row per run and `Comparison.save_plot` draws one curve per run with its interval
-band. Different models and different attack suites are what a comparison is for; a different
-threat model is not: `threat_model_differences` lists what differs (the attacks' norm, bounds,
-budget and targeting, the data's hash and sample count), and `compare` refuses such runs
-unless ``force=True``.
+band; every number is read off the reports' per-sample outcomes (`Report.robust_fraction`),
+never a stored figure. Different models and different attack suites are what a comparison
+is for; a different threat model is not: `threat_model_differences` lists what differs (the
+attacks' norm, bounds, budget and targeting, the data's hash and sample count), and
+`compare` refuses such runs unless ``force=True``.
 
 >>> import numpy as np
 >>> from advgrad.report import Report
@@ -138,7 +139,7 @@ class Comparison:
     def cell(self, index: int, eps: float, digits: int = 1) -> str:
         """Run `index`'s robust accuracy at `eps` as text, with its interval; ``-`` if absent."""
         report = self.reports[index]
-        value = report.robust_accuracy.get(eps)
+        value = report.robust_fraction(eps)
         if value is None:
             return "-"
         if math.isnan(value):
@@ -192,8 +193,8 @@ class Comparison:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6, 4.2))
         for name, report in zip(self.names, self.reports, strict=True):
-            xs = [e for e in report.eps if e in report.robust_accuracy]
-            ys = [report.robust_accuracy[e] for e in xs]
+            xs = [e for e in report.eps if report.robust_fraction(e) is not None]
+            ys = [report.robust_fraction(e) for e in xs]
             model = _model_name(report)
             label = f"{name} ({model})" if model and model != name else name
             (line,) = ax.plot(xs, ys, marker="o", lw=2, label=label)

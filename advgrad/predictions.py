@@ -3,7 +3,9 @@
 `Classes` reads class ids off a model's outputs (argmax over the last axis; for one unit, a
 threshold: 0.5 on a sigmoid's probabilities, 0 on a logit) and off labels (ids or one-hot
 rows). The attack loop uses it inside its compiled graph and `predicted_classes` uses it on
-numpy, so the two can never disagree about what fooled a sample.
+numpy, so the two can never disagree about what fooled a sample. A sample whose output is not
+finite (a NaN or inf anywhere in its row) has no prediction: it is never correct and never
+fooled (`Classes.finite`, `judge`).
 
 >>> import numpy as np
 >>> from advgrad import data, zoo
@@ -27,7 +29,7 @@ from advgrad._validation import invalid
 from advgrad.models import ModelAdapter
 from advgrad.objective import Objective
 
-__all__ = ["Classes", "class_ids", "predict", "predicted_classes"]
+__all__ = ["Classes", "class_ids", "finite_rows", "judge", "predict", "predicted_classes"]
 
 
 class Classes:
@@ -123,12 +125,23 @@ class Classes:
         binary = tf.cast(tf.reshape(tf.cast(labels, tf.float32), [-1]) > 0.5, tf.int64)
         return {"binary": binary, "classes": classes}
 
+    @staticmethod
+    def finite(outputs: Any) -> tf.Tensor:
+        """Per sample (``[B]`` bool): every value of its output is finite."""
+        out = tf.convert_to_tensor(outputs)
+        if not out.dtype.is_floating:
+            return tf.ones(tf.shape(out)[:1], tf.bool)
+        rows = tf.reshape(out, [tf.shape(out)[0], -1])
+        return tf.reduce_all(tf.math.is_finite(rows), axis=1)
+
     def fooled(self, outputs: Any, truth: dict[str, tf.Tensor], targeted: bool) -> tf.Tensor:
-        """Per sample: the prediction differs from the label (equals it when `targeted`)."""
+        """Per sample: the prediction differs from the label (equals it when `targeted`), and
+        the output is finite (a NaN or inf output fools nobody)."""
         out = tf.convert_to_tensor(outputs)
         labels = truth["binary"] if out.shape.rank == 1 or out.shape[-1] == 1 else truth["classes"]
         predicted = self.predicted(out)
-        return tf.equal(predicted, labels) if targeted else tf.not_equal(predicted, labels)
+        hit = tf.equal(predicted, labels) if targeted else tf.not_equal(predicted, labels)
+        return hit & self.finite(out)
 
 
 def predict(model: Any, x: Any) -> np.ndarray:
@@ -180,6 +193,37 @@ def predicted_classes(model: Any, x: Any, outputs: np.ndarray | None = None) -> 
     """
     out = predict(model, x) if outputs is None else np.asarray(outputs)
     return Classes.of(ModelAdapter.of(model)).predicted(out).numpy()
+
+
+def finite_rows(outputs: Any) -> np.ndarray:
+    """Per sample (``[B]`` bool): every value of its output is finite.
+
+    >>> finite_rows(np.array([[0.0, 1.0], [np.nan, 1.0], [np.inf, 0.0]])).tolist()
+    [True, False, False]
+    """
+    out = np.asarray(outputs)
+    if not np.issubdtype(out.dtype, np.floating):
+        return np.ones(len(out), bool)
+    return np.isfinite(out.reshape(len(out), -1)).all(axis=1)
+
+
+def judge(
+    model: Any, x: Any, truth: np.ndarray, outputs: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample ``(predicted, correct, finite)``, as `advgrad.evaluate` decides them: a
+    sample whose output is not finite is never correct (nor, on an adversarial input,
+    fooled: ``fooled = ~correct & finite``).
+
+    Args:
+        model: As for `predict`.
+        x: Inputs, as for `predict`.
+        truth: Class ids ``[B]`` (`class_ids`).
+        outputs: The model's outputs on `x` when already computed. Defaults to None.
+    """
+    out = predict(model, x) if outputs is None else np.asarray(outputs)
+    predicted = predicted_classes(model, x, out)
+    finite = finite_rows(out)
+    return predicted, (predicted == truth) & finite, finite
 
 
 def class_ids(y: Any) -> np.ndarray:

@@ -8,10 +8,18 @@ would print (with 95% Wilson intervals, `Report.interval`, and a per-class table
 `Report.per_class`, when the labels are known), `to_csv` exports the per-sample outcomes, and
 `save_plots` draws robust accuracy against eps (matplotlib).
 
+Every figure a user reads is derived from the per-sample outcomes: the tables, plots and
+`advgrad.compare` read them off ``outcomes`` and ``attack_outcomes``, and `Report.from_json`
+refuses a report whose stored figures (accuracies, targeted counts, the curve's zeros, the
+``non_finite_outputs`` flag) disagree with its outcomes, naming the field. JSON is written
+strictly: a non-finite number is written as null (an inf minimal norm or bound is read back
+as inf, a loss as NaN).
+
 >>> import numpy as np
 >>> report = Report(
-...     clean_accuracy=0.9, robust_accuracy={0.1: 0.5}, per_attack={"pgd": {0.1: 0.5}},
-...     outcomes={0.1: np.array([-1, 0, -2, -1], np.int8)}, n_samples=4, attacks=["pgd"])
+...     clean_accuracy=0.75, robust_accuracy={0.1: 0.5}, per_attack={"pgd": {0.1: 0.5}},
+...     outcomes={0.1: np.array([-1, 0, -2, -1], np.int8)}, n_samples=4, attacks=["pgd"],
+...     attack_outcomes={"pgd": {0.1: np.array([True, False, False, True])}})
 >>> Report.from_json(report.to_json()).robust_accuracy
 {0.1: 0.5}
 >>> print(report.to_markdown().splitlines()[2])
@@ -45,7 +53,7 @@ from advgrad._validation import (
     invalid,
 )
 
-__all__ = ["CASCADE", "Report"]
+__all__ = ["CASCADE", "Report", "clean_correct", "first_attack", "non_finite"]
 
 CASCADE = "worst case (cascade)"
 """Row label of the worst case over the whole suite in tables and plots."""
@@ -55,6 +63,46 @@ CLEAN_MISCLASSIFIED = -2
 
 ROBUST = -1
 """Outcome code: every attack of the suite failed on this sample."""
+
+CLEAN_NON_FINITE = -3
+"""Outcome code: the model's output on the clean input is not finite (NaN or inf): never
+correct, robust or fooled (no attack ran on it)."""
+
+MAX_ATTACKS = 125
+"""The most attacks a suite may hold: every outcome code fits an int8."""
+
+
+def non_finite(attack: Any) -> Any:
+    """Outcome code: attack number `attack` was the first to leave the sample non-robust, by an
+    input on which the model's output is not finite (not robust, and not fooled).
+
+    >>> non_finite(0), non_finite(2)
+    (-4, -6)
+    """
+    return -4 - attack
+
+
+def first_attack(codes: Any) -> np.ndarray:
+    """Per sample, the attack that first left it non-robust (fooled it, or gave a non-finite
+    output), else -1 (robust, or not clean-correct).
+
+    >>> first_attack([-1, 0, -2, -3, non_finite(1)]).tolist()
+    [-1, 0, -1, -1, 1]
+    """
+    codes = np.asarray(codes, np.int64)
+    return np.where(codes >= 0, codes, np.where(codes <= -4, -4 - codes, -1))
+
+
+def clean_correct(codes: Any) -> np.ndarray:
+    """Per sample: the clean prediction is right (and finite): every code but
+    `CLEAN_MISCLASSIFIED` and `CLEAN_NON_FINITE`.
+
+    >>> clean_correct([-1, 0, -2, -3, -4]).tolist()
+    [True, True, False, False, True]
+    """
+    codes = np.asarray(codes, np.int64)
+    return (codes >= ROBUST) | (codes <= -4)
+
 
 _REPORT_LIMIT = 256 << 20
 """The largest report file `Report.from_json` reads, in bytes (256 MiB: reports hold
@@ -85,9 +133,12 @@ class Report:
             counts as robust only if every attack failed on it.
         per_attack: ``{attack label: {eps: accuracy}}``: each attack run alone on every
             clean-correct sample (empty when evaluated with ``individual=False``).
+            Tables and plots read accuracies off the outcomes (`robust_fraction`).
         outcomes: ``{eps: int8 array [n_samples]}``: for each sample the index (into
             ``attacks``) of the first attack that fooled it, ``-1`` if robust, ``-2`` if
-            the clean input is misclassified.
+            the clean input is misclassified, ``-3`` if the model's output on it is not
+            finite, ``-4 - k`` (`non_finite`) if attack ``k`` first left it non-robust with
+            an input whose output is not finite (`OUTCOME_CODES`).
         n_samples: Number of evaluated samples.
         attacks: Attack labels in suite order (the attack's name, with ``#2``, ``#3``... when
             a name repeats).
@@ -222,9 +273,64 @@ class Report:
             result[label] = {}
             for e in self.eps:
                 codes = np.asarray(self.outcomes[e])
-                alive = (codes == ROBUST) | (codes > index)
+                alive = (codes == ROBUST) | (first_attack(codes) > index)
                 result[label][e] = float(np.mean(alive)) if codes.size else math.nan
         return result
+
+    def robust_fraction(self, eps: float, attack: str | None = None) -> float | None:
+        """Robust accuracy at `eps` (worst case, or `attack` alone), read off the per-sample
+        outcomes when the report holds them, else the stored figure; None if neither.
+
+        >>> import numpy as np
+        >>> Report(1.0, {0.1: 0.99}, {}, {0.1: np.array([-1, 0])}, 2, ["a"]).robust_fraction(0.1)
+        0.5
+        """
+        counts = self._counts(eps, attack)
+        if counts is not None:
+            return counts[0] / counts[1] if counts[1] else math.nan
+        table = self.robust_accuracy if attack is None else self.per_attack.get(attack, {})
+        return table.get(eps)
+
+    def clean_fraction(self) -> float:
+        """Clean accuracy, read off the per-sample outcomes when the report holds them (those
+        of every eps agree), else the stored figure."""
+        for e in self.eps:
+            codes = self.outcomes.get(e)
+            if codes is not None and len(codes) == self.n_samples and self.n_samples:
+                return int(np.sum(clean_correct(codes))) / self.n_samples
+        return self.clean_accuracy
+
+    def non_finite_counts(self) -> tuple[int, dict[float, int]]:
+        """Samples whose model output was not finite: on the clean input, and per eps on an
+        attack's input before any attack fooled them (from the outcomes)."""
+        clean = 0
+        attacked: dict[float, int] = {}
+        for e in self.eps:
+            codes = np.asarray(self.outcomes.get(e, np.zeros(0, np.int8)))
+            clean = max(clean, int(np.sum(codes == CLEAN_NON_FINITE)))
+            attacked[e] = int(np.sum(codes <= non_finite(0)))
+        return clean, attacked
+
+    def non_finite_message(self) -> str | None:
+        """What the ``non_finite_outputs`` flag says (`advgrad.sanity.non_finite_outputs`),
+        from the outcomes; None when every output was finite."""
+        clean, attacked = self.non_finite_counts()
+        parts = []
+        if clean:
+            parts.append(
+                f"{clean} of {self.n_samples} samples on their clean input (counted neither "
+                "correct nor robust)"
+            )
+        counts = [f"{k} at eps={_eps_label(e)}" for e, k in attacked.items() if k]
+        if counts:
+            parts.append(
+                "on an attack's input, before any attack fooled the sample: "
+                + ", ".join(counts)
+                + " (counted neither robust nor fooled)"
+            )
+        if not parts:
+            return None
+        return "Non-finite model outputs (NaN or inf): " + "; ".join(parts) + "."
 
     def interval(
         self, eps: float, attack: str | None = None, confidence: float = 0.95
@@ -308,7 +414,8 @@ class Report:
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: eps keys as strings, arrays as lists (no ``adversarial``)."""
+        """A JSON-ready dict: eps keys as strings, arrays as lists, non-finite numbers as None
+        (no ``adversarial``)."""
         out: dict[str, Any] = {"format": "advgrad.report", "version": 1}
         for f in dataclasses.fields(self):
             if f.name == "adversarial" or (
@@ -340,7 +447,8 @@ class Report:
     @classmethod
     def _from_dict(cls, data: Any, argument: str, origin: str | None = None) -> Report:
         try:
-            values = _validated(data)
+            report = cls(**_validated(data))
+            _derived(report)
         except _Invalid as err:
             where = f" ({origin})" if origin else ""
             raise ArgumentError(
@@ -349,7 +457,7 @@ class Report:
                 expected="a report (from Report.to_dict)",
                 received=str(err),
             ) from None
-        return cls(**values)
+        return report
 
     def to_json(self, path: str | os.PathLike | None = None, *, indent: int | None = 1) -> str:
         """The report as JSON text; also written to `path` (atomically) when given.
@@ -366,7 +474,7 @@ class Report:
         >>> '"robust_accuracy": {"0.0": 1.0}' in r.to_json(indent=None)
         True
         """
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=True)
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
             atomic_write(path, text + "\n")
         return text
@@ -512,7 +620,7 @@ class Report:
 
         lines = [
             *self._header(),
-            f"Clean accuracy: **{pct(self.clean_accuracy)}** on {self.n_samples} samples.",
+            f"Clean accuracy: **{pct(self.clean_fraction())}** on {self.n_samples} samples.",
             "",
         ]
         if self.eps:  # a curve-only report (eps="curve") has no fixed-eps table
@@ -522,9 +630,9 @@ class Report:
             ]
             for label in self.attacks:
                 if label in self.per_attack:
-                    cells = [pct(self.per_attack[label].get(e)) + ci(e, label) for e in self.eps]
+                    cells = [pct(self.robust_fraction(e, label)) + ci(e, label) for e in self.eps]
                     lines.append(f"| {label} | " + " | ".join(cells) + " |")
-            cascade = [f"**{pct(self.robust_accuracy.get(e))}**{ci(e, None)}" for e in self.eps]
+            cascade = [f"**{pct(self.robust_fraction(e))}**{ci(e, None)}" for e in self.eps]
             lines.append(f"| **{CASCADE}** | " + " | ".join(cascade) + " |")
             if shown:
                 lines += ["", "In brackets: 95% confidence interval (Wilson score), in percent."]
@@ -734,9 +842,10 @@ class Report:
         fig, ax = plt.subplots(figsize=(5.5, 4))
         xs = [0.0, *self.eps] if self.eps and self.eps[0] > 0 else list(self.eps)
 
-        def with_clean(values: dict[float, float]) -> list[float]:
-            start = [self.clean_accuracy] if len(xs) > len(self.eps) else []
-            return start + [values.get(e, math.nan) for e in self.eps]
+        def with_clean(attack: str | None) -> list[float]:
+            start = [self.clean_fraction()] if len(xs) > len(self.eps) else []
+            values = [self.robust_fraction(e, attack) for e in self.eps]
+            return start + [math.nan if v is None else v for v in values]
 
         band = self._band(len(xs) > len(self.eps))
         handles = []
@@ -754,7 +863,7 @@ class Report:
             handles.append(interval)
         (worst,) = ax.plot(
             xs,
-            with_clean(self.robust_accuracy),
+            with_clean(None),
             color="black",
             lw=6,
             alpha=0.3,
@@ -766,7 +875,7 @@ class Report:
             if label in self.per_attack:
                 line = ax.plot(
                     xs,
-                    with_clean(self.per_attack[label]),
+                    with_clean(label),
                     marker="o",
                     ms=5,
                     ls="--",
@@ -807,7 +916,7 @@ class Report:
             return None
         if with_clean:
             codes = np.asarray(self.outcomes[self.eps[0]])
-            counts.insert(0, (int(np.sum(codes != CLEAN_MISCLASSIFIED)), self.n_samples))
+            counts.insert(0, (int(np.sum(clean_correct(codes))), self.n_samples))
         pairs = [_wilson(*c, 0.95) for c in counts]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
@@ -983,8 +1092,9 @@ def _is_int(value: Any) -> bool:
 
 
 def _codes(n: int, attacks: int) -> Callable[[str, Any], np.ndarray]:
-    """Checker of an outcomes array: `n` int codes from -2 to ``attacks - 1``."""
-    expected = f"{n} codes from {CLEAN_MISCLASSIFIED} to {attacks - 1} (ints)"
+    """Checker of an outcomes array: `n` int codes from ``-3 - attacks`` to ``attacks - 1``."""
+    lowest = CLEAN_NON_FINITE - attacks
+    expected = f"{n} codes from {lowest} to {attacks - 1} (ints)"
 
     def check(where: str, value: Any) -> np.ndarray:
         if isinstance(value, np.ndarray):
@@ -993,7 +1103,7 @@ def _codes(n: int, attacks: int) -> Callable[[str, Any], np.ndarray]:
         else:
             ok = isinstance(value, list) and len(value) == n and all(map(_is_int, value))
             low, high = (min(value), max(value)) if ok and n else (0, 0)
-        ok = ok and (n == 0 or (low >= CLEAN_MISCLASSIFIED and high < attacks))
+        ok = ok and (n == 0 or (low >= lowest and high < attacks))
         if not ok:
             raise _bad(where, expected, value)
         return np.asarray(value, np.int8)
@@ -1031,14 +1141,16 @@ def _labels(n: int, value: Any) -> list[int] | None:
 
 
 def _loss_pair(where: str, value: Any) -> list[float]:
-    """[mean loss at the start, mean final loss]: two real numbers (losses may overflow)."""
+    """[mean loss at the start, mean final loss]: two real numbers (losses may overflow), or
+    None (a non-finite loss, written as null: read as NaN)."""
     ok = isinstance(value, (list, tuple)) and len(value) == 2
     ok = ok and all(
-        isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in value
+        v is None or (isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)))
+        for v in value
     )
     if not ok:
         raise _bad(where, "[start loss, final loss] (two numbers)", value)
-    return [float(v) for v in value]
+    return [math.nan if v is None else float(v) for v in value]
 
 
 def _reached(n: int) -> Callable[[str, Any], list[int]]:
@@ -1124,12 +1236,146 @@ def _validated(data: Any) -> dict[str, Any]:
     suite = get("suite", [])
     if not isinstance(suite, list) or not all(isinstance(c, Mapping) for c in suite):
         raise _bad("suite", "a list of mappings (the attacks' get_config())", suite)
-    values["suite"] = [dict(c) for c in suite]
+    values["suite"] = [_bounds_back(c) for c in suite]
     flags = get("flags", [])
     if not isinstance(flags, list):
         raise _bad("flags", "a list of mappings of strings", flags)
     values["flags"] = [_strings(f"flags[{i}]", f) for i, f in enumerate(flags)]
     return values
+
+
+_FIX = "restore the file, or run the evaluation again"
+
+
+def _derived(report: Report) -> None:
+    """Every figure `report` stores is what its per-sample outcomes give: the outcomes agree
+    with each other first, then each figure with them.
+
+    Raises:
+        _Invalid: Naming the first field that disagrees, and the fix.
+    """
+    n, eps = report.n_samples, report.eps
+    for e in eps:
+        if e not in report.outcomes:
+            raise _Invalid(
+                f"robust_accuracy[{_eps_key(e)!r}]: no per-sample outcomes (outcomes"
+                f"[{_eps_key(e)!r}]) to derive it from; {_FIX}"
+            )
+        if e not in report.robust_accuracy:
+            raise _Invalid(f"robust_accuracy: no figure for eps {_eps_key(e)}; {_FIX}")
+    codes = {e: np.asarray(report.outcomes[e], np.int64) for e in eps}
+    correct = _samples_agree(report, codes)
+
+    def differs(where: str, stored: float, count: int, what: str) -> None:
+        derived = count / n if n else math.nan
+        if not math.isclose(stored, derived, rel_tol=0.0, abs_tol=1e-9):
+            raise _Invalid(
+                f"{where} is {describe(stored)}, but the per-sample outcomes give "
+                f"{derived!r} ({count} of {n} samples {what}); {_FIX}"
+            )
+
+    differs("clean_accuracy", report.clean_accuracy, int(np.sum(correct)), "clean-correct")
+    for e in eps:
+        key = _eps_key(e)
+        robust = int(np.sum(codes[e] == ROBUST))
+        differs(
+            f"robust_accuracy[{key!r}]", report.robust_accuracy[e], robust, f"robust at eps={key}"
+        )
+    for label in report.attacks:
+        alone = report.attack_outcomes.get(label, {})
+        for e, stored in report.per_attack.get(label, {}).items():
+            where = f"per_attack[{label!r}][{_eps_key(e)!r}]"
+            if e not in alone:
+                raise _Invalid(
+                    f"{where}: no per-sample outcomes (attack_outcomes[{label!r}]"
+                    f"[{_eps_key(e)!r}]) to derive it from; {_FIX}"
+                )
+            differs(where, stored, int(np.sum(alone[e])), f"robust against {label} alone")
+        for e, (reached, attacked) in report.targeted_success.get(label, {}).items():
+            fooled = correct & (codes[e] != ROBUST)
+            if e in alone:
+                fooled &= ~np.asarray(alone[e], bool)
+            if reached > int(np.sum(fooled)) or attacked > int(np.sum(correct)):
+                raise _Invalid(
+                    f"targeted_success[{label!r}][{_eps_key(e)!r}] is "
+                    f"{describe([reached, attacked])}, but the per-sample outcomes give at most "
+                    f"{int(np.sum(fooled))} samples fooled by {label} of "
+                    f"{int(np.sum(correct))} clean-correct; {_FIX}"
+                )
+    stored_n = report.data.get("n_samples", n)
+    if stored_n != n:
+        raise _Invalid(
+            f"data['n_samples'] is {describe(stored_n)}, but the per-sample outcomes hold {n} "
+            f"samples; {_FIX}"
+        )
+    _flag_agrees(report)
+
+
+def _samples_agree(report: Report, codes: dict[float, np.ndarray]) -> np.ndarray:
+    """Check that the per-sample outcomes agree with each other (every eps, each attack
+    alone, the curve's zeros); returns which samples are clean-correct."""
+    eps = report.eps
+    if not eps:
+        if report.curve is None:
+            raise _Invalid(f"clean_accuracy: no per-sample outcomes to derive it from; {_FIX}")
+        return np.asarray(report.curve["norms"], np.float64) > 0
+    first = codes[eps[0]]
+    for e in eps[1:]:
+        for code in (CLEAN_MISCLASSIFIED, CLEAN_NON_FINITE):
+            if not np.array_equal(codes[e] == code, first == code):
+                raise _Invalid(
+                    f"outcomes[{_eps_key(e)!r}] differs from outcomes[{_eps_key(eps[0])!r}] "
+                    f"in which samples have outcome {code} (fixed before any attack); {_FIX}"
+                )
+    for k, label in enumerate(report.attacks):
+        for e, robust in report.attack_outcomes.get(label, {}).items():
+            _alone_agrees(label, k, e, codes[e], np.asarray(robust, bool))
+    correct = clean_correct(first)
+    if report.curve is not None:
+        norms = np.asarray(report.curve["norms"], np.float64)
+        wrong = np.flatnonzero(~correct & (norms != 0))
+        if wrong.size:
+            i = int(wrong[0])
+            raise _Invalid(
+                f"curve.norms[{i}] is {float(norms[i])!r}, but the per-sample outcomes say "
+                f"sample {i} is not clean-correct (its minimal norm is 0); {_FIX}"
+            )
+    return correct
+
+
+def _alone_agrees(label: str, k: int, e: float, codes: np.ndarray, robust: np.ndarray) -> None:
+    """Attack `k` alone is robust where the cascade is, or where a later attack first broke
+    the sample, and not robust where it first did or the clean prediction failed."""
+    first = first_attack(codes)
+    must = (codes == ROBUST) | (first > k)
+    never = ~clean_correct(codes) | (first == k)
+    wrong = np.flatnonzero((must & ~robust) | (never & robust))
+    if wrong.size:
+        i = int(wrong[0])
+        raise _Invalid(
+            f"outcomes[{_eps_key(e)!r}] disagrees with attack_outcomes[{label!r}]"
+            f"[{_eps_key(e)!r}] at sample {i} (outcome {int(codes[i])}; robust against "
+            f"{label} alone: {bool(robust[i])}); these per-sample outcomes were changed: {_FIX}"
+        )
+
+
+def _flag_agrees(report: Report) -> None:
+    """The ``non_finite_outputs`` flag says what the outcomes give, and is there when they
+    hold non-finite outputs."""
+    message = report.non_finite_message()
+    found = [i for i, f in enumerate(report.flags) if f.get("code") == "non_finite_outputs"]
+    if message is not None and not found:
+        raise _Invalid(
+            "flags: no non_finite_outputs flag, but the per-sample outcomes hold non-finite "
+            f"model outputs; {_FIX}"
+        )
+    for i in found:
+        stored = report.flags[i].get("message")
+        if stored != message:
+            raise _Invalid(
+                f"flags[{i}].message is {describe(stored)}, but the per-sample outcomes give "
+                f"{describe(message)}; {_FIX}"
+            )
 
 
 def _curve(n: int, value: Any) -> dict[str, Any] | None:
@@ -1141,9 +1387,11 @@ def _curve(n: int, value: Any) -> dict[str, Any] | None:
         raise _bad("curve", "None or a mapping (norm, attacks, norms)", value)
     norms = value.get("norms")
     ok = isinstance(norms, list) and len(norms) == n
+    if ok:  # null: none found (inf, which JSON cannot hold)
+        norms = [math.inf if v is None else v for v in norms]
     ok = ok and all(_is_real(v) and not math.isnan(v) and v >= 0 for v in norms)
     if not ok:
-        raise _bad("curve.norms", f"{n} numbers >= 0 (inf where none was found)", norms)
+        raise _bad("curve.norms", f"{n} numbers >= 0 (null or inf where none was found)", norms)
     if not isinstance(value.get("norm"), str):
         raise _bad("curve.norm", "a norm name", value.get("norm"))
     attacks = value.get("attacks", [])
@@ -1178,18 +1426,25 @@ def _pyplot() -> Any:
 
 
 def _outcome_text(code: int, attacks: list[str]) -> str:
-    """A cascade outcome code as CSV text: robust, clean_misclassified or the attack."""
+    """A cascade outcome code as CSV text: robust, clean_misclassified, clean_non_finite,
+    the attack, or non_finite:<attack>."""
     if code == ROBUST:
         return "robust"
     if code == CLEAN_MISCLASSIFIED:
         return "clean_misclassified"
-    return attacks[code] if 0 <= code < len(attacks) else str(code)
+    if code == CLEAN_NON_FINITE:
+        return "clean_non_finite"
+    k = int(first_attack(code))
+    name = attacks[k] if 0 <= k < len(attacks) else str(k)
+    return name if code >= 0 else f"non_finite:{name}"
 
 
 OUTCOME_CODES = (
     "Per-sample outcomes in report.json (`outcomes`, per eps): -1 robust (no attack fooled it), "
-    "-2 misclassified before any attack, k >= 0 first fooled by attack k of the suite (0: the "
-    "first); `attack_outcomes`: 1 where that attack alone left the sample robust."
+    "-2 misclassified before any attack, -3 the model's output on the clean input is not "
+    "finite (never correct, robust or fooled), k >= 0 first fooled by attack k of the suite "
+    "(0: the first), -4 - k attack k's input first gave a non-finite output (not robust, not "
+    "fooled); `attack_outcomes`: 1 where that attack alone left the sample robust."
 )
 
 
@@ -1237,17 +1492,48 @@ def _eps_label(eps: float) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Recursively turn numpy values into JSON-ready Python values."""
+    """Recursively turn numpy values into JSON-ready Python values; a non-finite number
+    becomes None (JSON has no NaN or Infinity)."""
     if isinstance(value, Mapping):
         return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        if value.dtype.kind != "f" or np.all(np.isfinite(value)):
+            return value.tolist()
+        return np.where(np.isfinite(value), value, None).tolist()
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):
         return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _bounds_back(value: Any) -> Any:
+    """A suite config as written, with each bound's None (written for inf) back to -inf for
+    a low bound and inf for a high one."""
+    if isinstance(value, list):
+        return [_bounds_back(v) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    result = {k: _bounds_back(v) for k, v in value.items()}
+    bounds = result.get("bounds")
+    pair = None
+    if isinstance(bounds, list) and len(bounds) == 2:
+        pair = bounds
+    elif isinstance(bounds, Mapping) and set(bounds) == {"low", "high"}:
+        pair = [bounds["low"], bounds["high"]]
+    if pair is not None:
+        low, high = (_none_to(v, sign) for v, sign in zip(pair, (-1, 1), strict=True))
+        result["bounds"] = [low, high] if isinstance(bounds, list) else {"low": low, "high": high}
+    return result
+
+
+def _none_to(value: Any, sign: int) -> Any:
+    if value is None:
+        return sign * math.inf
+    if isinstance(value, list):
+        return [_none_to(v, sign) for v in value]
     return value

@@ -12,7 +12,9 @@ Gradients Give a False Sense of Security" (ICML 2018):
 - a single-step attack stronger than an iterative one at the same eps;
 - random noise in the eps ball stronger than the gradient attacks;
 - an attack loss that does not increase over the iterations;
-- randomized outputs (two forward passes on the same inputs differ).
+- randomized outputs (two forward passes on the same inputs differ);
+- non-finite model outputs (NaN or inf), counted neither correct nor robust
+  (`non_finite_outputs`, read off the report's outcomes; `advgrad.evaluate` adds it always).
 
 >>> import numpy as np
 >>> from advgrad import data, zoo
@@ -33,7 +35,7 @@ import tensorflow as tf
 from advgrad.attacks.registry import from_config
 from advgrad.budget import Budget
 from advgrad.models import ModelAdapter
-from advgrad.predictions import class_ids, predict, predicted_classes
+from advgrad.predictions import class_ids, judge, predict
 
 if TYPE_CHECKING:
     from advgrad.report import Report
@@ -43,6 +45,7 @@ __all__ = [
     "gradient_flag",
     "loss_not_increasing",
     "noise_stronger",
+    "non_finite_outputs",
     "non_monotone",
     "randomized_outputs",
     "run_all",
@@ -418,8 +421,8 @@ def noise_stronger(
         return None
     truth = class_ids(y)
     m = len(truth)
-    correct = predicted_classes(model, x) == truth
-    fooled = np.zeros(m, bool)
+    correct = judge(model, x, truth)[1]
+    fooled = np.zeros(m, bool)  # or a non-finite output: not robust either way
     given = ModelAdapter.of(model).split_inputs(x)[0]
     for draw in range(draws):
         noisy = {}
@@ -434,7 +437,7 @@ def noise_stronger(
             )
             noisy[name] = budget.bounds.clip(value + noise)
         packed = given.pack([noisy[n] for n in given.names])
-        fooled |= predicted_classes(model, packed) != truth
+        fooled |= ~judge(model, packed, truth)[1]
     noise_robust = float(np.mean(correct & ~fooled))
     attack_robust = _attack_robust(report, e, m)
     if attack_robust is None or noise_robust >= attack_robust - _tolerance(m):
@@ -460,6 +463,30 @@ def _attack_robust(report: Report, e: float, m: int) -> float | None:
     if e in report.outcomes:
         return float(np.mean(np.asarray(report.outcomes[e])[:m] == -1))
     return None
+
+
+def non_finite_outputs(report: Report) -> Flag | None:
+    """Flag samples whose model output was not finite (NaN or inf), from the outcomes: on the
+    clean input (neither correct nor robust) and on an attack's input (not robust, not fooled).
+
+    >>> import numpy as np
+    >>> from advgrad.report import Report
+    >>> r = Report(0.5, {0.1: 0.5}, {}, {0.1: np.array([-3, -1], np.int8)}, 2, ["pgd"])
+    >>> print(non_finite_outputs(r).message)  # doctest: +NORMALIZE_WHITESPACE
+    Non-finite model outputs (NaN or inf): 1 of 2 samples on their clean input (counted
+    neither correct nor robust).
+    """
+    message = report.non_finite_message()
+    if message is None:
+        return None
+    return Flag(
+        "non_finite_outputs",
+        message,
+        "A NaN or inf output is no prediction, so these samples cannot count as robust. Look "
+        "for an unstable operation in the model (a log or division by 0, an overflow in "
+        "float16, a custom layer) or in its preprocessing, and fix it before trusting any "
+        "accuracy.",
+    )
 
 
 def randomized_outputs(model: Any, x: Any, *, atol: float = 1e-6) -> Flag | None:

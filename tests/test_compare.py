@@ -1,5 +1,7 @@
 """advgrad.compare and `advgrad compare`: runs side by side, threat models checked."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -157,3 +159,26 @@ def test_cli_bad_files_exit_2(tmp_path, capsys, case):
         "one": "two or more",
     }[case]
     assert expected in err
+
+
+def test_cells_and_plot_use_the_outcomes_not_a_stored_figure(tmp_path):
+    """Issue 24 A: compare reads every number off the per-sample outcomes."""
+    a = make_report([0.1], [6])
+    a.robust_accuracy[0.1] = 0.99  # edited in memory: the outcomes say 6 of 10
+    b = make_report([0.1], [5])
+    comparison = compare([a, b], ["a", "b"])
+    assert comparison.cell(0, 0.1) == f"60.0% {ci(a, 0.1)}"
+    assert "99.0%" not in comparison.to_markdown()
+
+
+def test_cli_refuses_an_edited_report_naming_the_field(tmp_path, capsys):
+    good = write(tmp_path, "good", make_report([0.1], [5]))
+    edited = make_report([0.1], [2]).to_dict()
+    edited["robust_accuracy"]["0.1"] = 0.99
+    path = tmp_path / "edited" / "report.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(edited))
+    assert main(["compare", good, str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert str(path) in captured.err and "robust_accuracy['0.1'] is 0.99" in captured.err

@@ -160,6 +160,13 @@ def small_report():
     )
 
 
+def loadable_report():
+    """`small_report` with the outcomes of fgsm alone: every stored figure derivable."""
+    r = small_report()
+    r.attack_outcomes["fgsm"] = {0.1: np.array([True, False, True, False])}
+    return r
+
+
 def refused(document, match):
     with pytest.raises(ValueError) as info:
         Report.from_json(json.dumps(document))
@@ -169,8 +176,8 @@ def refused(document, match):
 
 
 def test_from_json_validates_types_and_ranges():
-    good = small_report().to_dict()
-    assert Report.from_dict(good) == small_report()
+    good = loadable_report().to_dict()
+    assert Report.from_dict(good) == loadable_report()
 
     def changed(key, value):
         return {**good, key: value}
@@ -188,9 +195,9 @@ def test_from_json_validates_types_and_ranges():
     refused(changed("n_samples", -4), "n_samples: expected an int >= 0")
     refused(changed("n_samples", 4.5), "n_samples: expected an int >= 0")
     refused(changed("outcomes", {"0.1": [-1, 0, 1]}), "outcomes['0.1']: expected 4 codes")
-    refused(changed("outcomes", {"0.1": [-1, 0, 2, -2]}), "codes from -2 to 1")
-    refused(changed("outcomes", {"0.1": [-1, 0, 300, -2]}), "codes from -2 to 1")
-    refused(changed("outcomes", {"0.1": [-1, 0, 0.5, -2]}), "codes from -2 to 1")
+    refused(changed("outcomes", {"0.1": [-1, 0, 2, -2]}), "codes from -5 to 1")
+    refused(changed("outcomes", {"0.1": [-1, 0, 300, -2]}), "codes from -5 to 1")
+    refused(changed("outcomes", {"0.1": [-1, 0, 0.5, -2]}), "codes from -5 to 1")
     refused(changed("outcomes", {"0.3": [-1, 0, 1, -2]}), "outcomes: eps 0.3 not in eps")
     refused(changed("attack_outcomes", {"pgd": {"0.1": [1, 0, 0, 0]}}), "4 bools")
     refused(changed("eps", [0.1, float("nan")]), "eps[1]: expected a finite number >= 0")
@@ -238,11 +245,11 @@ def test_from_json_reads_only_regular_files_under_the_limit(tmp_path, monkeypatc
 
     refused_source(tmp_path, f"not a regular file: {tmp_path}")
     path = tmp_path / "run.json"
-    small_report().to_json(path)
+    loadable_report().to_json(path)
     monkeypatch.setattr(advgrad.report, "_REPORT_LIMIT", 100)
     refused_source(path, f"report file too large: {path.stat().st_size} bytes")
     monkeypatch.undo()
-    assert Report.from_json(path) == small_report()
+    assert Report.from_json(path) == loadable_report()
     if sys.platform == "win32":
         return
     fifo = tmp_path / "pipe.json"
@@ -331,12 +338,13 @@ def test_per_class_and_its_markdown_table():
 
 
 def test_labels_round_trip_and_old_reports_still_load():
-    r = labelled_report()
+    r = loadable_report()
+    r.labels = [2, 0, 2, 2]
     document = r.to_dict()
     assert document["labels"] == [2, 0, 2, 2]
     back = Report.from_json(r.to_json())
     assert back == r and back.labels == [2, 0, 2, 2]
-    old = small_report().to_dict()
+    old = loadable_report().to_dict()
     assert "labels" not in old  # reports without labels are written as before
     assert Report.from_dict(old).labels is None
     assert Report.from_dict({**old, "labels": None}).labels is None
@@ -580,3 +588,119 @@ def test_damaged_curve_refused(curve):
     data["curve"] = curve
     with pytest.raises(ValueError, match="curve"):
         Report.from_dict(data)
+
+
+# ------------------------------------------------- stored figures are derived, or refused
+def _consistent():
+    """A report whose every stored figure is what its per-sample outcomes give."""
+    r = loadable_report()
+    r.labels = [2, 0, 2, 2]
+    r.targeted_success = {"pgd": {0.1: [1, 3]}}
+    r.data = {"n_samples": 4, "sha256": "ab" * 32}
+    return r
+
+
+def _set_path(document, path, value):
+    *keys, last = path
+    target = document
+    for key in keys:
+        target = target[key]
+    target[last] = value
+
+
+TAMPERED = {
+    "robust_accuracy": (("robust_accuracy", "0.1"), 0.99, "robust_accuracy['0.1'] is 0.99"),
+    "clean_accuracy": (("clean_accuracy",), 0.9, "clean_accuracy is 0.9"),
+    "per_attack": (("per_attack", "pgd", "0.1"), 0.5, "per_attack['pgd']['0.1'] is 0.5"),
+    "cascade vs attack alone": (
+        ("outcomes", "0.1"),
+        [-1, 0, -1, -2],  # sample 2: robust in the cascade, fooled by pgd alone
+        "outcomes['0.1'] disagrees with attack_outcomes['pgd']['0.1'] at sample 2",
+    ),
+    "targeted over fooled": (
+        ("targeted_success", "pgd", "0.1"),
+        [3, 3],
+        "targeted_success['pgd']['0.1'] is [3, 3]",
+    ),
+    "data n_samples": (("data", "n_samples"), 5, "data['n_samples'] is 5"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_a_stored_figure_that_disagrees_with_the_outcomes_is_refused(case, tmp_path):
+    """Issue 24 A: an edited figure is refused, naming the file, the field and the fix."""
+    document = _consistent().to_dict()
+    assert Report.from_dict(document) == _consistent()  # the untouched report loads
+    path_in_document, value, match = TAMPERED[case]
+    _set_path(document, path_in_document, value)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(ValueError) as info:
+        Report.from_json(path)
+    text = str(info.value)
+    assert info.value.argument == "source" and str(path) in text, text
+    assert match in text and "per-sample outcomes" in text and "\n" not in text, text
+    assert "restore" in text  # the fix
+
+
+def test_a_figure_without_its_outcomes_is_refused():
+    document = _consistent().to_dict()
+    document["eps"] = [0.1, 0.3]
+    document["robust_accuracy"]["0.3"] = 0.0
+    refused(document, "robust_accuracy['0.3']: no per-sample outcomes")
+    document = _consistent().to_dict()
+    del document["attack_outcomes"]["fgsm"]
+    refused(document, "per_attack['fgsm']['0.1']: no per-sample outcomes")
+
+
+def test_a_curve_whose_zero_norms_disagree_with_the_outcomes_is_refused():
+    document = _curve_report().to_dict()
+    document["curve"]["norms"][2] = 0.4  # a clean-misclassified sample needs no perturbation
+    refused(document, "curve.norms[2] is 0.4")
+    curve_only = Report(0.75, {}, {}, {}, 4, ["fmn"], curve=_curve_report().curve).to_dict()
+    assert Report.from_dict(curve_only).clean_accuracy == 0.75
+    curve_only["clean_accuracy"] = 1.0
+    refused(curve_only, "clean_accuracy is 1.0")
+
+
+def test_report_cli_refuses_an_edited_figure_and_prints_no_number(tmp_path, capsys):
+    from advgrad.cli import main
+
+    document = _consistent().to_dict()
+    document["robust_accuracy"]["0.1"] = 0.99
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(document))
+    assert main(["report", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "99.0%" not in captured.err
+    assert captured.err.count("\n") == 1 and "robust_accuracy['0.1'] is 0.99" in captured.err
+
+
+def test_markdown_reads_its_numbers_off_the_outcomes():
+    r = _consistent()
+    r.robust_accuracy[0.1] = 0.99  # an in-memory edit: the table still shows the outcomes
+    r.clean_accuracy = 0.9
+    text = r.to_markdown()
+    assert "99.0%" not in text and "**25.0%** [4.6, 69.9]" in text
+    assert "Clean accuracy: **75.0%** on 4 samples." in text
+
+
+# ---------------------------------------------------------- strict JSON, never NaN
+def _no_constants(name):
+    raise AssertionError(f"{name} in JSON")
+
+
+def test_report_json_is_strict_json(tmp_path):
+    """Issue 24 C: no bare NaN/Infinity; inf norms and bounds come back."""
+    r = _curve_report()
+    r.loss_trend = {"fmn": {0.5: [float("nan"), float("inf")]}}
+    r.suite = [{"name": "fmn", "norm": "l2", "bounds": [0.0, float("inf")]}]
+    r.model = {"name": "m", "score": float("nan")}
+    text = r.to_json(tmp_path / "report.json")
+    document = json.loads(text, parse_constant=_no_constants)
+    assert document["curve"]["norms"][-1] is None
+    back = Report.from_json(tmp_path / "report.json")
+    assert back.curve["norms"][-1] == float("inf")
+    assert back.suite[0]["bounds"] == [0.0, float("inf")]
+    assert all(np.isnan(v) for v in back.loss_trend["fmn"][0.5])  # a loss unknown: null
+    assert back == r

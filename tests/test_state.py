@@ -293,3 +293,28 @@ def test_cascade_only_state_resumes(digits_cnn, digits, tmp_path):
     again = _run(digits_cnn, digits, path, individual=False)
     assert again.robust_accuracy == first.robust_accuracy
     assert path.read_bytes() == before
+
+
+def test_state_is_strict_json_and_inf_norms_resume(tmp_path):
+    """Issue 24 C: a curve's inf (none found) is written as null, and read back as inf."""
+    labels = ["fmn"]
+    expected = state_lib.fingerprint("ab" * 32, [{"name": "fmn"}], [], 2, 0, True)
+    expected["curve"] = labels
+    tally = state_lib.Tally(labels, [])
+    tally.start_curve(labels)
+    tally.curve["parts"].append(np.array([0.5, np.inf]))
+    tally.n_samples, tally.clean_correct, tally.sizes = 2, 2, [2]
+    tally.batch_hashes.append("cd" * 32)
+    path = tmp_path / "state.json"
+    state_lib.StateFile(path, expected, labels).write(tally, complete=True)
+
+    def refuse(name):
+        raise AssertionError(f"{name} in JSON")
+
+    saved = json.loads(path.read_text(), parse_constant=refuse)
+    assert saved["tally"]["curve"]["norms"] == [0.5, None]
+    store = state_lib.StateFile(path, expected, labels)  # checked, then resumed
+    back = state_lib.Tally.from_state(labels, [], store.saved["tally"])
+    back.start_curve(labels)
+    back.resume_curve(store.saved["tally"])
+    np.testing.assert_array_equal(back.curve_norms(), [0.5, np.inf])

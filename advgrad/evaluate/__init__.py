@@ -59,7 +59,7 @@ from advgrad.evaluate.targeting import resolve as resolve_targets
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids
 from advgrad.replicas import Replicas
-from advgrad.report import ROBUST, FlaggedWarning, Report
+from advgrad.report import MAX_ATTACKS, ROBUST, FlaggedWarning, Report
 
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
@@ -132,6 +132,10 @@ def evaluate(
     model's own prediction on the returned input differs from the label *and* the input lies
     in the attack's threat model (eps ball of its norm, bounds, frozen inputs unchanged,
     finite values: `advgrad.budget.outside`); anything else is not counted, with a warning.
+    A sample whose model output is not finite (NaN or inf) is never correct, robust or
+    fooled: on the clean input it counts as neither correct nor robust, on an attack's input
+    as not robust (and not fooled); the ``non_finite_outputs`` flag says how many (raised
+    whether or not `sanity` runs; outcome codes: `advgrad.report.OUTCOME_CODES`).
     Targeted attacks (``targeted=True``) aim at the class that `targets` picks (by default
     the most likely wrong class of the clean input); they still count as having fooled a
     sample whenever its prediction differs from the label. Croce & Hein, "Reliable evaluation of
@@ -233,6 +237,8 @@ def evaluate(
     (450, True)
     """
     attacks = _resolve_suite(suite)
+    if len(attacks) > MAX_ATTACKS:  # every outcome code fits an int8
+        raise invalid("suite", f"at most {MAX_ATTACKS} attacks", suite)
     eps_list, curve = _resolve_eps(eps)
     batch_size = check_int("batch_size", batch_size, low=1)
     seed = check_int("seed", seed, low=0, high=SEED_LIMIT)
@@ -329,9 +335,9 @@ def evaluate(
             else:
                 if store is not None and store.complete:
                     raise store.mismatch("data (more samples)")
-                runner.run_batch(tally, index, offset, x_b, y_b)
+                correct = runner.run_batch(tally, index, offset, x_b, y_b)
                 if curve_runner is not None:
-                    curve_runner.run_batch(tally, index, x_b, y_b)
+                    curve_runner.run_batch(tally, index, x_b, y_b, correct)
                 tally.sizes.append(size)
                 tally.batch_hashes.append(batch_sha)
                 if store is not None:
@@ -368,9 +374,13 @@ def evaluate(
         )
     if unbounded:  # like outside_threat_model: raised whether or not `sanity` runs
         report.flags.append(_unbounded_flag(unbounded))
-    if sanity:
-        from advgrad import sanity as sanity_lib
+    from advgrad import sanity as sanity_lib
 
+    broken = sanity_lib.non_finite_outputs(report)  # from the outcomes: always
+    if broken is not None:
+        report.flags.append(broken.to_dict())
+        warnings.warn(broken.message, FlaggedWarning, stacklevel=2)
+    if sanity:
         flags = sanity_lib.run_all(
             model, concat(sample_x), np.concatenate(sample_y), report, seed=seed
         )

@@ -4,7 +4,12 @@
 suite in order (each on the clean-correct samples with ``individual=True``, else on the
 samples still robust) and records into a `Tally` which attack first fooled each sample. An
 attack fooled a sample when the model's prediction on the returned input differs from the
-label *and* the input lies in the attack's threat model (`advgrad.budget.outside`).
+label *and* the input lies in the attack's threat model (`advgrad.budget.outside`). A sample
+whose model output is not finite (NaN or inf) is never correct, robust or fooled
+(`advgrad.predictions.judge`): on the clean input it gets `CLEAN_NON_FINITE` and no attack
+runs on it; on an attack's input (inside its threat model) it is not robust, and gets
+``non_finite(k)`` unless an earlier attack fooled it. Such an input is no adversarial example:
+it is not kept, nor counted as reaching a target.
 
 >>> from advgrad.attacks import get_attack
 >>> labels([get_attack("pgd"), get_attack("fgsm"), get_attack("pgd")])
@@ -25,8 +30,14 @@ from advgrad.evaluate.state import Tally
 from advgrad.evaluate.stream import take
 from advgrad.evaluate.targeting import TargetRule, layout, resolve
 from advgrad.models import ModelAdapter
-from advgrad.predictions import class_ids, predict, predicted_classes
-from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST, FlaggedWarning
+from advgrad.predictions import class_ids, judge, predict
+from advgrad.report import (
+    CLEAN_MISCLASSIFIED,
+    CLEAN_NON_FINITE,
+    ROBUST,
+    FlaggedWarning,
+    non_finite,
+)
 
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
@@ -139,11 +150,12 @@ class Runner:
         self.outside: dict[str, int] = {}  # label -> fooled inputs refused as outside
         self.strategy = strategy
 
-    def run_batch(self, tally: Tally, batch: int, offset: int, x: Any, y: np.ndarray) -> None:
-        """Attack batch number `batch` (its first sample is number `offset` of the data)."""
+    def run_batch(self, tally: Tally, batch: int, offset: int, x: Any, y: np.ndarray) -> np.ndarray:
+        """Attack batch number `batch` (its first sample is number `offset` of the data);
+        returns which samples are clean-correct (finite and right)."""
         truth = class_ids(y)
         outputs = predict(self.model, x)
-        correct = predicted_classes(self.model, x, outputs) == truth
+        _, correct, finite = judge(self.model, x, truth, outputs)
         tally.n_samples += len(truth)
         tally.clean_correct += int(np.sum(correct))
         goal = None  # target class ids, once per batch: the same for every eps and attack
@@ -151,6 +163,7 @@ class Runner:
             goal = self.rule.ids(outputs, truth, batch=batch, offset=offset, seed=self.seed)
         for e_index in range(len(self.eps)):
             codes = np.where(correct, ROBUST, CLEAN_MISCLASSIFIED).astype(np.int8)
+            codes[~finite] = CLEAN_NON_FINITE
             remaining = correct.copy()
             for k, label in enumerate(self.labels):
                 pool = correct if self.individual else remaining
@@ -158,8 +171,9 @@ class Runner:
                     pool = pool & (goal != truth)
                 chosen = np.flatnonzero(pool)
                 fooled = np.zeros(len(truth), bool)
+                broken = np.zeros(len(truth), bool)  # a non-finite output: not robust
                 if chosen.size:
-                    hit, x_adv, predicted = self._attack(
+                    hit, bad, x_adv, predicted = self._attack(
                         tally,
                         k,
                         batch,
@@ -170,6 +184,7 @@ class Runner:
                         None if goal is None else goal[chosen],
                     )
                     fooled[chosen] = hit
+                    broken[chosen] = bad
                     new = hit & (codes[chosen] == ROBUST)
                     if self.keep and np.any(new):
                         rows = chosen[new]
@@ -184,10 +199,12 @@ class Runner:
                             }
                         )
                 codes[fooled & (codes == ROBUST)] = k
-                remaining &= ~fooled
+                codes[broken & (codes == ROBUST)] = non_finite(k)
+                remaining &= ~(fooled | broken)
                 if self.individual:
-                    tally.alone[label][e_index].append(correct & ~fooled)
+                    tally.alone[label][e_index].append(correct & ~fooled & ~broken)
             tally.codes[e_index].append(codes)
+        return correct
 
     def _attack(self, tally, k, batch, e_index, x, y, truth, goal):
         attack, label = self.attacks[k], self.labels[k]
@@ -198,12 +215,13 @@ class Runner:
         start = time.perf_counter()
         # eps in every budget too; the strategy's replicas split the attack's chunks
         result = configured.run(self.model, x, target, eps=e, strategy=self.strategy)
-        predicted = predicted_classes(self.model, result.x_adv)
-        hit = predicted != truth
+        predicted, correct, finite = judge(self.model, result.x_adv, truth)
+        hit = ~correct & finite
         _, clean = self.adapter.split_inputs(x)
         _, adv = self.adapter.split_inputs(result.x_adv, "x_adv")
         threat = _threat(configured, tuple(clean), e)
         left = np.zeros(len(truth), bool) if threat is None else outside(threat, clean, adv)
+        bad = ~finite & ~left  # outside the threat model, an input counts for nothing
         if np.any(left & hit):
             self.outside[label] = self.outside.get(label, 0) + int(np.sum(left & hit))
             hit &= ~left
@@ -220,7 +238,7 @@ class Runner:
         n = len(truth)
         counts = tally.targeted[label]
         if attack.targeted and counts is not None:  # None: resumed from a state without it
-            counts[e_index][0] += int(np.sum((predicted == goal) & ~left))
+            counts[e_index][0] += int(np.sum((predicted == goal) & finite & ~left))
             counts[e_index][1] += n
         per_sample = int(result.gradients)
         tally.gradients[label] += per_sample * n
@@ -229,7 +247,8 @@ class Runner:
         trace = result.loss_trace
         if trace is not None and len(trace) >= 2 and np.all(np.isfinite(trace[[0, -1]])):
             row = tally.loss[label][e_index]
-            row[0] += float(trace[0]) * n
-            row[1] += float(trace[-1]) * n
-            row[2] += n
-        return hit, result.x_adv, predicted
+            sums = [row[0] + float(trace[0]) * n, row[1] + float(trace[-1]) * n]
+            if all(np.isfinite(sums)):  # a sum that overflows is left out (JSON holds no inf)
+                row[0], row[1] = sums
+                row[2] += n
+        return hit, bad, result.x_adv, predicted

@@ -10,7 +10,9 @@ suite without a minimal-norm attack gets FMN, in the norm and bounds of its firs
 
 Each norm is checked, not trusted: it is recomputed from the returned input (all the model's
 floating inputs joined, frozen ones unchanged), and a sample counts only where the model's
-own prediction on that input differs from the label.
+own prediction on that input differs from the label, or its output is not finite (not
+robust: `advgrad.predictions.judge`). A sample whose clean output is not finite is never
+correct: its minimal norm is 0.
 
 >>> from advgrad.attacks import get_attack
 >>> suite = [get_attack("pgd", norm="l2"), get_attack("deepfool", norm="l2")]
@@ -33,7 +35,7 @@ from advgrad._validation import invalid
 from advgrad.attacks.base import headroom
 from advgrad.evaluate.stream import take
 from advgrad.models import ModelAdapter
-from advgrad.predictions import class_ids, predicted_classes
+from advgrad.predictions import class_ids, judge
 
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
@@ -92,13 +94,17 @@ class Curve:
         self.seed = seed
         self.norm = _norm_name(self.attacks[0])
 
-    def run_batch(self, tally: Any, batch: int, x: Any, y: np.ndarray) -> None:
-        """The minimal norm of every sample of batch number `batch`, into `tally`."""
+    def run_batch(
+        self, tally: Any, batch: int, x: Any, y: np.ndarray, correct: np.ndarray | None = None
+    ) -> None:
+        """The minimal norm of every sample of batch number `batch`, into `tally`; `correct`:
+        which are clean-correct, when the cascade already judged them."""
         from advgrad.evaluate.cascade import seed_of
 
         curve = tally.curve
         truth = class_ids(y)
-        correct = predicted_classes(self.model, x) == truth
+        if correct is None:
+            correct = judge(self.model, x, truth)[1]
         sizes = np.where(correct, np.inf, 0.0)
         chosen = np.flatnonzero(correct)
         if chosen.size:
@@ -118,7 +124,8 @@ class Curve:
         curve["parts"].append(sizes)
 
     def _checked(self, clean: dict, x_adv: Any, truth: np.ndarray) -> np.ndarray:
-        """The norm of each returned perturbation where it fools the model, else inf."""
+        """The norm of each returned perturbation where the sample is no longer robust (fooled,
+        or a non-finite output), else inf."""
         _, adv = self.adapter.split_inputs(x_adv, "x_adv")
         deltas = [
             (np.asarray(adv[n], np.float64) - np.asarray(v, np.float64)).reshape(len(truth), -1)
@@ -127,8 +134,8 @@ class Curve:
         ]
         delta = np.concatenate(deltas, axis=1)
         sizes = np.linalg.norm(delta, ord=_ORDERS[self.norm], axis=1)
-        fooled = predicted_classes(self.model, x_adv) != truth
-        return np.where(fooled & np.isfinite(sizes), sizes, np.inf)
+        correct = judge(self.model, x_adv, truth)[1]  # fooled, or a non-finite output
+        return np.where(~correct & np.isfinite(sizes), sizes, np.inf)
 
     def result(self, tally: Any) -> dict[str, Any]:
         """What `advgrad.report.Report.curve` holds."""

@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from advgrad._validation import describe
-from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
+from advgrad.report import (
+    CLEAN_MISCLASSIFIED,
+    CLEAN_NON_FINITE,
+    ROBUST,
+    clean_correct,
+    first_attack,
+    non_finite,
+)
 
 __all__ = ["MAX_COUNT", "Damaged", "check_saved"]
 
@@ -143,24 +150,25 @@ def check_saved(saved: dict, fingerprint: dict[str, Any], labels: list[str]) -> 
     attacks = len(labels)
     outcomes = _keyed(tally, "outcomes", "tally", eps_keys, "one per eps")
     codes: dict[str, np.ndarray] = {}
+    lowest = min(CLEAN_NON_FINITE, non_finite(attacks - 1))
     for key in eps_keys:
         path = f"tally.outcomes[{key!r}]"
-        meaning = f"outcome codes in [{CLEAN_MISCLASSIFIED}, {attacks}) ({attacks} attacks)"
-        codes[key] = _codes(outcomes[key], path, n, CLEAN_MISCLASSIFIED, attacks, meaning)
-        misclassified = int(np.sum(codes[key] == CLEAN_MISCLASSIFIED))
+        meaning = f"outcome codes in [{lowest}, {attacks}) ({attacks} attacks)"
+        codes[key] = _codes(outcomes[key], path, n, lowest, attacks, meaning)
+        misclassified = int(np.sum(~clean_correct(codes[key])))
         if misclassified != n - correct:
             raise Damaged(
                 path,
-                f"has {misclassified} clean-misclassified samples, but n_samples - "
-                f"clean_correct = {n - correct}",
+                f"has {misclassified} clean-misclassified (or non-finite) samples, but "
+                f"n_samples - clean_correct = {n - correct}",
             )
-        first = codes[eps_keys[0]] == CLEAN_MISCLASSIFIED
-        if not np.array_equal(codes[key] == CLEAN_MISCLASSIFIED, first):
-            raise Damaged(
-                path,
-                f"differs from tally.outcomes[{eps_keys[0]!r}] in which "
-                "samples are clean-misclassified",
-            )
+        for code in (CLEAN_MISCLASSIFIED, CLEAN_NON_FINITE):
+            if not np.array_equal(codes[key] == code, codes[eps_keys[0]] == code):
+                raise Damaged(
+                    path,
+                    f"differs from tally.outcomes[{eps_keys[0]!r}] in which "
+                    f"samples have outcome {code} (fixed before any attack)",
+                )
 
     # with individual=True, every finished batch records every attack alone at every eps
     individual = fingerprint["individual"] and done > 0
@@ -173,8 +181,9 @@ def check_saved(saved: dict, fingerprint: dict[str, Any], labels: list[str]) -> 
             raise Damaged(path, f"is {describe(per_eps)}, expected {what}")
     for key in eps_keys if individual else []:
         # the cascade is read off the attacks alone: the first attack that fooled a sample
-        misclassified = codes[key] == CLEAN_MISCLASSIFIED
-        expected = np.where(misclassified, CLEAN_MISCLASSIFIED, ROBUST).astype(np.int8)
+        # (or gave a non-finite output)
+        misclassified = ~clean_correct(codes[key])
+        expected = np.full(n, ROBUST, np.int64)
         for k in reversed(range(attacks)):
             path = f"tally.attack_outcomes[{labels[k]!r}][{key!r}]"
             robust = _codes(alone[labels[k]][key], path, n, 0, 2, "0 (fooled) or 1 (robust)")
@@ -182,8 +191,9 @@ def check_saved(saved: dict, fingerprint: dict[str, Any], labels: list[str]) -> 
             if np.any(robust & misclassified):
                 raise Damaged(path, "marks a clean-misclassified sample robust")
             expected[~robust & ~misclassified] = k
-        if not np.array_equal(expected, codes[key]):
-            i = int(np.flatnonzero(expected != codes[key])[0])
+        given = np.where(misclassified, ROBUST, first_attack(codes[key]))
+        if not np.array_equal(expected, given):
+            i = int(np.flatnonzero(expected != given)[0])
             raise Damaged(
                 f"tally.outcomes[{key!r}]",
                 f"disagrees with tally.attack_outcomes at sample {i} (outcome {codes[key][i]}, "
@@ -239,10 +249,12 @@ def _check_curve(tally: dict, labels: list[str], n: int, correct: int) -> None:
     curve = _get(tally, "curve", dict, "tally")
     norms = _get(curve, "norms", list, "tally.curve")
     fine = len(norms) == n and all(
-        type(v) in (int, float) and not math.isnan(v) and v >= 0 for v in norms
+        v is None or (type(v) in (int, float) and not math.isnan(v) and v >= 0) for v in norms
     )
     if not fine:
-        raise Damaged("tally.curve.norms", f"is {describe(norms)}, expected {n} numbers >= 0")
+        raise Damaged(
+            "tally.curve.norms", f"is {describe(norms)}, expected {n} numbers >= 0 (null: inf)"
+        )
     if sum(v == 0 for v in norms) < n - correct:
         raise Damaged("tally.curve.norms", "has fewer zeros than clean-misclassified samples")
     for label, value in _keyed(curve, "gradients", "tally.curve", labels, "one per attack").items():

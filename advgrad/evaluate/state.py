@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import pathlib
 import platform
@@ -246,9 +247,11 @@ class Tally:
         return np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
 
     def curve_state(self) -> dict[str, Any]:
+        """The curve's part of `to_state`: an inf norm (none found) as None (JSON null)."""
         curve = self.curve or {}
+        norms = self.curve_norms()
         return {
-            "norms": self.curve_norms().tolist(),
+            "norms": [None if math.isinf(v) else v for v in norms.tolist()],
             "gradients": dict(curve["gradients"]),
             "seconds": dict(curve["seconds"]),
         }
@@ -288,7 +291,7 @@ class Tally:
         """The minimal norms and counters `to_state` saved (after `start_curve`)."""
         saved = state["curve"]
         bounds = np.cumsum([0, *self.sizes])
-        norms = np.asarray(saved["norms"], np.float64)
+        norms = np.asarray([np.inf if v is None else v for v in saved["norms"]], np.float64)
         self.curve["parts"] = [norms[bounds[i] : bounds[i + 1]] for i in range(len(self.sizes))]
         self.curve["gradients"].update({k: int(v) for k, v in saved["gradients"].items()})
         self.curve["seconds"].update({k: float(v) for k, v in saved["seconds"].items()})
@@ -407,7 +410,8 @@ class StateFile:
         return bool(self.saved and self.saved["complete"])
 
     def write(self, tally: Tally, complete: bool) -> None:
-        """Save `tally` (atomically: the old file or the new one, never a part)."""
+        """Save `tally` (atomically: the old file or the new one, never a part) as strict
+        JSON: no NaN or Infinity (a ValueError rather than an invalid file)."""
         payload = {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
@@ -417,4 +421,4 @@ class StateFile:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "tally": tally.to_state(),
         }
-        atomic_write(self.path, json.dumps(payload, separators=(",", ":")))
+        atomic_write(self.path, json.dumps(payload, separators=(",", ":"), allow_nan=False))
