@@ -19,11 +19,14 @@ or an oversized file is refused at once, before anything is read. Callers map it
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import pathlib
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 __all__ = [
     "FileTooLargeError",
@@ -31,6 +34,7 @@ __all__ = [
     "NotRegularFileError",
     "atomic_write",
     "folder_lock",
+    "json_text",
     "path_lock",
     "read_regular",
 ]
@@ -134,6 +138,33 @@ def path_lock(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def json_text(value: Any, *, indent: int | None = None, default: Callable | None = None) -> str:
+    """`value` as JSON text with sorted keys; non-finite numbers become null (JSON has no
+    NaN or Infinity: ``json.dumps`` would write bare ``NaN``).
+
+    >>> import numpy as np
+    >>> json_text({"loss": [0.5, float("nan")], "lr": np.float32("inf")})
+    '{"loss": [0.5, null], "lr": null}'
+    """
+    return json.dumps(_finite(value, default), indent=indent, sort_keys=True, allow_nan=False)
+
+
+def _finite(value: Any, default: Callable | None) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a NumPy scalar
+        return _finite(value.item(), default)
+    if isinstance(value, Mapping):
+        return {k: _finite(v, default) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v, default) for v in value]
+    if default is None:
+        raise TypeError(f"not JSON serializable: {type(value).__name__}")
+    return _finite(default(value), None)
 
 
 def read_regular(path: str | os.PathLike, limit: int) -> bytes:

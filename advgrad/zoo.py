@@ -472,7 +472,7 @@ def build(name: str) -> keras.Model:
 
 
 def _save(model: keras.Model, info: dict[str, Any], folder: pathlib.Path) -> None:
-    from advgrad.training.backup import json_text  # valid JSON: a non-finite number is null
+    from advgrad._io import json_text  # valid JSON: a non-finite number is null
 
     name = info["name"]
     atomic_write(folder / f"{name}.keras", lambda path: model.save(path, overwrite=True))

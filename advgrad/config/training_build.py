@@ -204,7 +204,7 @@ def run_training(
 
 def _card_text(card: dict[str, Any]) -> str:
     """``card.json``'s text: valid JSON (a non-finite number is written null)."""
-    from advgrad.training.backup import json_text
+    from advgrad._io import json_text
 
     return json_text(card, indent=2, default=_jsonable) + "\n"
 

@@ -22,20 +22,18 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import pathlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import keras
-import numpy as np
 
-from advgrad._io import atomic_write, read_regular
+from advgrad._io import atomic_write, json_text, read_regular
 from advgrad._validation import ArgumentError
 
-__all__ = ["BACKUP_FILE", "Backup", "json_text"]
+__all__ = ["BACKUP_FILE", "Backup"]
 
 BACKUP_FILE = "run.json"
 """The file of a backup folder that names its run, its epochs, its weights and history."""
@@ -45,32 +43,6 @@ _VERSION = 1
 _MAX_BYTES = 16 * 2**20
 _WEIGHTS = re.compile(r"epoch-([1-9][0-9]{0,8})\.weights\.h5")
 _KERAS_FILES = ("latest.weights.h5", "training_metadata.json")
-
-
-def json_text(value: Any, *, indent: int | None = None, default: Callable | None = None) -> str:
-    """`value` as JSON text with sorted keys; non-finite numbers become null (JSON has no
-    NaN or Infinity: ``json.dumps`` would write bare ``NaN``).
-
-    >>> json_text({"loss": [0.5, float("nan")], "lr": np.float32("inf")})
-    '{"loss": [0.5, null], "lr": null}'
-    """
-    return json.dumps(_finite(value, default), indent=indent, sort_keys=True, allow_nan=False)
-
-
-def _finite(value: Any, default: Callable | None) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return _finite(value.item(), default)
-    if isinstance(value, Mapping):
-        return {k: _finite(v, default) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v, default) for v in value]
-    if default is None:
-        raise TypeError(f"not JSON serializable: {type(value).__name__}")
-    return _finite(default(value), None)
 
 
 def _short(value: Any) -> str | None:
