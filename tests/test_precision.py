@@ -12,6 +12,7 @@ from __future__ import annotations
 import pathlib
 import re
 
+import _outcomes as outcomes
 import keras
 import numpy as np
 import pytest
@@ -68,13 +69,20 @@ def images(digits):
     return digits.x_test[:100], digits.y_test[:100]
 
 
-def _robust_accuracy(model, attack, x, y) -> int:
-    x_adv = np.asarray(attack(model, x, y))
+def _checked(x_adv, x) -> np.ndarray:
+    """An attack's output, after the checks every output passes: float32, shape, budget, bounds."""
+    x_adv = np.asarray(x_adv)
     assert x_adv.dtype == np.float32 and x_adv.shape == x.shape
     assert np.max(np.abs(x_adv - x)) <= EPS + 1e-6
     assert x_adv.min() >= BOUNDS[0] and x_adv.max() <= BOUNDS[1]
-    predicted = advgrad.predictions.predicted_classes(model, x_adv)
-    return 100 * int(np.sum(predicted == y)) // len(y)  # in points (percent)
+    return x_adv
+
+
+def _vanished(model, reference, x, y) -> np.ndarray:
+    """Samples whose `model` input gradient is exactly zero where `reference`'s is not."""
+    grads = advgrad.input_gradients(model, x, y).reshape(len(y), -1)
+    expected = advgrad.input_gradients(reference, x, y).reshape(len(y), -1)
+    return ~np.any(grads != 0, axis=1) & np.any(expected != 0, axis=1)
 
 
 def test_policy_is_restored_and_model_is_mixed(mixed, images):
@@ -114,23 +122,67 @@ def test_every_attack_stays_in_budget_and_bounds(mixed, images, name):
         assert np.all(np.isfinite(result.loss_trace))
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-def test_pgd_robust_accuracy_within_two_points_of_float32(digits_cnn, images, policy):
-    model = _mixed_digits_cnn(policy, digits_cnn)
+# PGD and APGD-CE (the first attack of the "fast" and "standard" suites), 10 steps, seed 0.
+ATTACKS = {
+    "pgd": advgrad.attacks.PGD(eps=EPS, bounds=BOUNDS, steps=10, seed=0),
+    "apgd-ce": advgrad.attacks.APGD(eps=EPS, bounds=BOUNDS, steps=10, seed=0),
+}
+
+
+@pytest.fixture(scope="module")
+def float32_runs(digits_cnn, images):
+    """An attack's float32 outputs with seeds 0 .. SEEDS - 1 (each attack run once)."""
     x, y = images
-    attack = advgrad.attacks.PGD(eps=EPS, bounds=BOUNDS, steps=10, seed=0)
-    reference = _robust_accuracy(digits_cnn, attack, x, y)
-    assert abs(_robust_accuracy(model, attack, x, y) - reference) <= 2
+    runs: dict[str, list[np.ndarray]] = {}
+
+    def get(name: str) -> list[np.ndarray]:
+        if name not in runs:
+            attack = ATTACKS[name]
+            runs[name] = [
+                _checked(attack.replace(seed=s)(digits_cnn, x, y), x) for s in range(outcomes.SEEDS)
+            ]
+        return runs[name]
+
+    return get
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-def test_apgd_robust_accuracy_within_two_points_of_float32(digits_cnn, images, policy):
-    """APGD-CE, the first attack of the "fast" and "standard" suites."""
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_robust_outcomes_match_float32_up_to_rounding(
+    digits_cnn, images, float32_runs, name, policy
+):
+    """Per sample, the attack on the half-precision model reaches the float32 outcome wherever
+    rounding cannot legitimately change it; the tolerance is measured, not tuned to one machine
+    (float16 kernels differ between CPUs): see tests/_outcomes.py.
+
+    Excused besides: samples the half-precision attack could not move because their input
+    gradient underflows to zero in float16 (see the xfail test below). That is float16's range,
+    the same on every CPU, not its kernels; remove the excuse when the xfail test passes.
+    """
     model = _mixed_digits_cnn(policy, digits_cnn)
     x, y = images
-    attack = advgrad.attacks.APGD(eps=EPS, bounds=BOUNDS, steps=10, seed=0)
-    reference = _robust_accuracy(digits_cnn, attack, x, y)
-    assert abs(_robust_accuracy(model, attack, x, y) - reference) <= 2
+    x_adv = _checked(ATTACKS[name](model, x, y), x)
+    outcomes.compare(
+        outcomes.predictor(digits_cnn),
+        outcomes.predictor(model),
+        x,
+        y,
+        float32_runs(name),
+        x_adv,
+        excused=_vanished(model, digits_cnn, x_adv, y),
+    ).check()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="float16 backpropagation underflows where float32's cross-entropy saturates: "
+    "advgrad does not scale the loss before differentiating a mixed_float16 model",
+)
+def test_float16_input_gradients_do_not_vanish(digits_cnn, images):
+    model = _mixed_digits_cnn("mixed_float16", digits_cnn)
+    x, y = images
+    vanished = _vanished(model, digits_cnn, x, y)
+    assert not vanished.any(), f"{int(vanished.sum())} of {len(y)} clean samples"
 
 
 def test_losses_and_input_gradients_are_float32_and_finite(mixed, digits_cnn, images):

@@ -3,12 +3,13 @@
 `Attack.compiled` passes it to ``tf.function(jit_compile=True)``; the setting is part of the
 compiled function's cache key. XLA draws other random numbers for the same seed and rounds
 softmax cross-entropy differently where a sample's loss is saturated, so bit-equality is
-tested without random draws on the (unsaturated) margin loss; with the defaults, robust
-accuracy is compared.
+tested without random draws on the (unsaturated) margin loss; with the defaults, per-sample
+robust outcomes are compared within a measured tolerance (tests/_outcomes.py).
 """
 
 from __future__ import annotations
 
+import _outcomes as outcomes
 import keras
 import numpy as np
 import pytest
@@ -66,15 +67,18 @@ def test_pgd_with_xla_gives_the_same_x_adv(digits_cnn, batch, norm):
     _in_budget(jitted, x, norm)
 
 
-def test_pgd_defaults_with_xla_keep_budget_and_robust_accuracy(digits_cnn, batch):
+def test_pgd_defaults_with_xla_keep_budget_and_robust_outcomes(digits_cnn, batch):
+    """XLA draws other random starts for the same seed and rounds differently: its run is
+    compared, per sample, with plain runs of seeds 0 .. SEEDS - 1 as one more independent run,
+    with the tolerance measured as tests/_outcomes.py describes (not tuned to one machine)."""
     x, y = batch
     attack = advgrad.attacks.PGD(eps=EPS["linf"], bounds=BOUNDS, steps=10, seed=0)
-    accuracy = []
-    for each in (attack, attack.replace(jit_compile=True)):
-        result = each.run(digits_cnn, x, y)
-        _in_budget(result.x_adv, x, "linf")
-        accuracy.append(int(np.sum(~result.fooled)))  # of 100: points
-    assert abs(accuracy[1] - accuracy[0]) <= 3  # other random starts: noise only
+    runs = [attack.replace(seed=s).run(digits_cnn, x, y).x_adv for s in range(outcomes.SEEDS)]
+    jitted = attack.replace(jit_compile=True).run(digits_cnn, x, y).x_adv
+    for x_adv in (runs[0], jitted):
+        _in_budget(x_adv, x, "linf")
+    xla = tf.function(lambda v: digits_cnn(v, training=False), jit_compile=True)
+    outcomes.compare(outcomes.predictor(digits_cnn), xla, x, y, runs, jitted).check()
 
 
 def test_xla_does_not_retrace_between_batches_and_has_its_own_cache_entry(digits_cnn, batch):
