@@ -7,8 +7,9 @@ one rule per concept:
 - ``eps`` is a finite number >= 0 everywhere (attacks, budgets, evaluate, configs): an
   infinite radius is not a threat model, and its steps would overflow to NaN;
 - ints are integral (never bools; ``coordinates=True`` is refused), bools are bools;
-- a seed is an int in ``[0, 2**63)`` (`SEED_LIMIT`, `check_seed`) and a size or count
-  (``batch_size``) an int below ``2**31`` (`SIZE_LIMIT`): configs check the same ranges.
+- a seed is an int in ``[0, 2**63)`` (`SEED_LIMIT`, `check_seed`), a size or count
+  (``batch_size``) an int below ``2**31`` (`SIZE_LIMIT`) and a ``shard_size`` one below
+  ``2**40`` (`SHARD_LIMIT`): configs check the same ranges.
 
 The error is an `ArgumentError` (a ``ValueError``) that carries the argument, what was
 expected and what was received, so that a config can map it to a YAML path without reading
@@ -36,6 +37,7 @@ import numpy as np
 
 __all__ = [
     "SEED_LIMIT",
+    "SHARD_LIMIT",
     "SIZE_LIMIT",
     "ArgumentError",
     "ArgumentTypeError",
@@ -52,6 +54,9 @@ SEED_LIMIT = 2**63
 """Seeds are ints in ``[0, SEED_LIMIT)``: an int64 seed tensor holds every one."""
 SIZE_LIMIT = 2**31
 """Sizes and counts (``batch_size``) are ints below ``SIZE_LIMIT``: int32 holds them."""
+SHARD_LIMIT = 2**40
+"""Samples per shard (``shard_size`` of `advgrad.generate` and of a generation config) are
+ints below ``SHARD_LIMIT``."""
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 80

@@ -25,14 +25,15 @@ the zoo's two-input tabular model on its 143 test samples, for completeness):
 - Model randomisation (Adebayo et al. 2018): Spearman rank correlation of each method's maps
   (absolute, and signed), trained vs re-initialised weights, mean over the 450 images.
 
-Writes `<out>/saliency.json` and `<out>/saliency.md`.
+Writes `<out>/saliency.json` (strict JSON: an undefined correlation or ratio, or any
+non-finite number, is null) and `<out>/saliency.md` ("undefined" where a figure is).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
+import math
 import os
 import pathlib
 import statistics
@@ -52,6 +53,7 @@ from speed import _paired, machine_info, make_floor, time_bracketed  # noqa: E40
 
 import advgrad  # noqa: E402
 from advgrad import data, saliency, zoo  # noqa: E402
+from advgrad._io import json_text  # noqa: E402
 
 STEPS = 64
 SMOOTH_SAMPLES = 50
@@ -250,8 +252,16 @@ def sanity(model, x) -> list[dict]:
     ]
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}%"
+def _fixed(v: float | None, digits: int = 3) -> str:
+    """A figure with `digits` decimals; "undefined" for None (a correlation or ratio with no
+    value: `advgrad.saliency.sanity_check`, `deletion_test`) or NaN; inf stays inf."""
+    if v is None or math.isnan(v):
+        return "undefined"
+    return f"{v:.{digits}f}"
+
+
+def _pct(v: float | None) -> str:
+    return "undefined" if v is None or math.isnan(v) else f"{100 * v:.2f}%"
 
 
 def markdown(result: dict) -> str:
@@ -312,7 +322,7 @@ def markdown(result: dict) -> str:
             lines.append(
                 f"| {model} | {r['rule']} | {r['steps']} | {_pct(r['max'])} | {_pct(r['p95'])} "
                 f"| {_pct(r['median'])} | {_pct(r['within_1pct'])} | {_pct(r['aggregate'])} | "
-                f"{r['max_abs']:.4f} | {r['smallest_gap']:.4f} |"
+                f"{_fixed(r['max_abs'], 4)} | {_fixed(r['smallest_gap'], 4)} |"
             )
     lines += [
         "",
@@ -327,8 +337,9 @@ def markdown(result: dict) -> str:
     ]
     for r in result["deletion"]:
         lines.append(
-            f"| {r['method']} | {r['k']} | {r['ranked_change']:.3f} | {r['random_change']:.3f} "
-            f"| {r['ratio']:.2f} | {r['ranked_drop']:.3f} | {r['random_drop']:.3f} |"
+            f"| {r['method']} | {r['k']} | {_fixed(r['ranked_change'])} | "
+            f"{_fixed(r['random_change'])} | {_fixed(r['ratio'], 2)} | "
+            f"{_fixed(r['ranked_drop'])} | {_fixed(r['random_drop'])} |"
         )
     lines += [
         "",
@@ -343,8 +354,8 @@ def markdown(result: dict) -> str:
     ]
     for r in result["sanity"]:
         lines.append(
-            f"| {r['method']} | {r['rank_correlation_abs']:.3f} | "
-            f"{r['rank_correlation_signed']:.3f} | {'yes' if r['flagged'] else 'no'} |"
+            f"| {r['method']} | {_fixed(r['rank_correlation_abs'])} | "
+            f"{_fixed(r['rank_correlation_signed'])} | {'yes' if r['flagged'] else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -382,13 +393,18 @@ def main(argv=None) -> int:
         result["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         result["loadavg_end"] = None
-    out = pathlib.Path(args.out)
+    print(write(result, pathlib.Path(args.out)))
+    return 0
+
+
+def write(result: dict, out: pathlib.Path) -> str:
+    """Write `out`/saliency.json (strict JSON: None and non-finite numbers as null) and
+    `out`/saliency.md; return the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "saliency.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "saliency.json").write_text(json_text(result, indent=2) + "\n")
     text = markdown(result)
     (out / "saliency.md").write_text(text)
-    print(text)
-    return 0
+    return text
 
 
 if __name__ == "__main__":

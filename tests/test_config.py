@@ -954,7 +954,7 @@ def test_generation_config_shares_the_benchmark_checks():
         ({"attack": None}, "missing key 'attack'"),
         ({"eps": [0.1, 0.2]}, "eps: expected one radius"),
         ({"eps": "curve"}, "eps: expected one radius"),
-        ({"shard_size": 0}, "shard_size: expected an int >= 1, received 0"),
+        ({"shard_size": 0}, "shard_size: expected an int in [1, 2**40), received 0"),
         ({"format": "parquet"}, "format: expected one of tfrecord, npz, received 'parquet'"),
         ({"suite": ["pgd"]}, "unknown key 'suite'"),
         ({"targets": 3}, "unknown key 'targets'"),

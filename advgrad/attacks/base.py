@@ -41,7 +41,15 @@ from tqdm.auto import tqdm
 
 from advgrad import losses, norms
 from advgrad._compile import compile_once
-from advgrad._validation import ArgumentError, check_bool, check_eps, check_int, invalid
+from advgrad._validation import (
+    SIZE_LIMIT,
+    ArgumentError,
+    check_bool,
+    check_eps,
+    check_int,
+    check_seed,
+    invalid,
+)
 from advgrad.budget import Bounds, Budget, resolve_budgets
 from advgrad.gradients import Inputs, label_specs, prepare_inputs, resolve_labels, spec_key
 from advgrad.models import ModelAdapter
@@ -245,8 +253,8 @@ class Attack(abc.ABC):
         "budget": _check_budget,
         "targeted": setting(check_bool, "targeted"),
         "loss": _check_loss,
-        "seed": setting(check_int, "seed", low=0, high=2**63),
-        "batch_size": setting(check_int, "batch_size", low=1, high=2**31, optional=True),
+        "seed": check_seed,  # the one rule: an int in [0, 2**63)
+        "batch_size": setting(check_int, "batch_size", low=1, high=SIZE_LIMIT, optional=True),
         "progress": setting(check_bool, "progress"),
         "classifier": _check_classifier,
         "jit_compile": setting(check_bool, "jit_compile"),

@@ -14,7 +14,7 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required
     eps: 0.1                     # one radius (a finite number >= 0)
     norm: linf                   # optional, as in a benchmark config
     bounds: data                 # optional, as in a benchmark config
-    shard_size: 1000             # samples per shard (int >= 1)
+    shard_size: 1000             # samples per shard (an int in [1, 2**40))
     format: tfrecord             # tfrecord (default) | npz
     batch_size: 256              # samples attacked at a time
     seed: 0                      # seed of the attack (the same seed: the same bytes)
@@ -43,7 +43,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from advgrad._validation import check_int
+from advgrad._validation import SHARD_LIMIT, check_int
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import _Problems, check_document
 from advgrad.config.schema import load_with
@@ -70,7 +70,7 @@ class GenerateConfig(OneAttack):
     """A validated generation config (`OneAttack`: ``bench``, ``attack``, ``eps``).
 
     Attributes:
-        shard_size: Samples per shard.
+        shard_size: Samples per shard (below `advgrad._validation.SHARD_LIMIT`).
         format: ``"npz"`` or ``"tfrecord"``.
     """
 
@@ -104,7 +104,9 @@ def parse_generate(
     check_document(document, _OWN_KEYS + SHARED_KEYS, _REQUIRED, expected, problems, source)
     check_attack_and_eps(document, problems)
     shard_size = problems.check(
-        "shard_size", document.get("shard_size", 1), lambda p, v: check_int(p, v, low=1)
+        "shard_size",
+        document.get("shard_size", 1),
+        lambda p, v: check_int(p, v, low=1, high=SHARD_LIMIT),  # as `advgrad.generate`
     )
     kind = document.get("format", "tfrecord")
     if kind not in FORMATS:

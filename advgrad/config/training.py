@@ -24,7 +24,8 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``epochs`` are required)::
     epochs: 30
     batch_size: 32
     learning_rate: 0.003         # Adam, cosine decay to 0 over the run
-    seed: 0                      # weights, shuffling and the attack's random starts
+    seed: 0                      # weights, shuffling and the attack's random starts:
+                                 # an int in [0, 2**32) (it seeds Keras)
     robust_check: {name: fgsm}   # optional: val_robust_accuracy each epoch under this
                                  # attack at eps (needs validation)
     backup: true                 # <output>/backup at each epoch's end: a killed run
@@ -58,13 +59,21 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from advgrad._validation import check_bool, check_int, check_number
+from advgrad._validation import SEED_LIMIT, check_bool, check_int, check_number
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import _Problems, check_document
 from advgrad.config.schema import AttackConfig, DataConfig, load_with
 from advgrad.config.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
 
-__all__ = ["OBJECTIVES", "SCHEMA", "TrainConfig", "load_train", "parse_train"]
+__all__ = [
+    "KERAS_SEED_LIMIT",
+    "OBJECTIVES",
+    "SCHEMA",
+    "TrainConfig",
+    "check_keras_seed",
+    "load_train",
+    "parse_train",
+]
 
 SCHEMA = (
     textwrap.dedent(__doc__.split("::\n", 1)[1].split("\n>>>", 1)[0]).strip("\n") + "\n"
@@ -75,6 +84,13 @@ SCHEMA = (
 
 OBJECTIVES = ("pgd-at", "trades")
 """The objectives `advgrad.training.adversarial` trains with (its ``OBJECTIVES``)."""
+
+KERAS_SEED_LIMIT = 2**32
+"""A training config's ``seed`` is below this, a stricter rule than every other seed's
+(`advgrad._validation.SEED_LIMIT`): it seeds Keras (``keras.utils.set_random_seed``: Python's,
+NumPy's and TensorFlow's global generators), and NumPy takes no larger seed. Checked when the
+config is parsed (`check_keras_seed`), so a bad seed is a config error, before any work."""
+_KERAS_SEED = "an int in [0, 2**32) (a training seed seeds Keras: keras.utils.set_random_seed)"
 
 _OWN_KEYS = (
     "attack",
@@ -127,6 +143,15 @@ def load_train(path: str | os.PathLike, catalog: Catalog) -> TrainConfig:
     return load_with(parse_train, path, catalog)
 
 
+def check_keras_seed(seed: Any, problems: _Problems) -> None:
+    """A problem at ``seed`` for a seed of the one rule (`advgrad._validation.check_seed`)
+    that Keras cannot take (``>= KERAS_SEED_LIMIT``); any other bad seed is the shared
+    schema's problem (named there, once)."""
+    integral = isinstance(seed, int) and not isinstance(seed, bool)
+    if integral and KERAS_SEED_LIMIT <= seed < SEED_LIMIT:
+        problems.expected("seed", _KERAS_SEED, seed)
+
+
 def parse_train(
     document: Any,
     catalog: Catalog,
@@ -158,6 +183,7 @@ def parse_train(
         lambda p, v: check_number(p, v, low=0.0, low_open=True),
     )
     from_scratch = problems.check("from_scratch", get("from_scratch", True), check_bool)
+    check_keras_seed(get("seed", 0), problems)
     backup = problems.check("backup", get("backup", True), check_bool)
 
     shared = {k: v for k, v in document.items() if k in SHARED_KEYS}

@@ -20,7 +20,7 @@ import numpy as np
 
 from advgrad.config.build import _check_data_fits, _load_data, _model_input_names, build_run
 from advgrad.config.problems import ConfigError, _Problems
-from advgrad.config.training import TrainConfig
+from advgrad.config.training import TrainConfig, check_keras_seed
 
 __all__ = ["TrainingRun", "build_training", "run_training"]
 
@@ -48,12 +48,14 @@ def build_training(config: TrainConfig) -> TrainingRun:
 
     Raises:
         ConfigError: As `advgrad.config.build_run`, and for validation data that does not
-            fit the model.
+            fit the model or a seed Keras cannot take (`advgrad.config.training.
+            KERAS_SEED_LIMIT`).
     """
     import keras
 
     from advgrad.attacks import get_attack
 
+    _check_seed(config)
     run = build_run(config.bench)
     model = run.model
     attack = _at_eps(run.suite[0], config.eps)
@@ -74,6 +76,13 @@ def build_training(config: TrainConfig) -> TrainingRun:
         keras.utils.set_random_seed(config.bench.seed)
         model = keras.models.clone_model(model)
     return TrainingRun(model, run.data, validation, attack, robust_check)
+
+
+def _check_seed(config: TrainConfig) -> None:
+    """The seed Keras is seeded with, checked as when parsing (a config made in code)."""
+    problems = _Problems()
+    check_keras_seed(config.bench.seed, problems)
+    problems.raise_if_any(config.bench.source)
 
 
 def _at_eps(attack: Any, eps: float) -> Any:
@@ -105,7 +114,8 @@ def run_training(
         robust validation accuracy (when there is validation data), the training time.
 
     Raises:
-        ConfigError: A bad config, or a backup in `output` of another config (or damaged).
+        ConfigError: A bad config (before `output` is made), or a backup in `output` of
+            another config (or damaged).
         NonFiniteLossError: The loss (or the weights) became NaN or infinite.
     """
     import keras
@@ -115,6 +125,7 @@ def run_training(
     from advgrad._io import atomic_write
     from advgrad.config.distribute_build import make_strategy
 
+    _check_seed(config)
     strategy = make_strategy(config.bench.distribute, config.bench.source)  # TF not started
     folder = pathlib.Path(output).expanduser()
     folder.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advgrad._validation import check_bool, check_eps, check_int, invalid
-from advgrad.evaluate.cascade import SEED_LIMIT, Runner, labels, output_classes, postfix
+from advgrad._validation import SIZE_LIMIT, check_bool, check_eps, check_int, check_seed, invalid
+from advgrad.evaluate.cascade import Runner, labels, output_classes, postfix
 from advgrad.evaluate.curve import CURVE, Curve, curve_attacks
 from advgrad.evaluate.state import (
     StateFile,
@@ -173,7 +173,7 @@ def evaluate(
             when the suite has none), in ``report.curve`` (`Report.curve_accuracy` reads it
             at any eps; the plot draws it next to the fixed-eps points); resumable like
             the rest.
-        batch_size: Samples per batch. Defaults to 128.
+        batch_size: Samples per batch, an int in ``[1, 2**31)``. Defaults to 128.
         state: Path of a JSON state file, or None (default: nothing saved). Written
             atomically after every batch; if it exists, the run resumes after its last
             finished batch and gives exactly the uninterrupted result. A state written for
@@ -240,8 +240,8 @@ def evaluate(
     if len(attacks) > MAX_ATTACKS:  # every outcome code fits an int8
         raise invalid("suite", f"at most {MAX_ATTACKS} attacks", suite)
     eps_list, curve = _resolve_eps(eps)
-    batch_size = check_int("batch_size", batch_size, low=1)
-    seed = check_int("seed", seed, low=0, high=SEED_LIMIT)
+    batch_size = check_int("batch_size", batch_size, low=1, high=SIZE_LIMIT)
+    seed = check_seed(seed)
     return_adversarial = check_bool("return_adversarial", return_adversarial)
     progress = check_bool("progress", progress)
     sanity = check_bool("sanity", sanity)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from advgrad._validation import SEED_LIMIT
 from advgrad.budget import outside
 from advgrad.evaluate.state import Tally
 from advgrad.evaluate.stream import take
@@ -44,10 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SEED_LIMIT", "Runner", "labels", "output_classes", "postfix", "seed_of", "targets"]
 
-SEED_LIMIT = 2**63
-"""`evaluate`'s seed is in ``[0, SEED_LIMIT)``: `seed_of` takes any int >= 0
-(``np.random.SeedSequence``), but the sanity checks draw their noise with the int64 seed
-pair ``[seed, i]`` (`advgrad.sanity.noise_stronger`), which holds no more."""
+# SEED_LIMIT (re-exported): `evaluate`'s seed is in [0, SEED_LIMIT), the one rule of
+# `advgrad._validation.check_seed`. `seed_of` takes any int >= 0 (np.random.SeedSequence),
+# but the sanity checks draw their noise with the int64 seed pair [seed, i]
+# (`advgrad.sanity.noise_stronger`), which holds no more.
 
 
 def labels(attacks: Sequence[Attack]) -> list[str]:

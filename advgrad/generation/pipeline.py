@@ -28,6 +28,7 @@ import os
 import pathlib
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -35,9 +36,17 @@ import numpy as np
 
 from advgrad import data as data_lib
 from advgrad._io import FolderBusyError, folder_lock, path_lock
-from advgrad._validation import ArgumentError, check_bool, check_int, invalid
+from advgrad._validation import (
+    SHARD_LIMIT,
+    SIZE_LIMIT,
+    ArgumentError,
+    check_bool,
+    check_int,
+    check_seed,
+    invalid,
+)
 from advgrad.attacks.base import Attack
-from advgrad.evaluate.cascade import SEED_LIMIT, output_classes
+from advgrad.evaluate.cascade import output_classes
 from advgrad.evaluate.state import describe_model, model_digest, sha, versions
 from advgrad.evaluate.stream import Batches, check_batch
 from advgrad.generation.manifest import (
@@ -54,8 +63,8 @@ from advgrad.generation.step import BatchStep
 from advgrad.generation.workers import MERGE_LOCK, Share, check_worker, merge, worker_files
 from advgrad.generation.writer import NORM_DTYPE, Background, Layout, ShardBuffer, ShardFiles
 from advgrad.models import ModelAdapter
-from advgrad.predictions import class_ids
 from advgrad.replicas import Replicas
+from advgrad.report import FlaggedWarning
 
 __all__ = ["generate"]
 
@@ -86,8 +95,11 @@ def generate(
     frozen one unchanged), ``clean/<input>`` (with `keep_clean`), ``y`` (the labels as
     given), ``index`` (the sample's position in the data), ``clean_correct`` and
     ``adv_correct`` (the model's prediction on the clean and adversarial input equals the
-    label) and ``norm/<input>`` (the perturbation's size in the norm of that input's budget,
-    per perturbed input). ``manifest.json`` (`advgrad.generation.manifest`) records the run
+    label, and its output is finite: `advgrad.predictions.judge`) and ``norm/<input>`` (the
+    perturbation's size in the norm of that input's budget, per perturbed input). A sample
+    whose model output is not finite (NaN or inf) is never correct; a `FlaggedWarning`
+    says how many of the samples written had one, on the clean and on the adversarial
+    input. ``manifest.json`` (`advgrad.generation.manifest`) records the run
     and every shard's count and SHA-256; it is rewritten atomically after each shard, and
     every shard is written to a temporary name, fsynced and renamed, so a killed run leaves
     only whole files under final names. Batch ``b`` is attacked with the seed
@@ -107,7 +119,8 @@ def generate(
         attack: An `advgrad.attacks.Attack` (set its ``bounds``) or a registry name.
         out_dir: The output folder: new or empty, or (with `resume`) one a run of the same
             config wrote.
-        shard_size: Samples per shard, an int >= 1.
+        shard_size: Samples per shard, an int in ``[1, 2**40)``
+            (`advgrad._validation.SHARD_LIMIT`).
         format: ``"tfrecord"`` (default: one ``tf.train.Example`` per sample) or ``"npz"``.
         resume: Continue the run in `out_dir`: re-read the data, check it against the
             manifest, regenerate missing or corrupt shards and write the rest. Its config
@@ -162,12 +175,12 @@ def generate(
     ([16, 16, 8], True)
     """
     attack = _resolve_attack(attack)
-    shard_size = check_int("shard_size", shard_size, low=1, high=2**40)
+    shard_size = check_int("shard_size", shard_size, low=1, high=SHARD_LIMIT)
     if not isinstance(format, str) or format not in FORMATS:
         raise invalid("format", f"one of {list(FORMATS)}", format)
     resume = check_bool("resume", resume)
-    batch_size = check_int("batch_size", batch_size, low=1, high=2**31)
-    seed = check_int("seed", seed, low=0, high=SEED_LIMIT - 1)
+    batch_size = check_int("batch_size", batch_size, low=1, high=SIZE_LIMIT)
+    seed = check_seed(seed)
     keep_clean = check_bool("keep_clean", keep_clean)
     progress = check_bool("progress", progress)
     share = check_worker(worker)
@@ -196,12 +209,14 @@ def generate(
         step = BatchStep(model, attack, seed=seed, replicas=replicas)
         go = _Run(model, adapter, step, stream, folder, manifest, bad, perturbed, progress, share)
         try:
-            return go.go()  # the per-batch attack: `_Run.go`, one call per batch
+            written = go.go()  # the per-batch attack: `_Run.go`, one call per batch
         except BaseException:
             if fresh and not manifest["shards"]:  # ours, and nothing written: no claim
                 with contextlib.suppress(OSError):
                     (folder / _file(share)).unlink()
             raise
+        go.flag_non_finite()
+        return written
 
     if share is None:
         with _locked(folder):  # one run at a time per folder
@@ -344,6 +359,8 @@ class _Run:
         self.data_shas: list[str] = []
         self.classes: int | None = None
         self.files = ShardFiles(folder, manifest, config["format"], _file(share))
+        self.judged = 0  # samples written by this run, and those whose output is not finite
+        self.non_finite = {"clean": 0, "adversarial": 0}
 
     def to_write(self, shard: int) -> bool:
         """Whether this run writes `shard`: its own (every one, or a worker's share), not
@@ -427,19 +444,26 @@ class _Run:
             lo = max(k * self.size, offset) - offset
             hi = min((k + 1) * self.size, offset + n) - offset
             buffer.add(leaves, y, columns, lo, hi)
+            if result is not None and self.to_write(k):
+                self._count(result, lo, hi)
             if buffer.full:
                 self._close_shard(buffer)
 
+    def _count(self, result: Any, lo: int, hi: int) -> None:
+        """Count rows ``lo:hi`` of an attacked batch, written: their non-finite outputs."""
+        self.judged += hi - lo
+        self.non_finite["clean"] += int(np.sum(~result.clean_finite[lo:hi]))
+        self.non_finite["adversarial"] += int(np.sum(~result.adv_finite[lo:hi]))
+
     def _columns(self, offset, x, y, leaves, result) -> dict[str, np.ndarray]:
         _, adv = self.adapter.split_inputs(result.x_adv)
-        truth = class_ids(y)
         columns = {f"x_adv/{n}": np.asarray(adv[n]) for n in self.layout.names}
         if self.keep_clean:
             columns.update({f"clean/{n}": leaves[n] for n in self.layout.names})
         columns["y"] = y
         columns["index"] = np.arange(offset, offset + len(y), dtype=np.int64)
-        columns["clean_correct"] = result.clean == truth
-        columns["adv_correct"] = result.adversarial == truth
+        columns["clean_correct"] = result.clean_correct  # False where not finite (`judge`)
+        columns["adv_correct"] = result.adv_correct
         for name in self.layout.perturbed:
             columns[f"norm/{name}"] = result.norms[name].astype(NORM_DTYPE)
         return columns
@@ -471,6 +495,21 @@ class _Run:
         if self.share is not None:  # the number of shards, now known however the data came
             updates["worker"] = {**self.manifest["worker"], "shards": shards}
         self.files.write(None, updates)
+
+    def flag_non_finite(self) -> None:
+        """Warn (`FlaggedWarning`) when a sample this run wrote had a non-finite output."""
+        clean, adversarial = self.non_finite["clean"], self.non_finite["adversarial"]
+        if not clean and not adversarial:
+            return
+        warnings.warn(
+            f"Non-finite model outputs (NaN or inf) in the samples generate wrote: {clean} of "
+            f"{self.judged} samples on their clean input, {adversarial} on their adversarial "
+            "input, written with clean_correct / adv_correct False. A NaN or inf output is no "
+            "prediction: look for an unstable operation in the model (a log or division by 0, "
+            "an overflow in float16, a custom layer) or in its preprocessing.",
+            FlaggedWarning,
+            stacklevel=4,  # generate's caller
+        )
 
     def _data_differs(self, what: str) -> ArgumentError:
         return ArgumentError(

@@ -5,9 +5,10 @@ For an attack whose whole run is one graph (`Attack.graph_fn`: FGSM, BIM, PGD, M
 APGD), all of it is one compiled call, traced once for every batch size: the clean forward
 pass does not wait for the attack and runs beside it, and nothing crosses to Python in
 between. Any other attack (Square, FAB, EOT...) runs through `Attack.execute`, and the
-predictions (`advgrad.predictions.predicted_classes`) and norms follow it.
-Either way batch ``number`` is attacked with the seed ``seed_of(seed, attack.seed, number, 0,
-0)``: the same run gives the same bytes.
+predictions and norms follow it. On both paths the model's outputs are judged by
+`advgrad.predictions.judge` (a sample whose output is not finite, NaN or inf, has no
+prediction: it is never correct), and batch ``number`` is attacked with the seed
+``seed_of(seed, attack.seed, number, 0, 0)``: the same run gives the same bytes.
 
 >>> import numpy as np
 >>> from advgrad import data, zoo
@@ -18,8 +19,8 @@ Either way batch ``number`` is attacked with the seed ``seed_of(seed, attack.see
 >>> (norms,) = out.norms.values()  # one input, perturbed
 >>> step.compiled, out.x_adv.shape, bool(np.all(norms <= 0.1 + 1e-6))
 (True, (8, 8, 8, 1), True)
->>> bool((out.clean == ds.y_test[:8]).mean() >= (out.adversarial == ds.y_test[:8]).mean())
-True
+>>> bool(out.clean_correct.mean() >= out.adv_correct.mean()), bool(out.clean_finite.all())
+(True, True)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from advgrad.attacks.base import Attack
 from advgrad.evaluate.cascade import seed_of
 from advgrad.gradients import label_specs
 from advgrad.models import ModelAdapter
-from advgrad.predictions import Classes, predicted_classes
+from advgrad.predictions import class_ids, judge
 from advgrad.replicas import Replicas
 
 __all__ = ["Attacked", "BatchStep"]
@@ -51,12 +52,21 @@ class Attacked:
         adversarial: Its classes on the adversarial inputs, int64 ``[B]``.
         norms: Per perturbed input (by name), the perturbation's size in the norm of its
             budget, float64 ``[B]``.
+        clean_correct, adv_correct: Per sample (bool ``[B]``), the class on the clean
+            (adversarial) input equals the label and the output is finite
+            (`advgrad.predictions.judge`).
+        clean_finite, adv_finite: Per sample (bool ``[B]``), the model's output on the
+            clean (adversarial) input is finite.
     """
 
     x_adv: Any
     clean: np.ndarray
     adversarial: np.ndarray
     norms: dict[str, np.ndarray]
+    clean_correct: np.ndarray
+    adv_correct: np.ndarray
+    clean_finite: np.ndarray
+    adv_finite: np.ndarray
 
 
 class BatchStep:
@@ -76,7 +86,6 @@ class BatchStep:
     def __init__(self, model: Any, attack: Attack, *, seed: int, replicas: Replicas | None = None):
         self.model, self.attack, self.seed, self.replicas = model, attack, seed, replicas
         self.adapter = ModelAdapter.of(model)
-        self.classes = Classes.of(self.adapter)
         self.compiled: bool | None = None
 
     def __call__(self, number: int, x: Any, y: Any) -> Attacked:
@@ -85,13 +94,14 @@ class BatchStep:
         plan = attack.plan(self.model, x, y)  # validated like any call: errors named
         inputs, perturbed = plan.inputs, plan.perturbed
         fn = self._graph(plan)
+        truth = class_ids(y)
         if fn is None:
             x_adv = attack.execute(plan, judge=False).x_adv
             _, adv = self.adapter.split_inputs(x_adv)
             clean = [inputs.tensors[n] for n in perturbed]
             sizes = _sizes(plan, clean, [adv[n] for n in perturbed])
-            classes = predicted_classes(self.model, x), predicted_classes(self.model, x_adv)
-            return Attacked(x_adv, *classes, {n: v.numpy() for n, v in sizes.items()})
+            norms = {n: v.numpy() for n, v in sizes.items()}
+            return self._judged(x, x_adv, truth, norms, None, None)
         seed = tf.random.experimental.stateless_fold_in(tf.constant([batch_seed, 0], tf.int64), 0)
         xs = [inputs.tensors[n] for n in inputs.names]
         if self.replicas is None:
@@ -102,7 +112,24 @@ class BatchStep:
         values = dict(inputs.tensors)
         values.update(zip(perturbed, adv, strict=True))
         norms = {n: v.numpy() for n, v in zip(perturbed, sizes, strict=True)}
-        return Attacked(inputs.give_back(values, None), clean.numpy(), adversarial.numpy(), norms)
+        x_adv = inputs.give_back(values, None)
+        return self._judged(x, x_adv, truth, norms, clean.numpy(), adversarial.numpy())
+
+    def _judged(self, x, x_adv, truth, norms, clean, adversarial) -> Attacked:
+        """The batch judged by `advgrad.predictions.judge` on the model's outputs (computed
+        here when None): a non-finite output is never correct."""
+        clean_classes, clean_correct, clean_finite = judge(self.model, x, truth, clean)
+        adv_classes, adv_correct, adv_finite = judge(self.model, x_adv, truth, adversarial)
+        return Attacked(
+            x_adv,
+            clean_classes,
+            adv_classes,
+            norms,
+            clean_correct,
+            adv_correct,
+            clean_finite,
+            adv_finite,
+        )
 
     def _graph(self, plan: Any) -> Any:
         """The compiled call for `plan`, or None: the attack has no graph form.
@@ -127,18 +154,20 @@ class BatchStep:
 
 
 class _Body:
-    """What `Attack.compiled` compiles: ``run`` (the attack, both predictions, the norms)
-    and its ``signature``."""
+    """What `Attack.compiled` compiles: ``run`` (the attack, the model's outputs on the clean
+    and adversarial inputs, the norms) and its ``signature``."""
 
     def __init__(self, step: BatchStep, plan: Any):
         self.perturb = step.attack.graph_fn(plan)  # ArgumentError: no graph form
-        self.plan, self.adapter, self.classes = plan, step.adapter, step.classes
+        self.plan, self.adapter = plan, step.adapter
 
-    def predicted(self, values: list) -> tf.Tensor:
+    def outputs(self, values: list) -> tf.Tensor:
+        """The model's (classification) output on the inputs `values`, ``[B, ...]``: judged
+        on the host (`advgrad.predictions.judge`)."""
         inputs = self.plan.inputs
         leaves = dict(zip(inputs.names, values, strict=True))
         outputs = self.adapter(self.adapter.pack_inputs(leaves, inputs.given))
-        return self.classes.predicted(tf.nest.flatten(outputs)[0])
+        return tf.nest.flatten(outputs)[0]
 
     def run(self, xs, y, seed, rows):
         names, perturbed = self.plan.inputs.names, self.plan.perturbed
@@ -147,7 +176,7 @@ class _Body:
         clean = [by_name[n] for n in perturbed]
         by_name.update(zip(perturbed, adv, strict=True))
         sizes = list(_sizes(self.plan, clean, adv).values())
-        return adv, self.predicted(xs), self.predicted([by_name[n] for n in names]), sizes
+        return adv, self.outputs(xs), self.outputs([by_name[n] for n in names]), sizes
 
     def signature(self, labels: Any) -> list:
         specs = list(self.plan.inputs.specs())

@@ -6,6 +6,8 @@ its attack (FGSM or a few PGD steps: cheap, so a lower bound on the error only; 
 the final model with `advgrad.evaluate`'s strong suite) and writes the share of samples
 classified correctly both clean and under the attack into the epoch's logs, where
 ``History``, ``CSVLogger``, ``EarlyStopping`` and ``ModelCheckpoint`` see it like any metric.
+As in `advgrad.evaluate`, a sample whose model output is not finite (NaN or inf) is never
+correct, robust or fooled (`advgrad.predictions.judge`), and a `FlaggedWarning` says how many.
 
 >>> import numpy as np, keras, advgrad
 >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
@@ -19,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
@@ -26,7 +29,8 @@ import numpy as np
 
 from advgrad._validation import check_int, invalid
 from advgrad.attacks.base import Attack
-from advgrad.predictions import class_ids, predicted_classes
+from advgrad.predictions import class_ids, judge
+from advgrad.report import FlaggedWarning
 
 __all__ = ["NonFiniteLossError", "RobustAccuracy", "StopOnNonFiniteLoss"]
 
@@ -43,7 +47,10 @@ class RobustAccuracy(keras.callbacks.Callback):
         name: The log key. Defaults to ``"val_robust_accuracy"``.
 
     The model attacked is the one being trained (an `advgrad.training.AdversarialModel`'s
-    ``base_model``), with its current weights, in inference mode.
+    ``base_model``), with its current weights, in inference mode. A sample counts as robust
+    when its clean output is finite and correct, the attack did not fool it, and the output
+    on the attack's input is finite: a NaN or inf output is never correct, robust or fooled
+    (`advgrad.predictions.judge`); a `FlaggedWarning` names the epoch and how many.
 
     Raises:
         ArgumentError: A bad argument, named, when the callback is made.
@@ -75,10 +82,20 @@ class RobustAccuracy(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             return
         model = getattr(self.model, "base_model", self.model)
-        correct = predicted_classes(model, self.x) == self.labels
-        result = self.attack.run(model, self.x, self.labels)
-        value = float(np.mean(correct & ~np.asarray(result.fooled)))
+        _, correct, clean_finite = judge(model, self.x, self.labels)
+        result = self.attack.run(model, self.x, self.labels)  # fooled: never a NaN output
+        _, _, adv_finite = judge(model, result.x_adv, self.labels)
+        value = float(np.mean(correct & ~np.asarray(result.fooled) & adv_finite))
         self.history.append(value)
+        if not (clean_finite.all() and adv_finite.all()):
+            warnings.warn(
+                f"Non-finite model outputs (NaN or inf) in {self.name} after epoch "
+                f"{epoch + 1}: {int(np.sum(~clean_finite))} of {len(clean_finite)} samples on "
+                f"their clean input, {int(np.sum(~adv_finite))} on the attack's input "
+                "(counted neither correct nor robust).",
+                FlaggedWarning,
+                stacklevel=2,
+            )
         if logs is not None:
             logs[self.name] = value
 

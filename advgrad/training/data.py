@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from advgrad._validation import check_int, invalid
+from advgrad._validation import SIZE_LIMIT, check_int, check_seed, invalid
 
 __all__ = ["EpochBatches"]
 
@@ -41,8 +41,9 @@ class EpochBatches(keras.callbacks.Callback):
     Args:
         x: Inputs as the model takes them: an array, or a list or dict of arrays.
         y: Labels, an array with as many rows.
-        batch_size: Samples per batch (the last batch of an epoch may be smaller).
-        seed: Seed of the orders, an int >= 0.
+        batch_size: Samples per batch (the last batch of an epoch may be smaller), an int
+            in ``[1, 2**31)``.
+        seed: Seed of the orders, an int in ``[0, 2**63)`` (`advgrad._validation.check_seed`).
 
     Attributes:
         dataset: The batched, prefetched ``tf.data.Dataset`` of ``(x, y)``; its cardinality
@@ -59,8 +60,8 @@ class EpochBatches(keras.callbacks.Callback):
 
     def __init__(self, x: Any, y: Any, *, batch_size: int, seed: int = 0):
         super().__init__()
-        batch_size = check_int("batch_size", batch_size, low=1, high=2**31)
-        seed = check_int("seed", seed, low=0, high=2**63 - 1)
+        batch_size = check_int("batch_size", batch_size, low=1, high=SIZE_LIMIT)
+        seed = check_seed(seed)
         labels = np.asarray(y)
         rows = {np.shape(leaf)[0] for leaf in tf.nest.flatten(x)} | {len(labels)}
         if len(rows) != 1 or not labels.shape[0]:

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from advgrad._validation import check_int, invalid
+from advgrad._validation import check_seed, invalid
 from advgrad.attacks.base import Attack
 from advgrad.models import ModelAdapter
 from advgrad.training.objectives import (
@@ -78,7 +78,8 @@ def adversarial(
             0: clean training), or that the KL term covers (TRADES): the first
             ``round(ratio * batch)`` samples of each batch. The attack runs on the whole
             batch either way (fixed shapes: one graph).
-        seed: Seed of the attack's random starts; each training step folds in the
+        seed: Seed of the attack's random starts, an int in ``[0, 2**63)``
+            (`advgrad._validation.check_seed`); each training step folds in the
             optimiser's step count, so a run is reproducible and a resumed run
             (``keras.callbacks.BackupAndRestore``) draws what the uninterrupted one drew.
         strategy: A ``tf.distribute.Strategy`` to train under (``MirroredStrategy`` over
@@ -133,7 +134,7 @@ class AdversarialModel(keras.Model):
         **kwargs: Any,
     ):
         objective, beta, ratio = check_settings(objective, beta=beta, ratio=ratio)
-        seed = check_int("seed", seed, low=0, high=2**31)
+        seed = check_seed(seed)  # the one rule: the int64 seed pair [seed, step] holds it
         adapter = _check_model(base_model)
         attack = _check_attack(attack)
         from_logits = adapter.final_activation() != "softmax"
