@@ -190,8 +190,8 @@ class RunFolder:
         if same and marker.get("complete") and not self.force:
             self.finished = True
             return
-        if same and self.resume:
-            self.resuming = True
+        if same and (self.resume or self.shared):  # workers join their run (each resumes
+            self.resuming = bool(self.resume)  # or refuses its own part: the pipeline's job)
             return
         if same and (self.force or self.resume is None):
             return  # started again (a command that cannot resume simply reruns)
@@ -228,7 +228,7 @@ class RunFolder:
         self.check()
         if self.finished:
             return
-        if not self.resuming:
+        if not (self.resuming or self.shared):
             self._remove_own()
         self._mark(complete=False)
 
