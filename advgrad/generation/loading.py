@@ -28,10 +28,11 @@ import tensorflow as tf
 from advgrad._validation import ArgumentError, check_bool, check_int, check_number, invalid
 from advgrad.attacks.base import Attack
 from advgrad.evaluate.cascade import SEED_LIMIT, seed_of
-from advgrad.generation.manifest import read_manifest
-from advgrad.generation.shards import decode_column
+from advgrad.generation.manifest import ShardError, read_manifest, read_shard_checked
 
 __all__ = ["adversarial_dataset", "load_generated"]
+
+_CHECK_HASH = True  # False only in benchmarks/loading.py, to time the pipeline without it
 
 
 def load_generated(
@@ -47,8 +48,13 @@ def load_generated(
     """The adversarial data `advgrad.generate` wrote, as a `tf.data.Dataset` of ``(x, y)``.
 
     ``x`` has the structure the data had (one array, a tuple or a dict of the inputs); ``y``
-    the labels as given. Shards are read one at a time (memory: one shard plus the shuffle
-    buffer), and the checksums are not re-checked here (`advgrad.verify` does that).
+    the labels as given. Shards are read one at a time (memory: a shard's bytes and arrays
+    plus the shuffle buffer). Each shard file is read once, as it is streamed: its size
+    bounded, its SHA-256 compared with the manifest's, then parsed from those bytes with
+    its dtypes, shapes and count checked; a shard that differs stops the iteration with an
+    error naming the file and the fix (``tf.errors.InvalidArgumentError``: `tf.data`
+    raises it). The SHA-256 costs about 0.5 % of a pass over digits shards, 8 to 11 % over
+    CIFAR-sized float32 inputs (`benchmarks/results/loading.md`, 2 shared CPUs).
 
     Args:
         out_dir: The folder of a complete `generate` run.
@@ -70,9 +76,10 @@ def load_generated(
         A `tf.data.Dataset`, prefetched.
 
     Raises:
-        ArgumentError: Naming the argument: an invalid one, an `out_dir` with no manifest
-            or an incomplete run (resume it first; a run of several workers: the workers
-            and shards still missing are named), `mix_clean` without stored clean inputs.
+        ArgumentError: Naming the argument: an invalid one, an `out_dir` with no manifest,
+            a damaged one (one line naming the field) or an incomplete run (resume it
+            first; a run of several workers: the workers and shards still missing are
+            named), `mix_clean` without stored clean inputs.
     """
     manifest = read_manifest(out_dir)
     if not manifest.get("complete"):
@@ -106,39 +113,36 @@ def load_generated(
     keys = [f"x_adv/{n}" for n in names] + ["y"]
     if mix_clean is not None:
         keys += [f"clean/{n}" for n in names] + ["index"]
-    specs = {k: columns[k] for k in keys}
-    files = [str(pathlib.Path(out_dir) / e["file"]) for e in manifest["shards"]]
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+    signature = {
+        k: tf.TensorSpec((None, *columns[k]["shape"]), tf.as_dtype(np.dtype(columns[k]["dtype"])))
+        for k in keys
+    }
+    folder, shards = pathlib.Path(out_dir), manifest["shards"]
+    check_hash = _CHECK_HASH  # read once: the benchmark's switch (benchmarks/loading.py)
+
+    def read(position):
+        entry = shards[int(position)]
+        try:  # read once, hashed, parsed from those bytes (`read_shard_checked`)
+            yield read_shard_checked(folder, manifest, entry, keys, check_hash=check_hash)
+        except ShardError as err:
+            raise ShardError(
+                err.index,
+                str(folder / err.file),
+                f"{err.problem}: it or manifest.json changed after advgrad.generate wrote them; "
+                f"`advgrad verify {folder}` lists the bad shards, and `advgrad generate "
+                "CONFIG --resume` (generate(..., resume=True)) writes them again",
+            ) from None
+
+    dataset = tf.data.Dataset.range(len(shards))
     if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    if config["format"] == "tfrecord":
-        dataset = dataset.flat_map(tf.data.TFRecordDataset)
-        features = {k: tf.io.FixedLenFeature([], tf.string) for k in keys}
-
-        def parse(record):
-            raw = tf.io.parse_single_example(record, features)
-            return {k: decode_column(raw[k], specs[k]) for k in keys}
-
-    else:
-        signature = {
-            k: tf.TensorSpec((None, *s["shape"]), tf.as_dtype(np.dtype(s["dtype"])))
-            for k, s in specs.items()
-        }
-
-        def read(path):
-            with np.load(path.decode() if isinstance(path, bytes) else path) as archive:
-                yield {k: archive[k] for k in keys}
-
-        dataset = dataset.flat_map(
-            lambda path: tf.data.Dataset.from_generator(
-                read, args=(path,), output_signature=signature
-            ).unbatch()
-        )
-        parse = None
+        dataset = dataset.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.flat_map(
+        lambda position: tf.data.Dataset.from_generator(
+            read, args=(position,), output_signature=signature
+        ).unbatch()
+    )
     if shuffle:
         dataset = dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
-    if parse is not None:
-        dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def pack(row):
         leaves = [row[f"x_adv/{n}"] for n in names]
@@ -159,7 +163,7 @@ def load_generated(
         return x, row["y"]
 
     dataset = dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    samples = sum(int(e["count"]) for e in manifest["shards"])  # known: fit sees its length
+    samples = manifest["data"]["samples"]  # known (the counts add up to it): fit sees it
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(samples))
     if batch_size is not None:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)

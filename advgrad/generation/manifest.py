@@ -24,23 +24,30 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import pathlib
+import re
 from typing import Any
 
-from advgrad._io import atomic_write, read_regular
-from advgrad._validation import ArgumentError, invalid
-from advgrad.generation.shards import count_records
-from advgrad.generation.workers import Share, unfinished
+import numpy as np
+
+from advgrad._io import FileTooLargeError, atomic_write, read_regular
+from advgrad._validation import ArgumentError, describe, invalid
+from advgrad.generation.shards import FORMATS, parse_shard, shard_limit, shard_name
+from advgrad.generation.workers import MAX_WORKERS, Share, unfinished
 
 __all__ = [
     "MANIFEST",
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
+    "ShardError",
     "VerifyResult",
     "differences",
     "file_sha256",
+    "jsonable",
     "read_manifest",
+    "read_shard_checked",
     "verify",
     "write_manifest",
 ]
@@ -50,6 +57,12 @@ MANIFEST_FORMAT = "advgrad.generation"
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 1 << 28
 _EXPECTED = "a folder written by advgrad.generate (holding its manifest.json)"
+_FIX = (
+    "the file was edited or damaged; regenerate with `advgrad generate CONFIG --force` "
+    "(or generate() into an empty folder)"
+)
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+_KINDS = ("single", "list", "dict")
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -61,10 +74,27 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def jsonable(value: Any) -> Any:
+    """`value` with every non-finite float as a string (``"inf"``, ``"-inf"``, ``"nan"``):
+    what the manifest holds, strict JSON (``bounds: [-inf, inf]`` is ``["-inf", "inf"]``).
+
+    >>> jsonable({"bounds": [float("-inf"), 1.0], "eps": float("nan")})
+    {'bounds': ['-inf', 1.0], 'eps': 'nan'}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def write_manifest(out_dir: pathlib.Path, manifest: dict[str, Any], name: str = MANIFEST) -> None:
     """Replace the manifest (or the worker manifest `name`) atomically (sorted keys, fixed
-    layout: the same bytes each run)."""
-    atomic_write(out_dir / name, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    layout: the same bytes each run; strict JSON: `jsonable`)."""
+    text = json.dumps(jsonable(manifest), indent=1, sort_keys=True, allow_nan=False)
+    atomic_write(out_dir / name, text + "\n")
 
 
 def read_manifest(
@@ -72,10 +102,15 @@ def read_manifest(
 ) -> dict[str, Any]:
     """The manifest of `out_dir` (or of its worker `share`), checked to be one `generate` writes.
 
+    Every field `verify`, `load_generated` and a resume use is checked (`_check`): shards
+    named as the writer names them (``shard-00003.npz``: no other path), indices in order,
+    counts that add up to ``data.samples`` in a complete run, hashes of 64 hex digits.
+
     Raises:
         ArgumentError: Naming `argument`, if there is none (saying which workers are missing
             in a folder of several workers), or it cannot be read or parsed, or is not an
-            advgrad manifest of this version.
+            advgrad manifest of this version, or is damaged: one line naming the file, the
+            entry and the field, e.g. ``manifest.json: shard 3: missing `sha256`: ...``.
     """
     name = MANIFEST if share is None else share.file
     path = pathlib.Path(out_dir) / name
@@ -103,28 +138,180 @@ def read_manifest(
             f"whose manifest has version {saved.get('version')!r}; this advgrad reads "
             f"version {MANIFEST_VERSION}."
         )
-    for key, kind in (("config", dict), ("model", dict), ("data", dict), ("shards", list)):
-        if not isinstance(saved.get(key), kind):
-            raise refuse(f"whose {name} is damaged ({key!r} missing or of the wrong type).")
-    numbers = (
-        range(len(saved["shards"]))
-        if share is None
-        else range(share.index, share.count * len(saved["shards"]), share.count)
-    )  # every shard in order, or a worker's: i, i + N, ...
-    for number, entry in zip(numbers, saved["shards"], strict=True):
-        if not isinstance(entry, dict) or entry.get("index") != number:
-            raise refuse(f"whose {name} is damaged (shard entry {number}).")
-    worker = saved.get("worker")
-    if share is not None and (not isinstance(worker, dict) or worker.get("count") != share.count):
-        raise refuse(f"whose {name} is damaged ('worker' missing or wrong).")
+    try:
+        _check(saved, share)
+    except _Damage as damage:
+        raise ArgumentError(
+            argument,
+            f"{path}: {damage}: {_FIX}.",
+            expected=_EXPECTED,
+            received=repr(str(out_dir)),
+        ) from None
     return saved
+
+
+class _Damage(Exception):
+    """A field of a manifest that `generate` never writes (its place and what is wrong)."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _field(mapping: dict, key: str, label: str, expected: str, ok: Any) -> Any:
+    """``mapping[key]``, or `_Damage` naming `label`: missing, or not `ok` (`expected`)."""
+    if key not in mapping:
+        raise _Damage(f"missing `{label}`")
+    value = mapping[key]
+    if not ok(value):
+        raise _Damage(f"`{label}` is {describe(value)}, expected {expected}")
+    return value
+
+
+def _check(saved: dict[str, Any], share: Share | None) -> None:
+    """Raise `_Damage` at the first field of `saved` that `generate` would not have written."""
+    for key, kind, what in (
+        ("config", dict, "an object"),
+        ("model", dict, "an object"),
+        ("data", dict, "an object"),
+        ("shards", list, "a list"),
+    ):
+        _field(saved, key, key, what, lambda v, kind=kind: isinstance(v, kind))
+    config, data = saved["config"], saved["data"]
+    size = _field(
+        config, "shard_size", "config.shard_size", "an int >= 1", lambda v: _is_int(v) and v >= 1
+    )
+    fmt = _field(config, "format", "config.format", f"one of {list(FORMATS)}", FORMATS.__contains__)
+    keep = _field(config, "keep_clean", "config.keep_clean", "true or false", _is_bool)
+    complete = _field(saved, "complete", "complete", "true or false", _is_bool)
+    samples = _field(
+        data,
+        "samples",
+        "data.samples",
+        "an int >= 1" + ("" if complete else " or null"),
+        lambda v: (_is_int(v) and v >= 1) or (v is None and not complete),
+    )
+    if "workers" in saved:
+        _field(saved, "workers", "workers", f"an int in 1..{MAX_WORKERS}", _worker_count)
+    if share is not None:
+        worker = _field(saved, "worker", "worker", "an object", lambda v: isinstance(v, dict))
+        for key, value in (("index", share.index), ("count", share.count)):
+            _field(worker, key, f"worker.{key}", repr(value), lambda v, x=value: v == x)
+        total = _field(
+            worker,
+            "shards",
+            "worker.shards",
+            "an int >= 1" + ("" if complete else " or null"),
+            lambda v: (_is_int(v) and v >= 1) or (v is None and not complete),
+        )
+    if saved.get("columns") is not None or complete or saved["shards"]:
+        _check_layout(saved, keep)
+    # every shard in order, or a worker's: i, i + N, ...
+    first, step = (0, 1) if share is None else (share.index, share.count)
+    for position, entry in enumerate(saved["shards"]):
+        index = first + position * step
+        if not isinstance(entry, dict):
+            raise _Damage(f"shard {index}: not an object")
+        try:
+            _check_entry(entry, index, size, fmt)
+        except _Damage as damage:
+            raise _Damage(f"shard {index}: {damage}") from None
+    if not complete:
+        return
+    shards = -(-samples // size)  # what a complete run of data.samples holds
+    if share is not None and total != shards:
+        raise _Damage(f"`worker.shards` is {total}, but data.samples={samples} make {shards}")
+    listed = saved["shards"]
+    wanted = range(first, shards, step)
+    if len(listed) != len(wanted):
+        raise _Damage(
+            f"`shards` lists {len(listed)} shard(s), but data.samples={samples} in shards of "
+            f"{size} make {len(wanted)}" + ("" if share is None else f" for worker {share.label}")
+        )
+    for entry in listed:
+        expected = min(size, samples - entry["index"] * size)
+        if entry["count"] != expected:
+            raise _Damage(
+                f"shard {entry['index']}: `count` is {entry['count']}, but data.samples="
+                f"{samples} in shards of {size} make {expected}"
+            )
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _worker_count(value: Any) -> bool:
+    return _is_int(value) and 1 <= value <= MAX_WORKERS
+
+
+def _check_entry(entry: dict[str, Any], index: int, size: int, fmt: str) -> None:
+    _field(
+        entry,
+        "index",
+        "index",
+        f"{index} (the shards in order)",
+        lambda v: _is_int(v) and v == index,
+    )
+    name = shard_name(index, fmt)
+    _field(entry, "file", "file", repr(name), lambda v: v == name)  # no other path, ever
+    _field(entry, "count", "count", f"an int in 1..{size}", lambda v: _is_int(v) and 1 <= v <= size)
+    _field(entry, "first", "first", str(index * size), lambda v: _is_int(v) and v == index * size)
+    for key in ("sha256", "data_sha256"):
+        _field(
+            entry, key, key, "64 hex digits", lambda v: isinstance(v, str) and bool(_HEX.match(v))
+        )
+
+
+def _check_layout(saved: dict[str, Any], keep_clean: bool) -> None:
+    """``structure`` and ``columns``: what `load_generated` builds its pipeline from."""
+    structure = _field(saved, "structure", "structure", "an object", lambda v: isinstance(v, dict))
+    _field(structure, "kind", "structure.kind", f"one of {list(_KINDS)}", _KINDS.__contains__)
+    names = _field(
+        structure,
+        "names",
+        "structure.names",
+        "a list of distinct names",
+        lambda v: (
+            isinstance(v, list)
+            and v
+            and all(isinstance(n, str) for n in v)
+            and len(set(v)) == len(v)
+        ),
+    )
+    columns = _field(saved, "columns", "columns", "an object", lambda v: isinstance(v, dict))
+    needed = [f"x_adv/{n}" for n in names] + ["y", "index"]
+    needed += [f"clean/{n}" for n in names] if keep_clean else []
+    for key in [*needed, *(k for k in columns if k not in needed)]:
+        spec = _field(columns, key, f"columns.{key}", "an object", lambda v: isinstance(v, dict))
+        _field(spec, "dtype", f"columns.{key}.dtype", "a numeric NumPy dtype", _numeric_dtype)
+        _field(
+            spec,
+            "shape",
+            f"columns.{key}.shape",
+            "a list of ints >= 0",
+            lambda v: (
+                isinstance(v, list) and len(v) <= 32 and all(_is_int(d) and d >= 0 for d in v)
+            ),
+        )
+    _field(columns["index"], "dtype", "columns.index.dtype", "'<i8'", lambda v: v == "<i8")
+
+
+def _numeric_dtype(value: Any) -> bool:
+    if not isinstance(value, str) or len(value) > 16:
+        return False
+    try:
+        dtype = np.dtype(value)
+    except (TypeError, ValueError):
+        return False
+    return dtype.kind in "biufc" and dtype.itemsize > 0 and dtype.fields is None
 
 
 def differences(saved: dict[str, Any], config: dict[str, Any], model_sha: str) -> list[str]:
     """What differs between a saved manifest and this run: the names of the `generate`
     arguments (``attack``, ``shard_size``, ``format``, ``seed``, ``batch_size``,
     ``keep_clean``) and ``model`` (its weights)."""
-    old = saved["config"]
+    old, config = jsonable(saved["config"]), jsonable(config)  # as written: inf -> "inf"
     names = [k for k in config if k not in old or old[k] != config[k]]
     names += [k for k in old if k not in config]
     if saved["model"].get("weights_sha256") != model_sha:
@@ -160,35 +347,74 @@ class VerifyResult:
         return sorted(self.missing + self.corrupt)
 
 
+class ShardError(ValueError):
+    """A shard that is not what the manifest says: ``index``, ``file``, ``missing`` (no file),
+    ``problem`` (in words, e.g. ``"checksum mismatch"``)."""
+
+    def __init__(self, index: int, file: str, problem: str, missing: bool = False):
+        self.index, self.file, self.problem, self.missing = index, file, problem, missing
+        super().__init__(f"shard {index} ({file}): {problem}")
+
+
+def read_shard_checked(
+    out_dir: pathlib.Path,
+    manifest: dict[str, Any],
+    entry: dict[str, Any],
+    keys: list[str] | None = None,
+    *,
+    check_hash: bool = True,
+) -> dict[str, np.ndarray]:
+    """The columns `keys` (default: all) of one shard of a manifest `read_manifest` checked:
+    the file (inside `out_dir`, a regular file of at most the size its samples take) is read
+    once, its SHA-256 compared with the manifest's, then parsed from those bytes
+    (`advgrad.generation.shards.parse_shard`: samples, dtypes and shapes of every column).
+
+    Raises:
+        ShardError: Saying what is wrong (``missing``: no file).
+    """
+    index, name, count = entry["index"], entry["file"], entry["count"]
+    path = out_dir / name
+    if not os.path.lexists(path):
+        raise ShardError(index, name, "missing", missing=True)
+    real, folder = pathlib.Path(os.path.realpath(path)), os.path.realpath(out_dir)
+    if not real.is_relative_to(folder) or real == pathlib.Path(folder):  # a link out of it
+        raise ShardError(index, name, "a link to a file outside the folder")
+    columns, fmt = manifest["columns"], manifest["config"]["format"]
+    limit = shard_limit(columns, count, fmt)
+    try:
+        data = read_regular(path, limit)
+    except FileNotFoundError:
+        raise ShardError(index, name, "missing", missing=True) from None
+    except FileTooLargeError as err:
+        raise ShardError(
+            index, name, f"{err.size} bytes, more than {count} samples take ({limit})"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise ShardError(index, name, f"unreadable ({err})") from None
+    if check_hash and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise ShardError(index, name, "checksum mismatch")
+    try:
+        return parse_shard(data, fmt, columns, count, keys)
+    except ValueError as err:
+        raise ShardError(index, name, f"does not match manifest.json: {err}") from None
+
+
 def check_shards(out_dir: pathlib.Path, manifest: dict[str, Any]) -> VerifyResult:
-    """Re-check every shard the manifest lists: file present, SHA-256 and sample count."""
-    fmt = manifest["config"]["format"]
+    """Re-check every shard the manifest lists: `read_shard_checked` (file, size, SHA-256,
+    samples, dtypes and shapes)."""
     missing, corrupt, problems = [], [], []
     for entry in manifest["shards"]:
-        index, path = entry["index"], out_dir / entry["file"]
-        if not path.is_file():
-            missing.append(index)
-            problems.append(f"shard {index} ({entry['file']}): missing")
-            continue
         try:
-            digest = file_sha256(path)
-            count = count_records(path, fmt) if digest == entry["sha256"] else None
-        except (OSError, ValueError) as err:
-            corrupt.append(index)
-            problems.append(f"shard {index} ({entry['file']}): unreadable ({err})")
-            continue
-        if digest != entry["sha256"]:
-            corrupt.append(index)
-            problems.append(f"shard {index} ({entry['file']}): checksum mismatch")
-        elif count != entry["count"]:
-            corrupt.append(index)
-            problems.append(f"shard {index}: {count} samples, the manifest says {entry['count']}")
-    complete = bool(manifest.get("complete"))
+            read_shard_checked(out_dir, manifest, entry, [])  # every column checked, none kept
+        except ShardError as err:
+            (missing if err.missing else corrupt).append(err.index)
+            problems.append(str(err))
+    complete = manifest["complete"]
     return VerifyResult(
         ok=complete and not missing and not corrupt,
         complete=complete,
         shards=len(manifest["shards"]),
-        samples=sum(int(e["count"]) for e in manifest["shards"]),
+        samples=sum(e["count"] for e in manifest["shards"]),
         missing=missing,
         corrupt=corrupt,
         problems=problems,

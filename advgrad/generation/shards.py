@@ -9,18 +9,24 @@ A shard holds named columns of equal length (``x_adv/<input>``, ``y``, ``index``
   protobuf is encoded here (a map's order is then fixed) and framed by TensorFlow's writer.
 
 `write_shard` writes a file at the path it is given (`advgrad._io.atomic_write` gives it a
-temporary one), `count_records` counts a file's samples without TensorFlow, and
-`read_shard` reads a shard back whole (tests, small shards).
+temporary one), `count_records` counts a file's samples without TensorFlow, `read_shard`
+reads a shard back whole (tests, small shards), and `parse_shard` parses a shard's bytes
+already read (and hashed) against the manifest's columns, refusing any that differ;
+`shard_limit` bounds the size of a shard of a given layout.
 
 >>> import pathlib, tempfile
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "s.npz"
 >>> write_shard(path, {"y": np.arange(3), "index": np.arange(3)}, 2, "npz")
 >>> count_records(path, "npz"), read_shard(path, "npz")["y"].tolist()
 (2, [0, 1])
+>>> spec = {"y": {"dtype": "<i8", "shape": []}, "index": {"dtype": "<i8", "shape": []}}
+>>> parse_shard(path.read_bytes(), "npz", spec, 2)["index"].tolist()
+[0, 1]
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zipfile
@@ -30,7 +36,15 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["FORMATS", "count_records", "read_shard", "shard_name", "write_shard"]
+__all__ = [
+    "FORMATS",
+    "count_records",
+    "parse_shard",
+    "read_shard",
+    "shard_limit",
+    "shard_name",
+    "write_shard",
+]
 
 FORMATS = ("tfrecord", "npz")
 """The shard formats `generate` writes."""
@@ -109,24 +123,32 @@ def encode_examples(columns: Mapping[str, np.ndarray], count: int) -> np.ndarray
     >>> records[1].tobytes() == encode_example([b"y", b"ok"], [np.int64(4).tobytes(), b"\\x00"])
     True
     """
-    keys = [key.encode() for key in columns]
     rows = [
         np.ascontiguousarray(array[:count]).reshape(count, -1).view(np.uint8)
         for array in columns.values()
     ]
-    sizes = [r.shape[1] for r in rows]
-    entries = [
-        _field(_field(k) + _field(_field(_field(bytes(n))), 0x12))
-        for k, n in zip(keys, sizes, strict=True)
-    ]
-    template = _field(b"".join(entries))
+    template, slots = _record_layout({k: r.shape[1] for k, r in zip(columns, rows, strict=True)})
     records = np.empty((count, len(template)), np.uint8)
     records[:] = np.frombuffer(template, np.uint8)
-    end = len(template) - sum(len(e) for e in entries)  # the Example's own prefix
-    for entry, size, row in zip(entries, sizes, rows, strict=True):
-        end += len(entry)  # a column's bytes close its entry
-        records[:, end - size : end] = row
+    for (start, stop), row in zip(slots.values(), rows, strict=True):
+        records[:, start:stop] = row
     return records
+
+
+def _record_layout(sizes: Mapping[str, int]) -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """The Example of a sample whose columns hold `sizes` bytes (all zero), and where each
+    column's bytes lie in it (key -> ``(start, stop)``): every record of a shard has it."""
+    entries = [
+        _field(_field(k.encode()) + _field(_field(_field(bytes(n))), 0x12))
+        for k, n in sizes.items()
+    ]
+    template = _field(b"".join(entries))
+    end = len(template) - sum(len(e) for e in entries)  # the Example's own prefix
+    slots = {}
+    for key, entry, size in zip(sizes, entries, sizes.values(), strict=True):
+        end += len(entry)  # a column's bytes close its entry
+        slots[key] = (end - size, end)
+    return template, slots
 
 
 def _write_tfrecord(path: Any, columns: Mapping[str, np.ndarray], count: int) -> None:
@@ -207,3 +229,142 @@ def decode_column(raw: tf.Tensor, spec: Mapping[str, Any]) -> tf.Tensor:
         values = tf.cast(values, tf.bool)
     shape = [int(d) for d in spec["shape"]]
     return tf.reshape(values, [-1, *shape] if raw.shape.rank else shape)
+
+
+# ------------------------------------------------- reading bytes, checked against a layout
+_NPZ_SLACK = 4096  # bytes a zip entry and .npy header may add to a column (both are short)
+
+
+def _row_bytes(spec: Mapping[str, Any]) -> int:
+    return np.dtype(spec["dtype"]).itemsize * int(np.prod(spec["shape"], dtype=np.int64))
+
+
+def shard_limit(columns: Mapping[str, Mapping[str, Any]], count: int, fmt: str) -> int:
+    """The most bytes a shard of `count` samples with `columns` (the manifest's) takes: exact
+    for ``tfrecord`` (fixed-size records), a bound for ``npz`` (headers vary a little).
+
+    >>> shard_limit({"y": {"dtype": "<i8", "shape": []}}, 4, "tfrecord")
+    148
+    """
+    if fmt == "tfrecord":
+        template, _ = _record_layout({k: _row_bytes(s) for k, s in columns.items()})
+        return count * (len(template) + 16)
+    return sum(count * _row_bytes(s) + _NPZ_SLACK for s in columns.values()) + _NPZ_SLACK
+
+
+def parse_shard(
+    data: bytes,
+    fmt: str,
+    columns: Mapping[str, Mapping[str, Any]],
+    count: int,
+    keys: list[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """The columns `keys` (default: all) of a shard's bytes `data`, checked to hold `count`
+    samples laid out as `columns` (the manifest's: key -> ``{"dtype", "shape"}``).
+
+    A ``tfrecord`` shard is cut at its fixed record size, each record's length checked and
+    the first one's layout compared with the columns' (the file's hash, checked first by the
+    caller, covers the rest); an ``npz`` shard's arrays are read with their headers checked.
+
+    Raises:
+        ValueError: Saying what differs: the size, the number of samples, a column missing
+            or of another dtype or shape.
+    """
+    keys = list(columns) if keys is None else keys
+    if fmt == "npz":
+        return _parse_npz(data, columns, count, keys)
+    found = _record_columns(data)  # the file's columns, in its order, and their sizes
+    if sorted(found) != sorted(columns):
+        raise ValueError(f"columns {list(found)}, the manifest lists {list(columns)}")
+    for key, size in found.items():
+        if size != _row_bytes(columns[key]):
+            spec = columns[key]
+            raise ValueError(
+                f"column {key} holds {size} bytes a sample, the manifest's "
+                f"{spec['dtype']}{spec['shape']} take {_row_bytes(spec)}"
+            )
+    template, slots = _record_layout({k: _row_bytes(columns[k]) for k in found})
+    width = len(template) + 16  # length (8), its CRC (4), the Example, its CRC (4)
+    if len(data) != count * width:
+        raise ValueError(
+            f"{len(data)} bytes, but {count} samples of the manifest's columns take "
+            f"{count * width} ({width} per sample)"
+        )
+    records = np.frombuffer(data, np.uint8).reshape(count, width)
+    lengths = np.ascontiguousarray(records[:, :8]).view("<u8")
+    if count and np.any(lengths != len(template)):
+        raise ValueError(f"records of other lengths than the manifest's columns give ({width})")
+    if count:
+        first = records[0, 12 : 12 + len(template)].copy()
+        for start, stop in slots.values():
+            first[start:stop] = 0
+        if first.tobytes() != template:
+            raise ValueError("records not laid out as the manifest's columns")
+    out = {}
+    for key in keys:
+        start, stop = slots[key]
+        raw = np.ascontiguousarray(records[:, 12 + start : 12 + stop])
+        spec = columns[key]
+        out[key] = raw.view(np.dtype(spec["dtype"])).reshape(count, *spec["shape"])
+    return out
+
+
+def _record_columns(data: bytes) -> dict[str, int]:
+    """The columns of a tfrecord file's first record, in their order, with their bytes per
+    sample (`encode_example`: an Example of one Features message of map entries, each its
+    key then its value, a bytes list of one value)."""
+
+    def field(buffer: bytes, at: int = 0, tag: int = 0x0A) -> tuple[bytes, int]:
+        if at >= len(buffer) or buffer[at] != tag:
+            raise ValueError("not an advgrad tfrecord shard")
+        length, shift, at = 0, 0, at + 1
+        while at < len(buffer) and shift < 64:
+            length |= (buffer[at] & 0x7F) << shift
+            at, shift = at + 1, shift + 7
+            if not buffer[at - 1] & 0x80:
+                break
+        if at + length > len(buffer):
+            raise ValueError("truncated record")
+        return buffer[at : at + length], at + length
+
+    if len(data) < 12:
+        raise ValueError("truncated record header")
+    (length,) = struct.unpack("<Q", data[:8])
+    features, _ = field(data[12 : 12 + length])
+    found, at = {}, 0
+    while at < len(features):
+        entry, at = field(features, at)
+        key, rest = field(entry)
+        value, _ = field(field(field(entry, rest, 0x12)[0])[0])
+        found[key.decode("utf-8", "replace")] = len(value)
+    return found
+
+
+def _parse_npz(data: bytes, columns: Mapping[str, Any], count: int, keys: list[str]):
+    """Every column's ``.npy`` header checked (dtype, shape, C order), the `keys` read."""
+    out = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+            if names != {f"{k}.npy" for k in columns}:
+                listed = sorted(n.removesuffix(".npy") for n in names)
+                raise ValueError(f"columns {listed}, the manifest lists {list(columns)}")
+            for key, spec in columns.items():
+                expected = (np.dtype(spec["dtype"]), (count, *spec["shape"]), False)
+                with archive.open(f"{key}.npy") as entry:
+                    version = np.lib.format.read_magic(entry)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ValueError(f"column {key}: .npy version {version}")
+                    read = getattr(np.lib.format, f"read_array_header_{version[0]}_0")
+                    shape, fortran, dtype = read(entry)
+                    if (dtype, shape, fortran) != expected:
+                        raise ValueError(
+                            f"column {key} is {dtype.str}{list(shape)}, the manifest says "
+                            f"{expected[0].str}{list(expected[1])}"
+                        )
+                if key in keys:
+                    with archive.open(f"{key}.npy") as entry:
+                        out[key] = np.lib.format.read_array(entry, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        raise ValueError(f"not an npz shard ({err})") from None
+    return out
