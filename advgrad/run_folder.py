@@ -23,7 +23,7 @@ advgrad's bookkeeping is in them. Files take the user's umask.
 >>> with RunFolder(out, "bench", "f1", files=("report.md",)) as folder:
 ...     folder.check()
 ...     folder.open()
-...     folder.write("report.md", "# done\\n")
+...     path = folder.write("report.md", "# done\\n")
 ...     folder.done()
 >>> with RunFolder(out, "bench", "f1", files=("report.md",)) as again:
 ...     again.check()

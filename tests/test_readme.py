@@ -52,7 +52,10 @@ def test_own_model_and_data_config_is_valid(tmp_path):
 
     section = README.read_text().split("## Your own model and data", 1)[1]
     block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
-    (tmp_path / "my-model.keras").touch()
+    import keras
+
+    stand_in = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    stand_in.save(tmp_path / "my-model.keras")  # a real archive: an empty file is refused
     arrays = {"features": np.zeros((2, 3)), "labels": np.zeros(2, int), "low": 0, "high": 1}
     np.savez(tmp_path / "test.npz", **arrays)
     config = parse_config(yaml.safe_load(block), base=tmp_path)
