@@ -87,14 +87,7 @@ def bench(args: argparse.Namespace) -> int:
     from advgrad.config.distribute_build import make_strategy
 
     strategy = make_strategy(config.distribute, config.source)  # before TensorFlow starts
-    folder = RunFolder(
-        out,
-        "bench",
-        _config_fingerprint("bench", config),
-        files=BENCH_FILES,
-        resume=args.resume,
-        force=args.force,
-    )
+    folder = _config_folder("bench", config, out, args, BENCH_FILES)
     with folder:
         folder.check()  # before any work: a folder that is not ours is refused at once
         if folder.finished:
@@ -162,15 +155,8 @@ def generate(args: argparse.Namespace) -> int:
 
     strategy = make_strategy(bench.distribute, bench.source)  # before TensorFlow starts
     config = dataclasses.replace(config, bench=bench)
-    folder = RunFolder(
-        out,
-        "generate",
-        _config_fingerprint("generate", config),
-        files=GENERATE_FILES,
-        resume=args.resume,
-        force=args.force,
-        shared=worker is not None,  # the workers of one run share the folder
-    )
+    shared = worker is not None  # the workers of one run share the folder
+    folder = _config_folder("generate", config, out, args, GENERATE_FILES, shared=shared)
     with folder:
         folder.check()
         if folder.finished and not args.resume:  # --resume: rewrite a damaged shard
@@ -226,14 +212,7 @@ def train(args: argparse.Namespace) -> int:
     config = load_train(args.config, default_catalog())
     bench, out = _overridden(config.bench, args)
     config = dataclasses.replace(config, bench=bench)
-    folder = RunFolder(
-        out,
-        "train",
-        _config_fingerprint("train", config),
-        files=TRAIN_FILES,
-        resume=args.resume,
-        force=args.force,
-    )
+    folder = _config_folder("train", config, out, args, TRAIN_FILES)
     with folder:
         folder.check()
         if folder.finished:
@@ -264,14 +243,8 @@ def saliency(args: argparse.Namespace) -> int:
     config = load_saliency(args.config, default_catalog())
     bench, out = _overridden(config.bench, args)
     config = dataclasses.replace(config, bench=bench)
-    folder = RunFolder(
-        out,
-        "saliency",
-        _config_fingerprint("saliency", config),
-        files=(*SALIENCY_FILES, *(f"{m.name}*.png" for m in config.methods)),
-        resume=None,  # nothing to resume: an unfinished run is run again
-        force=args.force,
-    )
+    figures = tuple(f"{m.name}*.png" for m in config.methods)
+    folder = _config_folder("saliency", config, out, args, (*SALIENCY_FILES, *figures))
     with folder:
         folder.check()
         if folder.finished:
@@ -333,6 +306,16 @@ def _finished(folder: RunFolder, result: str, *more: str) -> int:
     print(f"its result: {folder.path / result}" + "".join(f"; {text}" for text in more))
     print("nothing to do: pass --force to run it again")
     return 0
+
+
+def _config_folder(
+    command: str, config: Any, out: pathlib.Path, args: argparse.Namespace, files: tuple, **kw: Any
+) -> RunFolder:
+    """The `RunFolder` of a config-driven command: its config's fingerprint, its flags
+    (``--resume`` only where the command takes it: else an unfinished run is run again)."""
+    resume = getattr(args, "resume", None)
+    fp = _config_fingerprint(command, config)
+    return RunFolder(out, command, fp, files=files, resume=resume, force=args.force, **kw)
 
 
 def _config_fingerprint(command: str, config: Any) -> str:

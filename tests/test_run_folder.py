@@ -7,21 +7,13 @@ before `advgrad.run_folder` served every command.
 import json
 import os
 import pathlib
-import textwrap
 
 import pytest
+from test_cli import TINY, run, write  # the CLI tests' tiny bench config and helpers
 
 from advgrad.cli import main
 from advgrad.run_folder import MARKER, RunFolder, RunFolderError
 
-TINY = """\
-model: digits-cnn
-data: {name: digits, limit: 16}
-suite: [fgsm]
-eps: [0.1]
-bounds: data
-batch_size: 8
-"""
 TRAIN = """\
 model: digits-cnn
 from_scratch: true
@@ -49,18 +41,6 @@ format: npz
 shard_size: 10
 batch_size: 10
 """
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def write(folder, text, name):
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def mine(folder, **files):
