@@ -7,9 +7,11 @@ dataset (every batch pulled, as ``fit`` does) with the check and without it (the
 pipeline with the hash comparison switched off: ``advgrad.generation.loading._CHECK_HASH``),
 in `--repeats` rounds, the order alternated each round. On a machine shared with other work
 a single timing moves by tens of percent, so the cost is taken from the best (least
-disturbed) timing of each: best checked / best unchecked - 1 (the median of the paired
-rounds' ratios is printed beside it), and SHA-256 alone over the same bytes, in memory,
-against the best unchecked time is the noise-free part of it. Target: at most 5 %.
+disturbed) timing of each: best checked / best unchecked - 1, with the median of the paired
+rounds' ratios beside it. Both scatter by about 10 % on a 2-CPU machine shared with other
+work, more than the effect, so the figure judged against the target (at most 5 %) is the
+check's own work: SHA-256 of the same bytes (in memory, best of the rounds) against the
+best unchecked time.
 
 Folders (written once by `advgrad.generate`, FGSM, shards of 500, in both formats, into a
 temporary folder; the files are in the page cache when timed, as in every epoch after the
@@ -179,7 +181,7 @@ def main(argv=None) -> int:
         )
         print(header)
         rows = measure(folders, args.repeats, args.epochs)
-    worst = max(row["cost_best"] for row in rows)
+    worst = max(row["hash_share"] for row in rows)
     meta = {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs (shared)",
@@ -192,7 +194,7 @@ def main(argv=None) -> int:
         "repeats": args.repeats,
         "epochs": args.epochs,
         "target": TARGET,
-        "worst_cost": worst,
+        "worst_hash_share": worst,
         "ok": worst <= TARGET,
     }
     out = pathlib.Path(args.out)
@@ -215,12 +217,30 @@ def main(argv=None) -> int:
         header,
         *(_line(row) for row in rows),
         "",
-        f"Worst cost (best of each) {100 * worst:+.1f} % (target <= {100 * TARGET:.0f} %): "
-        + ("met." if meta["ok"] else "NOT met."),
+        "The two A/B columns scatter by about 10 % here (other work on the same 2 CPUs); "
+        "the SHA-256 column is the check's own work.",
+        "",
+        *(
+            f"- {row['folder']}: SHA-256 {100 * row['hash_share']:.1f} % of a pass "
+            + (
+                "(target <= 5 %: met)"
+                if row["hash_share"] <= TARGET
+                else "(target <= 5 %: NOT met)"
+            )
+            for row in rows
+        ),
+        "",
+        "Why large inputs miss it: a pass over CIFAR-sized float32 shards does little work a "
+        "byte (the records are cut and copied: 100 to 200 MB/s end to end here), while SHA-256 "
+        "runs at about 1 GB/s (SHA-NI) on this CPU: hashing every byte once is then about a "
+        "tenth of the pass. Nothing cheaper checks the bytes against the manifest's SHA-256; "
+        "in training the model's step, not the pass, sets the pace, and on a machine with a "
+        "free core the hash of one shard could overlap the next's batches (it was not "
+        "measurable here).",
         "",
     ]
     (out / "loading.md").write_text("\n".join(lines))
-    print(lines[-2])
+    print("\n".join(lines[len(rows) + 5 :]))
     return 0 if meta["ok"] else 1
 
 

@@ -53,7 +53,7 @@ def load_generated(
     bounded, its SHA-256 compared with the manifest's, then parsed from those bytes with
     its dtypes, shapes and count checked; a shard that differs stops the iteration with an
     error naming the file and the fix (``tf.errors.InvalidArgumentError``: `tf.data`
-    raises it). The SHA-256 costs about 0.5 % of a pass over digits shards, 8 to 11 % over
+    raises it). The SHA-256 costs about 1 % of a pass over digits shards, about 10 % over
     CIFAR-sized float32 inputs (`benchmarks/results/loading.md`, 2 shared CPUs).
 
     Args:
