@@ -211,8 +211,9 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
             raise FileTooLargeError(path, info.st_size, limit)
         chunks = []
         total = 0
+        first = min(limit + 1, info.st_size + 1)  # the whole file in one read, as a rule
         while True:
-            chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+            chunk = os.read(fd, first if not chunks else min(_CHUNK, limit + 1 - total))
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)

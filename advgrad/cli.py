@@ -241,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--worker",
         metavar="I/N",
-        help="run as worker I of N independent runs sharing the output folder (0 <= I < N): "
-        "this one writes the shards s with s %% N == I; the last to finish writes "
-        "manifest.json",
+        help="run as worker I of N independent runs sharing the output folder "
+        "(0 <= I < N <= 1024): this one writes the shards s with s %% N == I; the last "
+        "to finish writes manifest.json",
     )
     generate.set_defaults(handler=commands.generate)
 
