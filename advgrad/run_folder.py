@@ -274,13 +274,11 @@ class RunFolder:
         """A fresh run (``--force``, or a command that cannot resume) starts without the
         files an earlier run of advgrad's left here; a user's files stay."""
         marker = self._marker()
-        owned = set(marker["files"]) if marker is not None else set()
         if marker is None and not self.force:
             return
+        patterns = {*self.files, *(marker["files"] if marker is not None else ())}
         for name in os.listdir(self.path):
-            if name in _BOOKKEEPING or not (_matches(name, owned) or _matches(name, self.files)):
-                continue
-            if marker is None and not _matches(name, self.files):
+            if name in _BOOKKEEPING or not _matches(name, patterns):
                 continue
             target = self.path / name
             if target.is_dir() and not target.is_symlink():
