@@ -13,7 +13,7 @@ one rule per concept:
 
 The error is an `ArgumentError` (a ``ValueError``) that carries the argument, what was
 expected and what was received, so that a config can map it to a YAML path without reading
-the message back.
+the message back. A finding that does not stop the work is a `FlaggedWarning`.
 
 >>> str(invalid("eps", "a finite number >= 0", -0.1))
 'Invalid value for argument `eps`: expected a finite number >= 0, received eps=-0.1.'
@@ -41,6 +41,7 @@ __all__ = [
     "SIZE_LIMIT",
     "ArgumentError",
     "ArgumentTypeError",
+    "FlaggedWarning",
     "check_bool",
     "check_eps",
     "check_int",
@@ -94,6 +95,18 @@ class ArgumentError(ValueError):
 
 class ArgumentTypeError(ArgumentError, TypeError):
     """An `ArgumentError` of the wrong type (also a ``TypeError``)."""
+
+
+class FlaggedWarning(UserWarning):
+    """A finding advgrad reports as a flag of its own (a report carries it, so
+    `advgrad.evaluate` does not add it again as a ``run_warning`` flag); also raised by
+    direct attack calls for the same finding, so one filter silences both.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():  # silences evaluate's and the attacks' alike
+    ...     warnings.filterwarnings("ignore", category=FlaggedWarning)
+    ...     warnings.warn("a finding", FlaggedWarning)
+    """
 
 
 def _rebuild(cls, argument, reason, expected, received):

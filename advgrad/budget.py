@@ -29,7 +29,14 @@ import tensorflow as tf
 from advgrad import norms as norms_lib
 from advgrad._validation import check_bool, check_eps, check_number, invalid
 
-__all__ = ["Bounds", "Budget", "outside", "resolve_budgets"]
+__all__ = [
+    "Bounds",
+    "Budget",
+    "outside",
+    "resolve_budgets",
+    "unbounded_message",
+    "unbounded_on_unit_data",
+]
 
 
 def _bound_value(value: Any) -> float | np.ndarray:
@@ -454,6 +461,63 @@ def resolve_budgets(
     if all(value is None for value in result.values()):
         raise invalid("budget", "at least one input that is not frozen", budget)
     return result
+
+
+def unbounded_on_unit_data(
+    threat_models: Mapping[str, Mapping[str, Budget | None]], inputs: Mapping[str, Any]
+) -> list[str]:
+    """The labels of the threat models that leave unbounded a floating input whose values
+    all lie in [0, 1]: images scaled to [0, 1] that an attack may push out of that range.
+
+    Args:
+        threat_models: label (an attack's) -> one `Budget` or None (frozen) per input name.
+        inputs: input name -> its values (arrays or tensors: the data, or its first batch);
+            each input is looked at only if some threat model leaves it unbounded.
+
+    >>> import numpy as np
+    >>> x = {"image": np.full((2, 3), 0.5, np.float32)}
+    >>> unbounded_on_unit_data({"pgd": {"image": Budget(0.1)}}, x)
+    ['pgd']
+    >>> unbounded_on_unit_data({"pgd": {"image": Budget(0.1, bounds=(0, 1))}}, x)
+    []
+    """
+    unit: dict[str, bool] = {}  # input name -> its values lie in [0, 1]
+
+    def on_unit_data(name: str) -> bool:
+        if name not in unit:
+            value = inputs[name]
+            dtype = tf.as_dtype(value.dtype)
+            if not dtype.is_floating or not np.prod(value.shape):
+                unit[name] = False
+            elif tf.is_tensor(value):  # reduced where it lives (a GPU): no host copy
+                unit[name] = bool(tf.reduce_min(value) >= 0) and bool(tf.reduce_max(value) <= 1)
+            else:
+                unit[name] = bool(np.min(value) >= 0) and bool(np.max(value) <= 1)
+        return unit[name]
+
+    return [
+        label
+        for label, budgets in threat_models.items()
+        if any(
+            budget is not None and budget.bounds.is_unbounded and on_unit_data(name)
+            for name, budget in budgets.items()
+            if name in inputs
+        )
+    ]
+
+
+def unbounded_message(labels: Sequence[str]) -> str:
+    """The warning for the attacks `unbounded_on_unit_data` named.
+
+    >>> print(unbounded_message(["pgd", "fgsm"]).split(":")[0])
+    the data lies in [0, 1] but attacks 'pgd', 'fgsm' are unbounded
+    """
+    quoted = ", ".join(repr(label) for label in labels)
+    which = f"attack {quoted} is" if len(labels) == 1 else f"attacks {quoted} are"
+    return (
+        f"the data lies in [0, 1] but {which} unbounded: its adversarial inputs may leave the "
+        "valid range; pass bounds=(0, 1)"
+    )
 
 
 def _check_keys(argument: str, mapping: Mapping[str, Any], names: list[str]) -> None:

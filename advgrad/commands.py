@@ -175,6 +175,7 @@ def generate(args: argparse.Namespace) -> int:
                 out,
                 shard_size=config.shard_size,
                 format=config.format,
+                keep_clean=config.keep_clean,
                 resume=folder.resuming or folder.finished or (worker is not None and args.resume),
                 batch_size=bench.batch_size,
                 seed=bench.seed,

@@ -45,6 +45,7 @@ import numpy as np
 from advgrad._io import FileTooLargeError, NotRegularFileError, atomic_write, read_regular
 from advgrad._validation import (
     ArgumentError,
+    FlaggedWarning,
     check_bool,
     check_eps,
     check_int,
@@ -53,7 +54,14 @@ from advgrad._validation import (
     invalid,
 )
 
-__all__ = ["CASCADE", "Report", "clean_correct", "first_attack", "non_finite"]
+__all__ = [
+    "CASCADE",
+    "FlaggedWarning",  # defined in advgrad._validation: attacks raise it too
+    "Report",
+    "clean_correct",
+    "first_attack",
+    "non_finite",
+]
 
 CASCADE = "worst case (cascade)"
 """Row label of the worst case over the whole suite in tables and plots."""
@@ -113,11 +121,6 @@ _NESTED_EPS_KEYED = ("per_attack", "attack_outcomes", "loss_trend", "targeted_su
 _ARRAYS = ("outcomes", "attack_outcomes")
 _NORM_NAMES = {"linf": "Linf", "inf": "Linf", "l2": "L2", "2": "L2", "l1": "L1", "1": "L1"}
 """How the eps axis of the plots names a norm of the suite's configs."""
-
-
-class FlaggedWarning(UserWarning):
-    """A warning whose finding the report already carries as a flag of its own (so
-    `advgrad.evaluate` does not add it again as a ``run_warning`` flag)."""
 
 
 @dataclasses.dataclass

@@ -29,8 +29,11 @@ it, on the default device.
 from __future__ import annotations
 
 import abc
+import contextlib
+import contextvars
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -44,13 +47,20 @@ from advgrad._compile import compile_once
 from advgrad._validation import (
     SIZE_LIMIT,
     ArgumentError,
+    FlaggedWarning,
     check_bool,
     check_eps,
     check_int,
     check_seed,
     invalid,
 )
-from advgrad.budget import Bounds, Budget, resolve_budgets
+from advgrad.budget import (
+    Bounds,
+    Budget,
+    resolve_budgets,
+    unbounded_message,
+    unbounded_on_unit_data,
+)
 from advgrad.gradients import Inputs, label_specs, prepare_inputs, resolve_labels, spec_key
 from advgrad.models import ModelAdapter
 from advgrad.objective import Objective
@@ -329,8 +339,12 @@ class Attack(abc.ABC):
         return cls(**settings)
 
     def replace(self, **changes: Any) -> Attack:
-        """A copy with some settings changed (validated again)."""
-        return type(self)(**{**self._settings, **changes})
+        """A copy with some settings changed (validated again). A copy with the same bounds
+        shares the attack's one warning about unbounded [0, 1] data (`run`)."""
+        copy = type(self)(**{**self._settings, **changes})
+        if not {"bounds", "budget"} & set(changes):  # one warning for the two (shared)
+            copy.__dict__["_unbounded_state"] = self._unbounded_warning()
+        return copy
 
     def __repr__(self) -> str:
         changed = {k: v for k, v in self._settings.items() if v != self.DEFAULTS.get(k)}
@@ -353,8 +367,13 @@ class Attack(abc.ABC):
         it fools are exactly those `run` fools; only a sample no iterate fools may get a
         different (equally unsuccessful) iterate. With `restarts` > 1 every restart is still
         judged, to compare them.
+
+        On a floating input whose values all lie in [0, 1], an attack without bounds there
+        warns once (`FlaggedWarning`, as `run` does): its inputs may leave [0, 1].
         """
-        return self.execute(self.plan(model, x, y, budget=budget, eps=eps), judge=False).x_adv
+        plan = self.plan(model, x, y, budget=budget, eps=eps)
+        self._warn_unbounded(plan)
+        return self.execute(plan, judge=False).x_adv
 
     def run(
         self,
@@ -382,8 +401,32 @@ class Attack(abc.ABC):
 
         Raises:
             ValueError: bad input, named, before any work starts.
+
+        Warns:
+            FlaggedWarning: once per attack (and its `replace` copies with the same bounds:
+                one per batch in a loop, say), when a floating input whose values all
+                lie in [0, 1] is left unbounded (as `advgrad.evaluate` warns; not again
+                inside it): pass ``bounds=(0, 1)``.
         """
-        return self.execute(self.plan(model, x, y, budget=budget, eps=eps, strategy=strategy))
+        plan = self.plan(model, x, y, budget=budget, eps=eps, strategy=strategy)
+        self._warn_unbounded(plan)
+        return self.execute(plan)
+
+    def _warn_unbounded(self, plan: Plan) -> None:
+        """`FlaggedWarning` (once per attack and its `replace` copies with the same bounds)
+        when the plan leaves unbounded an input whose values all lie in [0, 1]; not
+        inside `unit_data_checked` (the caller checked and warned)."""
+        state = self._unbounded_warning()
+        if _UNIT_DATA_CHECKED.get() or state["warned"]:
+            return
+        label = self.name or type(self).__name__
+        if unbounded_on_unit_data({label: plan.budgets}, plan.inputs.tensors):
+            state["warned"] = True
+            warnings.warn(unbounded_message([label]), FlaggedWarning, stacklevel=3)
+
+    def _unbounded_warning(self) -> dict[str, bool]:
+        """Whether this attack warned about unbounded [0, 1] data (shared with its copies)."""
+        return self.__dict__.setdefault("_unbounded_state", {"warned": False})
 
     # ------------------------------------------------------------ the extension point
     @abc.abstractmethod
@@ -626,6 +669,25 @@ def _check_perturbable(label: str, name: str, value: Any, budget: Budget) -> Non
         )
 
 
+_UNIT_DATA_CHECKED = contextvars.ContextVar("advgrad_unit_data_checked", default=False)
+
+
+@contextlib.contextmanager
+def unit_data_checked() -> Iterator[None]:
+    """Inside it, attack calls do not look for unbounded [0, 1] data: the caller (such as
+    `advgrad.evaluate`) looked at the whole data and warned once itself.
+
+    >>> with unit_data_checked():
+    ...     _UNIT_DATA_CHECKED.get()
+    True
+    """
+    token = _UNIT_DATA_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _UNIT_DATA_CHECKED.reset(token)
+
+
 def headroom(dtype: Any) -> float:
     """The largest radius or step size an input of `dtype` is attacked with: steps, random
     starts and boxes reach a few times it, so it stays a factor 16 below overflow."""
@@ -637,4 +699,13 @@ def _fmt(value: Any) -> str:
     return f"{float(array):g}" if array.ndim == 0 else f"per-feature array {array.shape}"
 
 
-__all__ = ["UNTRACED", "Attack", "AttackResult", "Chunk", "Plan", "headroom", "setting"]
+__all__ = [
+    "UNTRACED",
+    "Attack",
+    "AttackResult",
+    "Chunk",
+    "Plan",
+    "headroom",
+    "setting",
+    "unit_data_checked",
+]

@@ -1,4 +1,4 @@
-"""DeepFool: the minimal-norm attack that steps to the nearest linearised boundary (Linf, L2).
+"""DeepFool: the minimal-norm attack that steps to the nearest linearised boundary (L2, Linf).
 
 Moosavi-Dezfooli, Fawzi & Frossard, "DeepFool: a simple and accurate method to fool deep
 neural networks", CVPR 2016. At each step, on the samples still classified as their label y:
@@ -121,6 +121,9 @@ class DeepFool(MinimalNormAttack):
     and the module docstring for the algorithm.
 
     Settings (besides `Attack`'s; the attack is untargeted and reads the logits):
+        norm: "l2" (default: the paper's main setting and the one-norm peers' (torchattacks,
+            ART); CW-L2 and FMN default to it too, so the three minimal-norm attacks share
+            one norm, as ``eps="curve"`` asks) or "linf".
         steps: iterations at most (default 50).
         candidates: classes considered, the true one included: the ``candidates - 1`` most
             likely others at the clean point (default 10; at least 2, at most the classes).
@@ -130,11 +133,17 @@ class DeepFool(MinimalNormAttack):
     candidates - 1`` per step, a sample stopping once fooled).
 
     >>> import advgrad
-    >>> advgrad.get_attack("deepfool").candidates
-    10
+    >>> attack = advgrad.get_attack("deepfool")
+    >>> attack.norm, attack.candidates
+    ('l2', 10)
     """
 
-    DEFAULTS: ClassVar[dict[str, Any]] = {"steps": 50, "candidates": 10, "overshoot": 0.02}
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "norm": "l2",
+        "steps": 50,
+        "candidates": 10,
+        "overshoot": 0.02,
+    }
     CHECKS: ClassVar[dict[str, Any]] = {
         "steps": setting(check_int, "steps", low=1, high=2**31 - 1),
         "candidates": setting(check_int, "candidates", low=2, high=2**31 - 1),

@@ -123,6 +123,10 @@ class FMN(MinimalNormAttack):
     and the module docstring for the algorithm.
 
     Settings (besides `Attack`'s; the attack is untargeted and reads the logits):
+        norm: "l2" (default), "linf" or "l1". The paper and its reference code take the
+            norm as a required argument, Foolbox has one class per norm (``L2FMNAttack``);
+            L2 is the default of DeepFool and CW-L2 here, so the minimal-norm attacks share
+            one norm, as ``eps="curve"`` asks.
         steps: iterations (default 100).
         step_size: the first step length alpha_0, annealed to ``step_size / 100`` (default
             1.0, the paper's; in units of the inputs, along the L2-normalised gradient).
@@ -132,11 +136,12 @@ class FMN(MinimalNormAttack):
     `AttackResult.gradients` is `steps` per sample.
 
     >>> import advgrad
-    >>> advgrad.get_attack("fmn", norm="l1").steps
-    100
+    >>> advgrad.get_attack("fmn").norm, advgrad.get_attack("fmn", norm="l1").steps
+    ('l2', 100)
     """
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
+        "norm": "l2",
         "steps": 100,
         "step_size": 1.0,
         "gamma_init": 0.05,

@@ -16,6 +16,7 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required
     bounds: data                 # optional, as in a benchmark config
     shard_size: 1000             # samples per shard (an int in [1, 2**40))
     format: tfrecord             # tfrecord (default) | npz
+    keep_clean: false            # also store the clean inputs (load_generated's mix_clean)
     batch_size: 256              # samples attacked at a time
     seed: 0                      # seed of the attack (the same seed: the same bytes)
     output: runs/digits-pgd-data # default output folder (--out overrides)
@@ -27,8 +28,8 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required
 >>> document = {"model": "digits-cnn", "data": {"name": "digits"}, "attack": "pgd",
 ...             "eps": 0.1, "shard_size": 100}
 >>> config = parse_generate(document, catalog)
->>> config.attack.name, config.eps, config.shard_size, config.format
-('pgd', 0.1, 100, 'tfrecord')
+>>> config.attack.name, config.eps, config.shard_size, config.format, config.keep_clean
+('pgd', 0.1, 100, 'tfrecord', False)
 >>> parse_generate({**document, "attack": {"name": "pgd", "steps": "ten"}}, catalog)
 Traceback (most recent call last):
 ...
@@ -43,7 +44,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from advgrad._validation import SHARD_LIMIT, check_int
+from advgrad._validation import SHARD_LIMIT, check_bool, check_int
 from advgrad.config.catalog import Catalog
 from advgrad.config.problems import _Problems, check_document
 from advgrad.config.schema import load_with
@@ -61,7 +62,7 @@ SCHEMA = (
 FORMATS = ("tfrecord", "npz")
 """The shard formats `advgrad.generate` writes."""
 
-_OWN_KEYS = ("attack", "shard_size", "format")
+_OWN_KEYS = ("attack", "shard_size", "format", "keep_clean")
 _REQUIRED = ("model", "data", "attack", "eps", "shard_size")
 
 
@@ -72,10 +73,13 @@ class GenerateConfig(OneAttack):
     Attributes:
         shard_size: Samples per shard (below `advgrad._validation.SHARD_LIMIT`).
         format: ``"npz"`` or ``"tfrecord"``.
+        keep_clean: Also store the clean inputs (`advgrad.generate`'s ``keep_clean``), which
+            ``load_generated(..., mix_clean=...)`` needs.
     """
 
     shard_size: int = 1
     format: str = "tfrecord"
+    keep_clean: bool = False
 
 
 def load_generate(path: str | os.PathLike, catalog: Catalog) -> GenerateConfig:
@@ -111,10 +115,13 @@ def parse_generate(
     kind = document.get("format", "tfrecord")
     if kind not in FORMATS:
         problems.expected("format", f"one of {', '.join(FORMATS)}", kind, FORMATS)
+    keep_clean = problems.check("keep_clean", document.get("keep_clean", False), check_bool)
 
     shared = {k: v for k, v in document.items() if k in SHARED_KEYS}
     if isinstance(document.get("attack"), (str, Mapping)):
         shared["suite"] = [document["attack"]]
     bench = parse_shared(shared, catalog, base, problems)
     problems.raise_if_any(source)
-    return GenerateConfig(bench=bench, shard_size=int(shard_size), format=str(kind))
+    return GenerateConfig(
+        bench=bench, shard_size=int(shard_size), format=str(kind), keep_clean=bool(keep_clean)
+    )

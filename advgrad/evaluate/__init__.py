@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advgrad._validation import SIZE_LIMIT, check_bool, check_eps, check_int, check_seed, invalid
+from advgrad.attacks.base import unit_data_checked
+from advgrad.budget import unbounded_message, unbounded_on_unit_data
 from advgrad.evaluate.cascade import Runner, labels, output_classes, postfix
 from advgrad.evaluate.curve import CURVE, Curve, curve_attacks
 from advgrad.evaluate.state import (
@@ -82,7 +84,8 @@ def _warnings_as_flags(run: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Report:
         report = None
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            # unit_data_checked: evaluate warns about unbounded [0, 1] data once, not its attacks
+            with warnings.catch_warnings(record=True) as caught, unit_data_checked():
                 warnings.simplefilter("always", append=True)  # after the caller's own filters
                 report = run(*args, **kwargs)
         finally:  # replayed on failure too
@@ -295,7 +298,7 @@ def evaluate(
         done = 0
 
     if unbounded:  # warned once everything is checked, just before the work starts
-        warnings.warn(_unbounded_message(unbounded), FlaggedWarning, 2)
+        warnings.warn(unbounded_message(unbounded), FlaggedWarning, 2)
     runner = Runner(
         model, attacks, names, eps_list, seed, individual, return_adversarial, rule, strategy
     )
@@ -321,7 +324,7 @@ def evaluate(
                 if index == 0:
                     unbounded = _unbounded_on_unit_data(model, attacks, names, x_b)
                     if unbounded:
-                        warnings.warn(_unbounded_message(unbounded), FlaggedWarning, 2)
+                        warnings.warn(unbounded_message(unbounded), FlaggedWarning, 2)
             if sampled < SANITY_SAMPLES:
                 rows = np.arange(min(size, SANITY_SAMPLES - sampled))
                 sample_x.append(take(x_b, rows))
@@ -402,46 +405,26 @@ def evaluate(
     return report
 
 
-def _unbounded_message(unbounded: list[str]) -> str:
-    quoted = ", ".join(repr(label) for label in unbounded)
-    which = f"attack {quoted} is" if len(unbounded) == 1 else f"attacks {quoted} are"
-    return (
-        f"the data lies in [0, 1] but {which} unbounded: its adversarial inputs may leave the "
-        "valid range; pass bounds=(0, 1)"
-    )
-
-
 def _unbounded_on_unit_data(
     model: Any, attacks: Sequence[Attack], names: Sequence[str], x: Any
 ) -> list[str]:
     """The labels of the attacks left unbounded on a floating input whose values in `x` all
-    lie in [0, 1]; `x`: the whole arrays, or a stream's first batch."""
+    lie in [0, 1] (`advgrad.budget.unbounded_on_unit_data`); `x`: the whole arrays, or a
+    stream's first batch."""
     _, leaves = ModelAdapter.of(model).split_inputs(x)
-    unit = []
-    for name, value in leaves.items():
-        array = np.asarray(value)
-        floating = array.size and np.issubdtype(array.dtype, np.floating)
-        if floating and float(np.min(array)) >= 0.0 and float(np.max(array)) <= 1.0:
-            unit.append(name)
-    if not unit:
-        return []
-    found = []
+    threat_models = {}
     for attack, label in zip(attacks, names, strict=True):
         try:
-            budgets = attack.budgets(tuple(leaves))
+            threat_models[label] = attack.budgets(tuple(leaves))
         except (ValueError, TypeError):
             continue
-        if any(
-            budgets.get(name) is not None and budgets[name].bounds.is_unbounded for name in unit
-        ):
-            found.append(label)
-    return found
+    return unbounded_on_unit_data(threat_models, leaves)
 
 
 def _unbounded_flag(unbounded: list[str]) -> dict[str, str]:
     return {
         "code": "unbounded_attack_on_bounded_data",
-        "message": _unbounded_message(unbounded),
+        "message": unbounded_message(unbounded),
         "advice": "Give every attack the data's valid range (bounds=(0, 1), or the data set's "
         "bounds): unclipped adversarial inputs may not be valid inputs, and the robust "
         "accuracy may be underestimated.",

@@ -18,8 +18,15 @@ The parts: `shards` (the two file formats), `manifest` (the JSON manifest, finge
 
 from __future__ import annotations
 
-from advgrad.generation.loading import adversarial_dataset, load_generated
+from advgrad.generation.loading import GeneratedFields, adversarial_dataset, load_generated
 from advgrad.generation.manifest import VerifyResult, verify
 from advgrad.generation.pipeline import generate
 
-__all__ = ["VerifyResult", "adversarial_dataset", "generate", "load_generated", "verify"]
+__all__ = [
+    "GeneratedFields",
+    "VerifyResult",
+    "adversarial_dataset",
+    "generate",
+    "load_generated",
+    "verify",
+]

@@ -2,7 +2,8 @@
 
 `load_generated` streams the shards `advgrad.generate` wrote, one shard file at a time, in
 order or shuffled with a seed (the shard order, then a buffer of samples), as ``(x_adv, y)``
-batches ready for ``model.fit``; it can serve a fixed fraction of the samples clean instead.
+batches ready for ``model.fit``; it can serve a fixed fraction of the samples clean instead,
+and, with ``fields=True``, each sample's stored record (`GeneratedFields`) for analysis.
 `adversarial_dataset` attacks a dataset's batches as they are read instead, with no files.
 
 >>> import tempfile
@@ -14,13 +15,16 @@ batches ready for ``model.fit``; it can serve a fixed fraction of the samples cl
 ...              FGSM(eps=0.1, bounds=ds.bounds), out, shard_size=8)
 >>> [tuple(y.shape) for _, y in load_generated(out, batch_size=16)]
 [(16,), (4,)]
+>>> _, _, fields = next(iter(load_generated(out, batch_size=4, fields=True)))
+>>> fields.index.numpy().tolist(), fields.attack[0].numpy(), bool(fields.adversarial.numpy().all())
+([0, 1, 2, 3], b'fgsm', True)
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -29,10 +33,35 @@ from advgrad._validation import ArgumentError, check_bool, check_int, check_numb
 from advgrad.attacks.base import Attack
 from advgrad.evaluate.cascade import SEED_LIMIT, seed_of
 from advgrad.generation.manifest import ShardError, read_manifest, read_shard_checked
+from advgrad.generation.writer import NORM_DTYPE
 
-__all__ = ["adversarial_dataset", "load_generated"]
+__all__ = ["GeneratedFields", "adversarial_dataset", "load_generated"]
 
 _CHECK_HASH = True  # False only in benchmarks/loading.py, to time the pipeline without it
+
+
+class GeneratedFields(NamedTuple):
+    """What `load_generated(..., fields=True)` yields for each sample beside ``(x, y)``: its
+    record as `advgrad.generate` stored it (tensors; with a batch axis when batched).
+
+    Attributes:
+        index: int64, the sample's position in the data `generate` was given.
+        clean_correct: bool, the model's class on the clean input equals the label (and
+            its output was finite).
+        adv_correct: bool, the same on the adversarial input (False: the attack fooled it).
+        norm: float32, the perturbation's size in the norm of each input's budget, in the
+            structure of ``x`` (one value, a tuple or a dict; 0 for a frozen input).
+        adversarial: bool, ``x`` is the adversarial input (False where `mix_clean` served
+            the clean input instead; the other fields are the stored record either way).
+        attack: string, the attack's registry name (its whole config: ``manifest.json``).
+    """
+
+    index: Any
+    clean_correct: Any
+    adv_correct: Any
+    norm: Any
+    adversarial: Any
+    attack: Any
 
 
 def load_generated(
@@ -44,8 +73,10 @@ def load_generated(
     buffer_size: int | None = None,
     mix_clean: float | None = None,
     drop_remainder: bool = False,
+    fields: bool = False,
 ) -> tf.data.Dataset:
-    """The adversarial data `advgrad.generate` wrote, as a `tf.data.Dataset` of ``(x, y)``.
+    """The adversarial data `advgrad.generate` wrote, as a `tf.data.Dataset` of ``(x, y)``
+    (with `fields`: ``(x, y, GeneratedFields)``).
 
     ``x`` has the structure the data had (one array, a tuple or a dict of the inputs); ``y``
     the labels as given. Shards are read one at a time (memory: a shard's bytes and arrays
@@ -71,6 +102,10 @@ def load_generated(
             are those stored by ``generate(..., keep_clean=True)``: a run without them is
             refused.
         drop_remainder: Drop a last, smaller batch. Defaults to False.
+        fields: Also yield each sample's stored record, a `GeneratedFields` (index, clean
+            and adversarial correctness, perturbation norm, attack), as a third element:
+            for analysis, not for ``fit`` (which reads a third element as sample weights).
+            Defaults to False.
 
     Returns:
         A `tf.data.Dataset`, prefetched.
@@ -106,6 +141,7 @@ def load_generated(
                 "without them: generate with keep_clean=True to mix clean data in.",
             )
     drop_remainder = check_bool("drop_remainder", drop_remainder)
+    fields = check_bool("fields", fields)
 
     structure = manifest["structure"]
     columns = manifest["columns"]
@@ -113,6 +149,11 @@ def load_generated(
     keys = [f"x_adv/{n}" for n in names] + ["y"]
     if mix_clean is not None:
         keys += [f"clean/{n}" for n in names] + ["index"]
+    norms = [n for n in names if f"norm/{n}" in columns]  # the perturbed inputs
+    if fields:
+        keys += [k for k in ("index", "clean_correct", "adv_correct") if k not in keys]
+        keys += [f"norm/{n}" for n in norms]
+    attack = tf.constant(config["attack"]["name"])
     signature = {
         k: tf.TensorSpec((None, *columns[k]["shape"]), tf.as_dtype(np.dtype(columns[k]["dtype"])))
         for k in keys
@@ -144,23 +185,33 @@ def load_generated(
     if shuffle:
         dataset = dataset.shuffle(buffer_size, seed=seed, reshuffle_each_iteration=True)
 
+    def structured(by_name):  # the data's structure: one array, a tuple or a dict
+        ordered = [by_name[n] for n in structure["names"]]
+        if structure["kind"] == "dict":
+            return dict(zip(structure["names"], ordered, strict=True))
+        if structure["kind"] == "list":
+            return tuple(ordered)
+        (value,) = ordered
+        return value
+
     def pack(row):
         leaves = [row[f"x_adv/{n}"] for n in names]
+        clean = tf.constant(False)
         if mix_clean is not None:
             i = tf.cast(row["index"], tf.float64)
             clean = tf.floor((i + 1) * mix_clean) > tf.floor(i * mix_clean)
             leaves = [
                 tf.where(clean, row[f"clean/{n}"], v) for n, v in zip(names, leaves, strict=True)
             ]
-        by_name = dict(zip(names, leaves, strict=True))
-        ordered = [by_name[n] for n in structure["names"]]
-        if structure["kind"] == "dict":
-            x = dict(zip(structure["names"], ordered, strict=True))
-        elif structure["kind"] == "list":
-            x = tuple(ordered)
-        else:
-            (x,) = ordered
-        return x, row["y"]
+        x = structured(dict(zip(names, leaves, strict=True)))
+        if not fields:
+            return x, row["y"]
+        zero = tf.zeros([], tf.as_dtype(NORM_DTYPE))  # a frozen input: unchanged
+        norm = structured({n: row[f"norm/{n}"] if n in norms else zero for n in names})
+        record = GeneratedFields(
+            row["index"], row["clean_correct"], row["adv_correct"], norm, ~clean, attack
+        )
+        return x, row["y"], record
 
     dataset = dataset.map(pack, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     samples = manifest["data"]["samples"]  # known (the counts add up to it): fit sees it

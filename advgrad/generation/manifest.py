@@ -183,6 +183,13 @@ def _check(saved: dict[str, Any], share: Share | None) -> None:
     )
     fmt = _field(config, "format", "config.format", f"one of {list(FORMATS)}", FORMATS.__contains__)
     keep = _field(config, "keep_clean", "config.keep_clean", "true or false", _is_bool)
+    _field(
+        config,
+        "attack",
+        "config.attack",
+        "the attack's config (an object with its name)",
+        lambda v: isinstance(v, dict) and isinstance(v.get("name"), str),
+    )
     complete = _field(saved, "complete", "complete", "true or false", _is_bool)
     samples = _field(
         data,
@@ -280,7 +287,7 @@ def _check_layout(saved: dict[str, Any], keep_clean: bool) -> None:
         ),
     )
     columns = _field(saved, "columns", "columns", "an object", lambda v: isinstance(v, dict))
-    needed = [f"x_adv/{n}" for n in names] + ["y", "index"]
+    needed = [f"x_adv/{n}" for n in names] + ["y", "index", "clean_correct", "adv_correct"]
     needed += [f"clean/{n}" for n in names] if keep_clean else []
     for key in [*needed, *(k for k in columns if k not in needed)]:
         spec = _field(columns, key, f"columns.{key}", "an object", lambda v: isinstance(v, dict))
