@@ -11,6 +11,7 @@ the command line can start quietly and a config can be checked without it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from advgrad._backend import check_requested_backend
@@ -18,7 +19,20 @@ from advgrad._version import __version__
 
 check_requested_backend()
 
-_MODULES = ("attacks", "data", "losses", "norms", "saliency", "steps", "training", "zoo")
+_MODULES = (
+    "attacks",
+    "data",
+    "losses",
+    "norms",
+    "report",
+    "saliency",
+    "sanity",
+    "steps",
+    "training",
+    "zoo",
+)
+"""Submodules listed in `__all__`; any other public submodule (``advgrad.gradients``) also
+resolves on first use, whatever was imported before."""
 _ATTRIBUTES = {
     "ArgumentError": "advgrad._validation",
     "Bounds": "advgrad.budget",
@@ -61,7 +75,9 @@ __all__ = [
     "norms",
     "output_gradients",
     "register_attack",
+    "report",
     "saliency",
+    "sanity",
     "steps",
     "training",
     "verify",
@@ -70,15 +86,23 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        value = importlib.import_module(f"advgrad.{name}")
-    elif name in _ATTRIBUTES:
+    if name in _ATTRIBUTES:
         value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    elif name in _MODULES or _is_submodule(name):
+        value = importlib.import_module(f"advgrad.{name}")
     else:
         raise AttributeError(f"module 'advgrad' has no attribute {name!r}")
     globals()[name] = value
     return value
 
 
+def _is_submodule(name: str) -> bool:
+    """Whether ``advgrad.<name>`` is a public submodule (found without importing it)."""
+    if name.startswith("_") or not name.isidentifier():
+        return False
+    return importlib.util.find_spec(f"advgrad.{name}") is not None
+
+
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    """The public API (`__all__`): every name listed resolves, whatever was imported."""
+    return sorted(__all__)

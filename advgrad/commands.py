@@ -265,6 +265,7 @@ def saliency(args: argparse.Namespace) -> int:
                 settings=config.run_settings(),
                 target=run.target,
                 labels=run.y,
+                feature_names=run.feature_names,
                 samples=config.samples,
                 title=f"Saliency maps: {pathlib.Path(bench.model).name}, {_data_name(bench.data)}",
             )

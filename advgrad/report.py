@@ -22,7 +22,7 @@ as inf, a loss as NaN).
 ...     attack_outcomes={"pgd": {0.1: np.array([True, False, False, True])}})
 >>> Report.from_json(report.to_json()).robust_accuracy
 {0.1: 0.5}
->>> print(report.to_markdown().splitlines()[2])
+>>> print(report.to_markdown().splitlines()[4])
 | attack | eps=0.1 |
 """
 
@@ -59,6 +59,7 @@ __all__ = [
     "FlaggedWarning",  # defined in advgrad._validation: attacks raise it too
     "Report",
     "clean_correct",
+    "curve_non_finite_problem",
     "first_attack",
     "non_finite",
 ]
@@ -176,8 +177,15 @@ class Report:
         curve: With ``evaluate(..., eps="curve")``: the whole robustness curve from the
             minimal-norm attacks, ``{"norm", "attacks", "norms", "gradients", "seconds"}``:
             ``norms`` holds each sample's smallest adversarial perturbation found (0 for a
-            clean-misclassified sample, inf where none was found); `curve_accuracy` reads
-            the robust accuracy off it at any eps. None otherwise.
+            clean-misclassified sample, inf where none was found), and ``non_finite``:
+            ``{"clean": [...], "attacked": [...]}``, the samples whose model output was not
+            finite on the clean input (norm 0) or on the input that set their minimal norm
+            (`curve_non_finite_problem` states the rules); `curve_accuracy` reads the robust
+            accuracy off it at any eps. None otherwise.
+        distribute: How the attacks ran: ``{"strategy", "replicas", "devices"}``, the
+            `tf.distribute` strategy's class name (``"none"``: the default device), its
+            replicas in sync and their devices; None in reports written before it was
+            recorded.
         adversarial: Only in memory, with ``evaluate(..., return_adversarial=True)``:
             ``{eps: {"index", "x", "x_adv", "attack", "label", "predicted"}}`` for the fooled
             samples (``x`` and ``x_adv`` laid out like the model's inputs). Not saved to JSON.
@@ -208,6 +216,7 @@ class Report:
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     labels: list[int] | None = None
     curve: dict[str, Any] | None = None
+    distribute: dict[str, Any] | None = None
     adversarial: dict[float, dict[str, Any]] | None = dataclasses.field(
         default=None, repr=False, compare=False
     )
@@ -303,21 +312,29 @@ class Report:
                 return int(np.sum(clean_correct(codes))) / self.n_samples
         return self.clean_accuracy
 
-    def non_finite_counts(self) -> tuple[int, dict[float, int]]:
-        """Samples whose model output was not finite: on the clean input, and per eps on an
-        attack's input before any attack fooled them (from the outcomes)."""
-        clean = 0
+    def non_finite_counts(self) -> tuple[int, dict[float, int], int]:
+        """Samples whose model output was not finite: on the clean input; per eps on an
+        attack's input before any attack fooled them (from the outcomes); and on the curve
+        attacks' input that set their minimal norm (from ``curve["non_finite"]``).
+
+        >>> r = Report(0.5, {}, {}, {}, 2, [], curve={"norm": "l2", "norms": [0.0, 0.3],
+        ...            "non_finite": {"clean": [0], "attacked": [1]}})
+        >>> r.non_finite_counts()
+        (1, {}, 1)
+        """
+        found = (self.curve or {}).get("non_finite", {})
+        clean = len(found.get("clean", []))
         attacked: dict[float, int] = {}
         for e in self.eps:
             codes = np.asarray(self.outcomes.get(e, np.zeros(0, np.int8)))
             clean = max(clean, int(np.sum(codes == CLEAN_NON_FINITE)))
             attacked[e] = int(np.sum(codes <= non_finite(0)))
-        return clean, attacked
+        return clean, attacked, len(found.get("attacked", []))
 
     def non_finite_message(self) -> str | None:
         """What the ``non_finite_outputs`` flag says (`advgrad.sanity.non_finite_outputs`),
-        from the outcomes; None when every output was finite."""
-        clean, attacked = self.non_finite_counts()
+        from the outcomes and the curve; None when every output was finite."""
+        clean, attacked, curve = self.non_finite_counts()
         parts = []
         if clean:
             parts.append(
@@ -330,6 +347,11 @@ class Report:
                 "on an attack's input, before any attack fooled the sample: "
                 + ", ".join(counts)
                 + " (counted neither robust nor fooled)"
+            )
+        if curve:
+            parts.append(
+                f"{curve} on the curve attacks' input (the minimal norm of a non-finite "
+                "output, not of a misclassification)"
             )
         if not parts:
             return None
@@ -422,7 +444,7 @@ class Report:
         out: dict[str, Any] = {"format": "advgrad.report", "version": 1}
         for f in dataclasses.fields(self):
             if f.name == "adversarial" or (
-                f.name in ("labels", "curve") and getattr(self, f.name) is None
+                f.name in ("labels", "curve", "distribute") and getattr(self, f.name) is None
             ):
                 continue  # no labels: written as reports were before they existed
             value = getattr(self, f.name)
@@ -596,6 +618,8 @@ class Report:
         >>> import numpy as np
         >>> r = Report(0.9, {0.1: 0.4}, {"pgd": {0.1: 0.4}}, {}, 10, ["pgd"])
         >>> print(r.to_markdown())  # doctest: +NORMALIZE_WHITESPACE
+        # Robustness of a model on 10 samples
+        <BLANKLINE>
         Clean accuracy: **90.0%** on 10 samples.
         <BLANKLINE>
         | attack | eps=0.1 |
@@ -622,6 +646,8 @@ class Report:
             return f" [{100 * low:.{digits}f}, {100 * high:.{digits}f}]"
 
         lines = [
+            f"# {self.title()}",
+            "",
             *self._header(),
             f"Clean accuracy: **{pct(self.clean_fraction())}** on {self.n_samples} samples.",
             "",
@@ -740,11 +766,10 @@ class Report:
                 f"- Data: {named}{self.data.get('n_samples', self.n_samples)} samples "
                 f"(sha256 {str(self.data.get('sha256', ''))[:12]})"
             )
+        if self.distribute:
+            lines.append(f"- Distribution: {_distribute_text(self.distribute)}")
         if self.suite:
-            eps = ", ".join(
-                [*(_eps_label(e) for e in self.eps), *(["curve"] if self.curve else [])]
-            )
-            lines.append(f"- Threat model: {_threat_text(self.suite)}; eps swept: {eps}")
+            lines.append(f"- Threat model: {self._threat_model()}")
             hidden = {"name", "eps", "norm", "bounds", "budget", "progress", "batch_size"}
             attacks = []
             for label, config in zip(self.attacks, self.suite, strict=False):
@@ -756,6 +781,114 @@ class Report:
                 attacks.append(f"{label} ({settings})" if settings else label)
             lines.append(f"- Attacks, in cascade order: {'; '.join(attacks)}")
         return [*lines, ""] if lines else []
+
+    def _threat_model(self) -> str:
+        """Norm, bounds, frozen inputs and the eps swept, as text."""
+        eps = [*(_eps_label(e) for e in self.eps), *(["curve"] if self.curve else [])]
+        return f"{_threat_text(self.suite)}; eps swept: {', '.join(eps)}"
+
+    def title(self) -> str:
+        """What the report is about: ``Robustness of <model> on <data>``, from what it knows.
+
+        >>> Report(1.0, {}, {}, {}, 8, model={"name": "cnn"}, data={"name": "digits"}).title()
+        'Robustness of cnn on digits'
+        >>> Report(1.0, {}, {}, {}, 8).title()
+        'Robustness of a model on 8 samples'
+        """
+        model = self.model.get("source") or self.model.get("name") or "a model"
+        data = self.data.get("name") or f"{self.n_samples} samples"
+        return f"Robustness of {model} on {data}"
+
+    # ------------------------------------------------------------ at a glance
+    def __str__(self) -> str:
+        """A short summary: accuracies with their 95% intervals, the threat model, the flags.
+
+        >>> import numpy as np
+        >>> r = Report(0.75, {0.1: 0.5}, {}, {0.1: np.array([-1, -1, 0, -2])}, 4, ["pgd"],
+        ...            suite=[{"name": "pgd", "norm": "linf", "bounds": [0.0, 1.0]}])
+        >>> print(r)
+        Robustness of a model on 4 samples
+          clean accuracy   75.0% [30.1, 95.4]
+          robust accuracy  eps=0.1: 50.0% [15.0, 85.0] (worst case over pgd)
+          threat model     norm Linf; bounds [0, 1]; frozen inputs: none; eps swept: 0.1
+          flags            none
+        """
+
+        def pct(counts: tuple[int, int]) -> str:
+            if not counts[1]:
+                return "n/a"
+            low, high = _wilson(*counts, 0.95)
+            return f"{100 * counts[0] / counts[1]:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+        lines = [self.title(), f"  clean accuracy   {pct(self._clean_counts())}"]
+        rows = []
+        for e in self.eps:
+            counts = self._counts(e)
+            if counts is None:  # no outcomes: the stored figure
+                value = self.robust_accuracy.get(e, math.nan)
+                counts = (round(value * self.n_samples), self.n_samples)
+            rows.append(f"eps={_eps_label(e)}: {pct(counts)}")
+        over = f" (worst case over {', '.join(self.attacks)})" if self.attacks else ""
+        for i, row in enumerate(rows):
+            head = "  robust accuracy  " if i == 0 else " " * 19
+            lines.append(head + row + (over if i == 0 else ""))
+        if self.curve:
+            norms = np.asarray(self.curve.get("norms", []), np.float64)
+            name = _NORM_NAMES.get(str(self.curve.get("norm")), str(self.curve.get("norm")))
+            median = float(np.median(norms)) if norms.size else math.nan
+            lines.append(
+                f"  curve            {name} minimal norms from "
+                f"{', '.join(self.curve.get('attacks', []))}: median {median:.4g}, none "
+                f"found for {int(np.sum(np.isinf(norms)))} of {norms.size}"
+            )
+        if self.suite:
+            lines.append(f"  threat model     {self._threat_model()}")
+        if self.distribute and self.distribute.get("strategy") != "none":
+            lines.append(f"  distribution     {_distribute_text(self.distribute)}")
+        codes: dict[str, int] = {}
+        for flag in self.flags:
+            codes[str(flag.get("code"))] = codes.get(str(flag.get("code")), 0) + 1
+        flags = ", ".join(f"{c} (x{k})" if k > 1 else c for c, k in codes.items()) or "none"
+        lines.append(f"  flags            {flags}")
+        if codes:
+            lines.append(" " * 19 + "(report.flags: what each means and what to try)")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        """One line: the model, the sample count, the accuracies and the flags' codes.
+
+        >>> repr(Report(0.5, {0.1: 0.25}, {}, {}, 4, ["pgd"], model={"name": "cnn"}))
+        "<Report 'Robustness of cnn on 4 samples': clean 50.0%, robust eps=0.1 25.0%, flags: none>"
+        """
+        robust = ", ".join(
+            f"eps={_eps_label(e)} {100 * v:.1f}%"
+            for e in self.eps
+            if (v := self.robust_fraction(e)) is not None and not math.isnan(v)
+        )
+        flags = ", ".join(dict.fromkeys(str(f.get("code")) for f in self.flags)) or "none"
+        clean = 100 * self.clean_fraction()
+        robust = f", robust {robust}" if robust else ""
+        return f"<Report {self.title()!r}: clean {clean:.1f}%{robust}, flags: {flags}>"
+
+    def _repr_markdown_(self) -> str:
+        """The Markdown report (`to_markdown`), for notebooks."""
+        return self.to_markdown()
+
+    def _repr_html_(self) -> str:
+        """The Markdown report (`to_markdown`) as HTML, for notebooks (text escaped)."""
+        return _markdown_html(self.to_markdown())
+
+    def _clean_counts(self) -> tuple[int, int]:
+        """``(clean-correct samples, n_samples)``: from the outcomes, else the curve's
+        nonzero minimal norms, else the stored accuracy."""
+        n = self.n_samples
+        for e in self.eps:
+            codes = self.outcomes.get(e)
+            if codes is not None and len(codes) == n:
+                return int(np.sum(clean_correct(codes))), n
+        if self.curve and len(self.curve.get("norms", [])) == n:
+            return int(np.sum(np.asarray(self.curve["norms"], np.float64) > 0)), n
+        return round(self.clean_accuracy * n), n
 
     def _class_table(self, pct: Callable[[float | None], str]) -> list[str]:
         """Markdown lines of the per-class table (worst case), or [] without outcomes."""
@@ -918,8 +1051,7 @@ class Report:
         if not counts or self.n_samples == 0 or any(c is None for c in counts):
             return None
         if with_clean:
-            codes = np.asarray(self.outcomes[self.eps[0]])
-            counts.insert(0, (int(np.sum(clean_correct(codes))), self.n_samples))
+            counts.insert(0, self._clean_counts())
         pairs = [_wilson(*c, 0.95) for c in counts]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
@@ -1235,6 +1367,7 @@ def _validated(data: Any) -> dict[str, Any]:
         "data": dict(_mapping("data", get("data", {}))),
         "labels": _labels(n, get("labels")),
         "curve": _curve(n, get("curve")),
+        "distribute": _distribute(get("distribute")),
     }
     suite = get("suite", [])
     if not isinstance(suite, list) or not all(isinstance(c, Mapping) for c in suite):
@@ -1334,6 +1467,12 @@ def _samples_agree(report: Report, codes: dict[float, np.ndarray]) -> np.ndarray
         for e, robust in report.attack_outcomes.get(label, {}).items():
             _alone_agrees(label, k, e, codes[e], np.asarray(robust, bool))
     correct = clean_correct(first)
+    found = (report.curve or {}).get("non_finite")
+    if found is not None and found["clean"] != np.flatnonzero(first == CLEAN_NON_FINITE).tolist():
+        raise _Invalid(
+            f"curve.non_finite['clean'] is {describe(found['clean'])}, but the per-sample "
+            f"outcomes give other samples with outcome {CLEAN_NON_FINITE}; {_FIX}"
+        )
     if report.curve is not None:
         norms = np.asarray(report.curve["norms"], np.float64)
         wrong = np.flatnonzero(~correct & (norms != 0))
@@ -1400,7 +1539,59 @@ def _curve(n: int, value: Any) -> dict[str, Any] | None:
     attacks = value.get("attacks", [])
     if not isinstance(attacks, list) or not all(isinstance(a, str) for a in attacks):
         raise _bad("curve.attacks", "a list of attack labels", attacks)
-    return {**value, "norms": [float(v) for v in norms], "attacks": list(attacks)}
+    result = {**value, "norms": [float(v) for v in norms], "attacks": list(attacks)}
+    if "non_finite" in value:  # absent from reports written before it was recorded
+        problem = curve_non_finite_problem(value["non_finite"], result["norms"])
+        if problem is not None:
+            raise _Invalid(f"curve.non_finite{problem}")
+    return result
+
+
+def curve_non_finite_problem(value: Any, norms: list[float]) -> str | None:
+    """What is wrong with a curve's ``non_finite`` record, given its minimal `norms`, or
+    None: ``{"clean": [...], "attacked": [...]}``, ascending distinct sample indices; a
+    clean non-finite output has minimal norm 0, an attacked one a finite norm > 0.
+
+    >>> curve_non_finite_problem({"clean": [0], "attacked": [1]}, [0.0, 0.5]) is None
+    True
+    >>> curve_non_finite_problem({"clean": [1], "attacked": []}, [0.0, 0.5])
+    "['clean'][0] is sample 1, whose minimal norm is 0.5, expected 0"
+    """
+    if not isinstance(value, Mapping) or set(value) != {"clean", "attacked"}:
+        return f" is {describe(value)}, expected {{'clean': [...], 'attacked': [...]}}"
+    n = len(norms)
+    for key, wanted, ok in (
+        ("clean", "0", lambda v: v == 0),
+        ("attacked", "finite and > 0", lambda v: 0 < v < math.inf),
+    ):
+        indices = value[key]
+        fine = isinstance(indices, list) and all(map(_is_int, indices))
+        if not (fine and all(0 <= i < n for i in indices) and indices == sorted(set(indices))):
+            return (
+                f"[{key!r}] is {describe(indices)}, expected ascending sample indices in [0, {n})"
+            )
+        for j, i in enumerate(indices):
+            if not ok(norms[i]):
+                return (
+                    f"[{key!r}][{j}] is sample {i}, whose minimal norm is {norms[i]!r}, "
+                    f"expected {wanted}"
+                )
+    return None
+
+
+def _distribute(value: Any) -> dict[str, Any] | None:
+    """A report's ``distribute``: None, or the strategy's name, replicas and devices."""
+    if value is None:
+        return None
+    expected = "None or {'strategy': name, 'replicas': int >= 1, 'devices': [names]}"
+    if not isinstance(value, Mapping) or not isinstance(value.get("strategy"), str):
+        raise _bad("distribute", expected, value)
+    replicas = value.get("replicas", 1)
+    devices = value.get("devices", [])
+    ok = _is_int(replicas) and replicas >= 1 and isinstance(devices, list)
+    if not (ok and all(isinstance(d, str) for d in devices)):
+        raise _bad("distribute", expected, value)
+    return dict(value)
 
 
 def _is_real(value: Any) -> bool:
@@ -1483,6 +1674,54 @@ def _threat_text(suite: list[Mapping[str, Any]]) -> str:
         f"norm {one('norm', norm)}; bounds {one('bounds', bounds)}; "
         f"frozen inputs: {one('budget', frozen)}"
     )
+
+
+def _distribute_text(distribute: Mapping[str, Any]) -> str:
+    """``MirroredStrategy, 2 replicas (CPU:0, CPU:1)``, or ``none (one device)``."""
+    if distribute.get("strategy") == "none":
+        return "none (one device)"
+    devices = ", ".join(str(d).rsplit("device:", 1)[-1] for d in distribute.get("devices", []))
+    replicas = int(distribute.get("replicas", 1))
+    return f"{distribute['strategy']}, {replicas} replica{'s' if replicas != 1 else ''}" + (
+        f" ({devices})" if devices else ""
+    )
+
+
+def _markdown_html(text: str) -> str:
+    """The Markdown `Report.to_markdown` writes (headings, lists, tables, paragraphs, bold
+    and code spans) as HTML, every text escaped.
+
+    >>> print(_markdown_html("# A <b>" + chr(10) * 2 + "- **x**: `1`"))
+    <h3>A &lt;b&gt;</h3>
+    <ul><li><strong>x</strong>: <code>1</code></li></ul>
+    """
+    import html
+    import re
+
+    def inline(value: str) -> str:
+        value = html.escape(value)
+        value = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", value)
+        return re.sub(r"`(.+?)`", r"<code>\1</code>", value)
+
+    def cells(line: str, tag: str) -> str:
+        parts = line.strip().strip("|").split("|")
+        return "<tr>" + "".join(f"<{tag}>{inline(p.strip())}</{tag}>" for p in parts) + "</tr>"
+
+    out: list[str] = []
+    blocks = re.split(r"\n\s*\n", text.strip())
+    for block in blocks:
+        rows = block.splitlines()
+        if rows[0].startswith("#"):
+            out.append(f"<h3>{inline(rows[0].lstrip('#').strip())}</h3>")
+        elif all(r.startswith("|") for r in rows):
+            body = [cells(r, "td") for r in rows[2:]]
+            out.append("\n".join(["<table>", cells(rows[0], "th"), *body, "</table>"]))
+        elif all(r.startswith("- ") for r in rows):
+            items = "".join(f"<li>{inline(r[2:])}</li>" for r in rows)
+            out.append(f"<ul>{items}</ul>")
+        else:
+            out.append(f"<p>{inline(' '.join(rows))}</p>")
+    return "\n".join(out)
 
 
 def _eps_key(eps: float) -> str:

@@ -1,6 +1,7 @@
 """Reference models: small Keras models trained deterministically on the embedded data sets.
 
-Each model is trained the first time it is asked for (seconds on a CPU), then cached as a
+Each model is trained the first time it is asked for (seconds on a CPU; `load` says so on
+stderr, or to the ``advgrad.zoo`` logger when logging is configured), then cached as a
 ``.keras`` file with a JSON sidecar that records its measured clean test accuracy and the
 Keras/TensorFlow versions that built it. The cache folder is ``$ADVGRAD_CACHE`` when set,
 else ``~/.cache/advgrad/models``.
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import pathlib
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -118,6 +121,7 @@ class _Spec:
     batch_size: int
     learning_rate: float
     min_accuracy: float
+    seconds: float  # about how long training takes on a 2-core CPU (said on first use)
     adversarial: _Adversarial | None = None
 
     @property
@@ -178,6 +182,7 @@ _SPECS: dict[str, _Spec] = {
         batch_size=32,
         learning_rate=3e-3,
         min_accuracy=0.95,
+        seconds=20,
     ),
     "digits-cnn-pgd": _Spec(
         description=(
@@ -192,6 +197,7 @@ _SPECS: dict[str, _Spec] = {
         batch_size=32,
         learning_rate=3e-3,
         min_accuracy=0.9,
+        seconds=240,
         adversarial=_Adversarial(eps=0.2, steps=7),
     ),
     "digits-mlp": _Spec(
@@ -204,6 +210,7 @@ _SPECS: dict[str, _Spec] = {
         batch_size=32,
         learning_rate=3e-3,
         min_accuracy=0.95,
+        seconds=10,
     ),
     "tabular-two-input": _Spec(
         description=(
@@ -218,6 +225,7 @@ _SPECS: dict[str, _Spec] = {
         batch_size=32,
         learning_rate=3e-3,
         min_accuracy=0.93,
+        seconds=10,
     ),
 }
 
@@ -519,6 +527,28 @@ def load(
                 f"Could not load cached zoo model {str(path)!r} ({err}); rebuilding it.",
                 stacklevel=2,
             )
+    why = "retrain=True" if retrain else "first use"
+    _say(
+        f"training {name!r} ({why}; about {_spec(name).seconds:g} s on a 2-core CPU); "
+        f"cached in {folder}"
+    )
     model, info = _train(name)
     _save(model, info, folder)
+    _say(
+        f"trained {name!r} in {info['build_seconds']:.1f} s (test accuracy "
+        f"{info['clean_accuracy']:.4f})"
+    )
     return model
+
+
+_log = logging.getLogger(__name__)
+
+
+def _say(message: str) -> None:
+    """One line of progress: to the ``advgrad.zoo`` logger (INFO) when the application
+    configured logging (a handler on its way up), else one line on stderr: quiet in
+    pytest, which captures logging; seen in a terminal or a notebook."""
+    if _log.hasHandlers():
+        _log.info(message)
+    else:
+        sys.stderr.write(f"{__name__}: {message}\n")

@@ -344,7 +344,7 @@ def test_bench_force_writes_into_the_folder_replacing_only_its_own_files(tmp_pat
     code, stdout, stderr = run(capsys, "bench", config, "--out", victim, "--force")
     assert code == 0, stderr
     assert (victim / "notes.txt").read_text() == "my own notes.txt\n"
-    assert (victim / "report.md").read_text().startswith("- Model: digits_cnn")
+    assert "\n- Model: digits_cnn" in (victim / "report.md").read_text()
     # advgrad's own run now: the same command again is complete, --force runs it again
     code, stdout, _ = run(capsys, "bench", config, "--out", victim)
     assert code == 0 and "complete" in stdout
@@ -511,13 +511,14 @@ def test_report_prints_table_and_writes_plots(bench_run, capsys, tmp_path):
     _, _, out = bench_run
     code, stdout, _ = run(capsys, "report", out / "report.json")
     assert code == 0
-    assert stdout.startswith("- Model: digits_cnn") and "\nClean accuracy: **" in stdout
+    assert stdout.startswith("# Robustness of digits-cnn on digits (test split)")
+    assert "\n- Model: digits_cnn" in stdout and "\nClean accuracy: **" in stdout
     assert "| attack | eps=0.1 | eps=0.3 |" in stdout
     plots = tmp_path / "plots"
     code, stdout, _ = run(capsys, "report", out / "report.json", "--out", plots)
     assert code == 0
     assert (plots / "robust_accuracy.png").stat().st_size > 1000
-    assert (plots / "report.md").read_text().startswith("- Model: digits_cnn")
+    assert (plots / "report.md").read_text().startswith("# Robustness of digits-cnn on")
 
 
 def test_report_writes_the_per_sample_csv(bench_run, capsys, tmp_path):

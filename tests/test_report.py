@@ -70,6 +70,9 @@ def test_from_json_refuses_other_input(tmp_path):
 def test_markdown_table(report):
     text = report.to_markdown()
     lines = text.splitlines()
+    assert lines[:2] == ["# Robustness of digits_cnn on 64 samples", ""]  # a title
+    assert lines.pop(4) == "- Distribution: none (one device)"  # how it ran
+    lines = lines[2:]
     # It opens with what was measured: model, data, threat model, attacks with their settings.
     assert lines[0].startswith("- Model: digits_cnn (") and "weights sha256 " in lines[0]
     assert lines[1].startswith("- Data: 64 samples (sha256 ")
@@ -101,7 +104,7 @@ def test_markdown_table(report):
     )
     assert "95% confidence interval (Wilson score)" in text
     plain = report.to_markdown(intervals=False).splitlines()
-    assert plain[header + 4] == (
+    assert plain[plain.index(lines[header]) + 4] == (
         f"| **{CASCADE}** | **{100 * worst[0.1]:.1f}%** | **{100 * worst[0.3]:.1f}%** |"
     )
     assert "No sanity flags." in text

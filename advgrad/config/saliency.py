@@ -25,6 +25,9 @@ Schema (``model``, ``data`` and ``methods`` are required)::
     batch_size: 1024             # rows (path points x samples) per gradient pass
     seed: 0                      # seed of SmoothGrad's noise
     output: runs/saliency        # default output folder (--out overrides)
+    feature_names: [radius, texture]   # optional, tabular inputs: the bar charts' names (a
+                                 #   list, or {input: [names]}; default: the npz's
+                                 #   `feature_names` array, else x[0], x[1]...)
     imports: [my_layers]         # as in a benchmark config
 
 >>> from advgrad.config.catalog import Catalog
@@ -111,6 +114,7 @@ _KEYS = (
     "batch_size",
     "seed",
     "output",
+    "feature_names",
 )
 _REQUIRED = ("model", "data", "methods")
 _MAX_INDICES = 1024
@@ -136,6 +140,8 @@ class SaliencyConfig:
         indices: Only these samples (after ``data.limit``), or None for all.
         target: ``"predicted"``, ``"label"`` or a class id.
         samples: Samples drawn per figure.
+        feature_names: Names of a tabular input's features (a tuple), or per input (a
+            dict of tuples); None: the npz's ``feature_names``, else ``x[i]``.
     """
 
     bench: BenchConfig
@@ -143,6 +149,7 @@ class SaliencyConfig:
     indices: tuple[int, ...] | None = None
     target: str | int = "predicted"
     samples: int = 8
+    feature_names: tuple[str, ...] | dict[str, tuple[str, ...]] | None = None
 
     @property
     def settings(self) -> dict[str, dict[str, Any]]:
@@ -205,6 +212,7 @@ def parse_saliency(
     seed = _parse_int(get("seed", 0), "seed", 0, problems)
     output = _parse_output(get("output"), problems)
     imports = _parse_imports(get("imports"), problems)
+    feature_names = _parse_feature_names(get("feature_names"), problems)
     problems.raise_if_any(source)
     bench = BenchConfig(
         model=model,
@@ -220,7 +228,23 @@ def parse_saliency(
         imports=imports,
         folder=base_dir,
     )
-    return SaliencyConfig(bench, methods, indices, target, samples)
+    return SaliencyConfig(bench, methods, indices, target, samples, feature_names)
+
+
+def _parse_feature_names(value: Any, problems: _Problems) -> Any:
+    """None, a list of names (one input) or ``{input: [names]}``, names non-empty strings."""
+
+    def names(item: Any, path: str) -> tuple[str, ...] | None:
+        if isinstance(item, list) and item and all(isinstance(n, str) and n for n in item):
+            return tuple(item)
+        problems.expected(path, "a list of feature names (non-empty strings)", item)
+        return None
+
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): names(v, f"feature_names.{k}") for k, v in value.items()}
+    return names(value, "feature_names")
 
 
 def _parse_methods(value: Any, problems: _Problems) -> tuple[MethodConfig, ...]:

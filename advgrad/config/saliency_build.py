@@ -24,12 +24,15 @@ class SaliencyRun(NamedTuple):
         x: The samples to explain (an array, or a dict of arrays for several inputs).
         y: Their labels.
         target: None (the predicted classes), the labels, or one class id.
+        feature_names: The tabular features' names (the config's, else the npz's
+            ``feature_names`` array), or None.
     """
 
     model: Any
     x: Any
     y: np.ndarray
     target: Any
+    feature_names: Any = None
 
 
 def build_saliency(config: SaliencyConfig) -> SaliencyRun:
@@ -61,4 +64,32 @@ def build_saliency(config: SaliencyConfig) -> SaliencyRun:
     target = {"predicted": None, "label": np.asarray(y, np.int64)}.get(config.target, config.target)
     if isinstance(config.target, int):
         target = int(config.target)
-    return SaliencyRun(run.model, x, y, target)
+    return SaliencyRun(run.model, x, y, target, _feature_names(config, x))
+
+
+def _feature_names(config: SaliencyConfig, x: Any) -> Any:
+    """The config's ``feature_names``, else an npz's string array ``feature_names`` (one
+    input), else None; a list as long as the input's features.
+
+    Raises:
+        ConfigError: ``feature_names`` of another length than the input's features.
+    """
+    names = config.feature_names
+    npz = config.bench.data.npz if config.bench.data is not None else None
+    if names is None and npz is not None and not isinstance(x, (dict, list)):
+        with np.load(npz, allow_pickle=False) as archive:
+            stored = archive["feature_names"] if "feature_names" in archive.files else None
+        if stored is not None and stored.dtype.kind in "US":
+            names = tuple(str(n) for n in stored.reshape(-1))
+    if names is None or isinstance(x, (dict, list)) != isinstance(names, dict):
+        return names
+    problems = _Problems()
+    inputs = x if isinstance(x, dict) else {None: x}
+    given = names if isinstance(names, dict) else {None: names}
+    for key, value in given.items():
+        width = int(np.prod(np.shape(inputs[key])[1:])) if key in inputs else None
+        if width is not None and value is not None and len(value) != width:
+            where = "feature_names" if key is None else f"feature_names.{key}"
+            problems.add(where, f"{len(value)} names for the input's {width} features")
+    problems.raise_if_any(config.bench.source)
+    return dict(names) if isinstance(names, dict) else list(names)

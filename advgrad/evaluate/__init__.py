@@ -121,7 +121,7 @@ def evaluate(
     state: str | os.PathLike | None = None,
     seed: int = 0,
     return_adversarial: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
     sanity: bool = True,
     individual: bool | None = None,
     targets: Any = None,
@@ -187,8 +187,9 @@ def evaluate(
         return_adversarial: Keep the adversarial input that first fooled each sample, in
             ``report.adversarial`` (memory grows with the data; not kept for batches done
             by an earlier, interrupted run). Defaults to False.
-        progress: Show a tqdm bar over batches with the running accuracies. Defaults to
-            False.
+        progress: Show a tqdm bar over batches with the running accuracies (True), or
+            not (False). Defaults to None: shown where a person is watching (stderr is a
+            terminal, or a Jupyter notebook: `tqdm.auto`), not in pipes, logs or tests.
         sanity: Run the checks of `advgrad.sanity` on the first samples and put their flags
             in ``report.flags`` (also warned). Defaults to True.
         individual: Also run every attack alone on every clean-correct sample, for the
@@ -246,7 +247,7 @@ def evaluate(
     batch_size = check_int("batch_size", batch_size, low=1, high=SIZE_LIMIT)
     seed = check_seed(seed)
     return_adversarial = check_bool("return_adversarial", return_adversarial)
-    progress = check_bool("progress", progress)
+    progress = _watched() if progress is None else check_bool("progress", progress)
     sanity = check_bool("sanity", sanity)
     if individual is None:
         individual = not isinstance(suite, str)  # a named suite: the cascade alone
@@ -306,7 +307,9 @@ def evaluate(
     sample_y: list[np.ndarray] = []
     sampled = 0
     started = time.perf_counter()
-    from tqdm.auto import tqdm
+    with warnings.catch_warnings():  # a notebook without ipywidgets: a text bar, no flag
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
 
     bar = tqdm(total=stream.total, disable=not progress, unit="batch", desc="evaluate")
     truth: list[np.ndarray] = []
@@ -338,9 +341,9 @@ def evaluate(
             else:
                 if store is not None and store.complete:
                     raise store.mismatch("data (more samples)")
-                correct = runner.run_batch(tally, index, offset, x_b, y_b)
+                runner.run_batch(tally, index, offset, x_b, y_b)
                 if curve_runner is not None:
-                    curve_runner.run_batch(tally, index, x_b, y_b, correct)
+                    curve_runner.run_batch(tally, index, offset, x_b, y_b)
                 tally.sizes.append(size)
                 tally.batch_hashes.append(batch_sha)
                 if store is not None:
@@ -361,6 +364,7 @@ def evaluate(
     seconds = time.perf_counter() - started
     report = _report(tally, runner, model, configs, seed, batch_size, individual, digest, seconds)
     report.labels = [int(v) for v in np.concatenate(truth)]
+    report.distribute = _distribution(strategy)
     if curve_runner is not None:
         report.curve = curve_runner.result(tally)
     if runner.outside:  # a correctness flag: raised whether or not `sanity` runs
@@ -403,6 +407,31 @@ def evaluate(
             for a, c in zip(attacks, report.suite, strict=True)
         ]
     return report
+
+
+def _watched() -> bool:
+    """Whether a person is watching this process: stderr is a terminal, or it runs in a
+    Jupyter kernel (a notebook)."""
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, OSError, ValueError):  # a replaced or closed stderr
+        pass
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if hasattr(ipython, "get_ipython") else None
+    return any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
+
+
+def _distribution(strategy: Any) -> dict[str, Any]:
+    """What `Report.distribute` records of `strategy`: its class, replicas and devices."""
+    if strategy is None:
+        return {"strategy": "none", "replicas": 1, "devices": []}
+    devices = getattr(strategy.extended, "worker_devices", ())
+    return {
+        "strategy": type(strategy).__name__,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "devices": [str(d) for d in devices],
+    }
 
 
 def _unbounded_on_unit_data(

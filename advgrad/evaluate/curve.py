@@ -12,7 +12,9 @@ Each norm is checked, not trusted: it is recomputed from the returned input (all
 floating inputs joined, frozen ones unchanged), and a sample counts only where the model's
 own prediction on that input differs from the label, or its output is not finite (not
 robust: `advgrad.predictions.judge`). A sample whose clean output is not finite is never
-correct: its minimal norm is 0.
+correct: its minimal norm is 0. The curve records both (``non_finite``: the samples whose
+clean output was not finite, and those whose minimal norm is a non-finite output's), so the
+``non_finite_outputs`` flag is raised from them in a curve-only run too.
 
 >>> from advgrad.attacks import get_attack
 >>> suite = [get_attack("pgd", norm="l2"), get_attack("deepfool", norm="l2")]
@@ -94,18 +96,17 @@ class Curve:
         self.seed = seed
         self.norm = _norm_name(self.attacks[0])
 
-    def run_batch(
-        self, tally: Any, batch: int, x: Any, y: np.ndarray, correct: np.ndarray | None = None
-    ) -> None:
-        """The minimal norm of every sample of batch number `batch`, into `tally`; `correct`:
-        which are clean-correct, when the cascade already judged them."""
+    def run_batch(self, tally: Any, batch: int, offset: int, x: Any, y: np.ndarray) -> None:
+        """The minimal norm of every sample of batch number `batch` (its first sample is
+        number `offset` of the data) into `tally`, and which samples' outputs were not
+        finite: on the clean input (norm 0), or on the input that set the minimal norm."""
         from advgrad.evaluate.cascade import seed_of
 
         curve = tally.curve
         truth = class_ids(y)
-        if correct is None:
-            correct = judge(self.model, x, truth)[1]
+        _, correct, finite = judge(self.model, x, truth)
         sizes = np.where(correct, np.inf, 0.0)
+        broken = np.zeros(len(truth), bool)  # the minimal norm is a non-finite output's
         chosen = np.flatnonzero(correct)
         if chosen.size:
             x_sub, y_sub, t_sub = take(x, chosen), np.asarray(y)[chosen], truth[chosen]
@@ -117,15 +118,19 @@ class Curve:
                 start = time.perf_counter()
                 configured = attack.replace(seed=seed_of(self.seed, attack.seed, batch, k, 0))
                 result = configured.run(self.model, x_sub, y_sub, eps=radius)
-                found = self._checked(clean, result.x_adv, t_sub)
-                sizes[chosen] = np.minimum(sizes[chosen], found)
+                found, bad = self._checked(clean, result.x_adv, t_sub)
+                smaller = found < sizes[chosen]
+                sizes[chosen[smaller]] = found[smaller]
+                broken[chosen[smaller]] = bad[smaller]
                 curve["gradients"][label] += int(result.gradients) * len(chosen)
                 curve["seconds"][label] += time.perf_counter() - start
         curve["parts"].append(sizes)
+        curve["non_finite"]["clean"] += (offset + np.flatnonzero(~finite)).tolist()
+        curve["non_finite"]["attacked"] += (offset + np.flatnonzero(broken)).tolist()
 
-    def _checked(self, clean: dict, x_adv: Any, truth: np.ndarray) -> np.ndarray:
+    def _checked(self, clean: dict, x_adv: Any, truth: np.ndarray) -> tuple[np.ndarray, ...]:
         """The norm of each returned perturbation where the sample is no longer robust (fooled,
-        or a non-finite output), else inf."""
+        or a non-finite output), else inf; and where the output is not finite."""
         _, adv = self.adapter.split_inputs(x_adv, "x_adv")
         deltas = [
             (np.asarray(adv[n], np.float64) - np.asarray(v, np.float64)).reshape(len(truth), -1)
@@ -134,8 +139,9 @@ class Curve:
         ]
         delta = np.concatenate(deltas, axis=1)
         sizes = np.linalg.norm(delta, ord=_ORDERS[self.norm], axis=1)
-        correct = judge(self.model, x_adv, truth)[1]  # fooled, or a non-finite output
-        return np.where(~correct & np.isfinite(sizes), sizes, np.inf)
+        _, correct, finite = judge(self.model, x_adv, truth)  # fooled, or a non-finite output
+        counted = ~correct & np.isfinite(sizes)
+        return np.where(counted, sizes, np.inf), counted & ~finite
 
     def result(self, tally: Any) -> dict[str, Any]:
         """What `advgrad.report.Report.curve` holds."""
@@ -144,6 +150,7 @@ class Curve:
             "norm": self.norm,
             "attacks": self.labels,
             "norms": [float(v) for v in tally.curve_norms()],
+            "non_finite": {k: list(v) for k, v in curve["non_finite"].items()},
             "gradients": dict(curve["gradients"]),
             "seconds": {k: round(float(v), 6) for k, v in curve["seconds"].items()},
         }

@@ -18,6 +18,7 @@ from advgrad.report import (
     CLEAN_NON_FINITE,
     ROBUST,
     clean_correct,
+    curve_non_finite_problem,
     first_attack,
     non_finite,
 )
@@ -257,6 +258,11 @@ def _check_curve(tally: dict, labels: list[str], n: int, correct: int) -> None:
         )
     if sum(v == 0 for v in norms) < n - correct:
         raise Damaged("tally.curve.norms", "has fewer zeros than clean-misclassified samples")
+    if "non_finite" in curve:  # absent from states written before it was recorded
+        values = [math.inf if v is None else v for v in norms]
+        problem = curve_non_finite_problem(curve["non_finite"], values)
+        if problem is not None:
+            raise Damaged("tally.curve.non_finite", problem.lstrip())
     for label, value in _keyed(curve, "gradients", "tally.curve", labels, "one per attack").items():
         _count(value, f"tally.curve.gradients[{label!r}]")
     for label, value in _keyed(curve, "seconds", "tally.curve", labels, "one per attack").items():

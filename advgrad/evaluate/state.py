@@ -239,6 +239,7 @@ class Tally:
             "parts": [],
             "gradients": dict.fromkeys(labels, 0),
             "seconds": dict.fromkeys(labels, 0.0),
+            "non_finite": {"clean": [], "attacked": []},  # sample indices (curve.Curve)
         }
 
     def curve_norms(self) -> np.ndarray:
@@ -254,6 +255,7 @@ class Tally:
             "norms": [None if math.isinf(v) else v for v in norms.tolist()],
             "gradients": dict(curve["gradients"]),
             "seconds": dict(curve["seconds"]),
+            "non_finite": {k: list(v) for k, v in curve["non_finite"].items()},
         }
 
     @classmethod
@@ -295,6 +297,8 @@ class Tally:
         self.curve["parts"] = [norms[bounds[i] : bounds[i + 1]] for i in range(len(self.sizes))]
         self.curve["gradients"].update({k: int(v) for k, v in saved["gradients"].items()})
         self.curve["seconds"].update({k: float(v) for k, v in saved["seconds"].items()})
+        for key, indices in saved.get("non_finite", {}).items():  # absent: states before it
+            self.curve["non_finite"][key] = [int(i) for i in indices]
 
 
 MAX_STATE_BYTES = 1 << 30
