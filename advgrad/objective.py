@@ -26,8 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 from advgrad import losses
-from advgrad._validation import describe, invalid
+from advgrad._validation import ArgumentError, describe, invalid
 from advgrad.models import ModelAdapter, full_precision, select
+
+CLASS_LOGIT_LOSSES = ("ce", "margin", "dlr")
+"""Names of the losses that read class logits (advgrad's own, and APGD-T's targeted ones)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,11 +46,23 @@ class Term:
 class Objective:
     """Per-sample loss over a model's outputs; build it with `Objective.resolve`."""
 
-    def __init__(self, adapter: ModelAdapter, terms: list[Term], output, use_logits: bool):
+    def __init__(
+        self,
+        adapter: ModelAdapter,
+        terms: list[Term],
+        output,
+        use_logits: bool,
+        classifier: bool = False,
+        probability_unit: bool = False,
+    ):
         self.adapter = adapter
         self.terms = tuple(terms)
         self.output = output
         self.use_logits = use_logits
+        # The loss reads class logits (ce, margin, dlr): a one-unit output is seen as the
+        # two-class pair (0, z) (`two_class`), by the loss here and by `Classes.scores`.
+        self.classifier = classifier
+        self._probability_unit = probability_unit  # one unit p, no sigmoid to strip: logit(p)
         self._logits_model = _logits_model(adapter, output) if use_logits else None
 
     # ------------------------------------------------------------ resolution
@@ -79,16 +94,17 @@ class Objective:
         for term in terms:
             _warn_on_activation_mismatch(adapter, term, key)
         single = key if key is not None else (terms[0].key if len(terms) == 1 else None)
+        classifier = len(terms) == 1 and terms[0].spec.name in CLASS_LOGIT_LOSSES
+        reading = unit_reading(adapter, single) if classifier else None
         use_logits = (
-            len(terms) == 1
-            and terms[0].spec.name in ("ce", "margin", "dlr")
-            and adapter.final_activation(single) == "softmax"
+            classifier
             and adapter.final_layer(single) is not None
+            and (adapter.final_activation(single) == "softmax" or reading == "sigmoid")
         )
-        if use_logits:
+        if classifier:
             terms = [Term(None, terms[0].name, terms[0].spec, terms[0].weight)]
             key = single
-        return cls(adapter, terms, key, use_logits)
+        return cls(adapter, terms, key, use_logits, classifier, reading == "probability")
 
     # --------------------------------------------------------------- compute
     def forward(self, inputs: Any) -> Any:
@@ -97,11 +113,26 @@ class Objective:
         half-precision outputs are cast here, so losses and gradients run in float32)."""
         if self._logits_model is not None:
             return full_precision(self._logits_model(inputs))
-        return select(self.adapter(inputs), self.output)
+        outputs = select(self.adapter(inputs), self.output)
+        return logit(outputs) if self._probability_unit else outputs
+
+    def view(self, outputs: Any) -> Any:
+        """The class scores a classification loss reads off `forward`'s outputs: a one-unit
+        logit z as the two-class logits (0, z) (`two_class`); any other output as it is."""
+        return two_class(outputs) if self.classifier else outputs
+
+    def class_count(self, key: str | int | None = None) -> int | None:
+        """The number of classes of output `key` (default: the objective's) as the loss
+        sees them: 2 for a one-unit output under a classification loss (None: not known)."""
+        shape = self.adapter.output_shape(key if key is not None else self.output)
+        if not shape or shape[-1] is None:
+            return None
+        return 2 if self.classifier and shape[-1] == 1 else int(shape[-1])
 
     def per_sample(self, y: Any, outputs: Any) -> tf.Tensor:
         """Weighted sum of the terms, one value per sample (or a scalar, see LossSpec)."""
         total = None
+        outputs = self.view(outputs)
         for term in self.terms:
             labels = y if len(self.terms) == 1 else y[term.name]
             value = term.spec.per_sample(labels, select(outputs, term.key))
@@ -136,7 +167,10 @@ class Objective:
         with an output of shape ``(B, C)``, C > 1; on a one-unit output there is no telling
         what its labels would be, so `y` must be given.
         """
+        if self.classifier:
+            check_not_multi_label(self.adapter, self.output)
         values = []
+        outputs = self.view(outputs)
         for term in self.terms:
             predicted = np.asarray(select(outputs, term.key))
             if term.spec.labels == "inferred" and (predicted.ndim < 2 or predicted.shape[-1] < 2):
@@ -160,6 +194,8 @@ class Objective:
         """Validate `y` for every term; returns the labels as numpy arrays."""
         if y is None:
             raise invalid(argument, "labels for the loss", y)
+        if self.classifier:  # class labels of independent sigmoid units mean nothing
+            check_not_multi_label(self.adapter, self.output)
         if len(self.terms) == 1:
             return self._check_one(self.terms[0], y, batch, argument)
         if isinstance(y, Mapping):
@@ -181,7 +217,7 @@ class Objective:
     def _check_one(self, term: Term, y: Any, batch: int | None, argument: str) -> np.ndarray:
         y = np.asarray(y)
         shape = self.adapter.output_shape(term.key if term.key is not None else self.output)
-        classes = shape[-1] if shape else None
+        classes = self.class_count(term.key) if shape else None
         if y.ndim == 0 or (batch is not None and y.shape[0] != batch):
             raise invalid(argument, f"labels with batch size {batch} (one per sample)", y)
         kind = term.spec.labels
@@ -220,6 +256,113 @@ class Objective:
                     argument, f"labels of shape ({batch}, {', '.join(map(str, shape))})", y
                 )
         return y
+
+
+# ------------------------------------------------------- one unit: a binary classifier
+def two_class(logits: Any) -> Any:
+    """The two-class logits ``(0, z)`` of a one-unit logit ``z`` (softmax of the pair is
+    ``(1 - sigmoid(z), sigmoid(z))``); an output with several units is returned as it is.
+
+    >>> two_class(tf.constant([[1.5], [-2.0]])).numpy().tolist()
+    [[0.0, 1.5], [0.0, -2.0]]
+    """
+    logits = tf.convert_to_tensor(logits)
+    if logits.shape.rank == 1:
+        logits = logits[:, None]
+    elif logits.shape.rank is None or logits.shape[-1] != 1:
+        return logits
+    return tf.concat([tf.zeros_like(logits), logits], axis=-1)
+
+
+def logit(probabilities: Any) -> tf.Tensor:
+    """``log(p / (1 - p))``, p clipped to [eps, 1 - eps] (Keras' epsilon) to stay finite.
+
+    >>> round(float(logit(tf.constant(0.75))), 4)
+    1.0986
+    """
+    p = tf.convert_to_tensor(probabilities)
+    eps = tf.cast(keras.config.epsilon(), p.dtype)
+    p = tf.clip_by_value(p, eps, 1 - eps)
+    return tf.math.log(p) - tf.math.log1p(-p)
+
+
+def unit_reading(adapter: ModelAdapter, key: str | int | None = None) -> str:
+    """How a one-unit output is read, decided once for the loss and for "fooled":
+    ``"sigmoid"`` (a final sigmoid, stripped to read the logit), ``"probability"`` (no
+    sigmoid to strip, but the compiled loss is a binary cross-entropy on probabilities) or
+    ``"logit"`` (anything else, e.g. ``BinaryCrossentropy(from_logits=True)``).
+
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, "sigmoid")])
+    >>> unit_reading(ModelAdapter.of(model))
+    'sigmoid'
+    """
+    if adapter.final_activation(key) == "sigmoid":
+        return "sigmoid"
+    spec = _compiled_spec(adapter, key)
+    if spec is not None and spec.labels == "binary" and spec.from_logits is False:
+        return "probability"
+    return "logit"
+
+
+def reads_probabilities(adapter: ModelAdapter, key: str | int | None = None) -> bool:
+    """Whether output `key` gives probabilities (a final softmax, or one unit read as a
+    probability: `unit_reading`), not logits.
+
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    >>> reads_probabilities(ModelAdapter.of(model))
+    False
+    """
+    if adapter.final_activation(key) == "softmax":
+        return True
+    shape = adapter.output_shape(key)
+    return (
+        shape is not None
+        and tuple(shape[-1:]) in ((), (1,))
+        and (unit_reading(adapter, key) != "logit")
+    )
+
+
+def _compiled_spec(adapter: ModelAdapter, key) -> losses.LossSpec | None:
+    """The compiled loss of output `key` (None: none, or not one that can be read)."""
+    compiled = getattr(adapter.model, "loss", None)
+    if compiled is None:
+        return None
+    try:
+        terms = _terms(adapter, compiled, key, None)
+    except ValueError:
+        return None
+    return terms[0].spec if len(terms) == 1 else None
+
+
+def check_not_multi_label(adapter: ModelAdapter, key: str | int | None = None) -> None:
+    """Refuse a multi-label output (k > 1 independent sigmoid units) where classes are read.
+
+    Raises:
+        ArgumentError: the output has several units and ends in a sigmoid (unless compiled
+            with a categorical loss), or is compiled with a binary cross-entropy.
+    """
+    shape = adapter.output_shape(key)
+    if not shape or shape[-1] is None or shape[-1] < 2:
+        return
+    spec = _compiled_spec(adapter, key)
+    sigmoid = adapter.final_activation(key) == "sigmoid"
+    if (spec is not None and spec.labels == "binary") or (
+        sigmoid and (spec is None or not spec.is_classification)
+    ):
+        units = shape[-1]
+        expected = (
+            "a classifier (softmax or logits over classes, or one sigmoid unit: binary); to "
+            "attack label j of a multi-label model, attack its binary classifier "
+            "keras.Model(model.inputs, model.outputs[0][:, j:j + 1]) compiled with "
+            "loss='binary_crossentropy'"
+        )
+        received = f"{units} independent sigmoid units (multi-label, shape (batch, {units}))"
+        raise ArgumentError(
+            "model",
+            f"expected {expected}, received a model with {received}.",
+            expected=expected,
+            received=received,
+        )
 
 
 # ------------------------------------------------------------------ helpers
@@ -372,4 +515,14 @@ class _WithoutActivation:
         raise AttributeError(f"cannot set {name!r}: the layer is read-only here")
 
 
-__all__ = ["Objective", "Term", "describe"]
+__all__ = [
+    "CLASS_LOGIT_LOSSES",
+    "Objective",
+    "Term",
+    "check_not_multi_label",
+    "describe",
+    "logit",
+    "reads_probabilities",
+    "two_class",
+    "unit_reading",
+]

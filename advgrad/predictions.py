@@ -27,7 +27,7 @@ import tensorflow as tf
 from advgrad._compile import compile_once
 from advgrad._validation import invalid
 from advgrad.models import ModelAdapter
-from advgrad.objective import Objective
+from advgrad.objective import Objective, check_not_multi_label, two_class, unit_reading
 
 __all__ = ["Classes", "class_ids", "finite_rows", "judge", "predict", "predicted_classes"]
 
@@ -40,17 +40,31 @@ class Classes:
             for sigmoid probabilities, 0.0 for a logit.
     """
 
-    def __init__(self, threshold: float = 0.0, *, key: Any = None, label: str | None = None):
+    def __init__(
+        self,
+        threshold: float = 0.0,
+        *,
+        key: Any = None,
+        label: str | None = None,
+        two_class: bool = False,
+    ):
         self.threshold = float(threshold)
         self.key = key  # where the class scores are in the outputs read (None: all of them)
         self.label = label  # where their labels are in y (None: y itself)
+        self.two_class = two_class  # a one-unit logit z is read as the pair (0, z)
 
     @classmethod
     def of(cls, adapter: ModelAdapter, output: Any = None, *, logits: bool = False) -> Classes:
-        """How to read output `output` of a model: a sigmoid output is read as probabilities
-        unless `logits` (the pre-activation is what is read)."""
-        sigmoid = not logits and adapter.final_activation(output) == "sigmoid"
-        return cls(0.5 if sigmoid else 0.0)
+        """How to read output `output` of a model: one unit that is a probability (after a
+        sigmoid, or compiled as one: `advgrad.objective.unit_reading`) is thresholded at
+        0.5 unless `logits` (the logit is what is read), a logit at 0.
+
+        Raises:
+            ArgumentError: the output is multi-label (several independent sigmoid units).
+        """
+        check_not_multi_label(adapter, output)
+        probability = not logits and unit_reading(adapter, output) != "logit"
+        return cls(0.5 if probability else 0.0)
 
     @classmethod
     def of_objective(cls, objective: Objective, classifier: Any = None) -> Classes | None:
@@ -93,20 +107,33 @@ class Classes:
     @classmethod
     def _reading(cls, objective: Objective, term: Any, label: str | None) -> Classes:
         key = term.key if term.key is not None else objective.output
+        shape = objective.adapter.output_shape(key)
+        if objective.classifier and (shape is None or tuple(shape[-1:]) in ((), (1,))):
+            # One unit, seen as the pair (0, z): thresholded as the model's own output is.
+            reader = cls.of(objective.adapter, key)
+            return cls(reader.threshold, key=term.key, label=label, two_class=True)
         reader = cls.of(objective.adapter, key, logits=objective.use_logits)
         return cls(reader.threshold, key=term.key, label=label)
 
     def scores(self, outputs: Any) -> Any:
-        """The class scores among the outputs the objective computes."""
-        return outputs if self.key is None else outputs[self.key]
+        """The class scores among the outputs the objective computes (a one-unit logit as
+        the two-class logits, where the objective reads it so: `Objective.view`)."""
+        scores = outputs if self.key is None else outputs[self.key]
+        return two_class(scores) if self.two_class else scores
 
     def labels(self, y: Any) -> Any:
         """Their labels among the (validated) labels of the objective."""
         return y if self.label is None else y[self.label]
 
     def predicted(self, outputs: Any) -> tf.Tensor:
-        """Predicted class ids, ``[B]`` int64."""
+        """Predicted class ids, ``[B]`` int64. The pair (0, z) of a one-unit output is
+        decided as that unit is: ``sigmoid(z) > 0.5`` where the model gives probabilities
+        (the same rounding as the model's own output, so the two never disagree), else
+        ``z > 0``."""
         out = tf.convert_to_tensor(outputs)
+        if self.two_class and out.shape[-1] == 2:
+            out = out[:, 1:] - out[:, :1]
+            out = tf.sigmoid(out) if self.threshold == 0.5 else out
         if out.shape.rank == 1 or out.shape[-1] == 1:
             return tf.cast(tf.reshape(out, [-1]) > tf.cast(self.threshold, out.dtype), tf.int64)
         return tf.argmax(out, axis=-1)

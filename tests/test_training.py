@@ -253,7 +253,10 @@ def test_bad_input_is_refused_before_training(flat):
         adversarial(model, pgd, objective="trades", beta=-1.0)
     with pytest.raises(ValueError, match=r"argument `objective`: expected one of"):
         adversarial(model, pgd, objective="madry")
-    regression = keras.Sequential([keras.Input((64,)), keras.layers.Dense(1)])
+    # One unit is a binary classifier; a (batch, 2, 2) output is no classifier.
+    regression = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(4), keras.layers.Reshape((2, 2))]
+    )
     with pytest.raises(ValueError, match=r"argument `model`: expected a model with one class"):
         adversarial(regression, pgd)
     with pytest.raises(ValueError, match=r"argument `every`"):

@@ -467,10 +467,9 @@ def _class_count(plan: Plan) -> int | None:
     if plan.classes is None:
         return None
     objective = plan.objective
-    key = plan.classes.key if plan.classes.key is not None else objective.output
-    shape = objective.adapter.output_shape(key)
-    if shape and shape[-1] is not None:
-        return int(shape[-1])
+    count = objective.class_count(plan.classes.key)
+    if count is not None:
+        return count
     one = {n: t[:1] for n, t in plan.inputs.tensors.items()}
     scores = plan.classes.scores(objective.forward(plan.inputs.pack(one)))
     return int(tf.convert_to_tensor(scores).shape[-1] or 1)

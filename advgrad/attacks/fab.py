@@ -275,7 +275,7 @@ class _FAB(JointRows):
         if classes is None or classes < 2:
             raise invalid("model", "a classifier with at least 2 class scores", classes)
         count = min(self.n_targets, classes - 1)
-        correct = tf.equal(tf.cast(tf.argmax(scores, axis=-1), tf.int32), truth)
+        correct = tf.equal(tf.cast(self.classes.predicted(scores), tf.int32), truth)
         others = tf.where(tf.one_hot(truth, classes) > 0, tf.cast(-np.inf, scores.dtype), scores)
         targets = tf.cast(tf.math.top_k(others, k=count).indices, tf.int32)  # [B, count]
         # A sample misclassified from the start is fooled at x itself (norm 0).
@@ -293,7 +293,7 @@ class _FAB(JointRows):
         best, best_norm, queries = self.search(clean, x0, truth, eps, best, best_norm, queries)
         # The verdict on exactly what is returned.
         fooled = tf.not_equal(
-            tf.cast(tf.argmax(self.scores(clean, best), axis=-1), tf.int32), truth
+            tf.cast(self.classes.predicted(self.scores(clean, best)), tf.int32), truth
         )
         joint, inside = self.sizes_of(best - x0, eps)
         fooled = fooled & inside & tf.math.is_finite(best_norm)
@@ -357,7 +357,7 @@ class _FAB(JointRows):
         alpha = tf.clip_by_value(near / (near + far), 0.0, self.alpha_max)[:, None]
         moved = (1 - alpha) * (x + self.eta * to_x) + alpha * (x0 + self.eta * to_x0)
         x = self.representable(self.clip(moved))
-        predicted = tf.cast(tf.argmax(self.scores(clean, x), axis=-1), tf.int32)
+        predicted = tf.cast(self.classes.predicted(self.scores(clean, x)), tf.int32)
         adversarial = tf.not_equal(predicted, truth)
         joint, inside = self.sizes_of(x - x0, eps)
         better = adversarial & inside & (joint < found_norm)
@@ -377,7 +377,7 @@ class _FAB(JointRows):
         def bisect(i, low, high, best, best_norm):
             middle = (low + high) / 2
             point = self.representable(x0 + middle[:, None] * direction)
-            predicted = tf.cast(tf.argmax(self.scores(clean, point), axis=-1), tf.int32)
+            predicted = tf.cast(self.classes.predicted(self.scores(clean, point)), tf.int32)
             adversarial = tf.not_equal(predicted, truth) & eligible
             joint, inside = self.sizes_of(point - x0, eps)
             better = adversarial & inside & (joint < best_norm)

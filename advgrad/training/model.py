@@ -32,6 +32,7 @@ import tensorflow as tf
 from advgrad._validation import check_seed, invalid
 from advgrad.attacks.base import Attack
 from advgrad.models import ModelAdapter
+from advgrad.objective import reads_probabilities
 from advgrad.training.objectives import (
     check_settings,
     kl_divergence,
@@ -137,7 +138,7 @@ class AdversarialModel(keras.Model):
         seed = check_seed(seed)  # the one rule: the int64 seed pair [seed, step] holds it
         adapter = _check_model(base_model)
         attack = _check_attack(attack)
-        from_logits = adapter.final_activation() != "softmax"
+        from_logits = not reads_probabilities(adapter)
         if objective == "trades":
             attack = attack.replace(loss=trades_loss(from_logits=from_logits))
         elif attack.loss is None:
@@ -266,7 +267,8 @@ class AdversarialModel(keras.Model):
         probabilities = tf.stop_gradient(
             tf.exp(log_probabilities(clean, from_logits=self._from_logits))
         )
-        adv = self._adversarial(x, probabilities)
+        one_unit = clean.shape[-1] == 1  # the labels: p of class 1, shaped like the output
+        adv = self._adversarial(x, probabilities[:, 1:] if one_unit else probabilities)
         return self._mix(x, adv, tf.ones([tf.shape(probabilities)[0]], tf.bool))
 
     def _trades(self, x: Any, x_adv: Any, y: Any, sample_weight: Any, chosen: tf.Tensor):
@@ -317,11 +319,12 @@ def _check_model(model: Any) -> ModelAdapter:
             f"{type(model).__name__} (a subclassed model)",
         )
     shapes = adapter.output_shapes
-    if len(shapes) != 1 or len(shapes[0]) != 1 or not (shapes[0][0] or 0) >= 2:
+    if len(shapes) != 1 or len(shapes[0]) != 1 or not (shapes[0][0] or 0) >= 1:
         raise invalid(
             "model",
             "a model with one classification output of class scores, shape (batch, classes) "
-            "with classes >= 2 (logits or softmax probabilities)",
+            "with classes >= 2 (logits or softmax probabilities), or one unit (a binary "
+            "classifier: a logit or a sigmoid probability)",
             f"a model with outputs of shapes {[(None, *s) for s in shapes]}",
         )
     return adapter

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from advgrad._validation import check_number, invalid
 from advgrad.losses import LossSpec
+from advgrad.objective import logit, two_class
 
 __all__ = ["OBJECTIVES", "check_settings", "kl_divergence", "log_probabilities", "trades_loss"]
 
@@ -49,6 +50,8 @@ def check_settings(objective: Any, *, beta: Any, ratio: Any) -> tuple[str, float
 def log_probabilities(outputs: Any, *, from_logits: bool) -> tf.Tensor:
     """Log class probabilities of a model's outputs: logits, or probabilities (softmax)."""
     outputs = tf.convert_to_tensor(outputs)
+    if outputs.shape[-1] == 1:  # one unit: the two classes of `advgrad.objective.two_class`
+        return tf.nn.log_softmax(two_class(outputs if from_logits else logit(outputs)), axis=-1)
     if from_logits:
         return tf.nn.log_softmax(outputs, axis=-1)
     return tf.math.log(tf.clip_by_value(outputs, _TINY, 1.0))
@@ -75,6 +78,8 @@ def trades_loss(*, from_logits: bool) -> LossSpec:
     clean class probabilities ``p_clean`` ``[B, C]`` as the labels."""
 
     def trades_kl(probabilities, outputs):
+        if probabilities.shape[-1] == 1:  # one unit: p of class 1, labels shaped like it
+            probabilities = tf.concat([1 - probabilities, probabilities], axis=-1)
         log_p = tf.math.log(tf.clip_by_value(probabilities, _TINY, 1.0))
         log_q = log_probabilities(outputs, from_logits=from_logits)
         return tf.reduce_sum(probabilities * (log_p - log_q), axis=-1)
