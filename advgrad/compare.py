@@ -6,8 +6,10 @@ prints one row per run and `Comparison.save_plot` draws one curve per run with i
 band; every number is read off the reports' per-sample outcomes (`Report.robust_fraction`),
 never a stored figure. Different models and different attack suites are what a comparison
 is for; a different threat model is not: `threat_model_differences` lists what differs (the
-attacks' norm, bounds, budget and targeting, the data's hash and sample count), and
-`compare` refuses such runs unless ``force=True``.
+attacks' norm, bounds and budget, the data's content hash and sample count), and `compare`
+refuses such runs unless ``force=True``. Settings that do not change what the adversary may
+do or what counts as fooled are no difference: the batching, seeds, an attack's strategy
+(``targeted``: in `advgrad.evaluate` every attack fools a sample by any misclassification).
 
 >>> import numpy as np
 >>> from advgrad.report import Report
@@ -32,11 +34,15 @@ from advgrad.report import Report
 
 __all__ = ["Comparison", "ThreatModelError", "compare", "threat_model_differences"]
 
-THREAT_MODEL_KEYS = ("norm", "bounds", "budget", "targeted")
-"""Attack settings that define the threat model (what the adversary may do)."""
+THREAT_MODEL_KEYS = ("norm", "bounds", "budget")
+"""Attack settings that define the threat model (what the adversary may do). ``eps`` is
+compared, not matched; ``targeted`` is an attack's strategy: `advgrad.evaluate` counts a
+sample as fooled by any misclassification, whatever the attack aimed at."""
 
-IGNORED_KEYS = ("eps", "seed", "progress", "batch_size")
-"""Attack settings left out of the threat model: eps is compared, the rest is mechanics."""
+CONTENT = "content"
+"""``data["sha256_of"]`` of a report whose ``sha256`` digests the data's content
+(`advgrad.evaluate.state.DataDigest.SCHEME`); reports written before have none: theirs
+digests the batches, and so depends on ``batch_size``."""
 
 
 class ThreatModelError(ValueError):
@@ -65,16 +71,21 @@ def _model_name(report: Report) -> str | None:
 def _threat_model(report: Report) -> dict[str, str]:
     """``{what: value}`` of one report's threat model, values as text."""
     model: dict[str, str] = {}
-    configs = [{k: v for k, v in c.items() if k not in IGNORED_KEYS} for c in report.suite]
     for key in THREAT_MODEL_KEYS:
         values: list[str] = []
-        for config in configs:
-            text = _text(config.get(key))
-            if text not in values:
+        for config in report.suite:
+            text = _text(config[key]) if key in config else None  # an attack without it
+            if text is not None and text not in values:
                 values.append(text)
         model[key] = ", ".join(values) if values else "-"
     sha = report.data.get("sha256")
-    model["data sha256"] = str(sha)[:12] if sha is not None else "unknown"
+    if sha is None:
+        model["data sha256"] = "unknown"
+    elif report.data.get("sha256_of") == CONTENT:
+        model["data sha256"] = str(sha)[:12]
+    else:  # an older report: the digest of its batches
+        batches = "its batches" if report.batch_size is None else f"batches of {report.batch_size}"
+        model["data sha256"] = f"{str(sha)[:12]} (of {batches})"
     model["n_samples"] = str(report.n_samples)
     return model
 
@@ -82,10 +93,13 @@ def _threat_model(report: Report) -> dict[str, str]:
 def threat_model_differences(reports: Sequence[Report], names: Sequence[str]) -> list[str]:
     """What differs in threat model between each run and the first, one text each.
 
-    The threat model is each attack's ``norm``, ``bounds``, ``budget`` (frozen inputs) and
-    ``targeted`` settings (the distinct values over its suite, in suite order; ``eps``,
-    ``seed``, ``progress`` and ``batch_size`` are not part of it), the data's sha256 and
-    ``n_samples``. Models and attack lists may differ.
+    The threat model is each attack's ``norm``, ``bounds`` and ``budget`` (frozen inputs)
+    settings (the distinct values over its suite, in suite order; every other setting is
+    not part of it: ``eps`` is compared, ``targeted``, ``seed``, ``batch_size`` are how an
+    attack searches), the data's content sha256 and ``n_samples``. Models and attack lists
+    may differ. A report written before data hashes were of the content (its ``sha256``
+    digests its batches) matches another only with the same digest; otherwise the
+    difference says to run it again.
 
     Args:
         reports: The reports.
@@ -108,7 +122,18 @@ def threat_model_differences(reports: Sequence[Report], names: Sequence[str]) ->
         for key, value in model.items():
             if value != models[0][key]:
                 differences.append(f"{key} {models[0][key]} ({names[0]}) vs {value} ({name})")
+    older = [n for n, r in zip(names, reports, strict=True) if _batch_hashed(r)]
+    if older and any(d.startswith("data sha256") for d in differences):
+        differences.append(
+            f"{', '.join(older)}: written by an older advgrad, whose data sha256 depends on "
+            "batch_size; run it again with this version to compare by content"
+        )
     return differences
+
+
+def _batch_hashed(report: Report) -> bool:
+    """Whether the report's data sha256 digests its batches (written by an older advgrad)."""
+    return "sha256" in report.data and report.data.get("sha256_of") != CONTENT
 
 
 def _check_names(reports: Sequence[Report], names: Sequence[str]) -> None:

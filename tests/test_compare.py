@@ -33,7 +33,7 @@ def make_report(eps, robust, *, model="cnn", norm="linf", attacks=("pgd",), n=10
         suite=suite,
         eps=list(eps),
         model={"name": model},
-        data={"n_samples": n, "sha256": sha},
+        data={"n_samples": n, "sha256": sha, "sha256_of": "content"},
     )
 
 

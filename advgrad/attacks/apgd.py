@@ -26,6 +26,8 @@ keeps the Linf/L2 loop, with `advgrad.norms.L1`'s fixed top-1% direction for its
 target class (the 2nd, 3rd, ... highest scoring classes at the clean input), each run on the
 samples no earlier run fooled. Restarts of APGD run only on the samples still robust, too.
 The whole attack (targets, restarts, steps and schedule) is one compiled `tf.function`.
+On fewer than 4 classes it runs on the targeted DLR's numerator, the targeted margin
+(`APGDTargeted.for_classes` says what runs on a given model).
 
 Differences from AutoAttack's code: l1-APGD starts from a uniform draw in the L1 ball
 projected onto ball x bounds (AutoAttack: a standard normal draw projected), and runs one
@@ -42,7 +44,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import warnings
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -56,15 +57,25 @@ from advgrad.attacks.loop import IterativeAttack, _Batch, _finite_rows, _Loop, _
 from advgrad.attacks.registry import register_attack
 from advgrad.objective import Objective
 
-__all__ = ["APGD", "APGDTargeted", "SparseSchedule", "StepSizeSchedule", "checkpoints"]
+__all__ = [
+    "APGD",
+    "APGDTargeted",
+    "SparseSchedule",
+    "StepSizeSchedule",
+    "TARGETED_LOSSES",
+    "checkpoints",
+]
 
 RHO = 0.75  # fraction of a window's steps that must raise the loss
 MOMENTUM = 0.75  # alpha: weight of the new step against the last one
 
-# The loss of APGD-T, and its fallback for models with fewer than 4 classes. Labels are
-# [B, 2] (true class, target); named like the built-in losses so they are read off logits.
-TARGETED_DLR = losses.LossSpec(losses.targeted_dlr, "dlr", "sparse", True)
-TARGETED_MARGIN = losses.LossSpec(losses.targeted_margin, "margin", "sparse", True)
+# The losses of APGD-T (its `loss` setting). Labels are [B, 2] (true class, target); named
+# like the built-in losses so they are read off logits.
+TARGETED_LOSSES = {
+    "dlr": losses.LossSpec(losses.targeted_dlr, "dlr", "sparse", True),
+    "margin": losses.LossSpec(losses.targeted_margin, "margin", "sparse", True),
+}
+DLR_CLASSES = 4  # the targeted DLR's scale needs the 4th-largest logit
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -537,6 +548,12 @@ class APGD(IterativeAttack):
         return _APGDLoop(self, plan, judge)
 
 
+def _check_targeted_loss(value: Any) -> str:
+    if isinstance(value, str) and value.lower() in TARGETED_LOSSES:
+        return value.lower()
+    raise invalid("loss", f"one of {sorted(TARGETED_LOSSES)} (the losses of APGD-T)", value)
+
+
 @register_attack("apgd-t")
 class APGDTargeted(APGD):
     """APGD-T (Croce & Hein 2020): APGD on the targeted DLR loss, one target class at a time.
@@ -547,48 +564,55 @@ class APGDTargeted(APGD):
     covers only the samples no earlier run fooled; `AttackResult.queries` counts each
     sample's gradient evaluations.
 
-    Settings: eps, norm, n_target_classes (9; at most classes - 1 are used), steps (100),
-    restarts (1 per target), random_start, bounds, budget, seed, batch_size, progress.
+    Settings: eps, norm, n_target_classes (9; at most classes - 1 are used), loss ("dlr",
+    the default: the targeted DLR ``-(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2)``, or
+    "margin": ``z_t - z_y``), steps (100), restarts (1 per target), random_start, bounds,
+    budget, seed, batch_size, progress.
 
-    Few classes: the targeted DLR loss needs 4 classes. On a model with 2 or 3 classes the
-    attack warns and uses the targeted margin loss ``z_t - z_y`` instead
-    (`advgrad.losses.targeted_margin`); a model with one output unit is an error.
+    Few classes, by design: the targeted DLR's scale needs the 4th-largest logit, so on a
+    model with 2 or 3 classes "dlr" runs its numerator, the targeted margin ``z_t - z_y``
+    (`advgrad.losses.targeted_margin`; AutoAttack's reference has no such case: its
+    `check_n_classes` warns and the loss fails to index), and every one of the classes - 1
+    other classes is a target. `for_classes` gives the attack with the settings that
+    actually run on a model (`advgrad.evaluate` records those). A model with one output unit
+    is two classes (0, z); fewer is an error.
 
     >>> import numpy as np, keras, advgrad
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5)])
     >>> x = np.random.default_rng(0).random((8, 4)).astype("float32")
-    >>> attack = advgrad.attacks.APGDTargeted(eps=0.1, steps=5, n_target_classes=2)
+    >>> attack = advgrad.attacks.APGDTargeted(eps=0.1, steps=5, n_target_classes=2, bounds=(0, 1))
     >>> result = attack.run(model, x)
     >>> int(result.queries.max()) <= 10, "targeted" in attack.get_config()
     (True, False)
+    >>> used = attack.for_classes(3)  # what runs on a 3-class model
+    >>> used.n_target_classes, used.loss
+    (2, 'margin')
     """
 
-    DEFAULTS: ClassVar[dict[str, Any]] = {"n_target_classes": 9}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"n_target_classes": 9, "loss": "dlr"}
     CHECKS: ClassVar[dict[str, Any]] = {
-        "n_target_classes": setting(check_int, "n_target_classes", low=1, high=2**31 - 1)
+        "n_target_classes": setting(check_int, "n_target_classes", low=1, high=2**31 - 1),
+        "loss": _check_targeted_loss,
     }
-    FIXED: ClassVar[dict[str, Any]] = {
-        **APGD.FIXED,
-        "targeted": False,
-        "loss": TARGETED_DLR,
-    }
+    FIXED: ClassVar[dict[str, Any]] = {**APGD.FIXED, "targeted": False}
+
+    def for_classes(self, classes: int) -> APGDTargeted:
+        """This attack with the settings it runs with on a model of `classes` classes: at
+        most classes - 1 targets, and below 4 classes the targeted margin loss."""
+        attack = super().for_classes(classes)
+        if classes < DLR_CLASSES and attack.loss != "margin":
+            return attack.replace(loss="margin")
+        return attack
 
     def _check_classes(self, plan: Plan) -> Plan:
         classes = _class_count(plan)
         if classes is None or classes < 2:
             expected = "a classifier with 2 or more classes (APGD-T picks target classes)"
             raise invalid("model", expected, f"a model with {classes} output classes")
-        if classes < 4:
-            warnings.warn(
-                f"APGDTargeted: the targeted DLR loss needs 4 classes and the model has "
-                f"{classes}; using the targeted margin loss z_t - z_y instead.",
-                UserWarning,
-                stacklevel=3,
-            )
-            objective = Objective.resolve(plan.inputs.adapter, TARGETED_MARGIN, None)
-            plan = dataclasses.replace(plan, objective=objective)
-        return plan
+        spec = TARGETED_LOSSES[self.for_classes(classes).loss]
+        objective = Objective.resolve(plan.inputs.adapter, spec, None)
+        return dataclasses.replace(plan, objective=objective)
 
     def _loop(self, plan: Plan, judge: bool) -> _Loop:
-        targets = min(self.n_target_classes, _class_count(plan) - 1)
+        targets = self.for_classes(_class_count(plan)).n_target_classes
         return _APGDLoop(self, plan, judge, targets=targets)

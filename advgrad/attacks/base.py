@@ -346,6 +346,19 @@ class Attack(abc.ABC):
             copy.__dict__["_unbounded_state"] = self._unbounded_warning()
         return copy
 
+    def for_classes(self, classes: int) -> Attack:
+        """This attack with the settings it runs with on a model of `classes` classes
+        (`advgrad.evaluate` records these): ``n_target_classes`` at most classes - 1.
+
+        >>> import advgrad
+        >>> advgrad.get_attack("fab-t").for_classes(3).n_target_classes
+        2
+        """
+        targets = self._settings.get("n_target_classes")
+        if targets is None or targets < classes:
+            return self
+        return self.replace(n_target_classes=max(classes - 1, 1))
+
     def __repr__(self) -> str:
         changed = {k: v for k, v in self._settings.items() if v != self.DEFAULTS.get(k)}
         args = ", ".join(f"{k}={v!r}" for k, v in changed.items())

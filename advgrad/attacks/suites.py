@@ -12,11 +12,19 @@ that does not attack in the threat model's norm is left out (L1: FAB-T and Squar
 suites are APGD-CE -> APGD-T there). In `advgrad.evaluate` a named suite is a cascade: each
 attack runs only on the samples still robust (``individual=False``), as in AutoAttack.
 
+On fewer classes a suite runs as its members are defined there (`Attack.for_classes`, which
+`advgrad.evaluate` applies and records in the report): APGD-T and FAB-T aim at each of the
+classes - 1 other classes, and below 4 classes APGD-T's targeted DLR (its scale needs the
+4th-largest logit) is its numerator, the targeted margin (``loss="margin"``).
+
 >>> import advgrad
 >>> [a.name for a in advgrad.get_suite("standard", bounds=(0.0, 1.0))]
 ['apgd', 'apgd-t', 'fab-t', 'square']
 >>> [a.name for a in advgrad.get_suite("standard", norm="l1")]
 ['apgd', 'apgd-t']
+>>> apgd_t = advgrad.get_suite("fast")[1]  # as defined, and as it runs on 3 classes
+>>> [(a.n_target_classes, a.loss) for a in (apgd_t, apgd_t.for_classes(3))]
+[(9, 'dlr'), (2, 'margin')]
 """
 
 from __future__ import annotations

@@ -256,10 +256,11 @@ def _take(x: Any, limit: int) -> Any:
 
 
 def _num_classes(model: Any) -> int | None:
-    shape = getattr(model, "output_shape", None)
-    if isinstance(shape, tuple) and shape and isinstance(shape[-1], int):
-        return max(shape[-1], 2)  # one sigmoid unit: labels 0 and 1
-    return None
+    """The model's classes as `advgrad.evaluate` counts them (one unit: 2); None when its
+    output shape does not say."""
+    from advgrad.evaluate.cascade import output_classes
+
+    return output_classes(model)
 
 
 def _check_data_fits(

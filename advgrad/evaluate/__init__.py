@@ -44,16 +44,14 @@ import numpy as np
 from advgrad._validation import SIZE_LIMIT, check_bool, check_eps, check_int, check_seed, invalid
 from advgrad.attacks.base import unit_data_checked
 from advgrad.budget import unbounded_message, unbounded_on_unit_data
-from advgrad.evaluate.cascade import Runner, labels, output_classes, postfix
+from advgrad.evaluate.cascade import Runner, fit_classes, labels, output_classes, postfix
 from advgrad.evaluate.curve import CURVE, Curve, curve_attacks
 from advgrad.evaluate.state import (
     StateFile,
     Tally,
-    batch_digest,
     describe_model,
     fingerprint,
     model_digest,
-    sha,
     versions,
 )
 from advgrad.evaluate.stream import Batches, check_batch, concat, take
@@ -267,6 +265,7 @@ def evaluate(
         classes = output_classes(model, stream.head())
         stream.check(classes)
         rule.check(classes, len(stream.arrays[2]), streamed=False)
+    attacks = fit_classes(attacks, model, classes)  # the settings that run, recorded
     names = labels(attacks)
     unbounded: list[str] = []  # attacks left unbounded on data in [0, 1] (warned once)
     if not stream.streamed:
@@ -333,7 +332,7 @@ def evaluate(
                 sample_x.append(take(x_b, rows))
                 sample_y.append(np.array(np.asarray(y_b)[rows]))
                 sampled += len(rows)
-            batch_sha = batch_digest(x_b, y_b)
+            batch_sha = tally.digest.update(x_b, y_b)  # of the data so far
             if index < done:
                 finished = tally.batch_hashes[index], tally.sizes[index]
                 if (batch_sha, size) != finished:
@@ -560,7 +559,7 @@ def _report(tally, runner, model, configs, seed, batch_size, individual, digest,
         versions=versions(),
         flags=[],
         model=describe_model(model, digest),
-        data={"n_samples": n, "sha256": sha(*tally.batch_hashes)},
+        data={"n_samples": n, **tally.digest.describe()},
         adversarial=adversarial,
     )
 

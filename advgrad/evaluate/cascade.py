@@ -43,7 +43,16 @@ from advgrad.report import (
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
 
-__all__ = ["SEED_LIMIT", "Runner", "labels", "output_classes", "postfix", "seed_of", "targets"]
+__all__ = [
+    "SEED_LIMIT",
+    "Runner",
+    "fit_classes",
+    "labels",
+    "output_classes",
+    "postfix",
+    "seed_of",
+    "targets",
+]
 
 # SEED_LIMIT (re-exported): `evaluate`'s seed is in [0, SEED_LIMIT), the one rule of
 # `advgrad._validation.check_seed`. `seed_of` takes any int >= 0 (np.random.SeedSequence),
@@ -73,15 +82,32 @@ def seed_of(seed: int, attack_seed: int, batch: int, attack: int, eps: int) -> i
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
 
 
-def output_classes(model: Any, x: Any) -> int:
+def output_classes(model: Any, x: Any = None) -> int | None:
     """How many classes the model's output tells apart: its width (2 for one unit, read by
     a threshold). From the model's output shape, else from its output on the first sample
-    of `x`."""
+    of `x` (None without `x`)."""
     shape = ModelAdapter.of(model).output_shape(None)
     if shape is None or (len(shape) and shape[-1] is None):
+        if x is None:
+            return None
         shape = predict(model, take(x, np.arange(1))).shape[1:]
     width = int(shape[-1]) if len(shape) else 1
     return 2 if width == 1 else width
+
+
+def fit_classes(attacks: Sequence[Attack], model: Any, classes: int | None) -> list[Attack]:
+    """The attacks with the settings they run with on `model` (`Attack.for_classes`: e.g.
+    APGD-T's targets and loss on 2 or 3 classes), so that the report records those.
+    `classes`: the model's, when known; else its output's width; unknown (a model whose
+    output shape only its data tells, streamed): the attacks as given.
+
+    >>> from advgrad.attacks import get_attack
+    >>> [a.n_target_classes for a in fit_classes([get_attack("apgd-t")], None, 3)]
+    [2]
+    """
+    if classes is None:
+        classes = output_classes(model)
+    return list(attacks) if classes is None else [a.for_classes(classes) for a in attacks]
 
 
 def targets(outputs: np.ndarray, truth: np.ndarray, y: np.ndarray) -> np.ndarray:

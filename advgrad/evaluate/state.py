@@ -5,9 +5,10 @@ finished batch). A `StateFile` writes it as JSON after every batch with
 `advgrad._io.atomic_write` (a crash leaves the previous file or the new one, never a part),
 together with the run's *fingerprint*: digests of the model's weights and the suite's
 settings, the eps values, batch size, seed, `individual` and (unless the default) the
-targets rule. Each finished batch is also
-identified by the digest of its data, so a resumed run is refused unless it evaluates
-exactly what the file was written for. A saved state is checked, not trusted: it is read
+targets rule. After each finished batch it
+also holds the digest of the data so far (`DataDigest`: of the samples' content, whatever
+the batching), so a resumed run is refused unless it evaluates exactly what the file was
+written for. A saved state is checked, not trusted: it is read
 only if it is a regular file of at most `MAX_STATE_BYTES`, and resumed only if it holds
 exactly what `StateFile.write` writes (`check_saved`); anything else is an `ArgumentError`
 naming `state`, and the file is left as it was.
@@ -44,6 +45,7 @@ __all__ = [
     "STATE_FORMAT",
     "STATE_VERSION",
     "Damaged",
+    "DataDigest",
     "StateFile",
     "Tally",
     "batch_digest",
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 STATE_FORMAT = "advgrad.evaluate.state"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: batch_hashes are `DataDigest`s of the samples so far
 
 
 # --------------------------------------------------------------- fingerprint
@@ -73,6 +75,77 @@ def _array_digest(h: Any, array: np.ndarray) -> None:
     array = np.ascontiguousarray(array)
     h.update(f"{array.dtype.str}{array.shape}".encode())
     h.update(array.tobytes())
+
+
+class DataDigest:
+    """The data's identity: SHA-256 of its samples' content, in order, whatever the batching.
+
+    `update` takes the batches in turn. Each input (by name) and the labels are one stream
+    of rows each, so the batches ``[0:4]`` and ``[4:6]`` digest like ``[0:6]``: runs of the
+    same data at two batch sizes, or from arrays and from a `tf.data.Dataset`, have the same
+    digest. An input's dtype and per-sample shape are part of its stream; labels count as
+    class ids (any integer dtype, ``[n, 1]`` or exact one-hot rows alike; other rows: their
+    float64 values). `update` returns the digest of every sample so far: `evaluate` stores
+    it after each batch (``batch_hashes``), a resumed run checks the batches it skips
+    against it as the data streams again, and the last one is the report's data sha256
+    (`describe`).
+
+    >>> x, y = np.arange(12, dtype="float32").reshape(6, 2), np.arange(6) % 2
+    >>> whole, parts = DataDigest(), DataDigest()
+    >>> done = whole.update(x, y)
+    >>> _ = parts.update(x[:4], y[:4]), parts.update(x[4:], np.eye(2)[y[4:]])
+    >>> parts.hexdigest() == done
+    True
+    """
+
+    SCHEME = "content"
+    """``data["sha256_of"]`` in a report: what its ``sha256`` digests (absent from reports
+    written before: the digests of the batches, which depend on ``batch_size``)."""
+
+    def __init__(self) -> None:
+        # per stream ("x/<name>", "y"): [(spec, finished hash), ...], the open spec and hash
+        self._done: dict[str, list[tuple[str, str]]] = {}
+        self._open: dict[str, tuple[str, Any]] = {}
+
+    def update(self, x: Any, y: Any) -> str:
+        """Add one batch (inputs `x`, labels `y`); the digest of every sample so far."""
+        structure = Structure.of(x)
+        rows = [
+            (f"x/{name}", np.asarray(leaf))
+            for name, leaf in zip(structure.names, structure.leaves(x), strict=True)
+        ]
+        for key, array in [*rows, ("y", _label_rows(y))]:
+            array = np.ascontiguousarray(array)
+            spec = f"{array.dtype.str}{array.shape[1:]}"
+            current = self._open.get(key)
+            if current is None or current[0] != spec:  # a new stream, or a new dtype/shape
+                if current is not None:
+                    self._done.setdefault(key, []).append((current[0], current[1].hexdigest()))
+                current = self._open[key] = (spec, hashlib.sha256())
+            current[1].update(array.tobytes())
+        return self.hexdigest()
+
+    def hexdigest(self) -> str:
+        """The digest of every sample so far."""
+        parts: list[str] = []
+        for key in sorted(self._open):
+            spec, stream = self._open[key]
+            for piece in [*self._done.get(key, []), (spec, stream.hexdigest())]:
+                parts += [key, *piece]
+        return sha(self.SCHEME, *parts)
+
+    def describe(self) -> dict[str, str]:
+        """The report's entries: ``{"sha256": ..., "sha256_of": "content"}``."""
+        return {"sha256": self.hexdigest(), "sha256_of": self.SCHEME}
+
+
+def _label_rows(y: Any) -> np.ndarray:
+    """Labels as `DataDigest` hashes them: class ids (int64), or float64 rows of scores."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        one_hot = np.all((y == 0) | (y == 1)) and np.all(np.sum(y == 1, axis=1) == 1)
+        return np.argmax(y, axis=1).astype(np.int64) if one_hot else y.astype(np.float64)
+    return y.reshape(len(y)).astype(np.int64)
 
 
 def batch_digest(x: Any, y: np.ndarray) -> str:
@@ -183,6 +256,9 @@ class Tally:
     # eps="curve": {"labels", "parts" (each batch's minimal norms), "gradients", "seconds"}
     curve: dict[str, Any] | None = None
     sizes: list[int] = dataclasses.field(default_factory=list)  # samples per finished batch
+    # The data so far, fed every batch as it streams (resumed ones too); not saved: its
+    # digest after each finished batch is, in batch_hashes.
+    digest: DataDigest = dataclasses.field(default_factory=DataDigest, repr=False)
 
     def __post_init__(self) -> None:
         if not self.codes:
