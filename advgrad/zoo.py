@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from advgrad import data as _data
-from advgrad._io import atomic_write
+from advgrad._io import atomic_write, path_lock
 from advgrad._validation import check_bool, invalid
 
 if TYPE_CHECKING:
@@ -493,9 +493,9 @@ def load(
     """Load a zoo model from the cache, training and caching it first if needed.
 
     The file is read with ``keras.models.load_model(path, safe_mode=True, compile=True)``.
-    Writes go to a temporary file that is renamed into place, so processes racing to build
-    the same model never see a partial file. A cached file that cannot be read is rebuilt
-    with a warning.
+    Writes go to a temporary file that is renamed into place, and a lock file beside it lets
+    one process train a missing model while others wait for it and read it. A cached file
+    that cannot be read is rebuilt with a warning.
 
     Args:
         name: A zoo model name (see :func:`list_models`).
@@ -517,16 +517,32 @@ def load(
     retrain = check_bool("retrain", retrain)
     folder = _folder(directory)
     path = folder / f"{name}.keras"
-    if not retrain and path.exists():
-        import keras
+    cached = None if retrain else _cached(path)
+    if cached is not None:
+        return cached
+    folder.mkdir(parents=True, exist_ok=True)
+    with path_lock(folder / f".{name}.lock", wait=True):  # one process trains, others wait
+        cached = None if retrain else _cached(path)  # trained while this one waited
+        return cached if cached is not None else _train_and_save(name, folder, retrain)
 
-        try:
-            return keras.models.load_model(path, safe_mode=True, compile=True)
-        except Exception as err:  # any unreadable file is rebuilt
-            warnings.warn(
-                f"Could not load cached zoo model {str(path)!r} ({err}); rebuilding it.",
-                stacklevel=2,
-            )
+
+def _cached(path: pathlib.Path) -> keras.Model | None:
+    """The cached model at `path`, or None: missing, or unreadable (with a warning)."""
+    if not path.exists():
+        return None
+    import keras
+
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=True)
+    except Exception as err:  # any unreadable file is rebuilt
+        warnings.warn(
+            f"Could not load cached zoo model {str(path)!r} ({err}); rebuilding it.",
+            stacklevel=3,
+        )
+    return None
+
+
+def _train_and_save(name: str, folder: pathlib.Path, retrain: bool) -> keras.Model:
     why = "retrain=True" if retrain else "first use"
     _say(
         f"training {name!r} ({why}; about {_spec(name).seconds:g} s on a 2-core CPU); "

@@ -470,7 +470,7 @@ def test_complete_state_is_reused_and_mismatches_are_refused(digits_cnn, digits,
         _state_run(digits_cnn, digits, tmp_path / "future.json")
 
 
-def _wait(predicate, process, timeout=60.0):
+def _wait(predicate, process, timeout=240.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -281,7 +281,7 @@ def test_killed_at_any_point_resumes_to_the_same_bytes(reference, digits, digits
         )
         for t in targets
     ]
-    deadline = time.monotonic() + 50
+    deadline = time.monotonic() + 240  # a hang guard, not a speed check
     try:
         for child in children:
             assert child.stdout.readline().strip() == "READY"

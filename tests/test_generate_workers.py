@@ -225,7 +225,7 @@ def test_two_processes_at_once_one_killed_then_resumed(reference, digits, digits
         )
         for worker, target in (("0/2", ".shard-00002."), ("1/2", "no shard"))
     ]
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 240  # a hang guard, not a speed check
     try:
         for child in children:
             assert child.stdout.readline().strip() == "READY"

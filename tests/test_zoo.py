@@ -184,3 +184,30 @@ def test_adversarially_trained_digits_cnn(tmp_path, digits_cnn):
     pgd = attacks.PGD(eps=0.2, steps=40, bounds=(0, 1), loss="ce")
     standard = 1 - float(np.mean(pgd.run(digits_cnn, ds.x_test, ds.y_test).fooled))
     assert robust["accuracy"] >= standard + 0.3, (robust, standard)
+
+
+def test_concurrent_loads_train_a_missing_model_once(tmp_path, monkeypatch):
+    """Two loaders of a missing model (two processes, or xdist workers sharing a cache): one
+    trains it under the lock, the other waits and reads the cached file."""
+    import threading
+
+    real, trained = zoo._train, []
+
+    def counted(name):
+        trained.append(name)
+        return real(name)
+
+    monkeypatch.setattr(zoo, "_train", counted)
+    models = [None, None]
+
+    def load(i):
+        models[i] = zoo.load("digits-mlp", directory=tmp_path)
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert trained == ["digits-mlp"]
+    x = zoo.dataset("digits-mlp").x_test[:8]
+    np.testing.assert_array_equal(models[0].predict(x, verbose=0), models[1].predict(x, verbose=0))
