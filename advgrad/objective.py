@@ -353,8 +353,7 @@ def check_not_multi_label(adapter: ModelAdapter, key: str | int | None = None) -
         expected = (
             "a classifier (softmax or logits over classes, or one sigmoid unit: binary); to "
             "attack label j of a multi-label model, attack its binary classifier "
-            "keras.Model(model.inputs, model.outputs[0][:, j:j + 1]) compiled with "
-            "loss='binary_crossentropy'"
+            "advgrad.label_classifier(model, j)"
         )
         received = f"{units} independent sigmoid units (multi-label, shape (batch, {units}))"
         raise ArgumentError(
@@ -363,6 +362,54 @@ def check_not_multi_label(adapter: ModelAdapter, key: str | int | None = None) -
             expected=expected,
             received=received,
         )
+
+
+def label_classifier(model: Any, label: int, *, output: str | int | None = None) -> Any:
+    """One label of a multi-label model (independent sigmoid units) as a binary classifier:
+    a model whose one unit is that label's logit, compiled with a binary cross-entropy on
+    logits, for every attack, suite and workflow (labels: 1 where the label is on).
+
+    Args:
+        model: A Keras model whose output (or output `output`) has one unit per label.
+        label: Which unit, in ``[0, units)``.
+        output: For a model with several outputs, the one holding the labels.
+
+    Raises:
+        ArgumentError: `label` is not a unit of the output, or `output` is not an output.
+
+    >>> multi = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "sigmoid")])
+    >>> one = label_classifier(multi, 2)
+    >>> x = np.ones((2, 4), "float32")
+    >>> bool(np.allclose(tf.sigmoid(one(x))[:, 0], multi(x)[:, 2], atol=1e-6))
+    True
+    """
+    adapter = ModelAdapter.of(model)
+    key = adapter.output_key(output)
+    shape = adapter.output_shape(key)
+    units = shape[-1] if shape else None
+    whole = isinstance(label, (int, np.integer)) and not isinstance(label, bool)
+    if not whole or label < 0 or (units is not None and label >= units):
+        bound = f"[0, {units})" if units is not None else ">= 0"
+        raise invalid("label", f"a unit of the model's output: an integer in {bound}", label)
+    reading = unit_reading(adapter, key)
+    if reading == "sigmoid":  # the final sigmoid stripped: every label's logit
+        scores, from_logits = _logits_model(adapter, key), True
+    else:
+        scores, from_logits = (lambda inputs: select(adapter(inputs), key)), reading == "logit"
+    return _Label(scores, int(label), from_logits=from_logits)
+
+
+class _Label(keras.Model):
+    """`label_classifier`'s model: unit `label` of `scores(inputs)`, compiled with a binary
+    cross-entropy (on logits, or on probabilities where no sigmoid could be stripped)."""
+
+    def __init__(self, scores: Any, label: int, *, from_logits: bool):
+        super().__init__(name=f"label_{label}")
+        self._scores, self._label = scores, label
+        self.compile(loss=keras.losses.BinaryCrossentropy(from_logits=from_logits))
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return self._scores(inputs)[..., self._label : self._label + 1]
 
 
 # ------------------------------------------------------------------ helpers
@@ -521,6 +568,7 @@ __all__ = [
     "Term",
     "check_not_multi_label",
     "describe",
+    "label_classifier",
     "logit",
     "reads_probabilities",
     "two_class",

@@ -227,10 +227,16 @@ def test_multi_label_is_refused_in_one_line(batch):
     for attack in (advgrad.attacks.PGD(eps=0.1, steps=2), advgrad.attacks.APGD(eps=0.1)):
         with pytest.raises(advgrad.ArgumentError, match="`model`.*multi-label") as error:
             attack(model, x, labels)
-        assert "\n" not in str(error.value) and "outputs[0][:, j:j + 1]" in str(error.value)
-    # One label's binary classifier is attacked.
-    binary = keras.Model(model.inputs, model.outputs[0][:, 2:3])
-    binary.compile(loss="binary_crossentropy")
+        message = str(error.value)
+        assert "\n" not in message and "advgrad.label_classifier(model, j)" in message
+    # Told which label: its binary classifier (the label's logit, the sigmoid stripped).
+    binary = advgrad.label_classifier(model, 2)
+    np.testing.assert_allclose(tf.sigmoid(binary(x))[:, 0], model(x)[:, 2], rtol=1e-5, atol=1e-6)
+    assert unit_reading(ModelAdapter.of(binary)) == "logit"
     result = advgrad.attacks.APGD(eps=0.3, steps=5, bounds=(0, 1)).run(binary, x, labels[:, 2])
     _, correct, finite = judge(binary, result.x_adv, labels[:, 2].astype(np.int64))
     np.testing.assert_array_equal(result.fooled, ~correct & finite)
+    assert result.fooled.any()
+    for label in (5, -1, 1.0, True):
+        with pytest.raises(advgrad.ArgumentError, match="`label`.*in \\[0, 5\\)"):
+            advgrad.label_classifier(model, label)
