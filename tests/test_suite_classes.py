@@ -96,3 +96,23 @@ def test_apgd_t_loss_setting_is_checked():
     with pytest.raises(advgrad.ArgumentError, match="losses of APGD-T") as info:
         advgrad.attacks.APGDTargeted(loss="ce")
     assert info.value.argument == "loss"
+
+
+def test_eot_around_apgd_t_and_fab_t_fits_the_classes(three_classes):
+    """EOT hands `for_classes` to the attack it wraps: the report records, and the run
+    uses, 2 targets on 3 classes (not 9), with no flag."""
+    model, x, y = three_classes
+    apgd_t = advgrad.attacks.APGDTargeted(eps=0.3, steps=5, bounds=(0.0, 1.0))
+    fab_t = advgrad.attacks.FABTargeted(eps=0.3, steps=5, bounds=(0.0, 1.0))
+    fitted = advgrad.attacks.EOT(apgd_t, samples=2).for_classes(3)
+    assert (fitted.attack.n_target_classes, fitted.attack.loss, fitted.samples) == (2, "margin", 2)
+    assert fitted.get_config()["attack"] == apgd_t.for_classes(3).get_config()
+    suite = [advgrad.attacks.EOT(a, samples=2) for a in (apgd_t, fab_t)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = evaluate(model, (x, y), suite=suite, eps=[0.3])
+    assert not [f for f in report.flags if f["code"] == "run_warning"], report.flags
+    assert not [w for w in caught if "class" in str(w.message)], [str(w.message) for w in caught]
+    assert [c["attack"]["n_target_classes"] for c in report.suite] == [2, 2]
+    assert report.suite[0]["attack"]["loss"] == "margin"
+    assert report.robust_accuracy[0.3] < report.clean_accuracy

@@ -80,6 +80,13 @@ class Expectation:
             raise AttributeError(key)
         return getattr(self.objective, key)
 
+    def class_count(self, key: str | int | None = None) -> int | None:
+        """The classes of one pass's output `key` (``"scores"``: the output that decides
+        "fooled"), as the wrapped objective counts them."""
+        if key == "scores" and self.inner_classes is not None:
+            key = self.inner_classes.key
+        return self.objective.class_count(key)
+
     def _tile(self, value: Any) -> Any:
         return tf.nest.map_structure(
             lambda v: tf.tile(v, [self.samples] + [1] * (v.shape.rank - 1)), value
@@ -169,6 +176,17 @@ class EOT(Attack):
         attack = changes.pop("attack", self.attack)
         samples = changes.pop("samples", self.samples)
         return EOT(attack, samples, **changes)
+
+    def for_classes(self, classes: int) -> EOT:
+        """EOT around the wrapped attack's `Attack.for_classes` (what runs on a model of
+        `classes` classes: APGD-T's and FAB-T's targets, say).
+
+        >>> import advgrad
+        >>> advgrad.attacks.EOT("apgd-t").for_classes(3).attack.n_target_classes
+        2
+        """
+        fitted = self.attack.for_classes(classes)
+        return self if fitted is self.attack else self.replace(attack=fitted)
 
     def __repr__(self) -> str:
         return f"EOT({self.attack!r}, samples={self.samples})"
