@@ -243,6 +243,32 @@ def _int_text(value: int) -> str:
     return str(value)
 
 
+def check_progress(argument: str, value: Any) -> bool:
+    """Whether to show a progress bar: `value` (True or False), or, for None, whether a person
+    is watching (stderr is a terminal, or a Jupyter notebook runs the code): quiet in pipes,
+    logs and tests.
+
+    >>> check_progress("progress", False), check_progress("progress", None)  # under pytest
+    (False, False)
+    """
+    return watched() if value is None else check_bool(argument, value)
+
+
+def watched() -> bool:
+    """Whether a person is watching this process: stderr is a terminal, or it runs in a
+    Jupyter kernel (a notebook)."""
+    import sys
+
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, OSError, ValueError):  # a replaced or closed stderr
+        pass
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if hasattr(ipython, "get_ipython") else None
+    return any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
+
+
 def check_bool(argument: str, value: Any) -> bool:
     """`value` as a bool: True or False (numpy bools too, never 0/1 or strings).
 

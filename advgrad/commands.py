@@ -110,7 +110,7 @@ def bench(args: argparse.Namespace) -> int:
             state=str(state),
             seed=config.seed,
             return_adversarial=config.plot_examples,
-            progress=True,
+            progress=None,  # a bar where a person watches (a terminal), none in a pipe or log
             targets=config.targets,
             individual=config.individual,
             strategy=strategy,

@@ -2,9 +2,9 @@
 notebook, every public name resolves, evaluate shows progress only where someone watches,
 the zoo says when it trains, and report.md says what ran."""
 
-import importlib
 import logging
 import re
+import sys
 
 import keras
 import numpy as np
@@ -17,7 +17,6 @@ from advgrad.evaluate import evaluate
 from advgrad.report import Report
 
 N = 1000
-EVALUATE = importlib.import_module("advgrad.evaluate")  # `advgrad.evaluate` is the function
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +105,23 @@ def test_progress_only_where_someone_watches(digits, digits_cnn, tiny, capsys, m
     report = evaluate(digits_cnn, tiny, **settings)  # pytest: stderr is no terminal
     assert "evaluate" not in capsys.readouterr().err
     assert report.distribute == {"strategy": "none", "replicas": 1, "devices": []}
-    monkeypatch.setattr(EVALUATE, "_watched", lambda: True)  # a terminal or notebook
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # a terminal
     evaluate(digits_cnn, tiny, **settings)
     assert "evaluate: 100%" in capsys.readouterr().err
     evaluate(digits_cnn, tiny, progress=False, **settings)  # an explicit choice wins
     assert capsys.readouterr().err == ""
+
+
+def test_the_bench_command_shows_progress_only_in_a_terminal(tmp_path, capsys, monkeypatch):
+    from advgrad.cli import main
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text("model: digits-cnn\ndata: {name: digits, limit: 16}\nsuite: fgsm\neps: 0.1\n")
+    assert main(["bench", str(config), "--out", str(tmp_path / "piped")]) == 0
+    assert "evaluate:" not in capsys.readouterr().err  # a pipe or a log: no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["bench", str(config), "--out", str(tmp_path / "watched")]) == 0
+    assert "evaluate: 100%" in capsys.readouterr().err
 
 
 def test_a_distributed_report_says_so(digits, digits_cnn, tiny, mirrored):

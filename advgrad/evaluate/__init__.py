@@ -41,7 +41,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advgrad._validation import SIZE_LIMIT, check_bool, check_eps, check_int, check_seed, invalid
+from advgrad._validation import (
+    SIZE_LIMIT,
+    check_bool,
+    check_eps,
+    check_int,
+    check_progress,
+    check_seed,
+    invalid,
+)
 from advgrad.attacks.base import unit_data_checked
 from advgrad.budget import unbounded_message, unbounded_on_unit_data
 from advgrad.evaluate.cascade import Runner, fit_classes, labels, output_classes, postfix
@@ -245,7 +253,7 @@ def evaluate(
     batch_size = check_int("batch_size", batch_size, low=1, high=SIZE_LIMIT)
     seed = check_seed(seed)
     return_adversarial = check_bool("return_adversarial", return_adversarial)
-    progress = _watched() if progress is None else check_bool("progress", progress)
+    progress = check_progress("progress", progress)
     sanity = check_bool("sanity", sanity)
     if individual is None:
         individual = not isinstance(suite, str)  # a named suite: the cascade alone
@@ -406,19 +414,6 @@ def evaluate(
             for a, c in zip(attacks, report.suite, strict=True)
         ]
     return report
-
-
-def _watched() -> bool:
-    """Whether a person is watching this process: stderr is a terminal, or it runs in a
-    Jupyter kernel (a notebook)."""
-    try:
-        if sys.stderr is not None and sys.stderr.isatty():
-            return True
-    except (AttributeError, OSError, ValueError):  # a replaced or closed stderr
-        pass
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if hasattr(ipython, "get_ipython") else None
-    return any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
 
 
 def _distribution(strategy: Any) -> dict[str, Any]:
