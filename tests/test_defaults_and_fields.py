@@ -224,3 +224,35 @@ def test_evaluate_warns_once_not_its_attacks(digits, digits_cnn):
     assert "attacks 'fgsm', 'pgd' are unbounded" in str(record.message)
     assert [f["code"] for f in report.flags].count("unbounded_attack_on_bounded_data") == 1
     assert not [f for f in report.flags if f["code"] == "run_warning"]
+
+
+# ------------------------------------------------- generate on [0, 1] data, unbounded
+def test_generate_on_unit_data_without_bounds_warns_once(digits, digits_cnn, tmp_path):
+    """`generate` warns as a direct call does (the attack's one warning, shared by the
+    copies it attacks each batch with), pointing at the caller, and only when unbounded."""
+    x, y = digits.x_test[:12], digits.y_test[:12]
+    for number, attack in enumerate([PGD(eps=0.1, steps=1), advgrad.attacks.EOT(FGSM(eps=0.1))]):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            generate(digits_cnn, (x, y), attack, tmp_path / str(number), shard_size=8, batch_size=4)
+        (record,) = _unbounded(caught)  # three batches, one warning
+        assert record.category is FlaggedWarning and record.filename == __file__
+        assert f"attack '{attack.name}' is unbounded" in str(record.message)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bounded = FGSM(eps=0.1, bounds=digits.bounds)
+        generate(digits_cnn, (x, y), bounded, tmp_path / "bounded", shard_size=8, batch_size=4)
+    assert not _unbounded(caught)
+
+
+def test_the_generate_command_warns_when_left_unbounded(tmp_path, capsys, digits_cnn):
+    from advgrad.cli import main
+
+    config = tmp_path / "generate.yaml"
+    config.write_text(
+        "model: digits-cnn\ndata: {name: digits, split: test, limit: 8}\nattack: fgsm\n"
+        "eps: 0.1\nbounds: null\nshard_size: 8\nformat: npz\n"
+    )
+    assert main(["generate", str(config), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert err.count(UNBOUNDED) == 1, err

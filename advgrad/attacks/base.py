@@ -341,8 +341,12 @@ class Attack(abc.ABC):
     def replace(self, **changes: Any) -> Attack:
         """A copy with some settings changed (validated again). A copy with the same bounds
         shares the attack's one warning about unbounded [0, 1] data (`run`)."""
-        copy = type(self)(**{**self._settings, **changes})
-        if not {"bounds", "budget"} & set(changes):  # one warning for the two (shared)
+        return self._sharing_warning(type(self)(**{**self._settings, **changes}), changes)
+
+    def _sharing_warning(self, copy: Attack, changed: Any, bounds: Any = ("bounds", "budget")):
+        """`copy`, sharing this attack's one warning about unbounded [0, 1] data unless the
+        settings `changed` include one of `bounds` (those that set its threat model)."""
+        if not set(bounds) & set(changed):
             copy.__dict__["_unbounded_state"] = self._unbounded_warning()
         return copy
 
@@ -385,7 +389,7 @@ class Attack(abc.ABC):
         warns once (`FlaggedWarning`, as `run` does): its inputs may leave [0, 1].
         """
         plan = self.plan(model, x, y, budget=budget, eps=eps)
-        self._warn_unbounded(plan)
+        self.warn_unbounded(plan)
         return self.execute(plan, judge=False).x_adv
 
     def run(
@@ -422,20 +426,22 @@ class Attack(abc.ABC):
                 inside it): pass ``bounds=(0, 1)``.
         """
         plan = self.plan(model, x, y, budget=budget, eps=eps, strategy=strategy)
-        self._warn_unbounded(plan)
+        self.warn_unbounded(plan)
         return self.execute(plan)
 
-    def _warn_unbounded(self, plan: Plan) -> None:
+    def warn_unbounded(self, plan: Plan, *, stacklevel: int = 2) -> None:
         """`FlaggedWarning` (once per attack and its `replace` copies with the same bounds)
         when the plan leaves unbounded an input whose values all lie in [0, 1]; not
-        inside `unit_data_checked` (the caller checked and warned)."""
+        inside `unit_data_checked` (the caller checked and warned). `run`, `__call__` and
+        `advgrad.generate` call it on each plan; `stacklevel` as `warnings.warn`'s, from
+        the caller of this method."""
         state = self._unbounded_warning()
         if _UNIT_DATA_CHECKED.get() or state["warned"]:
             return
         label = self.name or type(self).__name__
         if unbounded_on_unit_data({label: plan.budgets}, plan.inputs.tensors):
             state["warned"] = True
-            warnings.warn(unbounded_message([label]), FlaggedWarning, stacklevel=3)
+            warnings.warn(unbounded_message([label]), FlaggedWarning, stacklevel=stacklevel + 1)
 
     def _unbounded_warning(self) -> dict[str, bool]:
         """Whether this attack warned about unbounded [0, 1] data (shared with its copies)."""

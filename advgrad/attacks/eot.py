@@ -173,9 +173,11 @@ class EOT(Attack):
 
     def replace(self, **changes: Any) -> EOT:
         """A copy with `attack`, `samples` or the wrapped attack's settings changed."""
+        changed = set(changes)
         attack = changes.pop("attack", self.attack)
         samples = changes.pop("samples", self.samples)
-        return EOT(attack, samples, **changes)
+        copy = EOT(attack, samples, **changes)  # the same bounds: one warning (`run`)
+        return self._sharing_warning(copy, changed, ("bounds", "budget", "attack"))
 
     def for_classes(self, classes: int) -> EOT:
         """EOT around the wrapped attack's `Attack.for_classes` (what runs on a model of

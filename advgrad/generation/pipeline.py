@@ -165,6 +165,11 @@ def generate(
         OSError: When a shard cannot be written (full disk...): nothing is left under its
             final name; the shards before it are intact and a resume continues.
 
+    Warns:
+        FlaggedWarning: Once per attack, as a direct call does
+            (`advgrad.attacks.Attack.warn_unbounded`), when it leaves unbounded an input
+            whose values in a batch all lie in [0, 1]: pass ``bounds=(0, 1)``.
+
     >>> import tempfile
     >>> from advgrad import data, zoo
     >>> from advgrad.attacks import PGD

@@ -92,6 +92,9 @@ class BatchStep:
         batch_seed = seed_of(self.seed, self.attack.seed, number, 0, 0)
         attack = self.attack.replace(seed=batch_seed)
         plan = attack.plan(self.model, x, y)  # validated like any call: errors named
+        # unbounded on [0, 1] data: the attack's own warning, once (its copies share it),
+        # pointing at generate's caller (generate > run > _Run.go > here)
+        attack.warn_unbounded(plan, stacklevel=5)
         inputs, perturbed = plan.inputs, plan.perturbed
         fn = self._graph(plan)
         truth = class_ids(y)
