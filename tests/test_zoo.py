@@ -14,6 +14,7 @@ from advgrad._io import atomic_write
 
 NAMES = ["digits-cnn", "digits-mlp", "tabular-two-input"]  # built by the `cache` fixture
 ROBUST = "digits-cnn-pgd"  # adversarially trained: built by its own (slow) test only
+MNIST = ["mnist-cnn", "mnist-cnn-pgd"]  # never trained in the suite (tests/test_mnist.py)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -37,7 +38,7 @@ def _predict(model, name):
 
 def test_list_models_and_cards_before_build(tmp_path):
     cards = zoo.list_models(directory=tmp_path)
-    assert [c.name for c in cards] == sorted([*NAMES, ROBUST])
+    assert [c.name for c in cards] == sorted([*NAMES, ROBUST, *MNIST])
     for c in cards:
         assert c.output == "logits"
         assert c.clean_accuracy is None and c.parameters is None and c.built_with is None
