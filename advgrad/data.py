@@ -53,6 +53,8 @@ class Dataset:
         name: Short name of the data set (the loader's name).
         input_names: ``None`` for a single input array, else the dict keys of the inputs,
             in the order the reference model declares them.
+        feature_names: The names of a tabular input's features (a tuple), per input for
+            several (a dict keyed like the inputs), or ``None`` (images: no names).
 
     >>> ds = digits(flat=True)
     >>> ds.num_classes, ds.x_train.dtype, ds.y_train.dtype, ds.input_names
@@ -67,6 +69,7 @@ class Dataset:
     num_classes: int
     name: str
     input_names: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | dict[str, tuple[str, ...]] | None = None
 
     @property
     def train(self) -> tuple[Any, np.ndarray]:
@@ -172,6 +175,7 @@ def _breast_cancer_two_input() -> Dataset:
         }
 
     train = split(x_train)
+    names = tuple(str(n) for n in bunch.feature_names)
     bounds = {
         key: (_frozen(value.min(axis=0), np.float32), _frozen(value.max(axis=0), np.float32))
         for key, value in train.items()
@@ -185,6 +189,7 @@ def _breast_cancer_two_input() -> Dataset:
         num_classes=2,
         name="breast_cancer_two_input",
         input_names=("measurements", "errors"),
+        feature_names={"measurements": names[:MEASUREMENTS], "errors": names[MEASUREMENTS:]},
     )
 
 
@@ -204,10 +209,13 @@ def breast_cancer_two_input() -> Dataset:
         "errors": (N, 10)}`` of float32 arrays, with int64 labels. ``bounds`` is a dict of
         per-feature ``(low, high)`` arrays (shapes ``(20,)`` and ``(10,)``): the minimum and
         maximum of the standardized training data. Test points may fall slightly outside.
+        ``feature_names`` are scikit-learn's, per input.
 
     >>> ds = breast_cancer_two_input()
     >>> {k: v.shape for k, v in ds.x_train.items()}
     {'measurements': (426, 20), 'errors': (426, 10)}
+    >>> ds.feature_names["errors"][:2]
+    ('worst radius', 'worst texture')
     >>> ds.bounds["errors"][0].shape
     (10,)
     """

@@ -637,3 +637,32 @@ def test_config_problems_are_named_by_path():
         assert expected in text, (expected, text)
     with pytest.raises(ConfigError, match="missing key 'methods'"):
         parse_saliency({"model": "digits-cnn", "data": {"name": "digits"}}, catalog)
+
+
+def test_saliency_bars_name_an_embedded_data_sets_features(tabular):
+    """breast_cancer_two_input carries scikit-learn's feature names, per input; a saliency
+    config on it names the bars with them unless it gives its own."""
+    from sklearn.datasets import load_breast_cancer
+
+    from advgrad.config.catalog import Catalog
+    from advgrad.config.saliency import parse_saliency
+    from advgrad.config.saliency_build import _feature_names
+    from advgrad.saliency.plots import _features
+
+    sklearn_names = tuple(load_breast_cancer().feature_names)
+    assert tabular.feature_names == {
+        "measurements": sklearn_names[:20],
+        "errors": sklearn_names[20:],
+    }
+    catalog = Catalog(
+        attacks={}, norms=("linf",), datasets=("breast_cancer_two_input",), models=("m",)
+    )
+    document = {"model": "m", "data": {"name": "breast_cancer_two_input"}, "methods": ["vanilla"]}
+    x = {k: v[:2] for k, v in tabular.x_test.items()}
+    names = _feature_names(parse_saliency(document, catalog), x)
+    assert names == tabular.feature_names
+    labels, _ = _features({k: np.zeros((2, v.shape[1])) for k, v in x.items()}, names)
+    assert labels[:2] == ["mean radius", "mean texture"] and labels[20] == "worst radius"
+    own = {"errors": [f"e{i}" for i in range(10)]}  # the config's win
+    config = parse_saliency({**document, "feature_names": own}, catalog)
+    assert _feature_names(config, x) == {"errors": tuple(own["errors"])}

@@ -27,7 +27,8 @@ Schema (``model``, ``data`` and ``methods`` are required)::
     output: runs/saliency        # default output folder (--out overrides)
     feature_names: [radius, texture]   # optional, tabular inputs: the bar charts' names (a
                                  #   list, or {input: [names]}; default: the npz's
-                                 #   `feature_names` array, else x[0], x[1]...)
+                                 #   `feature_names` array or the embedded data set's,
+                                 #   else x[0], x[1]...)
     imports: [my_layers]         # as in a benchmark config
 
 >>> from advgrad.config.catalog import Catalog
@@ -141,7 +142,8 @@ class SaliencyConfig:
         target: ``"predicted"``, ``"label"`` or a class id.
         samples: Samples drawn per figure.
         feature_names: Names of a tabular input's features (a tuple), or per input (a
-            dict of tuples); None: the npz's ``feature_names``, else ``x[i]``.
+            dict of tuples); None: the npz's ``feature_names`` or the embedded data
+            set's (`advgrad.data.Dataset.feature_names`), else ``x[i]``.
     """
 
     bench: BenchConfig

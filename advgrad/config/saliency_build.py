@@ -25,7 +25,7 @@ class SaliencyRun(NamedTuple):
         y: Their labels.
         target: None (the predicted classes), the labels, or one class id.
         feature_names: The tabular features' names (the config's, else the npz's
-            ``feature_names`` array), or None.
+            ``feature_names`` array or the embedded data set's), or None.
     """
 
     model: Any
@@ -69,13 +69,19 @@ def build_saliency(config: SaliencyConfig) -> SaliencyRun:
 
 def _feature_names(config: SaliencyConfig, x: Any) -> Any:
     """The config's ``feature_names``, else an npz's string array ``feature_names`` (one
-    input), else None; a list as long as the input's features.
+    input) or an embedded data set's (`advgrad.data.Dataset.feature_names`), else None; a
+    list as long as the input's features (a dict of those per input).
 
     Raises:
         ConfigError: ``feature_names`` of another length than the input's features.
     """
     names = config.feature_names
-    npz = config.bench.data.npz if config.bench.data is not None else None
+    data = config.bench.data
+    npz = data.npz if data is not None else None
+    if names is None and data is not None and data.name is not None:
+        from advgrad import data as data_lib
+
+        names = data_lib.get(data.name).feature_names  # cached: loaded by `build_run`
     if names is None and npz is not None and not isinstance(x, (dict, list)):
         with np.load(npz, allow_pickle=False) as archive:
             stored = archive["feature_names"] if "feature_names" in archive.files else None
