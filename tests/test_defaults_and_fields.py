@@ -126,6 +126,9 @@ def test_fields_are_the_stored_record_of_each_sample(generated, digits_cnn):
     predicted = lambda v: digits_cnn.predict(v, verbose=0).argmax(-1)  # noqa: E731
     np.testing.assert_array_equal(f.clean_correct, predicted(x) == y)
     np.testing.assert_array_equal(f.adv_correct, predicted(x_adv.numpy()) == y)
+    np.testing.assert_array_equal(f.clean_class, predicted(x))  # the classes themselves
+    np.testing.assert_array_equal(f.adv_class, predicted(x_adv.numpy()))
+    assert f.clean_class.dtype == f.adv_class.dtype == tf.int64
     assert not f.adv_correct.numpy().all()  # FGSM at 0.1 fools some
     size = np.abs(x_adv.numpy() - x).reshape(20, -1).max(axis=1)
     np.testing.assert_allclose(f.norm, size, rtol=1e-5, atol=1e-6)

@@ -193,6 +193,15 @@ def _set(key, value):
         (lambda m: m["columns"]["y"].update(shape=[-1]), "`columns.y.shape` is [-1]"),
         (lambda m: m["columns"].pop("y"), "missing `columns.y`"),
         (lambda m: m["structure"].update(kind="set"), "`structure.kind` is 'set'"),
+        (lambda m: m["columns"].pop("adv_class"), "missing `columns.adv_class`"),
+        (
+            lambda m: m["columns"]["clean_class"].update(dtype="<f4"),
+            "`columns.clean_class.dtype` is '<f4', expected '<i8'",
+        ),
+        (
+            lambda m: m["columns"]["adv_class"].update(shape=[2]),
+            "`columns.adv_class.shape` is [2], expected []",
+        ),
     ],
 )
 def test_a_damaged_manifest_is_one_line_naming_the_field(runs, tmp_path, capsys, change, said):
@@ -341,3 +350,53 @@ def test_the_manifest_hash_matches_the_file(runs):
     for entry in manifest["shards"]:
         data = (runs["tfrecord"] / entry["file"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+
+
+# ------------------------------------------------- a folder of an older advgrad (version 1)
+def as_version_1(out: pathlib.Path) -> None:
+    """`out` as advgrad wrote it before the predicted classes: no class columns, version 1."""
+    from advgrad.generation.manifest import file_sha256
+    from advgrad.generation.shards import read_shard, write_shard
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    fmt, columns = manifest["config"]["format"], manifest["columns"]
+    for entry in manifest["shards"]:
+        path = out / entry["file"]
+        arrays = read_shard(path, fmt, columns)
+        kept = {k: v for k, v in arrays.items() if k not in ("clean_class", "adv_class")}
+        write_shard(path, kept, entry["count"], fmt)
+        entry["sha256"] = file_sha256(path)
+    for key in ("clean_class", "adv_class"):
+        del columns[key]
+    manifest["version"] = 1
+    write_manifest(out, manifest)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_version_1_folder_loads_without_the_classes_and_never_resumes(
+    runs, tmp_path, fmt, digits, digits_cnn
+):
+    out = copy(runs, fmt, tmp_path)
+    as_version_1(out)
+    assert verify(out).ok
+    (x_old, y_old, f_old), (x_new, y_new, f_new) = (
+        next(iter(load_generated(folder, batch_size=N, fields=True))) for folder in (out, runs[fmt])
+    )
+    np.testing.assert_array_equal(x_old, x_new)
+    np.testing.assert_array_equal(y_old, y_new)
+    assert f_old.clean_class is None and f_old.adv_class is None
+    np.testing.assert_array_equal(f_old.adv_correct, f_new.adv_correct)
+    assert f_new.clean_class.dtype == tf.int64
+    data = (digits.x_test[:N], digits.y_test[:N])
+    run = dict(shard_size=SHARD, format=fmt, batch_size=10)
+    edit(out, lambda m: m.update(complete=False, shards=m["shards"][:2]))  # unfinished
+    for resume in (True, False):
+        with pytest.raises(ArgumentError) as err:
+            generate(digits_cnn, data, fgsm(), out, resume=resume, **run)
+        assert err.value.argument == "out_dir"
+        text = one_line(err)
+        assert "manifest.json is of version 1" in text and "resumes version 2 only" in text
+    for version in (True, 3):
+        edit(out, lambda m, v=version: m.update(version=v))
+        with pytest.raises(ArgumentError, match=f"has version {version}; this advgrad reads"):
+            verify(out)

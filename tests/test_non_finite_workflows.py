@@ -83,6 +83,10 @@ def test_generate_never_counts_a_non_finite_output_correct(model, data, digits, 
     adv_correct, adv_finite = _judged(model, x_adv, y)
     np.testing.assert_array_equal(columns["adv_correct"], adv_correct)
     assert not np.any(columns["adv_correct"][~adv_finite])
+    # the predicted classes: -1 where the output is not finite (no prediction)
+    for key, inputs, finite in (("clean_class", x, clean_finite), ("adv_class", x_adv, adv_finite)):
+        predicted = np.argmax(np.nan_to_num(np.asarray(model(inputs)), nan=-np.inf), axis=1)
+        np.testing.assert_array_equal(columns[key], np.where(finite, predicted, -1))
     (message,) = {str(w.message) for w in caught if issubclass(w.category, FlaggedWarning)}
     assert f"{int(bright.sum())} of {SAMPLES} samples on their clean input" in message
     assert f"{int((~adv_finite).sum())} on their adversarial input" in message

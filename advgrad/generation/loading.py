@@ -18,6 +18,8 @@ and, with ``fields=True``, each sample's stored record (`GeneratedFields`) for a
 >>> _, _, fields = next(iter(load_generated(out, batch_size=4, fields=True)))
 >>> fields.index.numpy().tolist(), fields.attack[0].numpy(), bool(fields.adversarial.numpy().all())
 ([0, 1, 2, 3], b'fgsm', True)
+>>> bool((fields.clean_class.numpy() == ds.y_test[:4]).all())  # the digits CNN is right here
+True
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ import tensorflow as tf
 from advgrad._validation import ArgumentError, check_bool, check_int, check_number, invalid
 from advgrad.attacks.base import Attack
 from advgrad.evaluate.cascade import SEED_LIMIT, seed_of
-from advgrad.generation.manifest import ShardError, read_manifest, read_shard_checked
+from advgrad.generation.manifest import (
+    CLASS_COLUMNS,
+    ShardError,
+    read_manifest,
+    read_shard_checked,
+)
 from advgrad.generation.writer import NORM_DTYPE
 
 __all__ = ["GeneratedFields", "adversarial_dataset", "load_generated"]
@@ -49,6 +56,10 @@ class GeneratedFields(NamedTuple):
         clean_correct: bool, the model's class on the clean input equals the label (and
             its output was finite).
         adv_correct: bool, the same on the adversarial input (False: the attack fooled it).
+        clean_class: int64, the model's predicted class on the clean input (-1: its output
+            was not finite, no prediction); None for a folder written before advgrad stored
+            it (manifest version 1).
+        adv_class: int64, the same on the adversarial input.
         norm: float32, the perturbation's size in the norm of each input's budget, in the
             structure of ``x`` (one value, a tuple or a dict; 0 for a frozen input).
         adversarial: bool, ``x`` is the adversarial input (False where `mix_clean` served
@@ -59,6 +70,8 @@ class GeneratedFields(NamedTuple):
     index: Any
     clean_correct: Any
     adv_correct: Any
+    clean_class: Any
+    adv_class: Any
     norm: Any
     adversarial: Any
     attack: Any
@@ -103,7 +116,8 @@ def load_generated(
             refused.
         drop_remainder: Drop a last, smaller batch. Defaults to False.
         fields: Also yield each sample's stored record, a `GeneratedFields` (index, clean
-            and adversarial correctness, perturbation norm, attack), as a third element:
+            and adversarial correctness and predicted classes, perturbation norm, attack),
+            as a third element:
             for analysis, not for ``fit`` (which reads a third element as sample weights).
             Defaults to False.
 
@@ -150,9 +164,10 @@ def load_generated(
     if mix_clean is not None:
         keys += [f"clean/{n}" for n in names] + ["index"]
     norms = [n for n in names if f"norm/{n}" in columns]  # the perturbed inputs
+    classes = [k for k in CLASS_COLUMNS if k in columns]  # none in a version 1 folder
     if fields:
         keys += [k for k in ("index", "clean_correct", "adv_correct") if k not in keys]
-        keys += [f"norm/{n}" for n in norms]
+        keys += classes + [f"norm/{n}" for n in norms]
     attack = tf.constant(config["attack"]["name"])
     signature = {
         k: tf.TensorSpec((None, *columns[k]["shape"]), tf.as_dtype(np.dtype(columns[k]["dtype"])))
@@ -208,8 +223,16 @@ def load_generated(
             return x, row["y"]
         zero = tf.zeros([], tf.as_dtype(NORM_DTYPE))  # a frozen input: unchanged
         norm = structured({n: row[f"norm/{n}"] if n in norms else zero for n in names})
+        clean_class, adv_class = (row[k] for k in classes) if classes else (None, None)
         record = GeneratedFields(
-            row["index"], row["clean_correct"], row["adv_correct"], norm, ~clean, attack
+            row["index"],
+            row["clean_correct"],
+            row["adv_correct"],
+            clean_class,
+            adv_class,
+            norm,
+            ~clean,
+            attack,
         )
         return x, row["y"], record
 

@@ -12,6 +12,10 @@ no timestamp: the same run writes the same bytes. A run of several workers
 when the last one finishes; until then `read_manifest` (and so `verify` and
 `advgrad.load_generated`) refuses the folder, naming the workers still missing.
 
+``version`` 2 shards hold the model's predicted classes (``clean_class``, ``adv_class``);
+a folder of version 1 (written before them) is still read by `verify` and
+`advgrad.load_generated` (without those fields), but never resumed (`check_resumable`).
+
 >>> import tempfile
 >>> verify(tempfile.mkdtemp())  # doctest: +ELLIPSIS
 Traceback (most recent call last):
@@ -41,8 +45,10 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
+    "READ_VERSIONS",
     "ShardError",
     "VerifyResult",
+    "check_resumable",
     "differences",
     "file_sha256",
     "jsonable",
@@ -54,7 +60,12 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "advgrad.generation"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+"""The version `generate` writes: 2 added the predicted classes (``CLASS_COLUMNS``)."""
+READ_VERSIONS = (1, 2)
+"""The versions `read_manifest` reads (to verify and load); only `MANIFEST_VERSION` resumes."""
+CLASS_COLUMNS = ("clean_class", "adv_class")
+"""The columns of the model's predicted classes (int64, -1: no finite output): version 2."""
 MAX_MANIFEST_BYTES = 1 << 28
 _EXPECTED = "a folder written by advgrad.generate (holding its manifest.json)"
 _FIX = (
@@ -133,10 +144,11 @@ def read_manifest(
         raise refuse(f"whose {name} cannot be read ({err}).") from None
     if not isinstance(saved, dict) or saved.get("format") != MANIFEST_FORMAT:
         raise refuse(f"whose {name} is not an advgrad.generate manifest.")
-    if saved.get("version") != MANIFEST_VERSION:
+    version = saved.get("version")
+    if not _is_int(version) or version not in READ_VERSIONS:
         raise refuse(
-            f"whose manifest has version {saved.get('version')!r}; this advgrad reads "
-            f"version {MANIFEST_VERSION}."
+            f"whose manifest has version {version!r}; this advgrad reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))}."
         )
     try:
         _check(saved, share)
@@ -212,7 +224,7 @@ def _check(saved: dict[str, Any], share: Share | None) -> None:
             lambda v: (_is_int(v) and v >= 1) or (v is None and not complete),
         )
     if saved.get("columns") is not None or complete or saved["shards"]:
-        _check_layout(saved, keep)
+        _check_layout(saved, keep, classes=saved["version"] >= 2)
     # every shard in order, or a worker's: i, i + N, ...
     first, step = (0, 1) if share is None else (share.index, share.count)
     for position, entry in enumerate(saved["shards"]):
@@ -270,8 +282,9 @@ def _check_entry(entry: dict[str, Any], index: int, size: int, fmt: str) -> None
         )
 
 
-def _check_layout(saved: dict[str, Any], keep_clean: bool) -> None:
-    """``structure`` and ``columns``: what `load_generated` builds its pipeline from."""
+def _check_layout(saved: dict[str, Any], keep_clean: bool, classes: bool) -> None:
+    """``structure`` and ``columns``: what `load_generated` builds its pipeline from
+    (`classes`: with the predicted classes, version 2)."""
     structure = _field(saved, "structure", "structure", "an object", lambda v: isinstance(v, dict))
     _field(structure, "kind", "structure.kind", f"one of {list(_KINDS)}", _KINDS.__contains__)
     names = _field(
@@ -289,6 +302,7 @@ def _check_layout(saved: dict[str, Any], keep_clean: bool) -> None:
     columns = _field(saved, "columns", "columns", "an object", lambda v: isinstance(v, dict))
     needed = [f"x_adv/{n}" for n in names] + ["y", "index", "clean_correct", "adv_correct"]
     needed += [f"clean/{n}" for n in names] if keep_clean else []
+    needed += list(CLASS_COLUMNS) if classes else []
     for key in [*needed, *(k for k in columns if k not in needed)]:
         spec = _field(columns, key, f"columns.{key}", "an object", lambda v: isinstance(v, dict))
         _field(spec, "dtype", f"columns.{key}.dtype", "a numeric NumPy dtype", _numeric_dtype)
@@ -301,7 +315,9 @@ def _check_layout(saved: dict[str, Any], keep_clean: bool) -> None:
                 isinstance(v, list) and len(v) <= 32 and all(_is_int(d) and d >= 0 for d in v)
             ),
         )
-    _field(columns["index"], "dtype", "columns.index.dtype", "'<i8'", lambda v: v == "<i8")
+    for key in ("index", *(CLASS_COLUMNS if classes else ())):
+        _field(columns[key], "dtype", f"columns.{key}.dtype", "'<i8'", lambda v: v == "<i8")
+        _field(columns[key], "shape", f"columns.{key}.shape", "[]", lambda v: v == [])
 
 
 def _numeric_dtype(value: Any) -> bool:
@@ -312,6 +328,30 @@ def _numeric_dtype(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return dtype.kind in "biufc" and dtype.itemsize > 0 and dtype.fields is None
+
+
+def check_resumable(saved: dict[str, Any], out_dir: str | os.PathLike, name: str) -> None:
+    """Refuse to resume (or join, as a worker) a run whose manifest `name` is of an older
+    version than `generate` writes: its shards lack columns new ones hold.
+
+    Raises:
+        ArgumentError: Naming ``out_dir``, the file, its version and the fix.
+
+    >>> check_resumable({"version": 1}, "out", "manifest.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    advgrad._validation.ArgumentError: ... manifest.json is of version 1 ...
+    """
+    version = saved.get("version")
+    if version == MANIFEST_VERSION:
+        return
+    raise ArgumentError(
+        "out_dir",
+        f"{str(out_dir)!r} holds a run whose {name} is of version {version} (written by an "
+        f"older advgrad, without the predicted classes); this advgrad resumes version "
+        f"{MANIFEST_VERSION} only: `advgrad verify` and load_generated still read it, and to "
+        "generate it again pass another out_dir (or `advgrad generate CONFIG --force`).",
+    )
 
 
 def differences(saved: dict[str, Any], config: dict[str, Any], model_sha: str) -> list[str]:

@@ -53,6 +53,7 @@ from advgrad.generation.manifest import (
     MANIFEST,
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
+    check_resumable,
     check_shards,
     differences,
     read_manifest,
@@ -95,7 +96,9 @@ def generate(
     frozen one unchanged), ``clean/<input>`` (with `keep_clean`), ``y`` (the labels as
     given), ``index`` (the sample's position in the data), ``clean_correct`` and
     ``adv_correct`` (the model's prediction on the clean and adversarial input equals the
-    label, and its output is finite: `advgrad.predictions.judge`) and ``norm/<input>`` (the
+    label, and its output is finite: `advgrad.predictions.judge`), ``clean_class`` and
+    ``adv_class`` (the model's predicted class on each, int64; -1 where its output is not
+    finite) and ``norm/<input>`` (the
     perturbation's size in the norm of that input's budget, per perturbed input). A sample
     whose model output is not finite (NaN or inf) is never correct; a `FlaggedWarning`
     says how many of the samples written had one, on the clean and on the adversarial
@@ -249,13 +252,17 @@ def _claim(folder, config, model, resume, share, samples, shard_size):
     _refuse_mixed(folder, share)
     saved = None
     if share is not None:  # the other workers' runs must be this one
-        others = [read_manifest(folder, share=s) for s in worker_files(folder) if s != share]
+        others = [
+            (s.file, read_manifest(folder, share=s)) for s in worker_files(folder) if s != share
+        ]
         if (folder / MANIFEST).exists():
-            others.append(read_manifest(folder))
-        for other in others:
+            others.append((MANIFEST, read_manifest(folder)))
+        for file, other in others:
+            check_resumable(other, folder, file)  # an older version: never joined
             _check_same(folder, other, config, digest)
     if (folder / name).exists():
         saved = read_manifest(folder, share=share)
+        check_resumable(saved, folder, name)  # an older version: never resumed
         _check_same(folder, saved, config, digest)  # another run's: refused, naming the change
         if not resume:
             whose = "this run's" if share is None else f"worker {share.label}'s"
@@ -469,6 +476,9 @@ class _Run:
         columns["index"] = np.arange(offset, offset + len(y), dtype=np.int64)
         columns["clean_correct"] = result.clean_correct  # False where not finite (`judge`)
         columns["adv_correct"] = result.adv_correct
+        # the predicted classes; -1 where the output is not finite (no prediction: `judge`)
+        columns["clean_class"] = np.where(result.clean_finite, result.clean, -1)
+        columns["adv_class"] = np.where(result.adv_finite, result.adversarial, -1)
         for name in self.layout.perturbed:
             columns[f"norm/{name}"] = result.norms[name].astype(NORM_DTYPE)
         return columns

@@ -12,8 +12,8 @@ shard being filled plus a couple of batches, whatever the data size.
 >>> from advgrad.nest import Structure
 >>> layout = Layout.of(Structure("single", ("image",)), {"image": np.zeros((2, 3), "f4")},
 ...                    np.zeros(2, "i8"), ("image",), keep_clean=False)
->>> list(layout.columns)
-['x_adv/image', 'y', 'index', 'clean_correct', 'adv_correct', 'norm/image']
+>>> list(layout.columns)[3:]
+['clean_correct', 'adv_correct', 'clean_class', 'adv_class', 'norm/image']
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from advgrad._io import atomic_write
 from advgrad.evaluate.state import sha
-from advgrad.generation.manifest import MANIFEST, file_sha256, write_manifest
+from advgrad.generation.manifest import CLASS_COLUMNS, MANIFEST, file_sha256, write_manifest
 from advgrad.generation.shards import shard_name, write_shard
 from advgrad.nest import Structure
 
@@ -48,7 +48,8 @@ class Layout:
         names: The inputs in the model's order.
         perturbed: The inputs the attack perturbs (each has a ``norm/<name>`` column).
         columns: ``x_adv/<name>`` per input, ``clean/<name>`` (with ``keep_clean``), ``y``,
-            ``index``, ``clean_correct``, ``adv_correct``, ``norm/<name>`` per perturbed input.
+            ``index``, ``clean_correct``, ``adv_correct``, ``clean_class``, ``adv_class``,
+            ``norm/<name>`` per perturbed input.
     """
 
     structure: Structure
@@ -77,6 +78,8 @@ class Layout:
         columns["index"] = (np.dtype(np.int64), ())
         columns["clean_correct"] = (np.dtype(bool), ())
         columns["adv_correct"] = (np.dtype(bool), ())
+        for key in CLASS_COLUMNS:
+            columns[key] = (np.dtype(np.int64), ())
         for name in perturbed:
             columns[f"norm/{name}"] = (np.dtype(NORM_DTYPE), ())
         return cls(structure, tuple(leaves), tuple(perturbed), columns)
