@@ -179,7 +179,7 @@ def generate(args: argparse.Namespace) -> int:
                 resume=folder.resuming or folder.finished or (worker is not None and args.resume),
                 batch_size=bench.batch_size,
                 seed=bench.seed,
-                progress=True,
+                progress=None,  # a bar where a person watches, none in a pipe or log
                 worker=None if worker is None else (worker.index, worker.count),
                 strategy=strategy,
             )

@@ -178,3 +178,15 @@ def test_saliency_bars_name_the_features_of_the_npz_or_the_config(tmp_path):
         names(feature_names=["r", "s"])
     with pytest.raises(ConfigError, match="feature_names: expected a list of feature names"):
         names(feature_names="abc")
+
+
+def test_generate_shows_progress_only_where_someone_watches(
+    digits, digits_cnn, tmp_path, capsys, monkeypatch
+):
+    x, y = digits.x_test[:16], digits.y_test[:16]
+    attack = get_attack("fgsm", eps=0.1, bounds=digits.bounds)
+    advgrad.generate(digits_cnn, (x, y), attack, tmp_path / "piped", shard_size=16)
+    assert "generate" not in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    advgrad.generate(digits_cnn, (x, y), attack, tmp_path / "watched", shard_size=16)
+    assert "generate: 100%" in capsys.readouterr().err

@@ -42,6 +42,7 @@ from advgrad._validation import (
     ArgumentError,
     check_bool,
     check_int,
+    check_progress,
     check_seed,
     invalid,
 )
@@ -85,7 +86,7 @@ def generate(
     seed: int = 0,
     split: str = "train",
     keep_clean: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
     worker: str | tuple[int, int] | None = None,
     strategy: Any = None,
 ) -> dict[str, Any]:
@@ -135,7 +136,9 @@ def generate(
         split: ``"train"`` (default) or ``"test"``: the split of a named data set.
         keep_clean: Also store the clean inputs (``clean/<input>``), which
             `advgrad.load_generated` can then mix in. Defaults to False.
-        progress: Show a tqdm bar (samples/s, shards written, ETA). Defaults to False.
+        progress: Show a tqdm bar (samples/s, shards written, ETA): True, False, or None
+            (default) for a bar only where a person is watching (stderr is a terminal, or a
+            Jupyter notebook), none in pipes, logs or tests.
         worker: None (default: one run writes every shard), or ``"i/N"`` (or ``(i, N)``,
             ``0 <= i < N``): run as worker ``i`` of ``N`` independent runs (processes or
             machines sharing `out_dir`), which writes the shards ``s`` with ``s % N == i``,
@@ -190,7 +193,7 @@ def generate(
     batch_size = check_int("batch_size", batch_size, low=1, high=SIZE_LIMIT)
     seed = check_seed(seed)
     keep_clean = check_bool("keep_clean", keep_clean)
-    progress = check_bool("progress", progress)
+    progress = check_progress("progress", progress)
     share = check_worker(worker)
     replicas = Replicas.of(strategy)
     stream = Batches(_resolve_data(data, split), batch_size)
