@@ -20,6 +20,7 @@ from advgrad.attacks import get_attack
 from advgrad.budget import Budget
 from advgrad.evaluate import evaluate
 from advgrad.evaluate.cascade import Runner
+from advgrad.evaluate.state import STATE_VERSION
 from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -466,7 +467,9 @@ def test_complete_state_is_reused_and_mismatches_are_refused(digits_cnn, digits,
     future = json.loads(before)
     future["version"] = 99
     (tmp_path / "future.json").write_text(json.dumps(future))
-    with pytest.raises(ValueError, match="state version 99; .* reads version 1 only"):
+    with pytest.raises(
+        ValueError, match=f"state version 99; .* reads version {STATE_VERSION} only"
+    ):
         _state_run(digits_cnn, digits, tmp_path / "future.json")
 
 
