@@ -100,7 +100,7 @@ def test_every_problem_reported_by_path(tmp_path):
     expected = [
         "unknown key 'modle' (did you mean 'model'?)",
         "missing key 'model'",
-        "data.name: expected one of breast-cancer-two-input, digits, received 'digts' "
+        "data.name: expected one of breast-cancer-two-input, digits, mnist, received 'digts' "
         "(did you mean 'digits'?)",
         "data.limit: expected an int >= 1, received 0",
         "norm: expected one of linf, l2, l1, received 'l3'",
@@ -487,8 +487,8 @@ def test_data_set_spellings_and_flat():
     with pytest.raises(ConfigError) as info:
         parse_config({**document, "data": {"name": "breast-cancer", "flat": 1}})
     assert info.value.problems == [
-        "data.name: expected one of breast-cancer-two-input, digits, received 'breast-cancer' "
-        "(did you mean 'breast-cancer-two-input'?)",
+        "data.name: expected one of breast-cancer-two-input, digits, mnist, received "
+        "'breast-cancer' (did you mean 'breast-cancer-two-input'?)",
         "data.flat: expected a bool, received 1",
     ]
     with pytest.raises(ConfigError) as info:
@@ -500,9 +500,16 @@ def test_registry_catalog():
     catalog = default_catalog()
     assert catalog is default_catalog()  # cached
     assert catalog.norms == ("linf", "l2", "l1")
-    assert catalog.datasets == ("breast_cancer_two_input", "digits")
+    assert catalog.datasets == ("breast_cancer_two_input", "digits", "mnist")
     assert catalog.flattenable == ("digits",)
-    assert catalog.models == ("digits-cnn", "digits-cnn-pgd", "digits-mlp", "tabular-two-input")
+    assert catalog.models == (
+        "digits-cnn",
+        "digits-cnn-pgd",
+        "digits-mlp",
+        "mnist-cnn",
+        "mnist-cnn-pgd",
+        "tabular-two-input",
+    )
     assert {"fgsm", "pgd", "mifgsm"} <= set(catalog.attack_names)
     assert catalog.attacks["pgd"]["steps"] >= 1
     with pytest.raises(ArgumentError) as info:
