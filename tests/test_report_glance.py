@@ -160,7 +160,7 @@ def test_saliency_bars_name_the_features_of_the_npz_or_the_config(tmp_path):
     from advgrad.config import ConfigError
     from advgrad.config.catalog import Catalog
     from advgrad.config.saliency import parse_saliency
-    from advgrad.config.saliency_build import _feature_names
+    from advgrad.config.saliency_build import feature_names_of
 
     x = np.zeros((4, 3), np.float32)
     np.savez(tmp_path / "d.npz", x=x, y=np.zeros(4, np.int64), feature_names=["a", "b", "c"])
@@ -170,7 +170,7 @@ def test_saliency_bars_name_the_features_of_the_npz_or_the_config(tmp_path):
 
     def names(**changes):
         config = parse_saliency({**document, **changes}, catalog, base=tmp_path)
-        return _feature_names(config, x)
+        return feature_names_of(config, x)
 
     assert names() == ["a", "b", "c"]  # the npz's
     assert names(feature_names=["r", "s", "t"]) == ["r", "s", "t"]  # the config's first

@@ -646,7 +646,7 @@ def test_saliency_bars_name_an_embedded_data_sets_features(tabular):
 
     from advgrad.config.catalog import Catalog
     from advgrad.config.saliency import parse_saliency
-    from advgrad.config.saliency_build import _feature_names
+    from advgrad.config.saliency_build import feature_names_of
     from advgrad.saliency.plots import _features
 
     sklearn_names = tuple(load_breast_cancer().feature_names)
@@ -659,10 +659,10 @@ def test_saliency_bars_name_an_embedded_data_sets_features(tabular):
     )
     document = {"model": "m", "data": {"name": "breast_cancer_two_input"}, "methods": ["vanilla"]}
     x = {k: v[:2] for k, v in tabular.x_test.items()}
-    names = _feature_names(parse_saliency(document, catalog), x)
+    names = feature_names_of(parse_saliency(document, catalog), x)
     assert names == tabular.feature_names
     labels, _ = _features({k: np.zeros((2, v.shape[1])) for k, v in x.items()}, names)
     assert labels[:2] == ["mean radius", "mean texture"] and labels[20] == "worst radius"
     own = {"errors": [f"e{i}" for i in range(10)]}  # the config's win
     config = parse_saliency({**document, "feature_names": own}, catalog)
-    assert _feature_names(config, x) == {"errors": tuple(own["errors"])}
+    assert feature_names_of(config, x) == {"errors": tuple(own["errors"])}

@@ -203,9 +203,9 @@ def test_the_non_finite_loss_callback_names_the_batch_and_the_hint():
 
 def test_cards_and_zoo_sidecars_are_valid_json(tmp_path):
     from advgrad import zoo
-    from advgrad.config.training_build import _card_text
+    from advgrad.config.training_build import card_text
 
-    text = _card_text({"history": {"val_loss": [0.5, float("nan"), float("inf")]}, "a": 1})
+    text = card_text({"history": {"val_loss": [0.5, float("nan"), float("inf")]}, "a": 1})
     assert json.loads(text) == {"a": 1, "history": {"val_loss": [0.5, None, None]}}
     info = {"name": "m", "clean_accuracy": float("nan"), "recipe": {"lr": np.float32("inf")}}
     zoo._save(_tiny(), info, tmp_path)

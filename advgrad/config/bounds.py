@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from advgrad.config.problems import _join, _Problems
+from advgrad.config.problems import Problems, join_path
 
 _MAX_BOUND_NUMBERS = 1_000_000
 """Most numbers (and lists) one side of a per-feature bound may hold: counted, never built."""
@@ -21,7 +21,7 @@ _MAX_BOUND_DEPTH = 32
 """Deepest nesting of the lists of one bound side (numpy arrays have at most 64 dimensions)."""
 
 
-def _parse_bound_side(value: Any, path: str, problems: _Problems) -> Any:
+def _parse_bound_side(value: Any, path: str, problems: Problems) -> Any:
     """A bound: a number, or a (nested) list of numbers (per feature).
 
     A list is walked first, without building anything and stopping early, so a list that is
@@ -86,7 +86,8 @@ def _walk_bound(value: list) -> str | None:
     return None
 
 
-def _parse_bounds(value: Any, path: str, problems: _Problems, *, per_input: bool) -> Any:
+def parse_bounds(value: Any, path: str, problems: Problems, *, per_input: bool) -> Any:
+    """A ``bounds`` value: ``data``, [low, high], null, or per input (`per_input`)."""
     if value is None or value == "data":
         return value
     if isinstance(value, list):
@@ -116,7 +117,7 @@ def _parse_bounds(value: Any, path: str, problems: _Problems, *, per_input: bool
     if per_input and isinstance(value, Mapping):
         result = {}
         for key, item in value.items():
-            result[str(key)] = _parse_bounds(item, _join(path, key), problems, per_input=False)
+            result[str(key)] = parse_bounds(item, join_path(path, key), problems, per_input=False)
         return result
     expected = "data, [low, high] or null" + (", or a mapping input -> those" if per_input else "")
     problems.expected(path, expected, value)

@@ -21,7 +21,7 @@ import numpy as np
 
 from advgrad._validation import ArgumentError
 from advgrad.config.generation import GenerateConfig
-from advgrad.config.problems import _join, _one_line, _Problems, _suggest
+from advgrad.config.problems import Problems, join_path, one_line, suggest
 from advgrad.config.registries import default_catalog
 from advgrad.config.schema import BenchConfig, BenchRun, DataConfig
 from advgrad.config.sections import is_keras_archive, not_keras_archive
@@ -43,15 +43,15 @@ def build_run(config: BenchConfig) -> BenchRun:
             the model file cannot be loaded safely, the data does not fit the
             model (input names, labels out of range), or the bounds do not fit the data.
     """
-    problems = _Problems()
+    problems = Problems()
     _import_modules(config, problems)
     problems.raise_if_any(config.source)
     model = _load_model(config.model, problems)
     problems.raise_if_any(config.source)
-    x, y, data_bounds = _load_data(config.data, model)
+    x, y, data_bounds = load_data(config.data, model)
     problems.raise_if_any(config.source)
-    input_names = _model_input_names(model)
-    _check_data_fits(x, y, model, input_names, problems)
+    input_names = model_input_names(model)
+    check_data_fits(x, y, model, input_names, problems)
     _check_targets(config.targets, model, problems)
     problems.raise_if_any(config.source)
     _check_inputs_fit(x, model, problems)
@@ -99,7 +99,7 @@ def build_generation(config: GenerateConfig) -> tuple[Any, tuple[Any, np.ndarray
     return run.model, run.data, attack.replace(eps=config.eps, budget=budget)
 
 
-def _import_modules(config: BenchConfig, problems: _Problems) -> None:
+def _import_modules(config: BenchConfig, problems: Problems) -> None:
     """Import the config's ``imports``, then its ``extra_imports`` (the CLI's ``--import``),
     with the config's folder first on ``sys.path`` while they are imported."""
     names = [(f"imports[{i}]", name) for i, name in enumerate(config.imports)]
@@ -115,7 +115,7 @@ def _import_modules(config: BenchConfig, problems: _Problems) -> None:
             try:
                 importlib.import_module(name)
             except Exception as err:
-                reason = _one_line(err)
+                reason = one_line(err)
                 if len(reason) > 200:
                     reason = reason[:197] + "..."
                 problems.add(path, f"cannot import {name!r}: {type(err).__name__}: {reason}")
@@ -128,7 +128,7 @@ _UNKNOWN = re.compile(r"Could not locate (class|function) '([^'\s]{1,100})'")
 """What Keras says of a class or function that is not registered (``probe>my_loss``)."""
 
 
-def _load_model(model: str, problems: _Problems) -> Any:
+def _load_model(model: str, problems: Problems) -> Any:
     if not os.path.isabs(model):
         from advgrad import zoo
 
@@ -148,7 +148,7 @@ def _load_model(model: str, problems: _Problems) -> Any:
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.models.load_model(path, safe_mode=True, compile=True)
     except Exception as err:
-        reason = _one_line(err)
+        reason = one_line(err)
         unknown = _UNKNOWN.search(reason)
         if unknown:
             kind, name = unknown.groups()
@@ -167,7 +167,8 @@ def _load_model(model: str, problems: _Problems) -> Any:
         return None
 
 
-def _model_input_names(model: Any) -> list[str]:
+def model_input_names(model: Any) -> list[str]:
+    """The model's input names, in its input order."""
     from advgrad.models import ModelAdapter
 
     structure = ModelAdapter.of(model).input_structure
@@ -181,7 +182,7 @@ def _model_input_shapes(model: Any) -> list[tuple]:
     return [tuple(t.shape[1:]) for t in inputs]
 
 
-def _load_data(data: DataConfig, model: Any) -> tuple[Any, np.ndarray, Any]:
+def load_data(data: DataConfig, model: Any) -> tuple[Any, np.ndarray, Any]:
     """(x, y, bounds of the data or None), with the limit applied."""
     if data.npz is not None:
         with np.load(data.npz, allow_pickle=False) as archive:
@@ -218,7 +219,7 @@ def _check_npz_bounds(
     pair: tuple[np.ndarray, np.ndarray],
     keys: tuple[str, str],
     samples: dict[str, np.ndarray],
-    problems: _Problems,
+    problems: Problems,
 ) -> None:
     """``data.bounds: {low: KEY, high: KEY}``: numeric arrays, low <= high, each of a shape
     that broadcasts to every input's per-sample shape."""
@@ -263,9 +264,10 @@ def _num_classes(model: Any) -> int | None:
     return output_classes(model)
 
 
-def _check_data_fits(
-    x: Any, y: np.ndarray, model: Any, input_names: list[str], problems: _Problems
+def check_data_fits(
+    x: Any, y: np.ndarray, model: Any, input_names: list[str], problems: Problems
 ) -> None:
+    """Problems where the samples or labels do not fit the model."""
     leaves = list(x.values()) if isinstance(x, Mapping) else x if isinstance(x, list) else [x]
     if isinstance(x, Mapping):
         unknown = [k for k in x if k not in input_names]
@@ -310,7 +312,7 @@ def _check_data_fits(
             break
 
 
-def _check_targets(targets: Any, model: Any, problems: _Problems) -> None:
+def _check_targets(targets: Any, model: Any, problems: Problems) -> None:
     """A class id under ``targets`` is one of the model's classes."""
     classes = _num_classes(model)
     if isinstance(targets, int) and classes is not None and targets >= classes:
@@ -319,7 +321,7 @@ def _check_targets(targets: Any, model: Any, problems: _Problems) -> None:
         )
 
 
-def _check_inputs_fit(x: Any, model: Any, problems: _Problems) -> None:
+def _check_inputs_fit(x: Any, model: Any, problems: Problems) -> None:
     """Each input array's per-sample shape and dtype against the model's input (what
     the attacks would refuse at their first batch), named by its config key."""
     from advgrad.models import ModelAdapter
@@ -343,11 +345,11 @@ def _leaves_by_name(x: Any, input_names: list[str]) -> dict[str, np.ndarray]:
     return {name: np.asarray(leaf) for name, leaf in zip(input_names, leaves, strict=False)}
 
 
-def _not_an_input(path: str, key: Any, input_names: list[str], problems: _Problems) -> None:
+def _not_an_input(path: str, key: Any, input_names: list[str], problems: Problems) -> None:
     problems.add(
         path,
         f"{key!r} is not an input of the model ({', '.join(input_names)})"
-        f"{_suggest(key, input_names)}",
+        f"{suggest(key, input_names)}",
     )
 
 
@@ -356,7 +358,7 @@ def _resolve_bounds(
     data_bounds: Any,
     samples: dict[str, np.ndarray],
     input_names: list[str],
-    problems: _Problems,
+    problems: Problems,
 ) -> tuple[Any, list[str]]:
     """The attacks' ``bounds`` setting and the frozen inputs, from ``bounds`` and ``inputs``.
 
@@ -369,9 +371,9 @@ def _resolve_bounds(
     if isinstance(value, Mapping):
         for key in value:
             if key not in input_names:
-                _not_an_input(_join("bounds", key), key, input_names, problems)
+                _not_an_input(join_path("bounds", key), key, input_names, problems)
         for name in input_names:
-            wanted[name] = (value.get(name), _join("bounds", name))
+            wanted[name] = (value.get(name), join_path("bounds", name))
     else:
         for name in input_names:
             wanted[name] = (value, "bounds")
@@ -379,7 +381,7 @@ def _resolve_bounds(
     if config.inputs is not None:
         for key in config.inputs:
             if key not in input_names:
-                _not_an_input(_join("inputs", key), key, input_names, problems)
+                _not_an_input(join_path("inputs", key), key, input_names, problems)
         frozen = [name for name in input_names if config.inputs.get(name) is None]
         for name in input_names:
             settings = config.inputs.get(name)
@@ -417,7 +419,7 @@ def _resolve_bounds(
 
 
 def _data_bounds(
-    data_bounds: Any, name: str, x: np.ndarray | None, path: str, problems: _Problems
+    data_bounds: Any, name: str, x: np.ndarray | None, path: str, problems: Problems
 ) -> Any:
     """The data set's bounds for input `name`, widened to hold the evaluated samples `x`."""
     if data_bounds is None:
@@ -459,7 +461,7 @@ def _check_within(
     x: np.ndarray | None,
     name: str,
     path: str,
-    problems: _Problems,
+    problems: Problems,
     fix: str = "",
     where: str | None = None,
 ) -> None:
@@ -495,7 +497,7 @@ def _make_suite(
     bounds: Any,
     frozen: list[str],
     input_names: list[str],
-    problems: _Problems,
+    problems: Problems,
 ) -> list[Any]:
     """The `Attack` objects: the suite's settings plus the config's norm, bounds and inputs.
 
@@ -541,7 +543,7 @@ def _make_suite(
             else:
                 problems.argument_error(path, err)
         except ValueError as err:
-            problems.add(path, _one_line(err))
+            problems.add(path, one_line(err))
     return suite
 
 

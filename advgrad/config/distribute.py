@@ -13,10 +13,10 @@ distribute:
 2 on a one-CPU machine): more only share the same cores, and each replica holds a copy of
 every compiled graph. ``devices`` must exist on the machine: `make_strategy` checks them.
 
->>> from advgrad.config.problems import _Problems
->>> parse_distribute({"strategy": "mirrored", "cpu_devices": 2}, _Problems())
+>>> from advgrad.config.problems import Problems
+>>> parse_distribute({"strategy": "mirrored", "cpu_devices": 2}, Problems())
 DistributeConfig(strategy='mirrored', devices=None, cpu_devices=2, timeout=60.0)
->>> parse_distribute(None, _Problems()).strategy
+>>> parse_distribute(None, Problems()).strategy
 'none'
 """
 
@@ -27,7 +27,7 @@ import os
 from typing import Any
 
 from advgrad._validation import check_int, check_number
-from advgrad.config.problems import _check_keys, _Problems
+from advgrad.config.problems import Problems, check_keys
 
 __all__ = ["STRATEGIES", "DistributeConfig", "parse_distribute", "usable_cpus"]
 
@@ -62,14 +62,14 @@ def usable_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def parse_distribute(value: Any, problems: _Problems, path: str = "distribute") -> DistributeConfig:
+def parse_distribute(value: Any, problems: Problems, path: str = "distribute") -> DistributeConfig:
     """Validate a ``distribute:`` mapping (None: no strategy); problems by YAML path."""
     if value is None:
         return DistributeConfig()
     if not isinstance(value, dict):
         problems.expected(path, "a mapping with strategy, devices, cpu_devices, timeout", value)
         return DistributeConfig()
-    _check_keys(value, _KEYS, path, problems)
+    check_keys(value, _KEYS, path, problems)
     strategy = value.get("strategy", "none")
     if strategy not in STRATEGIES:
         problems.expected(f"{path}.strategy", f"one of {list(STRATEGIES)}", strategy, STRATEGIES)

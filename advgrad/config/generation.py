@@ -46,7 +46,7 @@ from typing import Any
 
 from advgrad._validation import SHARD_LIMIT, check_bool, check_int
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import _Problems, check_document
+from advgrad.config.problems import Problems, check_document
 from advgrad.config.schema import load_with
 from advgrad.config.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
 
@@ -103,7 +103,7 @@ def parse_generate(
     Raises:
         ConfigError: Every problem found, by path.
     """
-    problems = _Problems()
+    problems = Problems()
     expected = "a mapping of keys (model, data, attack, eps, shard_size, ...)"
     check_document(document, _OWN_KEYS + SHARED_KEYS, _REQUIRED, expected, problems, source)
     check_attack_and_eps(document, problems)

@@ -3,7 +3,7 @@
 Pure (no TensorFlow): used by `advgrad.config.schema` while parsing and by
 `advgrad.config.build` while building.
 
->>> problems = _Problems()
+>>> problems = Problems()
 >>> problems.expected("eps[0]", "a finite number >= 0", -0.1)
 >>> from advgrad._validation import invalid
 >>> problems.argument_error("suite[1]", invalid("steps", "an int >= 1", 0))
@@ -54,7 +54,7 @@ _MAX_KEY = 60
 """Longest key shown whole in a path; longer ones are cut (``inputs.aaaa...``)."""
 
 
-class _Problems:
+class Problems:
     """Collects problems by path (the first `_MAX_PROBLEMS`, the rest counted); raises them
     all at once."""
 
@@ -63,6 +63,7 @@ class _Problems:
         self.dropped = 0
 
     def add(self, path: str, message: str) -> None:
+        """Keep ``path: message`` (the message alone for an empty path)."""
         if len(self.items) >= _MAX_PROBLEMS:
             self.dropped += 1
             return
@@ -71,11 +72,11 @@ class _Problems:
     def expected(self, path: str, expected: str, value: Any, choices: Sequence[str] = ()) -> None:
         """``path: expected <expected>, received <value>``, with a did-you-mean among
         `choices` where one is close."""
-        self.add(path, f"expected {expected}, received {describe(value)}{_suggest(value, choices)}")
+        self.add(path, f"expected {expected}, received {describe(value)}{suggest(value, choices)}")
 
     def argument_error(self, path: str, err: ArgumentError) -> None:
         """An attack's (or a budget's) invalid argument, at ``path.argument``."""
-        self.add(_join(path, err.argument), err.reason.rstrip("."))
+        self.add(join_path(path, err.argument), err.reason.rstrip("."))
 
     def check(
         self,
@@ -94,12 +95,18 @@ class _Problems:
             return None
 
     def raise_if_any(self, source: Any = None) -> None:
+        """Raise every problem kept as one `ConfigError` (nothing when there is none)."""
         if self.items:
             more = [f"and {self.dropped} more problems"] if self.dropped else []
             raise ConfigError(self.items + more, source=source)
 
 
-def _join(path: str, key: Any) -> str:
+def join_path(path: str, key: Any) -> str:
+    """The YAML path of `key` under `path` (an index in brackets; a long key cut).
+
+    >>> join_path("suite", 1), join_path("suite[1]", "steps"), join_path("", "eps")
+    ('suite[1]', 'suite[1].steps', 'eps')
+    """
     if isinstance(key, int):
         return f"{path}[{key}]"
     text = str(key)
@@ -108,20 +115,27 @@ def _join(path: str, key: Any) -> str:
     return f"{path}.{text}" if path else text
 
 
-def _suggest(word: Any, choices: Sequence[str]) -> str:
+def suggest(word: Any, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to `word`, or "" when none is close.
+
+    >>> suggest("modle", ["model", "data"]), suggest(3, ["model"])
+    (" (did you mean 'model'?)", '')
+    """
     if not isinstance(word, str):
         return ""
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def _check_keys(mapping: Mapping, allowed: Sequence[str], path: str, problems: _Problems) -> None:
+def check_keys(mapping: Mapping, allowed: Sequence[str], path: str, problems: Problems) -> None:
+    """An ``unknown key`` problem at `path` for each key of `mapping` not in `allowed`."""
     for key in mapping:
         if key not in allowed:
-            problems.add(path, f"unknown key {describe(key)}{_suggest(key, allowed)}")
+            problems.add(path, f"unknown key {describe(key)}{suggest(key, allowed)}")
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (whitespace runs become one space)."""
     return " ".join(str(err).split())
 
 
@@ -130,7 +144,7 @@ def check_document(
     allowed: Sequence[str],
     required: Sequence[str],
     expected: str,
-    problems: _Problems,
+    problems: Problems,
     source: Any = None,
 ) -> None:
     """A config document's top level: a mapping (else raised at once, saying `expected`),
@@ -140,7 +154,7 @@ def check_document(
         problems.raise_if_any(source)
     for key in document:
         if key not in allowed:
-            problems.add("", f"unknown key {key!r}{_suggest(key, allowed)}")
+            problems.add("", f"unknown key {key!r}{suggest(key, allowed)}")
     for key in required:
         if key not in document:
             problems.add("", f"missing key {key!r}")

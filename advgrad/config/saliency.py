@@ -56,14 +56,14 @@ from typing import Any
 
 from advgrad._validation import check_int, check_number
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import _check_keys, _Problems, check_document
+from advgrad.config.problems import Problems, check_document, check_keys
 from advgrad.config.schema import BenchConfig, load_with
 from advgrad.config.sections import (
-    _parse_data,
-    _parse_imports,
-    _parse_int,
-    _parse_model,
-    _parse_output,
+    parse_data,
+    parse_imports,
+    parse_int,
+    parse_model,
+    parse_output,
 )
 
 __all__ = [
@@ -200,20 +200,20 @@ def parse_saliency(
     """
     base_dir = pathlib.Path(base if base is not None else os.getcwd()).expanduser().absolute()
     source_path = None if source is None else pathlib.Path(source).expanduser().absolute()
-    problems = _Problems()
+    problems = Problems()
     expected = "a mapping of keys (model, data, methods, ...)"
     check_document(document, _KEYS, _REQUIRED, expected, problems, source)
     get = document.get
-    model = _parse_model(get("model"), base_dir, catalog, problems) if "model" in document else ""
-    data = _parse_data(get("data"), base_dir, catalog, problems) if "data" in document else None
+    model = parse_model(get("model"), base_dir, catalog, problems) if "model" in document else ""
+    data = parse_data(get("data"), base_dir, catalog, problems) if "data" in document else None
     methods = _parse_methods(get("methods"), problems) if "methods" in document else ()
     indices = _parse_indices(get("indices"), problems)
     target = _parse_target(get("target", "predicted"), problems)
-    samples = _parse_int(get("samples", 8), "samples", 1, problems)
-    batch_size = _parse_int(get("batch_size", 1024), "batch_size", 1, problems)
-    seed = _parse_int(get("seed", 0), "seed", 0, problems)
-    output = _parse_output(get("output"), problems)
-    imports = _parse_imports(get("imports"), problems)
+    samples = parse_int(get("samples", 8), "samples", 1, problems)
+    batch_size = parse_int(get("batch_size", 1024), "batch_size", 1, problems)
+    seed = parse_int(get("seed", 0), "seed", 0, problems)
+    output = parse_output(get("output"), problems)
+    imports = parse_imports(get("imports"), problems)
     feature_names = _parse_feature_names(get("feature_names"), problems)
     problems.raise_if_any(source)
     bench = BenchConfig(
@@ -233,7 +233,7 @@ def parse_saliency(
     return SaliencyConfig(bench, methods, indices, target, samples, feature_names)
 
 
-def _parse_feature_names(value: Any, problems: _Problems) -> Any:
+def _parse_feature_names(value: Any, problems: Problems) -> Any:
     """None, a list of names (one input) or ``{input: [names]}``, names non-empty strings."""
 
     def names(item: Any, path: str) -> tuple[str, ...] | None:
@@ -249,7 +249,7 @@ def _parse_feature_names(value: Any, problems: _Problems) -> Any:
     return names(value, "feature_names")
 
 
-def _parse_methods(value: Any, problems: _Problems) -> tuple[MethodConfig, ...]:
+def _parse_methods(value: Any, problems: Problems) -> tuple[MethodConfig, ...]:
     if isinstance(value, (str, Mapping)):
         value = [value]
     if not isinstance(value, list) or not value:
@@ -279,7 +279,7 @@ def _parse_methods(value: Any, problems: _Problems) -> tuple[MethodConfig, ...]:
             problems.add(path, f"{name} is listed twice")
             continue
         seen.add(name)
-        _check_keys(settings, tuple(METHOD_SETTINGS[name]), path, problems)
+        check_keys(settings, tuple(METHOD_SETTINGS[name]), path, problems)
         checked = {}
         for key, setting in settings.items():
             if key in METHOD_SETTINGS[name]:
@@ -288,7 +288,7 @@ def _parse_methods(value: Any, problems: _Problems) -> tuple[MethodConfig, ...]:
     return tuple(methods)
 
 
-def _parse_setting(method: str, key: str, value: Any, path: str, problems: _Problems) -> Any:
+def _parse_setting(method: str, key: str, value: Any, path: str, problems: Problems) -> Any:
     if key == "samples" or key == "steps":
         return problems.check(path, value, lambda p, v: check_int(p, v, low=1, high=MAX_STEPS))
     if key == "noise":
@@ -308,7 +308,7 @@ def _parse_setting(method: str, key: str, value: Any, path: str, problems: _Prob
     return value
 
 
-def _parse_indices(value: Any, problems: _Problems) -> tuple[int, ...] | None:
+def _parse_indices(value: Any, problems: Problems) -> tuple[int, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not value or len(value) > _MAX_INDICES:
@@ -322,7 +322,7 @@ def _parse_indices(value: Any, problems: _Problems) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-def _parse_target(value: Any, problems: _Problems) -> str | int:
+def _parse_target(value: Any, problems: Problems) -> str | int:
     if isinstance(value, str) and value in TARGETS:
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:

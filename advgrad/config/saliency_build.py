@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from advgrad.config.build import build_run
-from advgrad.config.problems import _Problems
+from advgrad.config.problems import Problems
 from advgrad.config.saliency import SaliencyConfig
 
 __all__ = ["SaliencyRun", "build_saliency"]
@@ -44,7 +44,7 @@ def build_saliency(config: SaliencyConfig) -> SaliencyRun:
     run = build_run(config.bench)
     x, y = run.data
     if config.indices is not None:
-        problems = _Problems()
+        problems = Problems()
         for position, index in enumerate(config.indices):
             if index >= len(y):
                 problems.add(
@@ -64,10 +64,10 @@ def build_saliency(config: SaliencyConfig) -> SaliencyRun:
     target = {"predicted": None, "label": np.asarray(y, np.int64)}.get(config.target, config.target)
     if isinstance(config.target, int):
         target = int(config.target)
-    return SaliencyRun(run.model, x, y, target, _feature_names(config, x))
+    return SaliencyRun(run.model, x, y, target, feature_names_of(config, x))
 
 
-def _feature_names(config: SaliencyConfig, x: Any) -> Any:
+def feature_names_of(config: SaliencyConfig, x: Any) -> Any:
     """The config's ``feature_names``, else an npz's string array ``feature_names`` (one
     input) or an embedded data set's (`advgrad.data.Dataset.feature_names`), else None; a
     list as long as the input's features (a dict of those per input).
@@ -89,7 +89,7 @@ def _feature_names(config: SaliencyConfig, x: Any) -> Any:
             names = tuple(str(n) for n in stored.reshape(-1))
     if names is None or isinstance(x, (dict, list)) != isinstance(names, dict):
         return names
-    problems = _Problems()
+    problems = Problems()
     inputs = x if isinstance(x, dict) else {None: x}
     given = names if isinstance(names, dict) else {None: names}
     for key, value in given.items():

@@ -47,24 +47,24 @@ from advgrad._validation import (
 )
 from advgrad.config.catalog import Catalog
 from advgrad.config.distribute import DistributeConfig, parse_distribute
-from advgrad.config.problems import ConfigError, _check_keys, _one_line, _Problems
+from advgrad.config.problems import ConfigError, Problems, check_keys, one_line
 from advgrad.config.sections import (
-    _BOOL,
+    BOOL,
     FROZEN,
     AttackConfig,
     DataConfig,
-    _parse_bounds,
-    _parse_data,
-    _parse_eps,
-    _parse_imports,
-    _parse_inputs,
-    _parse_int,
-    _parse_model,
-    _parse_norm,
-    _parse_output,
-    _parse_suite,
-    _parse_targets,
     module_name_problem,
+    parse_bounds,
+    parse_data,
+    parse_eps,
+    parse_imports,
+    parse_inputs,
+    parse_int,
+    parse_model,
+    parse_norm,
+    parse_output,
+    parse_suite,
+    parse_targets,
 )
 
 __all__ = [
@@ -109,17 +109,17 @@ CURVE = "curve"
 """The eps entry that asks for the whole robustness curve (`advgrad.evaluate`)."""
 
 
-def _parse_eps_or_curve(value: Any, problems: _Problems) -> tuple[float | str, ...]:
-    """`_parse_eps`, with ``curve`` allowed alone or among the radii (kept last).
+def _parse_eps_or_curve(value: Any, problems: Problems) -> tuple[float | str, ...]:
+    """`parse_eps`, with ``curve`` allowed alone or among the radii (kept last).
 
-    >>> from advgrad.config.problems import _Problems
-    >>> _parse_eps_or_curve([0.5, "curve"], _Problems()), _parse_eps_or_curve("curve", _Problems())
+    >>> from advgrad.config.problems import Problems
+    >>> _parse_eps_or_curve([0.5, "curve"], Problems()), _parse_eps_or_curve("curve", Problems())
     ((0.5, 'curve'), ('curve',))
     """
     items = value if isinstance(value, list) else [value]
     curve = any(isinstance(v, str) and v == CURVE for v in items)
     if not curve:
-        return _parse_eps(value, problems)
+        return parse_eps(value, problems)
     result: list[float | str] = []
     for index, item in enumerate(items):
         if isinstance(item, str) and item == CURVE:
@@ -368,7 +368,7 @@ def read_yaml(path: str | os.PathLike) -> Any:
     except _Refused as err:
         raise ConfigError([err.problem], source=path) from None
     except yaml.constructor.ConstructorError as err:
-        problem = getattr(err, "problem", "") or _one_line(err)
+        problem = getattr(err, "problem", "") or one_line(err)
         if not problem.startswith("could not determine a constructor"):
             raise ConfigError([_invalid_yaml(err)], source=path) from None
         mark = err.problem_mark
@@ -386,7 +386,7 @@ def read_yaml(path: str | os.PathLike) -> Any:
 def _invalid_yaml(err: yaml.YAMLError) -> str:
     mark = getattr(err, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = getattr(err, "problem", None) or _one_line(err)
+    problem = getattr(err, "problem", None) or one_line(err)
     return f"invalid YAML{where}: {problem}"
 
 
@@ -444,35 +444,35 @@ def parse(
     """
     base_dir = pathlib.Path(base if base is not None else os.getcwd()).expanduser().absolute()
     source_path = None if source is None else pathlib.Path(source).expanduser().absolute()
-    problems = _Problems()
+    problems = Problems()
     if not isinstance(document, Mapping):
         problems.expected("", "a mapping of keys (model, data, suite, eps, ...)", document)
         problems.raise_if_any(source)
-    _check_keys(document, _TOP_KEYS, "", problems)
+    check_keys(document, _TOP_KEYS, "", problems)
     for key in _REQUIRED:
         if key not in document:
             problems.add("", f"missing key {key!r}")
 
     get = document.get
-    model = _parse_model(get("model"), base_dir, catalog, problems) if "model" in document else ""
-    data = _parse_data(get("data"), base_dir, catalog, problems) if "data" in document else None
-    norm = _parse_norm(get("norm"), "norm", catalog, problems)
-    suite = _parse_suite(get("suite"), norm, catalog, problems) if "suite" in document else ()
+    model = parse_model(get("model"), base_dir, catalog, problems) if "model" in document else ""
+    data = parse_data(get("data"), base_dir, catalog, problems) if "data" in document else None
+    norm = parse_norm(get("norm"), "norm", catalog, problems)
+    suite = parse_suite(get("suite"), norm, catalog, problems) if "suite" in document else ()
     eps = _parse_eps_or_curve(get("eps"), problems) if "eps" in document else ()
-    bounds = _parse_bounds(get("bounds", "data"), "bounds", problems, per_input=True)
-    inputs = _parse_inputs(get("inputs"), problems)
-    batch_size = _parse_int(get("batch_size", 128), "batch_size", 1, problems)
-    seed = _parse_int(get("seed", 0), "seed", 0, problems, high=SEED_LIMIT)
-    targets = _parse_targets(get("targets"), problems)
+    bounds = parse_bounds(get("bounds", "data"), "bounds", problems, per_input=True)
+    inputs = parse_inputs(get("inputs"), problems)
+    batch_size = parse_int(get("batch_size", 128), "batch_size", 1, problems)
+    seed = parse_int(get("seed", 0), "seed", 0, problems, high=SEED_LIMIT)
+    targets = parse_targets(get("targets"), problems)
     individual = get("individual")
     if individual is None:  # default: the cascade alone for a named suite (AutoAttack's way)
         individual = not (isinstance(get("suite"), str) and get("suite") in catalog.suites)
-    individual = problems.check("individual", individual, check_bool, expected=_BOOL)
+    individual = problems.check("individual", individual, check_bool, expected=BOOL)
     plot_examples = problems.check(
-        "plot_examples", get("plot_examples", True), check_bool, expected=_BOOL
+        "plot_examples", get("plot_examples", True), check_bool, expected=BOOL
     )
-    output = _parse_output(get("output"), problems)
-    imports = _parse_imports(get("imports"), problems)
+    output = parse_output(get("output"), problems)
+    imports = parse_imports(get("imports"), problems)
     distribute = parse_distribute(get("distribute"), problems)
     problems.raise_if_any(source)
     return BenchConfig(

@@ -1,13 +1,13 @@
 """The sections of a benchmark config, one parser each (pure: no TensorFlow).
 
-Every parser takes the value found in the document, its YAML path and the `_Problems`
+Every parser takes the value found in the document, its YAML path and the `Problems`
 collector, and returns the parsed value (or a placeholder, with a problem recorded):
 `advgrad.config.schema.parse_config` calls them in the document's order. What the document
 may name comes from a `Catalog`.
 
->>> from advgrad.config.problems import _Problems
->>> problems = _Problems()
->>> _parse_eps([0.1, -1, float("inf")], problems)
+>>> from advgrad.config.problems import Problems
+>>> problems = Problems()
+>>> parse_eps([0.1, -1, float("inf")], problems)
 (0.1,)
 >>> print(*problems.items, sep="\\n")
 eps[1]: expected a finite number >= 0, received -1
@@ -36,9 +36,9 @@ from advgrad._validation import (
     check_number,
     describe,
 )
-from advgrad.config.bounds import _parse_bounds
+from advgrad.config.bounds import parse_bounds
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import _check_keys, _join, _one_line, _Problems, _suggest
+from advgrad.config.problems import Problems, check_keys, join_path, one_line, suggest
 
 __all__ = ["FROZEN", "TARGET_RULES", "AttackConfig", "DataConfig"]
 
@@ -54,7 +54,7 @@ _SUITE_RESERVED = {
     "budget": "use the top-level `inputs` section to choose which inputs are perturbed",
     "progress": "the CLI shows progress bars itself",
 }
-_BOOL = "a bool"  # YAML writes true/false: the config's word for check_bool's rule
+BOOL = "a bool"  # YAML writes true/false: the config's word for check_bool's rule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +93,8 @@ class AttackConfig:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _parse_int(
-    value: Any, path: str, low: int, problems: _Problems, high: int | None = SIZE_LIMIT
+def parse_int(
+    value: Any, path: str, low: int, problems: Problems, high: int | None = SIZE_LIMIT
 ) -> int:
     """An int in ``[low, high)``; by default a size or count (`advgrad._validation.SIZE_LIMIT`)."""
     result = problems.check(path, value, lambda p, v: check_int(p, v, low=low, high=high))
@@ -105,7 +105,7 @@ TARGET_RULES = ("most-likely-wrong", "least-likely", "random")
 """The named rules of the top-level ``targets`` key (`advgrad.evaluate`'s ``targets``)."""
 
 
-def _parse_targets(value: Any, problems: _Problems) -> str | int | None:
+def parse_targets(value: Any, problems: Problems) -> str | int | None:
     """``targets``: None (the default rule), a rule name or a class id (an int >= 0); the
     class id is checked against the model's classes when `advgrad.evaluate` runs."""
     if value is None or (isinstance(value, str) and value in TARGET_RULES):
@@ -117,7 +117,8 @@ def _parse_targets(value: Any, problems: _Problems) -> str | int | None:
     return None
 
 
-def _parse_norm(value: Any, path: str, catalog: Catalog, problems: _Problems) -> str | None:
+def parse_norm(value: Any, path: str, catalog: Catalog, problems: Problems) -> str | None:
+    """A norm name in the catalog's canonical spelling, or None (problems at `path`)."""
     if value is None:
         return None
     if not isinstance(value, str) or value.lower() not in catalog.norms:
@@ -126,7 +127,8 @@ def _parse_norm(value: Any, path: str, catalog: Catalog, problems: _Problems) ->
     return value.lower()
 
 
-def _parse_model(value: Any, base: pathlib.Path, catalog: Catalog, problems: _Problems) -> str:
+def parse_model(value: Any, base: pathlib.Path, catalog: Catalog, problems: Problems) -> str:
+    """The ``model`` key: a zoo name, or a .keras path resolved against `base`."""
     if not isinstance(value, str) or not value.strip():
         problems.expected("model", "a zoo model name or a path to a .keras file", value)
         return ""
@@ -138,7 +140,7 @@ def _parse_model(value: Any, base: pathlib.Path, catalog: Catalog, problems: _Pr
         problems.add(
             "model",
             f"expected a zoo model name ({', '.join(names)}) or a path to a .keras file, "
-            f"received {describe(value)}{_suggest(value, names)}",
+            f"received {describe(value)}{suggest(value, names)}",
         )
         return ""
     path = (base / pathlib.Path(value).expanduser()).absolute()
@@ -173,9 +175,10 @@ def not_keras_archive(path: pathlib.Path) -> str:
     )
 
 
-def _parse_data(
-    value: Any, base: pathlib.Path, catalog: Catalog, problems: _Problems
+def parse_data(
+    value: Any, base: pathlib.Path, catalog: Catalog, problems: Problems
 ) -> DataConfig | None:
+    """The ``data`` section: an embedded data set or an .npz file, as a `DataConfig`."""
     if not isinstance(value, Mapping):
         problems.expected(
             "data", "a mapping with `name` (an embedded data set) or `npz` (a file)", value
@@ -185,9 +188,9 @@ def _parse_data(
         return _parse_npz(value, base, problems)
     if "name" not in value:
         problems.add("data", "missing key 'name' (an embedded data set) or 'npz' (a file)")
-        _check_keys(value, _EMBEDDED_KEYS, "data", problems)
+        check_keys(value, _EMBEDDED_KEYS, "data", problems)
         return None
-    _check_keys(value, _EMBEDDED_KEYS, "data", problems)
+    check_keys(value, _EMBEDDED_KEYS, "data", problems)
     name = value["name"]
     # Configs spell data set names with hyphens, `advgrad.data.get` with underscores: both
     # spellings are accepted, and the hyphenated one is shown.
@@ -202,7 +205,7 @@ def _parse_data(
     limit = _parse_limit(value.get("limit"), problems)
     flat = value.get("flat")
     if flat is not None:
-        problems.check("data.flat", flat, check_bool, expected=_BOOL)
+        problems.check("data.flat", flat, check_bool, expected=BOOL)
         if canonical is not None and canonical not in catalog.flattenable:
             choices = " or ".join(_hyphens(n) for n in catalog.flattenable)
             message = f"only the {choices} data set" if choices else "no data set"
@@ -214,14 +217,14 @@ def _hyphens(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _parse_limit(value: Any, problems: _Problems) -> int | None:
+def _parse_limit(value: Any, problems: Problems) -> int | None:
     if value is None:
         return None
-    return _parse_int(value, "data.limit", 1, problems, high=None)  # any limit slices
+    return parse_int(value, "data.limit", 1, problems, high=None)  # any limit slices
 
 
-def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataConfig | None:
-    _check_keys(value, _NPZ_KEYS, "data", problems)
+def _parse_npz(value: Mapping, base: pathlib.Path, problems: Problems) -> DataConfig | None:
+    check_keys(value, _NPZ_KEYS, "data", problems)
     raw = value["npz"]
     if not isinstance(raw, str) or not raw:
         problems.expected("data.npz", "a path to a .npz file", raw)
@@ -237,7 +240,7 @@ def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataC
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
     except Exception as err:  # a damaged zip, an array of Python objects, ...
-        problems.add("data.npz", f"cannot read {path} as a .npz file: {_one_line(err)}")
+        problems.add("data.npz", f"cannot read {path} as a .npz file: {one_line(err)}")
         return None
 
     def key_of(item: Any, item_path: str) -> str | None:
@@ -248,7 +251,7 @@ def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataC
             problems.add(
                 item_path,
                 f"no array {describe(item)} in {path.name} (it holds {', '.join(keys)})"
-                f"{_suggest(item, keys)}",
+                f"{suggest(item, keys)}",
             )
             return None
         if _holds_objects(path, item):  # NumPy would only say "allow_pickle=False"
@@ -283,7 +286,7 @@ def _parse_npz(value: Mapping, base: pathlib.Path, problems: _Problems) -> DataC
     if isinstance(value.get("bounds"), Mapping):
         bounds_keys = _parse_bounds_keys(value["bounds"], key_of, problems)
     elif "bounds" in value:
-        bounds = _parse_bounds(value["bounds"], "data.bounds", problems, per_input=False)
+        bounds = parse_bounds(value["bounds"], "data.bounds", problems, per_input=False)
         if bounds == "data" or bounds is None:
             problems.expected(
                 "data.bounds", "[low, high] or {low: KEY, high: KEY}", value["bounds"]
@@ -310,9 +313,9 @@ def _holds_objects(path: pathlib.Path, key: str) -> bool:
     return bool(dtype.hasobject)
 
 
-def _parse_bounds_keys(value: Mapping, key_of: Any, problems: _Problems) -> tuple[str, str] | None:
+def _parse_bounds_keys(value: Mapping, key_of: Any, problems: Problems) -> tuple[str, str] | None:
     """``data.bounds: {low: KEY, high: KEY}``: the npz keys of per-feature bound arrays."""
-    _check_keys(value, ("low", "high"), "data.bounds", problems)
+    check_keys(value, ("low", "high"), "data.bounds", problems)
     sides = []
     for side in ("low", "high"):
         if side not in value:
@@ -324,9 +327,10 @@ def _parse_bounds_keys(value: Mapping, key_of: Any, problems: _Problems) -> tupl
     return None if low is None or high is None else (low, high)
 
 
-def _parse_suite(
-    value: Any, norm: str | None, catalog: Catalog, problems: _Problems
+def parse_suite(
+    value: Any, norm: str | None, catalog: Catalog, problems: Problems
 ) -> tuple[AttackConfig, ...]:
+    """The ``suite`` key: attack names, mappings or a suite name, as `AttackConfig` s."""
     if isinstance(value, str) and value in catalog.suites:  # a named suite: its members
         value = [dict(entry) for entry in catalog.suites[value][norm or "linf"]]
     if isinstance(value, (str, Mapping)):
@@ -356,7 +360,7 @@ def _parse_suite(
             suites = sorted(catalog.suites) if len(value) == 1 else []
             problems.add(
                 path,
-                f"unknown attack {describe(name)}{_suggest(name, registered + suites)}; "
+                f"unknown attack {describe(name)}{suggest(name, registered + suites)}; "
                 f"registered attacks: {', '.join(registered)}"
                 + (f"; suites: {', '.join(suites)}" if suites else ""),
             )
@@ -373,20 +377,20 @@ def _parse_suite(
             problems.argument_error(path, err)
             continue
         except ValueError as err:
-            problems.add(path, _one_line(err))
+            problems.add(path, one_line(err))
             continue
         suite.append(AttackConfig(name=name, settings=settings))
     return tuple(suite)
 
 
 def _parse_settings(
-    name: str, settings: dict[str, Any], catalog: Catalog, path: str, problems: _Problems
+    name: str, settings: dict[str, Any], catalog: Catalog, path: str, problems: Problems
 ) -> dict[str, Any] | None:
     """The settings of one suite entry, checked against the attack's defaults (None if not)."""
     defaults = catalog.attacks[name]
     ok = True
     for key, setting in settings.items():
-        key_path = _join(path, key)
+        key_path = join_path(path, key)
         if key in _SUITE_RESERVED and key in defaults:
             problems.add(key_path, _SUITE_RESERVED[key])
             ok = False
@@ -394,7 +398,7 @@ def _parse_settings(
             allowed = [k for k in defaults if k != "name" and k not in _SUITE_RESERVED]
             problems.add(
                 path,
-                f"unknown setting {describe(key)} for attack {name!r}{_suggest(key, allowed)}; "
+                f"unknown setting {describe(key)} for attack {name!r}{suggest(key, allowed)}; "
                 f"its settings: {', '.join(allowed)}",
             )
             ok = False
@@ -403,14 +407,14 @@ def _parse_settings(
     if not ok:
         return None
     if settings.get("norm") is not None:
-        norm = _parse_norm(settings["norm"], _join(path, "norm"), catalog, problems)
+        norm = parse_norm(settings["norm"], join_path(path, "norm"), catalog, problems)
         if norm is None:  # reported: the attack would only report it again
             return None
         settings["norm"] = norm
     return settings
 
 
-def _check_setting_type(value: Any, default: Any, path: str, problems: _Problems) -> bool:
+def _check_setting_type(value: Any, default: Any, path: str, problems: Problems) -> bool:
     """Check a setting's type against its default's (None defaults accept anything).
 
     Only the type: the attack checks the value (its range) when the suite is validated.
@@ -418,7 +422,7 @@ def _check_setting_type(value: Any, default: Any, path: str, problems: _Problems
     if default is None:
         return True
     if isinstance(default, (bool, np.bool_)):
-        return problems.check(path, value, check_bool, expected=_BOOL) is not None
+        return problems.check(path, value, check_bool, expected=BOOL) is not None
     if _is_int(default):
         return problems.check(path, value, check_int) is not None
     if _is_number(default):
@@ -448,7 +452,8 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def _parse_eps(value: Any, problems: _Problems) -> tuple[float, ...]:
+def parse_eps(value: Any, problems: Problems) -> tuple[float, ...]:
+    """The ``eps`` key: one finite number >= 0 or a list of them, as a tuple."""
     items = value if isinstance(value, list) else [value]
     if not items:
         problems.expected("eps", "a finite number >= 0 or a non-empty list of them", value)
@@ -462,7 +467,8 @@ def _parse_eps(value: Any, problems: _Problems) -> tuple[float, ...]:
     return tuple(result)
 
 
-def _parse_inputs(value: Any, problems: _Problems) -> dict[str, dict[str, Any] | None] | None:
+def parse_inputs(value: Any, problems: Problems) -> dict[str, dict[str, Any] | None] | None:
+    """The ``inputs`` section: input name -> its settings (None: frozen), or None."""
     if value is None:
         return None
     if not isinstance(value, Mapping) or not value:
@@ -470,15 +476,15 @@ def _parse_inputs(value: Any, problems: _Problems) -> dict[str, dict[str, Any] |
         return None
     result: dict[str, dict[str, Any] | None] = {}
     for key, item in value.items():
-        path = _join("inputs", key)
+        path = join_path("inputs", key)
         if item is None or item == FROZEN:
             result[str(key)] = None
         elif isinstance(item, Mapping):
-            _check_keys(item, _INPUT_KEYS, path, problems)
+            check_keys(item, _INPUT_KEYS, path, problems)
             settings = {}
             if "bounds" in item:
-                settings["bounds"] = _parse_bounds(
-                    item["bounds"], _join(path, "bounds"), problems, per_input=False
+                settings["bounds"] = parse_bounds(
+                    item["bounds"], join_path(path, "bounds"), problems, per_input=False
                 )
             result[str(key)] = settings
         else:
@@ -519,7 +525,8 @@ def module_name_problem(name: Any) -> str | None:
     )
 
 
-def _parse_imports(value: Any, problems: _Problems) -> tuple[str, ...]:
+def parse_imports(value: Any, problems: Problems) -> tuple[str, ...]:
+    """The ``imports`` key: importable dotted module names, as a tuple."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -540,7 +547,8 @@ def _parse_imports(value: Any, problems: _Problems) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _parse_output(value: Any, problems: _Problems) -> pathlib.Path | None:
+def parse_output(value: Any, problems: Problems) -> pathlib.Path | None:
+    """The ``output`` key: a folder, absolute (from the current folder), or None."""
     if value is None:
         return None
     if not isinstance(value, str) or not value:

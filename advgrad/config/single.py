@@ -7,10 +7,10 @@ the attack as a one-attack suite) and reports its problems in the config's own w
 (``attack.steps``, not ``suite[0].steps``). Pure: no TensorFlow.
 
 >>> from advgrad.config.catalog import Catalog
->>> from advgrad.config.problems import _Problems
+>>> from advgrad.config.problems import Problems
 >>> catalog = Catalog(attacks={"pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 40}},
 ...                   norms=("linf",), datasets=("digits",), models=("digits-cnn",))
->>> problems = _Problems()
+>>> problems = Problems()
 >>> check_attack_and_eps({"attack": "pgd", "eps": "curve"}, problems)
 >>> problems.items
 ["eps: expected one radius (a finite number >= 0), received 'curve'"]
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import ConfigError, _Problems
+from advgrad.config.problems import ConfigError, Problems
 from advgrad.config.schema import AttackConfig, BenchConfig, parse
 
 __all__ = ["SHARED_KEYS", "OneAttack", "check_attack_and_eps", "parse_shared"]
@@ -71,7 +71,7 @@ class OneAttack:
         return self.bench.eps[0]
 
 
-def check_attack_and_eps(document: Mapping[str, Any], problems: _Problems) -> None:
+def check_attack_and_eps(document: Mapping[str, Any], problems: Problems) -> None:
     """``attack`` is one attack and ``eps`` one radius (not a list, not ``curve``)."""
     attack = document.get("attack")
     if "attack" in document and not isinstance(attack, (str, Mapping)):
@@ -87,7 +87,7 @@ def parse_shared(
     shared: dict[str, Any],
     catalog: Catalog,
     base: Any,
-    problems: _Problems,
+    problems: Problems,
     only: str | None = None,
 ) -> BenchConfig | None:
     """`parse` of the benchmark keys in `shared`; its problems added in the config's words.

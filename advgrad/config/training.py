@@ -61,7 +61,7 @@ from typing import Any
 
 from advgrad._validation import SEED_LIMIT, check_bool, check_int, check_number
 from advgrad.config.catalog import Catalog
-from advgrad.config.problems import _Problems, check_document
+from advgrad.config.problems import Problems, check_document
 from advgrad.config.schema import AttackConfig, DataConfig, load_with
 from advgrad.config.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
 
@@ -143,7 +143,7 @@ def load_train(path: str | os.PathLike, catalog: Catalog) -> TrainConfig:
     return load_with(parse_train, path, catalog)
 
 
-def check_keras_seed(seed: Any, problems: _Problems) -> None:
+def check_keras_seed(seed: Any, problems: Problems) -> None:
     """A problem at ``seed`` for a seed of the one rule (`advgrad._validation.check_seed`)
     that Keras cannot take (``>= KERAS_SEED_LIMIT``); any other bad seed is the shared
     schema's problem (named there, once)."""
@@ -164,7 +164,7 @@ def parse_train(
     Raises:
         ConfigError: Every problem found, by path.
     """
-    problems = _Problems()
+    problems = Problems()
     expected = "a mapping of keys (model, data, attack, eps, epochs, ...)"
     check_document(document, _OWN_KEYS + SHARED_KEYS, _REQUIRED, expected, problems, source)
     get = document.get

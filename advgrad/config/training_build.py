@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from advgrad.config.build import _check_data_fits, _load_data, _model_input_names, build_run
-from advgrad.config.problems import ConfigError, _Problems
+from advgrad.config.build import build_run, check_data_fits, load_data, model_input_names
+from advgrad.config.problems import ConfigError, Problems
 from advgrad.config.training import TrainConfig, check_keras_seed
 
 __all__ = ["TrainingRun", "build_training", "run_training"]
@@ -61,9 +61,9 @@ def build_training(config: TrainConfig) -> TrainingRun:
     attack = _at_eps(run.suite[0], config.eps)
     validation = None
     if config.validation is not None:
-        problems = _Problems()
-        x, y, _ = _load_data(config.validation, model)
-        _check_data_fits(x, y, model, _model_input_names(model), problems)
+        problems = Problems()
+        x, y, _ = load_data(config.validation, model)
+        check_data_fits(x, y, model, model_input_names(model), problems)
         problems.raise_if_any(config.bench.source)
         validation = (x, y)
     robust_check = None
@@ -80,7 +80,7 @@ def build_training(config: TrainConfig) -> TrainingRun:
 
 def _check_seed(config: TrainConfig) -> None:
     """The seed Keras is seeded with, checked as when parsing (a config made in code)."""
-    problems = _Problems()
+    problems = Problems()
     check_keras_seed(config.bench.seed, problems)
     problems.raise_if_any(config.bench.source)
 
@@ -208,12 +208,12 @@ def run_training(
         card["validation_accuracy"] = float(
             robust.evaluate(*run.validation, verbose=0, return_dict=True)["accuracy"]
         )
-    text = _card_text(card)
+    text = card_text(card)
     atomic_write(folder / "card.json", text)
     return json.loads(text)
 
 
-def _card_text(card: dict[str, Any]) -> str:
+def card_text(card: dict[str, Any]) -> str:
     """``card.json``'s text: valid JSON (a non-finite number is written null)."""
     from advgrad._io import json_text
 
