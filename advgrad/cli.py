@@ -151,9 +151,9 @@ _non_negative_int = _int_at_least(0)
 def build_parser() -> argparse.ArgumentParser:
     """The ``advgrad`` argument parser (init, bench, report, compare, attacks, zoo, gradients)."""
     from advgrad.config import SCHEMA  # TensorFlow-free
-    from advgrad.config.generation import SCHEMA as GENERATION_SCHEMA
-    from advgrad.config.saliency import SCHEMA as SALIENCY_SCHEMA
-    from advgrad.config.training import SCHEMA as TRAINING_SCHEMA
+    from advgrad.generation.config import SCHEMA as GENERATION_SCHEMA
+    from advgrad.saliency.config import SCHEMA as SALIENCY_SCHEMA
+    from advgrad.training.config import SCHEMA as TRAINING_SCHEMA
 
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")

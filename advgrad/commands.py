@@ -207,7 +207,7 @@ def train(args: argparse.Namespace) -> int:
     """Run a training config: adversarial training inside Keras fit, then the plain model
     (model.keras) and its card (card.json) in the output folder."""
     from advgrad.config.registries import default_catalog
-    from advgrad.config.training import load_train
+    from advgrad.training.config import load_train
     from advgrad.config.training_build import run_training
 
     config = load_train(args.config, default_catalog())
@@ -238,7 +238,7 @@ def saliency(args: argparse.Namespace) -> int:
     """Run a saliency config: each method's figure, the maps and an index.md."""
     from advgrad._validation import ArgumentError
     from advgrad.config.registries import default_catalog
-    from advgrad.config.saliency import load_saliency
+    from advgrad.saliency.config import load_saliency
     from advgrad.config.saliency_build import build_saliency
 
     config = load_saliency(args.config, default_catalog())

@@ -379,7 +379,7 @@ def test_model_without_loss_refused(tmp_path):
 
 PURE_CATALOG = """
 from advgrad._validation import check_int
-from advgrad.config.catalog import Catalog
+from advgrad.schema.catalog import Catalog
 
 def validate(name, settings):  # what an attack's constructor would check
     check_int("steps", settings.get("steps", 10), low=1)
@@ -419,7 +419,7 @@ def test_schema_validates_without_tensorflow(tmp_path):
     code = PURE_CATALOG + textwrap.dedent(
         f"""
         import sys
-        from advgrad.config.schema import ConfigError, load, parse
+        from advgrad.schema.bench import ConfigError, load, parse
 
         config = load({str(tmp_path / "bench.yaml")!r}, catalog)
         assert config.data.name == "breast_cancer_two_input" and config.data.limit == 32
@@ -450,7 +450,8 @@ def test_schema_validates_without_tensorflow(tmp_path):
 
 def test_importing_config_imports_no_tensorflow():
     code = (
-        "import sys, advgrad.config, advgrad.config.schema, advgrad.config.catalog\n"
+        "import sys, advgrad.config, advgrad.schema.bench, advgrad.schema.catalog\n"
+        "import advgrad.training.config, advgrad.generation.config, advgrad.saliency.config\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -943,7 +944,7 @@ def _generation(**changes):
 
 
 def test_generation_config_shares_the_benchmark_checks():
-    from advgrad.config.generation import parse_generate
+    from advgrad.generation.config import parse_generate
 
     config = parse_generate(_generation(format="npz"), default_catalog())
     assert config.attack.name == "pgd" and config.attack.settings == {"steps": 10}
@@ -968,7 +969,7 @@ def test_generation_config_shares_the_benchmark_checks():
     ],
 )
 def test_generation_config_problems_are_named(changes, problem):
-    from advgrad.config.generation import parse_generate
+    from advgrad.generation.config import parse_generate
 
     with pytest.raises(ConfigError) as info:
         parse_generate(_generation(**changes), default_catalog())

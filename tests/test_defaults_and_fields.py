@@ -59,9 +59,9 @@ def test_a_config_without_norm_builds_l2_minimal_norm_attacks(digits_cnn):
 # ------------------------------------------------------ part 5: keep_clean in a config
 def test_keep_clean_in_a_generation_config_end_to_end(tmp_path, capsys, digits, digits_cnn):
     from advgrad.cli import main
-    from advgrad.config.generation import SCHEMA, parse_generate
-    from advgrad.config.problems import ConfigError
     from advgrad.config.registries import default_catalog
+    from advgrad.generation.config import SCHEMA, parse_generate
+    from advgrad.schema.problems import ConfigError
 
     assert "keep_clean:" in SCHEMA
     config = tmp_path / "generate.yaml"

@@ -274,7 +274,7 @@ def test_distribute_section_parsed():
     import yaml
 
     from advgrad.config import parse_config
-    from advgrad.config.distribute import DistributeConfig
+    from advgrad.schema.distribute import DistributeConfig
 
     document = yaml.safe_load(CONFIG)
     assert parse_config(document).distribute == DistributeConfig()
@@ -304,8 +304,8 @@ def test_distribute_problems_named_by_path():
 
 def test_make_strategy_after_tensorflow_started_is_a_config_error():
     from advgrad.config import ConfigError
-    from advgrad.config.distribute import DistributeConfig
     from advgrad.config.distribute_build import make_strategy
+    from advgrad.schema.distribute import DistributeConfig
 
     assert make_strategy(DistributeConfig()) is None
     strategy = make_strategy(DistributeConfig("mirrored", cpu_devices=2))  # the split we have
@@ -361,7 +361,8 @@ def test_cpu_devices_at_most_one_per_usable_cpu(monkeypatch):
     (two on a one-CPU machine)."""
     import yaml
 
-    from advgrad.config import ConfigError, distribute, parse_config
+    from advgrad.config import ConfigError, parse_config
+    from advgrad.schema import distribute
 
     document = yaml.safe_load(CONFIG)
     monkeypatch.setattr(distribute, "usable_cpus", lambda: 4)
@@ -381,7 +382,7 @@ def test_cpu_devices_at_most_one_per_usable_cpu(monkeypatch):
 
 
 def test_usable_cpus_is_this_process_share():
-    from advgrad.config.distribute import usable_cpus
+    from advgrad.schema.distribute import usable_cpus
 
     assert 1 <= usable_cpus() <= (os.cpu_count() or 1)
 
@@ -397,8 +398,8 @@ def test_usable_cpus_is_this_process_share():
 )
 def test_devices_that_do_not_exist_are_refused(devices, problem):
     from advgrad.config import ConfigError
-    from advgrad.config.distribute import DistributeConfig
     from advgrad.config.distribute_build import make_strategy
+    from advgrad.schema.distribute import DistributeConfig
 
     if "/gpu:7" in devices and len(tf.config.list_logical_devices("GPU")) > 7:
         pytest.skip("this machine has a GPU 7")

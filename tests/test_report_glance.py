@@ -158,9 +158,9 @@ def test_the_zoo_says_when_it_trains(tmp_path, monkeypatch, caplog, capsys):
 
 def test_saliency_bars_name_the_features_of_the_npz_or_the_config(tmp_path):
     from advgrad.config import ConfigError
-    from advgrad.config.catalog import Catalog
-    from advgrad.config.saliency import parse_saliency
     from advgrad.config.saliency_build import feature_names_of
+    from advgrad.saliency.config import parse_saliency
+    from advgrad.schema.catalog import Catalog
 
     x = np.zeros((4, 3), np.float32)
     np.savez(tmp_path / "d.npz", x=x, y=np.zeros(4, np.int64), feature_names=["a", "b", "c"])

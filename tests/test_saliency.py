@@ -14,12 +14,12 @@ import advgrad
 from advgrad import saliency
 from advgrad._compile import trace_count
 from advgrad._validation import ArgumentError
-from advgrad.config.problems import ConfigError
 from advgrad.config.registries import default_catalog
-from advgrad.config.saliency import MAX_STEPS as CONFIG_MAX_STEPS
-from advgrad.config.saliency import METHOD_SETTINGS, load_saliency, parse_saliency
-from advgrad.config.saliency import METHODS as CONFIG_METHODS
-from advgrad.config.saliency import RULES as CONFIG_RULES
+from advgrad.saliency.config import MAX_STEPS as CONFIG_MAX_STEPS
+from advgrad.saliency.config import METHOD_SETTINGS, load_saliency, parse_saliency
+from advgrad.saliency.config import METHODS as CONFIG_METHODS
+from advgrad.saliency.config import RULES as CONFIG_RULES
+from advgrad.schema.problems import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -644,10 +644,10 @@ def test_saliency_bars_name_an_embedded_data_sets_features(tabular):
     config on it names the bars with them unless it gives its own."""
     from sklearn.datasets import load_breast_cancer
 
-    from advgrad.config.catalog import Catalog
-    from advgrad.config.saliency import parse_saliency
     from advgrad.config.saliency_build import feature_names_of
+    from advgrad.saliency.config import parse_saliency
     from advgrad.saliency.plots import _features
+    from advgrad.schema.catalog import Catalog
 
     sklearn_names = tuple(load_breast_cancer().feature_names)
     assert tabular.feature_names == {

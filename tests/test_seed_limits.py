@@ -10,8 +10,8 @@ import pytest
 from advgrad import _validation
 from advgrad._validation import SEED_LIMIT, SHARD_LIMIT, ArgumentError
 from advgrad.attacks import FGSM, PGD
-from advgrad.config.problems import ConfigError
 from advgrad.config.registries import default_catalog
+from advgrad.schema.problems import ConfigError
 
 TRAIN = """\
 model: digits-mlp
@@ -38,7 +38,7 @@ def _yaml(tmp_path, text, name):
 
 # ------------------------------------------------------------------ training seeds (3a)
 def test_train_config_seed_beyond_keras_refused_at_parse_time(tmp_path):
-    from advgrad.config.training import KERAS_SEED_LIMIT, load_train
+    from advgrad.training.config import KERAS_SEED_LIMIT, load_train
 
     assert KERAS_SEED_LIMIT == 2**32
     with pytest.raises(ConfigError) as info:
@@ -52,7 +52,7 @@ def test_train_config_seed_beyond_keras_refused_at_parse_time(tmp_path):
 
 
 def test_train_config_seed_beyond_63_bits_named_once(tmp_path):
-    from advgrad.config.training import load_train
+    from advgrad.training.config import load_train
 
     with pytest.raises(ConfigError) as info:
         load_train(_yaml(tmp_path, TRAIN + f"seed: {2**63}\n", "t.yaml"), default_catalog())
@@ -80,8 +80,8 @@ def test_run_training_refuses_a_seed_keras_cannot_take_before_any_folder(tmp_pat
     creates the output folder."""
     import dataclasses
 
-    from advgrad.config.training import load_train
     from advgrad.config.training_build import build_training, run_training
+    from advgrad.training.config import load_train
 
     config = load_train(_yaml(tmp_path, TRAIN, "t.yaml"), default_catalog())
     config = dataclasses.replace(config, bench=dataclasses.replace(config.bench, seed=2**40))
@@ -133,8 +133,8 @@ def test_generate_takes_the_largest_seed_and_refuses_the_next(digits, digits_cnn
 
 
 def test_generate_and_its_config_share_the_shard_size_limit(digits, digits_cnn, tmp_path):
-    from advgrad.config.generation import parse_generate
     from advgrad.generation import generate
+    from advgrad.generation.config import parse_generate
 
     assert SHARD_LIMIT == 2**40
     with pytest.raises(ArgumentError, match=r"shard_size.*\[1, 2\*\*40\)"):

@@ -266,10 +266,10 @@ def test_bad_input_is_refused_before_training(flat):
 def test_train_config_parses_builds_and_runs(tmp_path):
     import pathlib
 
-    from advgrad.config.problems import ConfigError
     from advgrad.config.registries import default_catalog
-    from advgrad.config.training import load_train, parse_train
     from advgrad.config.training_build import run_training
+    from advgrad.schema.problems import ConfigError
+    from advgrad.training.config import load_train, parse_train
 
     root = pathlib.Path(__file__).resolve().parents[1]
     config = load_train(root / "configs" / "train-digits-pgd.yaml", default_catalog())

@@ -31,7 +31,7 @@ def _strict_json(path):
 
 def _config(**changes):
     from advgrad.config.registries import default_catalog
-    from advgrad.config.training import parse_train
+    from advgrad.training.config import parse_train
 
     return parse_train({**DOCUMENT, **changes}, default_catalog())
 
@@ -82,8 +82,8 @@ def test_a_resumed_run_has_the_uninterrupted_weights_and_the_whole_history(tmp_p
 
 @pytest.mark.slow
 def test_a_backup_is_resumed_only_by_its_own_config(tmp_path, monkeypatch):
-    from advgrad.config.problems import ConfigError
     from advgrad.config.training_build import run_training
+    from advgrad.schema.problems import ConfigError
 
     folder = tmp_path / "run"
     _killed_at(monkeypatch, folder, 2)

@@ -85,11 +85,11 @@ are frozen too, as with ``advgrad.Budget`` dicts.
 
 Parse, then build: the package is split in two halves.
 
-- `advgrad.config.schema` reads the YAML safely and validates the document into a `BenchConfig`
-  (pure: no TensorFlow, no Keras; `advgrad.config.sections` parses each section and
-  `advgrad.config.problems` collects the problems by path). What a config may name (attacks
+- `advgrad.schema.bench` reads the YAML safely and validates the document into a `BenchConfig`
+  (pure: no TensorFlow, no Keras; `advgrad.schema.sections` parses each section and
+  `advgrad.schema.problems` collects the problems by path). What a config may name (attacks
   and their settings, norms, data sets, zoo models) comes in as a `Catalog`
-  (`advgrad.config.catalog`); `load_config` and `parse_config` use the registries' own
+  (`advgrad.schema.catalog`); `load_config` and `parse_config` use the registries' own
   (`advgrad.config.registries.default_catalog`) unless given one.
 - `advgrad.config.build.build_run` turns a `BenchConfig` into a `BenchRun`: it loads the
   model and the data and makes the attacks, with Keras and TensorFlow.
@@ -125,19 +125,19 @@ import os
 import textwrap
 from typing import Any
 
-from advgrad.config import schema
 from advgrad.config.build import build_generation, build_run
-from advgrad.config.catalog import Catalog
-from advgrad.config.generation import GenerateConfig, parse_generate
-from advgrad.config.generation import load_generate as _load_generate
 from advgrad.config.registries import default_catalog
-from advgrad.config.schema import (
+from advgrad.generation.config import GenerateConfig, parse_generate
+from advgrad.generation.config import load_generate as _load_generate
+from advgrad.schema import bench
+from advgrad.schema.bench import (
     AttackConfig,
     BenchConfig,
     BenchRun,
     ConfigError,
     DataConfig,
 )
+from advgrad.schema.catalog import Catalog
 
 __all__ = [
     "EXAMPLE",
@@ -195,7 +195,7 @@ output: runs/my-model        # output folder of `advgrad bench` (--out overrides
 
 
 def load_generate(path: str | os.PathLike, *, catalog: Catalog | None = None) -> GenerateConfig:
-    """Read and validate a generation YAML file (`advgrad.config.generation`), with
+    """Read and validate a generation YAML file (`advgrad.generation.config`), with
     advgrad's registries as the catalog unless one is given.
 
     Raises:
@@ -205,13 +205,13 @@ def load_generate(path: str | os.PathLike, *, catalog: Catalog | None = None) ->
 
 
 def load_config(path: str | os.PathLike, *, catalog: Catalog | None = None) -> BenchConfig:
-    """Read and validate a benchmark YAML file: `advgrad.config.schema.load`, with advgrad's
+    """Read and validate a benchmark YAML file: `advgrad.schema.bench.load`, with advgrad's
     registries as the catalog unless one is given (the schema is above).
 
     Raises:
         ConfigError: Every problem found, by its YAML path.
     """
-    return schema.load(path, catalog or default_catalog())
+    return bench.load(path, catalog or default_catalog())
 
 
 def parse_config(
@@ -221,10 +221,10 @@ def parse_config(
     source: str | os.PathLike | None = None,
     catalog: Catalog | None = None,
 ) -> BenchConfig:
-    """Validate a config given as a mapping: `advgrad.config.schema.parse`, with advgrad's
+    """Validate a config given as a mapping: `advgrad.schema.bench.parse`, with advgrad's
     registries as the catalog unless one is given.
 
     Raises:
         ConfigError: Every problem found, by its YAML path.
     """
-    return schema.parse(document, catalog or default_catalog(), base=base, source=source)
+    return bench.parse(document, catalog or default_catalog(), base=base, source=source)

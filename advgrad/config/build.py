@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from advgrad._validation import ArgumentError
-from advgrad.config.generation import GenerateConfig
-from advgrad.config.problems import Problems, join_path, one_line, suggest
 from advgrad.config.registries import default_catalog
-from advgrad.config.schema import BenchConfig, BenchRun, DataConfig
-from advgrad.config.sections import is_keras_archive, not_keras_archive
+from advgrad.generation.config import GenerateConfig
+from advgrad.schema.bench import BenchConfig, BenchRun, DataConfig
+from advgrad.schema.problems import Problems, join_path, one_line, suggest
+from advgrad.schema.sections import is_keras_archive, not_keras_archive
 
 __all__ = ["build_run"]
 

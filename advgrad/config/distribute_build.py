@@ -1,14 +1,14 @@
 """The TensorFlow side of a config's ``distribute:`` section: the strategy it asks for.
 
 `make_strategy` is what the bench (and the generation and training) commands call with a
-`advgrad.config.distribute.DistributeConfig`: None for ``strategy: none``, a
+`advgrad.schema.distribute.DistributeConfig`: None for ``strategy: none``, a
 MirroredStrategy (over ``devices``, or over ``cpu_devices`` logical CPUs, split first), or a
 MultiWorkerMirroredStrategy from ``TF_CONFIG`` (`advgrad.replicas.multi_worker`: a worker
 that does not answer within ``timeout`` is an error naming it). A device in ``devices`` that
 the machine does not have is refused, by its index, before any work (`check_devices`):
 TensorFlow alone would place its replica on another device.
 
->>> from advgrad.config.distribute import DistributeConfig
+>>> from advgrad.schema.distribute import DistributeConfig
 >>> make_strategy(DistributeConfig()) is None
 True
 """
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from advgrad._validation import ArgumentError
-from advgrad.config.distribute import DistributeConfig
-from advgrad.config.problems import ConfigError
+from advgrad.schema.distribute import DistributeConfig
+from advgrad.schema.problems import ConfigError
 
 __all__ = ["check_devices", "make_strategy", "split_cpu"]
 

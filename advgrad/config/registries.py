@@ -14,7 +14,7 @@ import functools
 import inspect
 from typing import Any
 
-from advgrad.config.catalog import Catalog
+from advgrad.schema.catalog import Catalog
 
 __all__ = ["default_catalog"]
 

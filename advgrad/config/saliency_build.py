@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from advgrad.config.build import build_run
-from advgrad.config.problems import Problems
-from advgrad.config.saliency import SaliencyConfig
+from advgrad.saliency.config import SaliencyConfig
+from advgrad.schema.problems import Problems
 
 __all__ = ["SaliencyRun", "build_saliency"]
 

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from advgrad.config.build import build_run, check_data_fits, load_data, model_input_names
-from advgrad.config.problems import ConfigError, Problems
-from advgrad.config.training import TrainConfig, check_keras_seed
+from advgrad.schema.problems import ConfigError, Problems
+from advgrad.training.config import TrainConfig, check_keras_seed
 
 __all__ = ["TrainingRun", "build_training", "run_training"]
 
@@ -48,7 +48,7 @@ def build_training(config: TrainConfig) -> TrainingRun:
 
     Raises:
         ConfigError: As `advgrad.config.build_run`, and for validation data that does not
-            fit the model or a seed Keras cannot take (`advgrad.config.training.
+            fit the model or a seed Keras cannot take (`advgrad.training.config.
             KERAS_SEED_LIMIT`).
     """
     import keras

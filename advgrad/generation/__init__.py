@@ -18,9 +18,14 @@ The parts: `shards` (the two file formats), `manifest` (the JSON manifest, finge
 
 from __future__ import annotations
 
-from advgrad.generation.loading import GeneratedFields, adversarial_dataset, load_generated
-from advgrad.generation.manifest import VerifyResult, verify
-from advgrad.generation.pipeline import generate
+from typing import TYPE_CHECKING
+
+from advgrad._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from advgrad.generation.loading import GeneratedFields, adversarial_dataset, load_generated
+    from advgrad.generation.manifest import VerifyResult, verify
+    from advgrad.generation.pipeline import generate
 
 __all__ = [
     "GeneratedFields",
@@ -30,3 +35,15 @@ __all__ = [
     "load_generated",
     "verify",
 ]
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "GeneratedFields": "advgrad.generation.loading",
+        "adversarial_dataset": "advgrad.generation.loading",
+        "load_generated": "advgrad.generation.loading",
+        "VerifyResult": "advgrad.generation.manifest",
+        "verify": "advgrad.generation.manifest",
+        "generate": "advgrad.generation.pipeline",
+    },
+)

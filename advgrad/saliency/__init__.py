@@ -18,29 +18,34 @@ runs).
 ((4, 3), True)
 """
 
-from advgrad.saliency.methods import (
-    MAX_STEPS,
-    METHODS,
-    RULES,
-    grad_cam,
-    gradient_x_input,
-    integrated_gradients,
-    integration_rule,
-    predicted_targets,
-    scores,
-    smoothgrad,
-    vanilla,
-)
-from advgrad.saliency.sanity import (
-    DeletionResult,
-    SanityResult,
-    attribute,
-    deletion_test,
-    randomized_copy,
-    rank_correlation,
-    sanity_check,
-)
-from advgrad.saliency.writing import write_saliency
+from typing import TYPE_CHECKING
+
+from advgrad._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from advgrad.saliency.methods import (
+        MAX_STEPS,
+        METHODS,
+        RULES,
+        grad_cam,
+        gradient_x_input,
+        integrated_gradients,
+        integration_rule,
+        predicted_targets,
+        scores,
+        smoothgrad,
+        vanilla,
+    )
+    from advgrad.saliency.sanity import (
+        DeletionResult,
+        SanityResult,
+        attribute,
+        deletion_test,
+        randomized_copy,
+        rank_correlation,
+        sanity_check,
+    )
+    from advgrad.saliency.writing import write_saliency
 
 __all__ = [
     "MAX_STEPS",
@@ -63,3 +68,28 @@ __all__ = [
     "vanilla",
     "write_saliency",
 ]
+
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "MAX_STEPS": "advgrad.saliency.methods",
+        "METHODS": "advgrad.saliency.methods",
+        "RULES": "advgrad.saliency.methods",
+        "grad_cam": "advgrad.saliency.methods",
+        "gradient_x_input": "advgrad.saliency.methods",
+        "integrated_gradients": "advgrad.saliency.methods",
+        "integration_rule": "advgrad.saliency.methods",
+        "predicted_targets": "advgrad.saliency.methods",
+        "scores": "advgrad.saliency.methods",
+        "smoothgrad": "advgrad.saliency.methods",
+        "vanilla": "advgrad.saliency.methods",
+        "DeletionResult": "advgrad.saliency.sanity",
+        "SanityResult": "advgrad.saliency.sanity",
+        "attribute": "advgrad.saliency.sanity",
+        "deletion_test": "advgrad.saliency.sanity",
+        "randomized_copy": "advgrad.saliency.sanity",
+        "rank_correlation": "advgrad.saliency.sanity",
+        "sanity_check": "advgrad.saliency.sanity",
+        "write_saliency": "advgrad.saliency.writing",
+    },
+)

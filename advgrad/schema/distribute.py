@@ -13,7 +13,7 @@ distribute:
 2 on a one-CPU machine): more only share the same cores, and each replica holds a copy of
 every compiled graph. ``devices`` must exist on the machine: `make_strategy` checks them.
 
->>> from advgrad.config.problems import Problems
+>>> from advgrad.schema.problems import Problems
 >>> parse_distribute({"strategy": "mirrored", "cpu_devices": 2}, Problems())
 DistributeConfig(strategy='mirrored', devices=None, cpu_devices=2, timeout=60.0)
 >>> parse_distribute(None, Problems()).strategy
@@ -27,7 +27,7 @@ import os
 from typing import Any
 
 from advgrad._validation import check_int, check_number
-from advgrad.config.problems import Problems, check_keys
+from advgrad.schema.problems import Problems, check_keys
 
 __all__ = ["STRATEGIES", "DistributeConfig", "parse_distribute", "usable_cpus"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from advgrad.config.problems import Problems, join_path
+from advgrad.schema.problems import Problems, join_path
 
 _MAX_BOUND_NUMBERS = 1_000_000
 """Most numbers (and lists) one side of a per-feature bound may hold: counted, never built."""

@@ -28,27 +28,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-import yaml
 
-from advgrad._io import FileTooLargeError, NotRegularFileError, read_regular
 from advgrad._validation import (
     SEED_LIMIT,
     ArgumentError,
     check_bool,
     check_eps,
     check_int,
-    describe,
-    invalid,
 )
-from advgrad.config.catalog import Catalog
-from advgrad.config.distribute import DistributeConfig, parse_distribute
-from advgrad.config.problems import ConfigError, Problems, check_keys, one_line
-from advgrad.config.sections import (
+from advgrad.schema.catalog import Catalog
+from advgrad.schema.distribute import DistributeConfig, parse_distribute
+from advgrad.schema.problems import ConfigError, Problems, check_keys
+from advgrad.schema.sections import (
     BOOL,
     FROZEN,
     AttackConfig,
@@ -66,6 +61,7 @@ from advgrad.config.sections import (
     parse_suite,
     parse_targets,
 )
+from advgrad.schema.yamlfile import load_with
 
 __all__ = [
     "FROZEN",
@@ -76,9 +72,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "load",
-    "load_with",
     "parse",
-    "read_yaml",
 ]
 
 _TOP_KEYS = (
@@ -99,10 +93,6 @@ _TOP_KEYS = (
     "distribute",
 )
 _REQUIRED = ("model", "data", "suite", "eps")
-_CONFIG_LIMIT = 1 << 20
-"""The largest config file read, in bytes (1 MiB: a config is a few hundred bytes)."""
-_MAX_DEPTH = 64
-"""The deepest nesting of collections a config may hold (per-feature bounds need a few)."""
 
 
 CURVE = "curve"
@@ -112,7 +102,7 @@ CURVE = "curve"
 def _parse_eps_or_curve(value: Any, problems: Problems) -> tuple[float | str, ...]:
     """`parse_eps`, with ``curve`` allowed alone or among the radii (kept last).
 
-    >>> from advgrad.config.problems import Problems
+    >>> from advgrad.schema.problems import Problems
     >>> _parse_eps_or_curve([0.5, "curve"], Problems()), _parse_eps_or_curve("curve", Problems())
     ((0.5, 'curve'), ('curve',))
     """
@@ -187,7 +177,7 @@ class BenchConfig:
             (`with_overrides`).
         folder: The folder relative paths were resolved against (the config file's), searched
             first for `imports`; None: only ``sys.path``.
-        distribute: The ``distribute:`` section (`advgrad.config.distribute`): the
+        distribute: The ``distribute:`` section (`advgrad.schema.distribute`): the
             `tf.distribute` strategy the attacks run under (default: none).
     """
 
@@ -258,138 +248,6 @@ class BenchConfig:
         return dataclasses.replace(self, **changes)
 
 
-# ------------------------------------------------------------------------------- loading
-class _Refused(yaml.YAMLError):
-    """A document the config loader refuses: ``problem`` is the config's one-line problem."""
-
-    def __init__(self, problem: str):
-        super().__init__(problem)
-        self.problem = problem
-
-
-def _line(node_or_event: Any) -> str:
-    mark = getattr(node_or_event, "start_mark", None)
-    return f" (line {mark.line + 1})" if mark is not None else ""
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` for configs, refusing what a config never needs while it composes:
-
-    - aliases (``*name``, merges of ``<<: *name`` too): a few hundred bytes of nested aliases
-      ("billion laughs") would expand to billions of values wherever a config is walked;
-      refused before anything is expanded;
-    - nesting deeper than `_MAX_DEPTH` (PyYAML composes recursively);
-    - duplicate keys in a mapping (the last one would silently win);
-    - integers too long for ``int`` (a ``ValueError`` of PyYAML's, as invalid YAML).
-
-    Python tags (``!!python/...``) are refused as by ``yaml.safe_load``.
-    """
-
-    def __init__(self, stream: Any):
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            name = event.anchor if len(event.anchor) <= 40 else event.anchor[:37] + "..."
-            raise _Refused(f"YAML aliases (*{name}) are not allowed in a config{_line(event)}")
-        self._depth += 1
-        try:
-            if self._depth > _MAX_DEPTH:
-                event = self.peek_event()
-                raise _Refused(f"YAML nested deeper than {_MAX_DEPTH} levels{_line(event)}")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            seen = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
-                    key_node, yaml.ScalarNode
-                ):
-                    continue  # merges are checked by PyYAML; unhashable keys refused by it
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    duplicate = key in seen
-                    seen.add(key)
-                except TypeError:  # unhashable: PyYAML refuses it below
-                    continue
-                if duplicate:
-                    raise _Refused(f"duplicate key {describe(key)}{_line(key_node)}")
-        return super().construct_mapping(node, deep=deep)
-
-    def construct_yaml_int(self, node: Any) -> int:
-        try:
-            return super().construct_yaml_int(node)
-        except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
-            digits = sum(c.isdigit() for c in str(node.value))
-            limit = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
-            raise yaml.constructor.ConstructorError(
-                None, None, f"integer of {digits} digits (at most {limit})", node.start_mark
-            ) from None
-
-
-_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
-
-
-def read_yaml(path: str | os.PathLike) -> Any:
-    """The document of a YAML config file, read safely (``yaml.SafeLoader``) and boundedly.
-
-    Only a regular file of at most 1 MiB is read (a device such as ``/dev/zero``, a FIFO or
-    a folder is refused at once). The document may hold no Python tags, no aliases (``*a``,
-    so it cannot expand past its size), no duplicate keys and no nesting deeper than 64.
-
-    Raises:
-        ConfigError: If the file is missing, unreadable, not a regular file or over 1 MiB,
-            is not valid YAML, holds ``!!python/...`` tags (refused: configs are loaded
-            like ``yaml.safe_load``), aliases or duplicate keys, or nests too deep.
-        ValueError: If ``path`` is not a path.
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise invalid("path", "a path to a YAML file", path)
-    path = pathlib.Path(path).expanduser()
-    try:
-        text = read_regular(path, _CONFIG_LIMIT).decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"config file not found: {path}"]) from None
-    except NotRegularFileError:
-        raise ConfigError([f"not a regular file: {path}"]) from None
-    except FileTooLargeError as err:
-        problem = f"config file too large: {err.size} bytes (limit {_CONFIG_LIMIT >> 20} MiB)"
-        raise ConfigError([problem], source=path) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError([f"cannot read the config file: {err}"], source=path) from None
-    loader = _ConfigLoader(text)
-    try:
-        return loader.get_single_data()
-    except _Refused as err:
-        raise ConfigError([err.problem], source=path) from None
-    except yaml.constructor.ConstructorError as err:
-        problem = getattr(err, "problem", "") or one_line(err)
-        if not problem.startswith("could not determine a constructor"):
-            raise ConfigError([_invalid_yaml(err)], source=path) from None
-        mark = err.problem_mark
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(
-            [f"refused unsafe YAML{where}: {problem}; configs are loaded with yaml.safe_load"],
-            source=path,
-        ) from None
-    except yaml.YAMLError as err:
-        raise ConfigError([_invalid_yaml(err)], source=path) from None
-    finally:
-        loader.dispose()
-
-
-def _invalid_yaml(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    problem = getattr(err, "problem", None) or one_line(err)
-    return f"invalid YAML{where}: {problem}"
-
-
 def load(path: str | os.PathLike, catalog: Catalog) -> BenchConfig:
     """Read and validate a benchmark YAML file (see `advgrad.config` for the schema).
 
@@ -406,18 +264,6 @@ def load(path: str | os.PathLike, catalog: Catalog) -> BenchConfig:
         ValueError: If ``path`` is not a path.
     """
     return load_with(parse, path, catalog)
-
-
-def load_with(parser: Callable[..., Any], path: str | os.PathLike, catalog: Catalog) -> Any:
-    """Read a YAML file safely and parse it with `parser` (`parse`, or a generation,
-    training or saliency parser), relative paths from the file's folder.
-
-    Raises:
-        ConfigError: Every problem found, by its YAML path.
-    """
-    document = read_yaml(path)
-    path = pathlib.Path(path).expanduser()
-    return parser(document, catalog, base=path.parent, source=path)
 
 
 def parse(

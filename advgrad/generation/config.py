@@ -3,7 +3,7 @@
 A generation config is a benchmark config with one attack instead of a suite, one eps, and
 where the shards go. Everything the two share (``model``, ``imports``, ``data``, ``norm``,
 ``bounds``, ``inputs``, ``batch_size``, ``seed``, ``output``, ``distribute``) is checked by
-the same code (`advgrad.config.schema.parse`), and problems are named by the generation
+the same code (`advgrad.schema.bench.parse`), and problems are named by the generation
 config's own paths (``attack.steps: ...``). Pure: no TensorFlow.
 
 Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required)::
@@ -22,7 +22,7 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required
     output: runs/digits-pgd-data # default output folder (--out overrides)
     distribute: {strategy: mirrored, cpu_devices: 2}  # optional: tf.distribute, as in bench
 
->>> from advgrad.config.catalog import Catalog
+>>> from advgrad.schema.catalog import Catalog
 >>> catalog = Catalog(attacks={"pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 40}},
 ...                   norms=("linf",), datasets=("digits",), models=("digits-cnn",))
 >>> document = {"model": "digits-cnn", "data": {"name": "digits"}, "attack": "pgd",
@@ -33,7 +33,7 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``shard_size`` are required
 >>> parse_generate({**document, "attack": {"name": "pgd", "steps": "ten"}}, catalog)
 Traceback (most recent call last):
 ...
-advgrad.config.problems.ConfigError: attack.steps: expected an int, received 'ten'
+advgrad.schema.problems.ConfigError: attack.steps: expected an int, received 'ten'
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from advgrad._validation import SHARD_LIMIT, check_bool, check_int
-from advgrad.config.catalog import Catalog
-from advgrad.config.problems import Problems, check_document
-from advgrad.config.schema import load_with
-from advgrad.config.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
+from advgrad.schema.catalog import Catalog
+from advgrad.schema.problems import Problems, check_document
+from advgrad.schema.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
+from advgrad.schema.yamlfile import load_with
 
 __all__ = ["FORMATS", "SCHEMA", "GenerateConfig", "load_generate", "parse_generate"]
 

@@ -3,7 +3,7 @@
 A saliency config names a model and data as a benchmark config does, and the saliency
 methods to run instead of a suite. The keys the two share (``model``, ``imports``,
 ``data``, ``batch_size``, ``seed``, ``output``) are checked by the same section parsers
-(`advgrad.config.sections`) with the same messages; problems are named by their YAML path
+(`advgrad.schema.sections`) with the same messages; problems are named by their YAML path
 (``methods[2].steps: ...``). Pure: no TensorFlow.
 
 Schema (``model``, ``data`` and ``methods`` are required)::
@@ -31,7 +31,7 @@ Schema (``model``, ``data`` and ``methods`` are required)::
                                  #   else x[0], x[1]...)
     imports: [my_layers]         # as in a benchmark config
 
->>> from advgrad.config.catalog import Catalog
+>>> from advgrad.schema.catalog import Catalog
 >>> catalog = Catalog(attacks={}, norms=("linf",), datasets=("digits",),
 ...                   models=("digits-cnn",))
 >>> document = {"model": "digits-cnn", "data": {"name": "digits", "limit": 4},
@@ -42,7 +42,7 @@ Schema (``model``, ``data`` and ``methods`` are required)::
 >>> parse_saliency({**document, "methods": [{"name": "smoothgrad", "samples": 0}]}, catalog)
 Traceback (most recent call last):
 ...
-advgrad.config.problems.ConfigError: methods[0].samples: expected an int in [1, 2**16), received 0
+advgrad.schema.problems.ConfigError: methods[0].samples: expected an int in [1, 2**16), received 0
 """
 
 from __future__ import annotations
@@ -55,16 +55,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from advgrad._validation import check_int, check_number
-from advgrad.config.catalog import Catalog
-from advgrad.config.problems import Problems, check_document, check_keys
-from advgrad.config.schema import BenchConfig, load_with
-from advgrad.config.sections import (
+from advgrad.schema.bench import BenchConfig
+from advgrad.schema.catalog import Catalog
+from advgrad.schema.problems import Problems, check_document, check_keys
+from advgrad.schema.sections import (
     parse_data,
     parse_imports,
     parse_int,
     parse_model,
     parse_output,
 )
+from advgrad.schema.yamlfile import load_with
 
 __all__ = [
     "MAX_STEPS",
@@ -162,7 +163,7 @@ class SaliencyConfig:
         """``{method: settings}`` as `advgrad.saliency.write_saliency` takes them: the
         config's, with ``batch_size`` for every method and ``seed`` for SmoothGrad.
 
-        >>> from advgrad.config.schema import BenchConfig
+        >>> from advgrad.schema.bench import BenchConfig
         >>> bench = BenchConfig(model="m", data=None, suite=(), eps=(), seed=3)
         >>> config = SaliencyConfig(bench, (MethodConfig("smoothgrad", {"samples": 5}),))
         >>> config.run_settings()

@@ -1,6 +1,6 @@
 """The vocabulary a config is checked against: attacks, norms, data sets and zoo models.
 
-`advgrad.config.schema` knows no attack, norm, data set or model by name: it checks a document
+`advgrad.schema.bench` knows no attack, norm, data set or model by name: it checks a document
 against a `Catalog`. `advgrad.config.registries.default_catalog` reads advgrad's registries
 (which imports TensorFlow, when called); a hand-made catalog checks a document without
 TensorFlow at all.

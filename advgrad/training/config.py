@@ -4,7 +4,7 @@ A training config names a model, the training data, one attack and its eps (as a
 config does) and the training recipe. Everything it shares with a benchmark config
 (``model``, ``imports``, ``data``, ``eps``, ``norm``, ``bounds``, ``inputs``, ``batch_size``,
 ``seed``, ``output``, ``distribute``) is checked by the same code
-(`advgrad.config.schema.parse`), and problems are named by the training config's own paths
+(`advgrad.schema.bench.parse`), and problems are named by the training config's own paths
 (``attack.steps: ...``). Pure: no TensorFlow.
 
 Schema (``model``, ``data``, ``attack``, ``eps`` and ``epochs`` are required)::
@@ -33,7 +33,7 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``epochs`` are required)::
     output: runs/train-digits-pgd   # model.keras and card.json go here (--out overrides)
     distribute: {strategy: mirrored, cpu_devices: 2}  # optional: tf.distribute, as in bench
 
->>> from advgrad.config.catalog import Catalog
+>>> from advgrad.schema.catalog import Catalog
 >>> catalog = Catalog(attacks={"pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 40}},
 ...                   norms=("linf",), datasets=("digits",), models=("digits-cnn",))
 >>> document = {"model": "digits-cnn", "data": {"name": "digits", "split": "train"},
@@ -41,7 +41,7 @@ Schema (``model``, ``data``, ``attack``, ``eps`` and ``epochs`` are required)::
 >>> config = parse_train(document, catalog)
 >>> config.attack.name, config.eps, config.objective, config.epochs, config.from_scratch
 ('pgd', 0.2, 'pgd-at', 30, True)
->>> from advgrad.config.problems import ConfigError
+>>> from advgrad.schema.problems import ConfigError
 >>> try:
 ...     parse_train({**document, "ratio": 1.5, "objective": "trade"}, catalog)
 ... except ConfigError as err:
@@ -60,10 +60,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from advgrad._validation import SEED_LIMIT, check_bool, check_int, check_number
-from advgrad.config.catalog import Catalog
-from advgrad.config.problems import Problems, check_document
-from advgrad.config.schema import AttackConfig, DataConfig, load_with
-from advgrad.config.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
+from advgrad.schema.bench import AttackConfig, DataConfig
+from advgrad.schema.catalog import Catalog
+from advgrad.schema.problems import Problems, check_document
+from advgrad.schema.single import SHARED_KEYS, OneAttack, check_attack_and_eps, parse_shared
+from advgrad.schema.yamlfile import load_with
 
 __all__ = [
     "KERAS_SEED_LIMIT",

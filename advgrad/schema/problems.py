@@ -1,6 +1,6 @@
 """The problems of a config: collected by YAML path, raised all at once as a `ConfigError`.
 
-Pure (no TensorFlow): used by `advgrad.config.schema` while parsing and by
+Pure (no TensorFlow): used by `advgrad.schema.bench` while parsing and by
 `advgrad.config.build` while building.
 
 >>> problems = Problems()

@@ -2,12 +2,12 @@
 
 A generation or training config names one ``attack`` (a registered name or a mapping) and one
 ``eps``, next to the keys a benchmark config has (``model``, ``data``, ``norm``, ``bounds``,
-...). `parse_shared` checks those keys with the benchmark parser (`advgrad.config.schema.parse`,
+...). `parse_shared` checks those keys with the benchmark parser (`advgrad.schema.bench.parse`,
 the attack as a one-attack suite) and reports its problems in the config's own words
 (``attack.steps``, not ``suite[0].steps``). Pure: no TensorFlow.
 
->>> from advgrad.config.catalog import Catalog
->>> from advgrad.config.problems import Problems
+>>> from advgrad.schema.catalog import Catalog
+>>> from advgrad.schema.problems import Problems
 >>> catalog = Catalog(attacks={"pgd": {"name": "pgd", "eps": 0.0, "norm": "linf", "steps": 40}},
 ...                   norms=("linf",), datasets=("digits",), models=("digits-cnn",))
 >>> problems = Problems()
@@ -26,9 +26,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from advgrad.config.catalog import Catalog
-from advgrad.config.problems import ConfigError, Problems
-from advgrad.config.schema import AttackConfig, BenchConfig, parse
+from advgrad.schema.bench import AttackConfig, BenchConfig, parse
+from advgrad.schema.catalog import Catalog
+from advgrad.schema.problems import ConfigError, Problems
 
 __all__ = ["SHARED_KEYS", "OneAttack", "check_attack_and_eps", "parse_shared"]
 

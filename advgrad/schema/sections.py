@@ -2,10 +2,10 @@
 
 Every parser takes the value found in the document, its YAML path and the `Problems`
 collector, and returns the parsed value (or a placeholder, with a problem recorded):
-`advgrad.config.schema.parse_config` calls them in the document's order. What the document
+`advgrad.schema.bench.parse_config` calls them in the document's order. What the document
 may name comes from a `Catalog`.
 
->>> from advgrad.config.problems import Problems
+>>> from advgrad.schema.problems import Problems
 >>> problems = Problems()
 >>> parse_eps([0.1, -1, float("inf")], problems)
 (0.1,)
@@ -36,9 +36,9 @@ from advgrad._validation import (
     check_number,
     describe,
 )
-from advgrad.config.bounds import parse_bounds
-from advgrad.config.catalog import Catalog
-from advgrad.config.problems import Problems, check_keys, join_path, one_line, suggest
+from advgrad.schema.bounds import parse_bounds
+from advgrad.schema.catalog import Catalog
+from advgrad.schema.problems import Problems, check_keys, join_path, one_line, suggest
 
 __all__ = ["FROZEN", "TARGET_RULES", "AttackConfig", "DataConfig"]
 
