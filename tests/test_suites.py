@@ -11,7 +11,7 @@ from advgrad.evaluate import evaluate
 
 
 def test_members_in_cascade_order_per_norm():
-    assert suites.list_suites() == ["fast", "standard"]
+    assert suites.list_suites() == ["adaptive", "fast", "standard"]
     names = lambda name, **kw: [a.name for a in advgrad.get_suite(name, **kw)]  # noqa: E731
     assert names("standard") == ["apgd", "apgd-t", "fab-t", "square"]
     assert names("standard", norm="l2") == ["apgd", "apgd-t", "fab-t", "square"]

@@ -19,7 +19,7 @@ from advgrad.attacks.minimal import MinimalNormAttack
 from advgrad.attacks.pgd import BIM, PGD
 from advgrad.attacks.registry import from_config, get_attack, list_attacks, register_attack
 from advgrad.attacks.square import Square
-from advgrad.attacks.suites import get_suite, list_suites
+from advgrad.attacks.suites import Suite, get_suite, list_suites
 
 __all__ = [
     "APGD",
@@ -34,6 +34,7 @@ __all__ = [
     "MIFGSM",
     "PGD",
     "Square",
+    "Suite",
     "Attack",
     "AttackResult",
     "IterativeAttack",

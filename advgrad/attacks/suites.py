@@ -6,6 +6,10 @@
   minimal-norm attack, and a score-based search that needs no gradient (it sees through
   gradient masking).
 - ``"fast"``: APGD-CE -> APGD-T, the two gradient attacks alone.
+- ``"adaptive"``: APGD-CE (25 steps) on every sample, then APGD-T (3 targets) only on the
+  samples whose margin came close to the boundary, then Square (2,000 queries) only where
+  the gradients made no progress (masking): the budget follows the evidence, per sample
+  (`RULES`; `advgrad.evaluate.adaptive` decides and records why).
 
 Every member keeps its paper defaults (100 steps, 9 target classes, 5,000 queries); a member
 that does not attack in the threat model's norm is left out (L1: FAB-T and Square, so both
@@ -47,8 +51,41 @@ SUITES: dict[str, tuple[dict[str, Any], ...]] = {
         {"name": "apgd", "loss": "ce"},
         {"name": "apgd-t"},
     ),
+    "adaptive": (
+        {"name": "apgd", "loss": "ce", "steps": 25},
+        {"name": "apgd-t", "n_target_classes": 3},
+        {"name": "square", "queries": 2000},
+    ),
 }
 """Each suite's members, in cascade order: registry names and the settings they pin."""
+
+RULES: dict[str, dict[str, str]] = {
+    "adaptive": {"apgd": "all", "apgd-t": "near", "square": "stalled"},
+}
+"""Which of the samples still robust each member of a suite runs on, by member name: "all"
+(the cascade's rule, every member of a suite without an entry here), "near" (those whose
+margin the earlier members brought close to the boundary), "stalled" (those on which the
+gradient members made no progress: gradient masking). `advgrad.evaluate.adaptive` holds
+the thresholds and the evidence."""
+
+
+class Suite(list[Attack]):
+    """A named suite's attacks, in cascade order (a list), with the rule of each member.
+
+    >>> suite = get_suite("adaptive")
+    >>> suite.name, suite.rules
+    ('adaptive', ('all', 'near', 'stalled'))
+    """
+
+    def __init__(self, attacks: Any, name: str, rules: tuple[str, ...]):
+        super().__init__(attacks)
+        self.name = name
+        self.rules = rules
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether a member runs on fewer than every sample still robust."""
+        return any(rule != "all" for rule in self.rules)
 
 
 def list_suites() -> list[str]:
@@ -72,27 +109,30 @@ def suite_entries(name: str, norm: Any = "linf") -> list[dict[str, Any]]:
     ]
 
 
-def get_suite(name: str, **settings: Any) -> list[Attack]:
+def get_suite(name: str, **settings: Any) -> Suite:
     """The attacks of suite `name`, each given the `settings` it takes.
 
     Args:
-        name: "standard" or "fast" (`list_suites`).
+        name: "standard", "fast" or "adaptive" (`list_suites`).
         **settings: Settings for every member, e.g. ``eps``, ``norm``, ``bounds``, ``seed``,
             ``batch_size``; a member that has no such setting ignores it.
 
     Returns:
-        The attacks, in cascade order.
+        The attacks, in cascade order: a `Suite` (a list that also carries each member's
+        rule; `advgrad.evaluate` follows them).
 
     Raises:
         ArgumentError: unknown suite, or an invalid setting (named).
     """
-    attacks = []
-    for entry in suite_entries(name, settings.get("norm", "linf")):
+    attacks, rules = [], []
+    entries = suite_entries(name, settings.get("norm", "linf"))
+    for entry in entries:
         cls = registered_class(entry["name"])
         taken = {k: v for k, v in settings.items() if k in cls.DEFAULTS}
         pinned = {k: v for k, v in entry.items() if k != "name" and k in cls.DEFAULTS}
         attacks.append(get_attack(entry["name"], **{**taken, **pinned}))
-    return attacks
+        rules.append(RULES.get(name.lower(), {}).get(entry["name"], "all"))
+    return Suite(attacks, name.lower(), tuple(rules))
 
 
-__all__ = ["SUITES", "get_suite", "list_suites", "suite_entries"]
+__all__ = ["RULES", "SUITES", "Suite", "get_suite", "list_suites", "suite_entries"]

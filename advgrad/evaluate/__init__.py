@@ -52,6 +52,7 @@ from advgrad._validation import (
 )
 from advgrad.attacks.base import unit_data_checked
 from advgrad.budget import unbounded_message, unbounded_on_unit_data
+from advgrad.evaluate.adaptive import Policy
 from advgrad.evaluate.cascade import Runner, fit_classes, labels, output_classes, postfix
 from advgrad.evaluate.curve import CURVE, Curve, curve_attacks
 from advgrad.evaluate.state import (
@@ -65,7 +66,7 @@ from advgrad.evaluate.state import (
 from advgrad.evaluate.stream import Batches, check_batch, concat, take
 from advgrad.evaluate.targeting import resolve as resolve_targets
 from advgrad.models import ModelAdapter
-from advgrad.predictions import class_ids
+from advgrad.predictions import Classes, class_ids
 from advgrad.replicas import Replicas
 from advgrad.report import MAX_ATTACKS, ROBUST, FlaggedWarning, Report
 
@@ -247,6 +248,9 @@ def evaluate(
     (450, True)
     """
     attacks = _resolve_suite(suite)
+    rules = getattr(attacks, "rules", None)  # a named suite's rules (adaptive)
+    if rules is not None and all(r == "all" for r in rules):
+        rules = None
     if len(attacks) > MAX_ATTACKS:  # every outcome code fits an int8
         raise invalid("suite", f"at most {MAX_ATTACKS} attacks", suite)
     eps_list, curve = _resolve_eps(eps)
@@ -256,8 +260,11 @@ def evaluate(
     progress = check_progress("progress", progress)
     sanity = check_bool("sanity", sanity)
     if individual is None:
-        individual = not isinstance(suite, str)  # a named suite: the cascade alone
+        # a named suite, or a suite with rules: the cascade alone
+        individual = not isinstance(suite, str) and rules is None
     individual = check_bool("individual", individual)
+    if rules is not None and individual:
+        raise invalid("individual", "False for a suite whose members follow rules", individual)
     rule = resolve_targets(targets)
     Replicas.of(strategy)  # raises, naming `strategy`
     curve_runner = None
@@ -286,9 +293,18 @@ def evaluate(
     )
     if curve_runner is not None:  # a curve run resumes only a curve run's state
         expected["curve"] = list(curve_runner.labels)
+    policy = None
+    if rules is not None:  # a suite with rules resumes only a state of the same rules
+        policy = Policy(rules, names, eps_list, Classes.of(ModelAdapter.of(model)).threshold)
+        expected["adaptive"] = policy.fingerprint()
     store = StateFile(state, expected, names) if state is not None else None
     if store is not None and store.saved is not None:
         tally = Tally.from_state(names, eps_list, store.saved["tally"])
+        if policy is not None:
+            try:
+                policy.record.resume(store.saved["tally"].get("adaptive"), tally.n_samples)
+            except ValueError as err:
+                raise store._refuse(f"which is damaged: {err}.") from None
         if curve_runner is not None:
             tally.start_curve(curve_runner.labels)
             tally.resume_curve(store.saved["tally"])
@@ -407,6 +423,10 @@ def evaluate(
                 FlaggedWarning,
                 stacklevel=2,
             )
+    if policy is not None:  # after the sanity checks too: "adaptive" is no setting
+        entries = policy.record.entries()
+        suites = zip(names, report.suite, strict=True)
+        report.suite = [{**c, "adaptive": entries[label]} for label, c in suites]
     if not rule.default:  # the rule, in the report's config of every targeted attack (after
         # the sanity checks, which rebuild attacks from these configs: "targets" is no setting)
         report.suite = [
@@ -459,6 +479,8 @@ def _resolve_suite(suite: Any) -> list[Attack]:
 
     if isinstance(suite, str) and suite in attacks_lib.list_suites():
         return attacks_lib.get_suite(suite)
+    if isinstance(suite, attacks_lib.Suite) and suite:  # get_suite's, with its rules
+        return suite
     if isinstance(suite, (str, Mapping)) or not isinstance(suite, Sequence) or not suite:
         expected = (
             "a non-empty list of attack names, Attack objects or dicts, or a suite name "

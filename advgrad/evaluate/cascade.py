@@ -19,6 +19,7 @@ it is not kept, nor counted as reaching a target.
 from __future__ import annotations
 
 import time
+import types
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,8 @@ class Runner:
             class). A sample whose target is its own label is skipped by targeted attacks
             (robust against them).
         strategy: The `tf.distribute.Strategy` each attack's `run` gets, or None.
+        policy: An `advgrad.evaluate.adaptive.Policy` that picks, of the samples still
+            robust, those each attack runs on (a suite with rules), or None: all of them.
     """
 
     def __init__(
@@ -162,6 +165,7 @@ class Runner:
         keep_adversarial,
         rule=None,
         strategy=None,
+        policy=None,
     ):
         self.model = model
         self.adapter = ModelAdapter.of(model)
@@ -176,6 +180,7 @@ class Runner:
         self.warned: set[str] = set()
         self.outside: dict[str, int] = {}  # label -> fooled inputs refused as outside
         self.strategy = strategy
+        self.policy = policy
 
     def run_batch(self, tally: Tally, batch: int, offset: int, x: Any, y: np.ndarray) -> np.ndarray:
         """Attack batch number `batch` (its first sample is number `offset` of the data);
@@ -188,7 +193,12 @@ class Runner:
         goal = None  # target class ids, once per batch: the same for every eps and attack
         if any(a.targeted for a in self.attacks):
             goal = self.rule.ids(outputs, truth, batch=batch, offset=offset, seed=self.seed)
+        policy = self.policy
+        if policy is not None:
+            policy.begin(batch, outputs, truth, correct)
         for e_index in range(len(self.eps)):
+            if policy is not None:
+                policy.begin_eps(e_index)
             codes = np.where(correct, ROBUST, CLEAN_MISCLASSIFIED).astype(np.int8)
             codes[~finite] = CLEAN_NON_FINITE
             remaining = correct.copy()
@@ -196,11 +206,13 @@ class Runner:
                 pool = correct if self.individual else remaining
                 if self.attacks[k].targeted:  # a target equal to the label: nothing to fool
                     pool = pool & (goal != truth)
+                if policy is not None:  # of the samples still robust, those its rule keeps
+                    pool = policy.select(k, e_index, pool)
                 chosen = np.flatnonzero(pool)
                 fooled = np.zeros(len(truth), bool)
                 broken = np.zeros(len(truth), bool)  # a non-finite output: not robust
                 if chosen.size:
-                    hit, bad, x_adv, predicted = self._attack(
+                    hit, bad, x_adv, predicted, result = self._attack(
                         tally,
                         k,
                         batch,
@@ -212,6 +224,8 @@ class Runner:
                     )
                     fooled[chosen] = hit
                     broken[chosen] = bad
+                    if policy is not None:
+                        policy.observe(k, chosen, result.outputs, result.result)
                     new = hit & (codes[chosen] == ROBUST)
                     if self.keep and np.any(new):
                         rows = chosen[new]
@@ -231,6 +245,8 @@ class Runner:
                 if self.individual:
                     tally.alone[label][e_index].append(correct & ~fooled & ~broken)
             tally.codes[e_index].append(codes)
+            if policy is not None:
+                policy.end_eps(e_index)
         return correct
 
     def _attack(self, tally, k, batch, e_index, x, y, truth, goal):
@@ -242,7 +258,8 @@ class Runner:
         start = time.perf_counter()
         # eps in every budget too; the strategy's replicas split the attack's chunks
         result = configured.run(self.model, x, target, eps=e, strategy=self.strategy)
-        predicted, correct, finite = judge(self.model, result.x_adv, truth)
+        outputs = predict(self.model, result.x_adv)
+        predicted, correct, finite = judge(self.model, result.x_adv, truth, outputs)
         hit = ~correct & finite
         _, clean = self.adapter.split_inputs(x)
         _, adv = self.adapter.split_inputs(result.x_adv, "x_adv")
@@ -278,4 +295,5 @@ class Runner:
             if all(np.isfinite(sums)):  # a sum that overflows is left out (JSON holds no inf)
                 row[0], row[1] = sums
                 row[2] += n
-        return hit, bad, result.x_adv, predicted
+        ran = types.SimpleNamespace(outputs=outputs, result=result)  # for a policy
+        return hit, bad, result.x_adv, predicted, ran

@@ -255,6 +255,8 @@ class Tally:
     targeted: dict[str, list[list[int]] | None] = dataclasses.field(default_factory=dict)
     # eps="curve": {"labels", "parts" (each batch's minimal norms), "gradients", "seconds"}
     curve: dict[str, Any] | None = None
+    # A suite with rules: its `advgrad.evaluate.adaptive.Record` (decisions and spend)
+    adaptive: Any = None
     sizes: list[int] = dataclasses.field(default_factory=list)  # samples per finished batch
     # The data so far, fed every batch as it streams (resumed ones too); not saved: its
     # digest after each finished batch is, in batch_hashes.
@@ -306,6 +308,7 @@ class Tally:
             "loss": self.loss,
             "targeted": self.targeted,
             **({} if self.curve is None else {"curve": self.curve_state()}),
+            **({} if self.adaptive is None else {"adaptive": self.adaptive.to_state()}),
         }
 
     def start_curve(self, labels: list[str]) -> None:
