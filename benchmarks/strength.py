@@ -199,6 +199,84 @@ def load_models(names: list[str], n: int) -> list[dict]:
     return entries
 
 
+# ------------------------------------------------------------------------------- panel
+
+PANEL_CACHE = pathlib.Path(
+    os.environ.get("ADVGRAD_BENCH_CACHE", "~/.cache/advgrad/bench")
+).expanduser()
+"""Where the panel's own models (not in the zoo) are kept once trained."""
+
+
+def trades_model(seed: int = 0, epochs: int = 10):
+    """The digits CNN trained with TRADES (beta 6, PGD-7 at Linf eps 0.2, `epochs` epochs,
+    batch 32, Adam 3e-3 cosine, seed 0; `benchmarks/training.py`'s recipe, fewer epochs),
+    cached in `PANEL_CACHE` (a `.keras` file, loaded with ``safe_mode``)."""
+    import keras
+
+    from advgrad import training
+
+    path = PANEL_CACHE / f"digits-cnn-trades-{epochs}.keras"
+    if path.exists():
+        return keras.models.load_model(path, safe_mode=True)
+    ds = data.digits()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    model = zoo._digits_cnn()
+    pgd = attacks.PGD(eps=0.2, steps=7, bounds=BOUNDS)
+    robust = training.adversarial(model, pgd, objective="trades", beta=6.0, seed=seed)
+    steps = epochs * int(np.ceil(len(ds.y_train) / 32))
+    robust.compile(
+        keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps)),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=training.STEPS_PER_EXECUTION,
+    )
+    batches = training.EpochBatches(ds.x_train, ds.y_train, batch_size=32, seed=seed)
+    robust.fit(batches.dataset, epochs=epochs, callbacks=[batches], shuffle=False, verbose=0)
+    PANEL_CACHE.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return model
+
+
+def wine_data(seed: int = 0):
+    """scikit-learn's wine data (178 samples, 13 features, 3 classes), min-max scaled to
+    [0, 1] on its training part, split 2:1 (stratified, `seed`): (x_train, y_train, x_test,
+    y_test), float32 and int64."""
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_wine(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=1 / 3, stratify=y, random_state=seed
+    )
+    low, high = x_train.min(0), x_train.max(0)
+    scale = lambda v: np.clip((v - low) / (high - low), 0.0, 1.0).astype(np.float32)  # noqa: E731
+    return scale(x_train), y_train.astype(np.int64), scale(x_test), y_test.astype(np.int64)
+
+
+def wine_model(seed: int = 0):
+    """Dense(32)-Dense(32)-Dense(3) on the scaled wine features (100 epochs, Adam 1e-2),
+    cached in `PANEL_CACHE`."""
+    import keras
+
+    path = PANEL_CACHE / "wine-mlp.keras"
+    if path.exists():
+        return keras.models.load_model(path, safe_mode=True)
+    x_train, y_train, _, _ = wine_data(seed)
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((13,), name="features")
+    h = keras.layers.Dense(32, activation="relu")(inputs)
+    h = keras.layers.Dense(32, activation="relu")(h)
+    model = keras.Model(inputs, keras.layers.Dense(3)(h), name="wine_mlp")
+    model.compile(
+        keras.optimizers.Adam(1e-2),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(x_train, y_train, epochs=100, batch_size=32, verbose=0)
+    PANEL_CACHE.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return model
+
+
 def _predict(model, x) -> np.ndarray:
     return np.argmax(model.predict(x, batch_size=450, verbose=0), -1)
 
@@ -336,6 +414,179 @@ def run_suite(label, members, model, x, y, args, *, sanity=False) -> tuple[dict,
         "loadavg_after": _loadavg(),
     }
     return row, report
+
+
+# ---------------------------------------------------------------------------- the panel
+
+PANEL = (
+    "digits-cnn",
+    "digits-cnn-pgd",
+    "digits-cnn-trades",
+    "digits-cnn-masked",
+    "wine-mlp",
+    "mnist-cnn",
+    "mnist-cnn-pgd",
+)
+PANEL_SUITES = ("standard", "fast", "adaptive")
+
+
+def panel_entry(name: str, n: int) -> dict:
+    """One panel model with its test images and Linf eps."""
+    if name == "wine-mlp":
+        _, _, x, y = wine_data()
+        return {"name": name, "model": wine_model(), "x": x[:n], "y": y[:n], "eps": 0.1}
+    if name.startswith("mnist"):
+        ds = data.mnist()
+        model, eps = zoo.load(name), 0.3
+    else:
+        ds = data.digits()
+        eps = {"digits-cnn-pgd": 0.2, "digits-cnn-trades": 0.2}.get(name, 0.1)
+        if name == "digits-cnn-trades":
+            model = trades_model()
+        elif name == "digits-cnn-masked":
+            model = masked(zoo.load("digits-cnn"))
+        else:
+            model = zoo.load(name)
+    x, y = np.asarray(ds.x_test)[:n], np.asarray(ds.y_test)[:n]
+    return {"name": name, "model": model, "x": x, "y": y, "eps": eps}
+
+
+def panel(names: list[str], n: int, seed: int) -> dict:
+    """Every panel model under the standard, fast and adaptive suites, in one run: robust
+    accuracy, the samples only one of a suite and `standard` breaks, gradients and queries
+    per sample, seconds, and the adaptive suite's record (masked batches, samples stopped
+    early). Cost = (gradients + queries) / sample, the ratio to `standard`'s."""
+    rows = []
+    for name in names:
+        entry = panel_entry(name, n)
+        eps = entry["eps"]
+        args = argparse.Namespace(eps=eps, seed=seed)
+        x, y, model = entry["x"], entry["y"], entry["model"]
+        print(f"[panel] {name}: {len(y)} images, Linf eps {eps}", flush=True)
+        outcomes, cost = {}, {}
+        for suite_name in PANEL_SUITES:
+            members = advgrad.get_suite(suite_name, eps=eps, bounds=BOUNDS, seed=seed)
+            row, report = run_suite(suite_name, members, model, x, y, args)
+            outcomes[suite_name] = np.asarray(report.outcomes[eps])
+            cost[suite_name] = row["gradients_per_sample"] + row["queries_per_sample"]
+            row.update(
+                model=name,
+                eps=eps,
+                images=int(len(y)),
+                clean_accuracy=round(float(report.clean_accuracy), 4),
+                cost_per_sample=round(cost[suite_name], 1),
+            )
+            if suite_name == "adaptive":
+                row["adaptive"] = adaptive_summary(report, eps)
+            rows.append(row)
+            print(
+                f"  {suite_name}: robust {row['robust_accuracy']:.3f}, cost/sample "
+                f"{cost[suite_name]:,.0f}, {row['seconds']:.1f} s",
+                flush=True,
+            )
+        robust_std = outcomes["standard"] == -1
+        for row in rows[-len(PANEL_SUITES) :]:
+            robust = outcomes[row["row"]] == -1
+            row["robust_only_here"] = int(np.sum(robust & ~robust_std))  # standard broke
+            row["broken_only_here"] = int(np.sum(~robust & robust_std))
+            row["cost_ratio"] = round(row["cost_per_sample"] / cost["standard"], 4)
+            row["seconds_ratio"] = round(row["seconds"] / max(rows[-3]["seconds"], 1e-9), 4)
+        adaptive = rows[-1]
+        masked_found = bool(adaptive["adaptive"]["masked_batches"])
+        limit = 0.25 if masked_found else 0.1
+        adaptive["must_hold"] = {
+            "masking_detected": masked_found,
+            "cost_limit": limit,
+            "cost_within_limit": bool(adaptive["cost_ratio"] <= limit),
+            "at_most_one_robust_that_standard_breaks": bool(adaptive["robust_only_here"] <= 1),
+        }
+    return {"rows": rows}
+
+
+def adaptive_summary(report, eps: float) -> dict:
+    """What the adaptive suite decided: per member how many samples it ran on and stopped,
+    with the margins (share of the clean margin kept) of the stopped ones."""
+    key = repr(eps)
+    first = report.suite[0]["adaptive"]["eps"][key]
+    clean = np.array([np.nan if v is None else v for v in first["margin_clean"]])
+    after = np.array([np.nan if v is None else v for v in first["margin_first"]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kept = after / clean
+    members = {}
+    for entry, label in zip(report.suite, report.attacks, strict=True):
+        record = entry["adaptive"]
+        decision = np.asarray(record["eps"][key]["decision"])
+        stopped = decision >= 2
+        members[label] = {
+            "rule": record["rule"],
+            "ran": int(np.sum(decision == 1)),
+            "stopped": int(np.sum(stopped)),
+            "stopped_kept_margin_min": (
+                round(float(np.nanmin(kept[stopped])), 3) if stopped.any() else None
+            ),
+            "spent_per_sample": round(
+                float(
+                    np.sum(record["eps"][key]["gradients"]) + np.sum(record["eps"][key]["queries"])
+                )
+                / len(decision),
+                1,
+            ),
+        }
+    return {"masked_batches": list(first["masked_batches"]), "members": members}
+
+
+def panel_markdown(section: dict, machine: dict, settings: dict) -> str:
+    lines = [
+        "# The adaptive suite against standard and fast: the panel",
+        "",
+        f"- Date: {machine['date']}; machine: {machine['cpu_model']}, {machine['cpu_count']} "
+        f"CPUs, GPUs: {machine['gpus'] or 'none'}; load average at start "
+        f"{machine['loadavg_start']}, at end {machine.get('loadavg_end')} (shared machine)",
+        f"- TensorFlow {machine['tensorflow']}, Keras {machine['keras']}, advgrad "
+        f"{machine['advgrad']}; seed {settings['seed']}; command: `{settings['command']}`",
+        "",
+        "Each suite through `advgrad.evaluate(model, (x, y), suite=get_suite(name, eps, "
+        "bounds=(0, 1), seed), individual=False, sanity=False)`, one batch, timed after an "
+        "untimed run on 8 images. Cost = (gradient evaluations + forward queries) per "
+        "sample, from the report (`report.gradients`, `report.queries`). *Robust only here*: "
+        "samples this suite leaves robust that `standard` breaks; *broken only here*: the "
+        "reverse. Must hold: adaptive's robust-only <= 1, and its cost <= 1/10 of standard's "
+        "(1/4 where it detected masking).",
+        "",
+        "| model | eps | images | suite | robust accuracy | robust only here | broken only "
+        "here | gradients / sample | queries / sample | cost ratio | seconds |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in section["rows"]:
+        lines.append(
+            f"| {r['model']} | {r['eps']} | {r['images']} | {r['row']} | "
+            f"{r['robust_accuracy']:.3f} | {r['robust_only_here']} | {r['broken_only_here']} | "
+            f"{_num(r['gradients_per_sample'])} | {_num(r['queries_per_sample'])} | "
+            f"{r['cost_ratio']:.3f} | {r['seconds']:.1f} |"
+        )
+    lines += ["", "## What adaptive decided, and the must-hold", ""]
+    for r in section["rows"]:
+        if r["row"] != "adaptive":
+            continue
+        a, h = r["adaptive"], r["must_hold"]
+        parts = "; ".join(
+            f"{label} ({m['rule']}): ran on {m['ran']}, stopped {m['stopped']}"
+            + (
+                f" (kept >= {m['stopped_kept_margin_min']} of the clean margin after APGD-CE)"
+                if m["stopped"] and m["rule"] == "near"
+                else ""
+            )
+            for label, m in a["members"].items()
+        )
+        lines.append(
+            f"- {r['model']}: masking detected: {'yes' if h['masking_detected'] else 'no'}; "
+            f"cost {r['cost_ratio']:.3f} of standard (limit {h['cost_limit']}: "
+            f"{'yes' if h['cost_within_limit'] else '**no**'}); robust only here "
+            f"{r['robust_only_here']} (<= 1: "
+            f"{'yes' if h['at_most_one_robust_that_standard_breaks'] else '**no**'}); "
+            f"seconds {r['seconds']:.1f} ({r['seconds_ratio']:.2f} x standard's). {parts}."
+        )
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------- ART
@@ -904,6 +1155,16 @@ def parse_args(argv=None):
     )
     parser.add_argument("--no-masking", action="store_true", help="skip the masking section")
     parser.add_argument(
+        "--panel",
+        choices=("also", "only", "no"),
+        default="also",
+        help="the adaptive-suite panel (results/strength-adaptive/): also, only it, or not",
+    )
+    parser.add_argument(
+        "--panel-models", default=",".join(PANEL), help="comma-separated panel models"
+    )
+    parser.add_argument("--panel-n", type=int, default=100, help="test images per panel model")
+    parser.add_argument(
         "--minimal-norm",
         choices=("also", "only", "no"),
         default="also",
@@ -958,8 +1219,21 @@ def main(argv=None) -> int:
         "command": "python benchmarks/strength.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    entries = load_models(args.models, args.n)
     out = pathlib.Path(args.out)
+    if args.panel != "no":
+        names = [m.strip() for m in args.panel_models.split(",") if m.strip()]
+        section = panel(names, args.panel_n, args.seed)
+        machine["loadavg_end"] = _loadavg()
+        folder = out / "strength-adaptive"
+        folder.mkdir(parents=True, exist_ok=True)
+        payload = {"machine": machine, "settings": settings, **section}
+        (folder / "adaptive-panel.json").write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
+        text = panel_markdown(section, machine, settings)
+        (folder / "adaptive-panel.md").write_text(text, encoding="utf-8")
+        print(text)
+        if args.panel == "only":
+            return 0
+    entries = load_models(args.models, args.n)
     if args.minimal_norm != "no" and any(e["name"] == "digits-cnn" for e in entries):
         args.plots = str(out / "minimal-norm")
         section = minimal_norm(entries, args)
