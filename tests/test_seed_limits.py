@@ -80,7 +80,8 @@ def test_run_training_refuses_a_seed_keras_cannot_take_before_any_folder(tmp_pat
     creates the output folder."""
     import dataclasses
 
-    from advgrad.config.training_build import build_training, run_training
+    from advgrad.commands.training import run_training
+    from advgrad.config.training_build import build_training
     from advgrad.training.config import load_train
 
     config = load_train(_yaml(tmp_path, TRAIN, "t.yaml"), default_catalog())
@@ -168,10 +169,10 @@ def test_generate_cli_shard_size_beyond_the_limit_exits_2(tmp_path, capsys):
 
 # ---------------------------------------------------------------- one constant (3d)
 def test_one_seed_limit():
-    from advgrad.evaluate import cascade
+    from advgrad import batching
 
-    assert cascade.SEED_LIMIT is _validation.SEED_LIMIT  # re-exported for its importers
-    assert "SEED_LIMIT" in cascade.__all__
+    assert batching.SEED_LIMIT is _validation.SEED_LIMIT  # re-exported for its importers
+    assert "SEED_LIMIT" in batching.__all__
     PGD(seed=SEED_LIMIT - 1)
     with pytest.raises(ArgumentError) as info:
         PGD(seed=SEED_LIMIT)

@@ -99,12 +99,16 @@ def test_trades_trains_and_logs_its_kl_term(flat):
     assert history.history["accuracy"][-1] > 0.5  # chance: 0.1
 
 
-def test_same_seed_same_weights_other_seed_other_weights(flat):
+@pytest.fixture(scope="module")
+def seeded(flat):
+    """PGD-AT (2 steps) models after one epoch on 128 digits with seeds 0, 0 and 1 (shared:
+    the save test reads the first; treat them as read-only)."""
     attack = attacks.PGD(eps=EPS, steps=2, bounds=(0, 1))
-    runs = [
-        _fit(_mlp(), flat, attack=attack, epochs=1, n=128, seed=s)[0].get_weights()[0]
-        for s in (0, 0, 1)
-    ]
+    return [_fit(_mlp(), flat, attack=attack, epochs=1, n=128, seed=s)[0] for s in (0, 0, 1)]
+
+
+def test_same_seed_same_weights_other_seed_other_weights(seeded):
+    runs = [robust.get_weights()[0] for robust in seeded]
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
 
@@ -172,9 +176,8 @@ def test_epoch_batches_orders_differ_by_epoch_and_seed(flat):
         EpochBatches(flat.x_train[:4], np.arange(5), batch_size=2)
 
 
-def test_saved_model_loads_as_plain_keras_model_in_safe_mode(flat, tmp_path):
-    attack = attacks.FGSM(eps=EPS, bounds=(0, 1))
-    robust, _ = _fit(_mlp(), flat, attack=attack, epochs=1, n=128)
+def test_saved_model_loads_as_plain_keras_model_in_safe_mode(flat, seeded, tmp_path):
+    robust = seeded[0]  # adversarially trained: 2 batches of 64
     path = tmp_path / "robust.keras"
     robust.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
@@ -266,8 +269,8 @@ def test_bad_input_is_refused_before_training(flat):
 def test_train_config_parses_builds_and_runs(tmp_path):
     import pathlib
 
+    from advgrad.commands.training import run_training
     from advgrad.config.registries import default_catalog
-    from advgrad.config.training_build import run_training
     from advgrad.schema.problems import ConfigError
     from advgrad.training.config import load_train, parse_train
 
@@ -306,8 +309,9 @@ def test_train_config_parses_builds_and_runs(tmp_path):
     assert not (tmp_path / "backup").exists()  # removed once training finished
 
 
-def _mirrored_fit(strategy, flat, objective):
-    """FGSM adversarial training of a small MLP under `strategy` (None: no strategy)."""
+def _mirrored_fit(strategy, flat, objective, *, n, epochs):
+    """FGSM adversarial training of a small MLP on `n` digits in batches of 32 under
+    `strategy` (None: no strategy)."""
     scope = strategy.scope() if strategy is not None else tf.distribute.get_strategy().scope()
     with scope:
         model = _mlp(seed=0)
@@ -315,7 +319,7 @@ def _mirrored_fit(strategy, flat, objective):
         robust = adversarial(model, attack, objective=objective, strategy=strategy)
         robust.compile(keras.optimizers.SGD(0.1), LOSS, metrics=["accuracy"])
     history = robust.fit(
-        flat.x_train[:128], flat.y_train[:128], batch_size=32, epochs=2, shuffle=False, verbose=0
+        flat.x_train[:n], flat.y_train[:n], batch_size=32, epochs=epochs, shuffle=False, verbose=0
     )
     return model.get_weights(), history.history
 
@@ -325,16 +329,18 @@ def test_mirrored_strategy_trains_as_one_device(flat, mirrored):
     a deterministic attack; TRADES' KL term is scaled per replica like the loss."""
     assert len(tf.config.list_logical_devices("CPU")) >= 2
     strategy = mirrored
-    single, single_log = _mirrored_fit(None, flat, "pgd-at")
-    mirrored, mirrored_log = _mirrored_fit(strategy, flat, "pgd-at")
+    # 2 epochs of 2 steps (a distributed fit's cost is mostly its tracing, not its steps)
+    single, single_log = _mirrored_fit(None, flat, "pgd-at", n=64, epochs=2)
+    mirrored, mirrored_log = _mirrored_fit(strategy, flat, "pgd-at", n=64, epochs=2)
+    assert len(mirrored_log["loss"]) == 2
     for a, b in zip(single, mirrored, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_allclose(single_log["loss"], mirrored_log["loss"], rtol=1e-5)
     # TRADES' FGSM starts where the KL gradient vanishes: signs follow float noise, so the
     # check is on the first epoch's logged loss (natural + beta x KL, ~3% apart if the KL
     # term were not divided by the replicas like the natural loss).
-    _, single_log = _mirrored_fit(None, flat, "trades")
-    _, mirrored_log = _mirrored_fit(strategy, flat, "trades")
+    _, single_log = _mirrored_fit(None, flat, "trades", n=128, epochs=1)
+    _, mirrored_log = _mirrored_fit(strategy, flat, "trades", n=128, epochs=1)
     np.testing.assert_allclose(single_log["loss"][0], mirrored_log["loss"][0], rtol=0.01)
 
 

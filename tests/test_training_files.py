@@ -43,7 +43,7 @@ class _Killed(Exception):
 def _killed_at(monkeypatch, folder, epoch, **changes):
     """Run a config into `folder` and stop it as a kill would when `epoch` begins (0-based):
     the epochs before it are done and backed up, nothing else is written."""
-    from advgrad.config.training_build import run_training
+    from advgrad.commands.training import run_training
 
     real = training.EpochBatches
 
@@ -66,7 +66,7 @@ def _weights(folder):
 
 @pytest.mark.slow
 def test_a_resumed_run_has_the_uninterrupted_weights_and_the_whole_history(tmp_path, monkeypatch):
-    from advgrad.config.training_build import run_training
+    from advgrad.commands.training import run_training
 
     whole = run_training(_config(), tmp_path / "whole", verbose=0)
     _killed_at(monkeypatch, tmp_path / "run", 2)
@@ -82,7 +82,7 @@ def test_a_resumed_run_has_the_uninterrupted_weights_and_the_whole_history(tmp_p
 
 @pytest.mark.slow
 def test_a_backup_is_resumed_only_by_its_own_config(tmp_path, monkeypatch):
-    from advgrad.config.training_build import run_training
+    from advgrad.commands.training import run_training
     from advgrad.schema.problems import ConfigError
 
     folder = tmp_path / "run"
@@ -177,7 +177,7 @@ def test_backup_callback_resumes_and_keeps_the_whole_history(tmp_path):
 
 @pytest.mark.slow
 def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_writes_nothing(tmp_path):
-    from advgrad.config.training_build import run_training
+    from advgrad.commands.training import run_training
 
     folder = tmp_path / "run"
     with pytest.raises(training.NonFiniteLossError) as info:
@@ -203,7 +203,7 @@ def test_the_non_finite_loss_callback_names_the_batch_and_the_hint():
 
 def test_cards_and_zoo_sidecars_are_valid_json(tmp_path):
     from advgrad import zoo
-    from advgrad.config.training_build import card_text
+    from advgrad.commands.training import card_text
 
     text = card_text({"history": {"val_loss": [0.5, float("nan"), float("inf")]}, "a": 1})
     assert json.loads(text) == {"a": 1, "history": {"val_loss": [0.5, None, None]}}

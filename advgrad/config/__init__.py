@@ -83,16 +83,20 @@ runs the same from anywhere; ``output`` is relative to the current folder (where
 run at every radius, within the same valid range. With ``inputs``, inputs that are not listed
 are frozen too, as with ``advgrad.Budget`` dicts.
 
-Parse, then build: the package is split in two halves.
+Parse, then build, in two places:
 
-- `advgrad.schema.bench` reads the YAML safely and validates the document into a `BenchConfig`
-  (pure: no TensorFlow, no Keras; `advgrad.schema.sections` parses each section and
-  `advgrad.schema.problems` collects the problems by path). What a config may name (attacks
-  and their settings, norms, data sets, zoo models) comes in as a `Catalog`
-  (`advgrad.schema.catalog`); `load_config` and `parse_config` use the registries' own
-  (`advgrad.config.registries.default_catalog`) unless given one.
-- `advgrad.config.build.build_run` turns a `BenchConfig` into a `BenchRun`: it loads the
-  model and the data and makes the attacks, with Keras and TensorFlow.
+- `advgrad.schema` (what every config shares) reads the YAML safely and validates the
+  document into a `BenchConfig` (pure: no TensorFlow, no Keras; `advgrad.schema.sections`
+  parses each section and `advgrad.schema.problems` collects the problems by path). What a
+  config may name (attacks and their settings, norms, data sets, zoo models) comes in as a
+  `Catalog`; `load_config` and `parse_config` use the registries' own
+  (`advgrad.config.registries.default_catalog`) unless given one. Each workflow's schema
+  lives beside the workflow: `advgrad.generation.config`, `advgrad.training.config`,
+  `advgrad.saliency.config`.
+- This package builds: `advgrad.config.build.build_run` turns a `BenchConfig` into a
+  `BenchRun` (it loads the model, a zoo name through `advgrad.zoo`, and the data, and makes
+  the attacks, with Keras and TensorFlow); `training_build`, `saliency_build` and
+  `distribute_build` build the other workflows' runs and the ``distribute:`` strategy.
 
 Importing `advgrad.config` imports neither TensorFlow nor Keras.
 
