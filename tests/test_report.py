@@ -9,7 +9,7 @@ import pytest
 
 from advgrad.attacks import get_attack
 from advgrad.evaluate import evaluate
-from advgrad.report import CASCADE, Report
+from advgrad.report import CASCADE, Report, plots
 
 EPS = [0.1, 0.3]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -249,7 +249,7 @@ def test_from_json_reads_only_regular_files_under_the_limit(tmp_path, monkeypatc
     refused_source(tmp_path, f"not a regular file: {tmp_path}")
     path = tmp_path / "run.json"
     loadable_report().to_json(path)
-    monkeypatch.setattr(advgrad.report, "_REPORT_LIMIT", 100)
+    monkeypatch.setattr(advgrad.report.files, "MAX_REPORT_BYTES", 100)
     refused_source(path, f"report file too large: {path.stat().st_size} bytes")
     monkeypatch.undo()
     assert Report.from_json(path) == loadable_report()
@@ -439,9 +439,9 @@ def plotted_report(norms=("linf", "linf"), attacks=("fgsm", "pgd")):
 @pytest.fixture
 def plt():
     pytest.importorskip("matplotlib")
-    from advgrad.report import _pyplot
+    from advgrad.report.plots import pyplot as load_pyplot
 
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     before = set(pyplot.get_fignums())
     yield pyplot
     assert set(pyplot.get_fignums()) == before  # every figure closed
@@ -458,7 +458,7 @@ def test_curve_axis_names_the_norm(plt):
         r = plotted_report(norms)
         if norms[0] is None:
             r.suite = []
-        fig = r._curves_figure(plt)
+        fig = plots.curves_figure(r, plt)
         try:
             assert fig.axes[0].get_xlabel() == expected
         finally:
@@ -466,7 +466,7 @@ def test_curve_axis_names_the_norm(plt):
 
 
 def test_curve_worst_case_lies_under_each_attack_and_the_legend_names_them(plt):
-    fig = plotted_report()._curves_figure(plt)
+    fig = plots.curves_figure(plotted_report(), plt)
     try:
         ax = fig.axes[0]
         lines = {line.get_label(): line for line in ax.get_lines()}
@@ -488,7 +488,7 @@ def test_curve_worst_case_lies_under_each_attack_and_the_legend_names_them(plt):
     # one attack: its line is still drawn above the (identical) worst case
     single = plotted_report(("l2",), ("pgd",))
     single.per_attack = {"pgd": {0.1: 0.25}}
-    fig = single._curves_figure(plt)
+    fig = plots.curves_figure(single, plt)
     try:
         labels = [line.get_label() for line in fig.axes[0].get_lines()]
         assert labels == [CASCADE, "pgd (alone)"]
@@ -501,7 +501,7 @@ def test_curve_worst_case_lies_under_each_attack_and_the_legend_names_them(plt):
 
 def test_perturbation_panels_have_a_colour_bar_and_say_truth_and_prediction(plt):
     r = plotted_report()
-    fig = r._images_figure(plt, 0.1, r.adversarial[0.1])
+    fig = plots.images_figure(r, plt, 0.1, r.adversarial[0.1])
     try:
         panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
         bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]

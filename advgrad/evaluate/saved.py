@@ -13,15 +13,15 @@ from typing import Any
 import numpy as np
 
 from advgrad._validation import describe
-from advgrad.report import (
+from advgrad.outcomes import (
     CLEAN_MISCLASSIFIED,
     CLEAN_NON_FINITE,
     ROBUST,
     clean_correct,
-    curve_non_finite_problem,
     first_attack,
     non_finite,
 )
+from advgrad.report import curve_non_finite_problem
 
 __all__ = ["MAX_COUNT", "Damaged", "check_saved"]
 

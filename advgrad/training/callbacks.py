@@ -27,10 +27,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from advgrad._validation import check_int, invalid
+from advgrad._validation import FlaggedWarning, check_int, invalid
 from advgrad.attacks.base import Attack
 from advgrad.predictions import class_ids, judge
-from advgrad.report import FlaggedWarning
 
 __all__ = ["NonFiniteLossError", "RobustAccuracy", "StopOnNonFiniteLoss"]
 
