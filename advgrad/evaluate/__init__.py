@@ -323,8 +323,19 @@ def evaluate(
 
     if unbounded:  # warned once everything is checked, just before the work starts
         warnings.warn(unbounded_message(unbounded), FlaggedWarning, 2)
+    if policy is not None:
+        tally.adaptive = policy.record
     runner = Runner(
-        model, attacks, names, eps_list, seed, individual, return_adversarial, rule, strategy
+        model,
+        attacks,
+        names,
+        eps_list,
+        seed,
+        individual,
+        return_adversarial,
+        rule,
+        strategy,
+        policy,
     )
     sample_x: list[Any] = []
     sample_y: list[np.ndarray] = []
