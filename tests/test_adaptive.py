@@ -155,3 +155,19 @@ def test_the_masked_model_is_still_broken(digits_cnn, subset):
     assert report.robust_accuracy[EPS] <= fast.robust_accuracy[EPS] - 0.3
     assert report.suite[0]["adaptive"]["eps"][repr(EPS)]["masked_batches"] == [0]
     assert "zero_gradients" in {flag["code"] for flag in report.flags}  # still flagged
+
+
+def test_a_config_names_it_and_its_rules_reach_evaluate(digits_cnn):
+    from advgrad.config import build_run, parse_config
+
+    document = {"model": "digits-cnn", "data": {"name": "digits"}, "eps": 0.1}
+    config = parse_config({**document, "suite": "adaptive"})
+    assert config.suite_name == "adaptive" and config.individual is False
+    assert [a.name for a in config.suite] == ["apgd", "apgd-t", "square"]
+    assert parse_config({**document, "suite": ["apgd"]}).suite_name is None
+    run = build_run(config)
+    assert run.suite.rules == ("all", "near", "stalled")
+    assert tuple(run.suite[0].bounds) == (0.0, 1.0)  # the config's bounds: the data's
+    x, y = run.data
+    report = _run(run.model, (x[:16], y[:16]), run.suite, batch_size=16)
+    assert report.suite[1]["adaptive"]["rule"] == "near"

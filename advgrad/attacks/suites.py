@@ -82,6 +82,13 @@ class Suite(list[Attack]):
         self.name = name
         self.rules = rules
 
+    @classmethod
+    def named(cls, name: str, attacks: Any) -> Suite:
+        """`attacks` (suite `name`'s members, configured elsewhere, e.g. by a config) with
+        the rules of their names in suite `name`."""
+        rules = RULES.get(name.lower(), {})
+        return cls(attacks, name.lower(), tuple(rules.get(a.name, "all") for a in attacks))
+
     @property
     def adaptive(self) -> bool:
         """Whether a member runs on fewer than every sample still robust."""

@@ -63,6 +63,10 @@ def build_run(config: BenchConfig) -> BenchRun:
     bounds, frozen = _resolve_bounds(config, data_bounds, samples, input_names, problems)
     problems.raise_if_any(config.source)
     suite = _make_suite(config, bounds, frozen, input_names, problems)
+    if config.suite_name is not None:  # a named suite: its rules too (adaptive)
+        from advgrad.attacks import Suite
+
+        suite = Suite.named(config.suite_name, suite)
     if getattr(model, "loss", None) is None:
         for index, attack in enumerate(suite):
             if getattr(attack, "loss", None) is None:

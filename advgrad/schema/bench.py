@@ -168,6 +168,8 @@ class BenchConfig:
         individual: Run every attack alone on every clean-correct sample too (per-attack
             rows); False: each only on the samples still robust. Default: False for a named
             suite (``suite: standard``), else True.
+        suite_name: The suite's name when the config names one (``suite: adaptive``), so
+            that its rules reach `advgrad.evaluate` (`advgrad.attacks.Suite`); else None.
         output: The output folder (absolute), or None when the config names none.
         source: The YAML file it was read from, or None.
         imports: The config's ``imports``: modules `build_run` imports before it loads the
@@ -198,6 +200,7 @@ class BenchConfig:
     folder: pathlib.Path | None = None
     targets: str | int | None = None
     individual: bool = True
+    suite_name: str | None = None
     distribute: DistributeConfig = DistributeConfig()
 
     @property
@@ -313,6 +316,7 @@ def parse(
     individual = get("individual")
     if individual is None:  # default: the cascade alone for a named suite (AutoAttack's way)
         individual = not (isinstance(get("suite"), str) and get("suite") in catalog.suites)
+    named = isinstance(get("suite"), str) and get("suite") in catalog.suites
     individual = problems.check("individual", individual, check_bool, expected=BOOL)
     plot_examples = problems.check(
         "plot_examples", get("plot_examples", True), check_bool, expected=BOOL
@@ -325,6 +329,7 @@ def parse(
         model=model,
         data=data,
         suite=suite,
+        suite_name=get("suite") if named else None,
         eps=eps,
         norm=norm,
         bounds=bounds,
