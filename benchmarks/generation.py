@@ -136,7 +136,7 @@ def measure_memory(args: argparse.Namespace, sizes: list[int]) -> list[dict]:
 # ------------------------------------------------------------------ throughput
 def measure_throughput(args: argparse.Namespace) -> dict:
     from advgrad import zoo
-    from advgrad.evaluate.cascade import seed_of
+    from advgrad.batching import seed_of
     from advgrad.generation import generate
 
     model = zoo.load("digits-cnn")

@@ -151,7 +151,7 @@ def test_each_batch_is_the_attack_with_its_seed(digits, digits_cnn, tmp_path, gr
     """The shards hold what the attack returns called on each batch with that batch's seed,
     whether the batch runs as one compiled call (PGD) or through `run` (Square)."""
     from advgrad.attacks import Square
-    from advgrad.evaluate.cascade import seed_of
+    from advgrad.batching import seed_of
     from advgrad.generation.step import BatchStep
 
     x, y = arrays(digits, 20)
@@ -446,7 +446,7 @@ def test_adversarial_dataset_attacks_each_batch_with_its_seed(digits, digits_cnn
     attack = PGD(eps=EPS, steps=2, bounds=(0.0, 1.0), random_start=True)
     batches = list(adversarial_dataset(clean, digits_cnn, attack, seed=4))
     assert [tuple(b.shape) for b, _ in batches] == [(6, 8, 8, 1), (6, 8, 8, 1)]
-    from advgrad.evaluate.cascade import seed_of
+    from advgrad.batching import seed_of
 
     for number, (x_adv, labels) in enumerate(batches):
         part = slice(6 * number, 6 * number + 6)

@@ -263,7 +263,7 @@ def _take(x: Any, limit: int) -> Any:
 def _num_classes(model: Any) -> int | None:
     """The model's classes as `advgrad.evaluate` counts them (one unit: 2); None when its
     output shape does not say."""
-    from advgrad.evaluate.cascade import output_classes
+    from advgrad.batching import output_classes
 
     return output_classes(model)
 

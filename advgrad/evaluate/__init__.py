@@ -43,6 +43,7 @@ import numpy as np
 
 from advgrad._validation import (
     SIZE_LIMIT,
+    FlaggedWarning,
     check_bool,
     check_eps,
     check_int,
@@ -51,24 +52,19 @@ from advgrad._validation import (
     invalid,
 )
 from advgrad.attacks.base import unit_data_checked
+from advgrad.batching import Batches, check_batch, concat, output_classes, take
 from advgrad.budget import unbounded_message, unbounded_on_unit_data
 from advgrad.evaluate.adaptive import Policy
-from advgrad.evaluate.cascade import Runner, fit_classes, labels, output_classes, postfix
+from advgrad.evaluate.cascade import Runner, fit_classes, labels, postfix
 from advgrad.evaluate.curve import CURVE, Curve, curve_attacks
-from advgrad.evaluate.state import (
-    StateFile,
-    Tally,
-    describe_model,
-    fingerprint,
-    model_digest,
-    versions,
-)
-from advgrad.evaluate.stream import Batches, check_batch, concat, take
+from advgrad.evaluate.state import StateFile, Tally, fingerprint
 from advgrad.evaluate.targeting import resolve as resolve_targets
 from advgrad.models import ModelAdapter
+from advgrad.outcomes import MAX_ATTACKS, ROBUST
 from advgrad.predictions import Classes, class_ids
+from advgrad.provenance import describe_model, model_digest, versions
 from advgrad.replicas import Replicas
-from advgrad.report import MAX_ATTACKS, ROBUST, FlaggedWarning, Report
+from advgrad.report import Report
 
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
@@ -145,7 +141,7 @@ def evaluate(
     A sample whose model output is not finite (NaN or inf) is never correct, robust or
     fooled: on the clean input it counts as neither correct nor robust, on an attack's input
     as not robust (and not fooled); the ``non_finite_outputs`` flag says how many (raised
-    whether or not `sanity` runs; outcome codes: `advgrad.report.OUTCOME_CODES`).
+    whether or not `sanity` runs; outcome codes: `advgrad.outcomes`).
     Targeted attacks (``targeted=True``) aim at the class that `targets` picks (by default
     the most likely wrong class of the clean input); they still count as having fooled a
     sample whenever its prediction differs from the label. Croce & Hein, "Reliable evaluation of

@@ -26,39 +26,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from advgrad._validation import SEED_LIMIT
+from advgrad._validation import FlaggedWarning
+from advgrad.batching import output_classes, seed_of, take
 from advgrad.budget import outside
 from advgrad.evaluate.state import Tally
-from advgrad.evaluate.stream import take
 from advgrad.evaluate.targeting import TargetRule, layout, resolve
 from advgrad.models import ModelAdapter
+from advgrad.outcomes import CLEAN_MISCLASSIFIED, CLEAN_NON_FINITE, ROBUST, non_finite
 from advgrad.predictions import class_ids, judge, predict
-from advgrad.report import (
-    CLEAN_MISCLASSIFIED,
-    CLEAN_NON_FINITE,
-    ROBUST,
-    FlaggedWarning,
-    non_finite,
-)
 
 if TYPE_CHECKING:
     from advgrad.attacks import Attack
 
 __all__ = [
-    "SEED_LIMIT",
     "Runner",
     "fit_classes",
     "labels",
-    "output_classes",
     "postfix",
-    "seed_of",
     "targets",
 ]
-
-# SEED_LIMIT (re-exported): `evaluate`'s seed is in [0, SEED_LIMIT), the one rule of
-# `advgrad._validation.check_seed`. `seed_of` takes any int >= 0 (np.random.SeedSequence),
-# but the sanity checks draw their noise with the int64 seed pair [seed, i]
-# (`advgrad.sanity.noise_stronger`), which holds no more.
 
 
 def labels(attacks: Sequence[Attack]) -> list[str]:
@@ -70,30 +56,6 @@ def labels(attacks: Sequence[Attack]) -> list[str]:
         counts[name] = counts.get(name, 0) + 1
         result.append(name if counts[name] == 1 else f"{name}#{counts[name]}")
     return result
-
-
-def seed_of(seed: int, attack_seed: int, batch: int, attack: int, eps: int) -> int:
-    """The seed of one (batch, attack, eps): independent of every other batch, in
-    ``[0, 2**31 - 1)`` (any int32 or int64 seed tensor of an attack holds it).
-
-    >>> seed_of(SEED_LIMIT - 1, 2**40, 3, 1, 0) < 2**31 - 1
-    True
-    """
-    entropy = [int(seed), int(attack_seed), int(batch), int(attack), int(eps)]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
-
-
-def output_classes(model: Any, x: Any = None) -> int | None:
-    """How many classes the model's output tells apart: its width (2 for one unit, read by
-    a threshold). From the model's output shape, else from its output on the first sample
-    of `x` (None without `x`)."""
-    shape = ModelAdapter.of(model).output_shape(None)
-    if shape is None or (len(shape) and shape[-1] is None):
-        if x is None:
-            return None
-        shape = predict(model, take(x, np.arange(1))).shape[1:]
-    width = int(shape[-1]) if len(shape) else 1
-    return 2 if width == 1 else width
 
 
 def fit_classes(attacks: Sequence[Attack], model: Any, classes: int | None) -> list[Attack]:

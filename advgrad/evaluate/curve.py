@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from advgrad._validation import invalid
 from advgrad.attacks.base import headroom
-from advgrad.evaluate.stream import take
+from advgrad.batching import take
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids, judge
 
@@ -100,7 +100,7 @@ class Curve:
         """The minimal norm of every sample of batch number `batch` (its first sample is
         number `offset` of the data) into `tally`, and which samples' outputs were not
         finite: on the clean input (norm 0), or on the input that set the minimal norm."""
-        from advgrad.evaluate.cascade import seed_of
+        from advgrad.batching import seed_of
 
         curve = tally.curve
         truth = class_ids(y)

@@ -20,25 +20,23 @@ naming `state`, and the file is left as it was.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import pathlib
-import platform
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from advgrad._io import FileTooLargeError, NotRegularFileError, atomic_write, read_regular
 from advgrad._validation import ArgumentError, describe, invalid
 from advgrad.evaluate.saved import Damaged, check_saved
 from advgrad.nest import Structure
+from advgrad.provenance import sha
 
 __all__ = [
     "MAX_STATE_BYTES",
@@ -48,13 +46,8 @@ __all__ = [
     "DataDigest",
     "StateFile",
     "Tally",
-    "batch_digest",
     "check_saved",
-    "describe_model",
     "fingerprint",
-    "model_digest",
-    "sha",
-    "versions",
 ]
 
 STATE_FORMAT = "advgrad.evaluate.state"
@@ -62,21 +55,6 @@ STATE_VERSION = 2  # 2: batch_hashes are `DataDigest`s of the samples so far
 
 
 # --------------------------------------------------------------- fingerprint
-def sha(*parts: bytes | str) -> str:
-    """SHA-256 (hex) of the parts, each followed by a NUL byte."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
-        h.update(b"\x00")
-    return h.hexdigest()
-
-
-def _array_digest(h: Any, array: np.ndarray) -> None:
-    array = np.ascontiguousarray(array)
-    h.update(f"{array.dtype.str}{array.shape}".encode())
-    h.update(array.tobytes())
-
-
 class DataDigest:
     """The data's identity: SHA-256 of its samples' content, in order, whatever the batching.
 
@@ -148,28 +126,6 @@ def _label_rows(y: Any) -> np.ndarray:
     return y.reshape(len(y)).astype(np.int64)
 
 
-def batch_digest(x: Any, y: np.ndarray) -> str:
-    """SHA-256 of one batch: every input (by name, dtype, shape and bytes) and the labels."""
-    h = hashlib.sha256()
-    structure = Structure.of(x)
-    for name, leaf in zip(structure.names, structure.leaves(x), strict=True):
-        h.update(name.encode())
-        _array_digest(h, np.asarray(leaf))
-    _array_digest(h, np.asarray(y))
-    return h.hexdigest()
-
-
-def model_digest(model: Any) -> str:
-    """SHA-256 of the model's weights (of its class name for a plain callable)."""
-    get_weights = getattr(model, "get_weights", None)
-    if get_weights is None:
-        return sha("callable", f"{type(model).__module__}.{type(model).__qualname__}")
-    h = hashlib.sha256()
-    for weight in get_weights():
-        _array_digest(h, np.asarray(weight))
-    return h.hexdigest()
-
-
 def _suite_fingerprint(configs: list[dict]) -> list[dict]:
     """Configs without the settings `evaluate` overrides or that change nothing (progress)."""
     return [{k: v for k, v in c.items() if k not in ("eps", "progress")} for c in configs]
@@ -202,35 +158,6 @@ def fingerprint(
     if targets is not None:
         result["targets"] = targets
     return result
-
-
-def versions() -> dict[str, str]:
-    """Versions of advgrad, TensorFlow, Keras, NumPy and Python, for the report."""
-    import keras
-
-    from advgrad._version import __version__
-
-    return {
-        "advgrad": __version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def describe_model(model: Any, digest: str) -> dict[str, Any]:
-    """Name, class, weights digest and (when built) parameter count, for the report."""
-    description: dict[str, Any] = {
-        "name": getattr(model, "name", None) or type(model).__name__,
-        "class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "weights_sha256": digest,
-    }
-    count = getattr(model, "count_params", None)
-    if count is not None:
-        with contextlib.suppress(Exception):  # an unbuilt model: no parameter count
-            description["parameters"] = int(count())
-    return description
 
 
 # --------------------------------------------------------------------- tally

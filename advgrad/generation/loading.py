@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from advgrad._validation import ArgumentError, check_bool, check_int, check_number, invalid
 from advgrad.attacks.base import Attack
-from advgrad.evaluate.cascade import SEED_LIMIT, seed_of
+from advgrad.batching import SEED_LIMIT, seed_of
 from advgrad.generation.manifest import (
     CLASS_COLUMNS,
     ShardError,

@@ -1,8 +1,8 @@
 """`generate`: attack a data set batch by batch into checksummed shards, resumable at any point.
 
-The main thread reads the data (`advgrad.evaluate.stream.Batches`) and runs each batch's
+The main thread reads the data (`advgrad.batching.Batches`) and runs each batch's
 `advgrad.generation.step.BatchStep`: the attack with the batch's own seed
-(`advgrad.evaluate.cascade.seed_of` of `seed`, the attack's seed and the batch number) and
+(`advgrad.batching.seed_of` of `seed`, the attack's seed and the batch number) and
 the model's classes on the clean and adversarial inputs, in one compiled call for the
 attacks that have one. It hands the result to a background thread
 (`advgrad.generation.writer.Background`), which takes the norms, fills the shard buffers and
@@ -40,6 +40,7 @@ from advgrad._validation import (
     SHARD_LIMIT,
     SIZE_LIMIT,
     ArgumentError,
+    FlaggedWarning,
     check_bool,
     check_int,
     check_progress,
@@ -47,9 +48,7 @@ from advgrad._validation import (
     invalid,
 )
 from advgrad.attacks.base import Attack
-from advgrad.evaluate.cascade import output_classes
-from advgrad.evaluate.state import describe_model, model_digest, sha, versions
-from advgrad.evaluate.stream import Batches, check_batch
+from advgrad.batching import Batches, check_batch, output_classes
 from advgrad.generation.manifest import (
     MANIFEST,
     MANIFEST_FORMAT,
@@ -65,8 +64,8 @@ from advgrad.generation.step import BatchStep
 from advgrad.generation.workers import MERGE_LOCK, Share, check_worker, merge, worker_files
 from advgrad.generation.writer import NORM_DTYPE, Background, Layout, ShardBuffer, ShardFiles
 from advgrad.models import ModelAdapter
+from advgrad.provenance import describe_model, model_digest, sha, versions
 from advgrad.replicas import Replicas
-from advgrad.report import FlaggedWarning
 
 __all__ = ["generate"]
 

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from advgrad._validation import ArgumentError
 from advgrad.attacks.base import Attack
-from advgrad.evaluate.cascade import seed_of
+from advgrad.batching import seed_of
 from advgrad.gradients import label_specs
 from advgrad.models import ModelAdapter
 from advgrad.predictions import class_ids, judge

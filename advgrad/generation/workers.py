@@ -38,7 +38,7 @@ import numpy as np
 
 from advgrad._io import read_regular
 from advgrad._validation import ArgumentError, invalid
-from advgrad.evaluate.state import sha
+from advgrad.provenance import sha
 
 __all__ = [
     "MAX_WORKERS",

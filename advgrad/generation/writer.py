@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from advgrad._io import atomic_write
-from advgrad.evaluate.state import sha
 from advgrad.generation.manifest import CLASS_COLUMNS, MANIFEST, file_sha256, write_manifest
 from advgrad.generation.shards import shard_name, write_shard
 from advgrad.nest import Structure
+from advgrad.provenance import sha
 
 __all__ = ["Background", "Layout", "ShardBuffer", "ShardFiles"]
 

@@ -1,12 +1,15 @@
-"""The data of an evaluation as batches of exactly `batch_size` samples, from arrays or tf.data.
+"""The data a workflow streams: batches of exactly `batch_size` samples, checked, seeded.
 
-Arrays are sliced; a `tf.data.Dataset` of ``(x, y)`` batches is re-batched, so both give the
-same batches (and so the same result and the same resumable state). Nothing is read ahead:
+`advgrad.evaluate` and `advgrad.generate` both read their data through `Batches`: arrays are
+sliced; a `tf.data.Dataset` of ``(x, y)`` batches is re-batched, so both give the same
+batches (and so the same result and the same resumable state). Nothing is read ahead:
 memory does not grow with the data set.
 
 `check_batch` refuses what the attacks would refuse (labels that are not class ids of the
-model, NaN inputs) and inf inputs, naming `data`: `evaluate` checks arrays whole before any
-work (`Batches.check`), and streamed data batch by batch, before each batch is attacked.
+model, NaN inputs) and inf inputs, naming `data`: arrays are checked whole before any work
+(`Batches.check`), streamed data batch by batch, before each batch is attacked; the model's
+classes come from `output_classes`. `seed_of` gives each (batch, attack, eps) its own seed,
+independent of every other batch, so that a resumed run repeats the uninterrupted one.
 
 >>> import numpy as np
 >>> batches = Batches((np.zeros((5, 2)), np.arange(5)), batch_size=2)
@@ -22,10 +25,22 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from advgrad._validation import ArgumentError, describe, invalid
+from advgrad._validation import SEED_LIMIT, ArgumentError, describe, invalid
+from advgrad.models import ModelAdapter
 from advgrad.nest import Structure
+from advgrad.predictions import predict
 
-__all__ = ["Batches", "check_batch", "check_finite", "check_labels", "concat", "take"]
+__all__ = [
+    "SEED_LIMIT",
+    "Batches",
+    "check_batch",
+    "check_finite",
+    "check_labels",
+    "concat",
+    "output_classes",
+    "seed_of",
+    "take",
+]
 
 _PAIR = "an (x, y) pair of arrays or a tf.data.Dataset of them"
 
@@ -254,3 +269,33 @@ def take(x: Any, index: np.ndarray) -> Any:
 def concat(parts: list[Any]) -> Any:
     """The nests `parts` (same structure) concatenated along the batch axis."""
     return tf.nest.map_structure(lambda *v: np.concatenate(v), *parts)
+
+
+def output_classes(model: Any, x: Any = None) -> int | None:
+    """How many classes the model's output tells apart: its width (2 for one unit, read by
+    a threshold). From the model's output shape, else from its output on the first sample
+    of `x` (None without `x`)."""
+    shape = ModelAdapter.of(model).output_shape(None)
+    if shape is None or (len(shape) and shape[-1] is None):
+        if x is None:
+            return None
+        shape = predict(model, take(x, np.arange(1))).shape[1:]
+    width = int(shape[-1]) if len(shape) else 1
+    return 2 if width == 1 else width
+
+
+# SEED_LIMIT (re-exported): a workflow's seed is in [0, SEED_LIMIT), the one rule of
+# `advgrad._validation.check_seed`. `seed_of` takes any int >= 0 (np.random.SeedSequence),
+# but the sanity checks draw their noise with the int64 seed pair [seed, i]
+# (`advgrad.sanity.noise_stronger`), which holds no more.
+
+
+def seed_of(seed: int, attack_seed: int, batch: int, attack: int, eps: int) -> int:
+    """The seed of one (batch, attack, eps): independent of every other batch, in
+    ``[0, 2**31 - 1)`` (any int32 or int64 seed tensor of an attack holds it).
+
+    >>> seed_of(SEED_LIMIT - 1, 2**40, 3, 1, 0) < 2**31 - 1
+    True
+    """
+    entropy = [int(seed), int(attack_seed), int(batch), int(attack), int(eps)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
