@@ -6,7 +6,7 @@
   minimal-norm attack, and a score-based search that needs no gradient (it sees through
   gradient masking).
 - ``"fast"``: APGD-CE -> APGD-T, the two gradient attacks alone.
-- ``"adaptive"``: APGD-CE (25 steps) on every sample, then APGD-T (3 targets) only on the
+- ``"adaptive"``: APGD-CE (8 steps) on every sample, then APGD-T (3 targets) only on the
   samples whose margin came close to the boundary, then Square (2,000 queries) only where
   the gradients made no progress (masking): the budget follows the evidence, per sample
   (`RULES`; `advgrad.evaluate.adaptive` decides and records why).
@@ -52,7 +52,7 @@ SUITES: dict[str, tuple[dict[str, Any], ...]] = {
         {"name": "apgd-t"},
     ),
     "adaptive": (
-        {"name": "apgd", "loss": "ce", "steps": 25},
+        {"name": "apgd", "loss": "ce", "steps": 8},
         {"name": "apgd-t", "n_target_classes": 3},
         {"name": "square", "queries": 2000},
     ),
