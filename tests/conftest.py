@@ -70,6 +70,32 @@ def digits_cnn(_isolated_cache):
 
 
 @pytest.fixture(scope="session")
+def mixed_digits_cnn(digits_cnn):
+    """``mixed_digits_cnn(policy)``: the zoo's digits CNN built under a mixed-precision
+    `policy` ("mixed_float16", "mixed_bfloat16") with the float32 model's weights, built once
+    per policy (read-only, like the other shared models)."""
+    import keras
+
+    from advgrad import zoo
+
+    built = {}
+
+    def get(policy: str) -> keras.Model:
+        if policy not in built:
+            keras.mixed_precision.set_global_policy(policy)
+            try:
+                model = zoo._digits_cnn()
+            finally:
+                keras.mixed_precision.set_global_policy("float32")
+            model.set_weights(digits_cnn.get_weights())
+            model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            built[policy] = model
+        return built[policy]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def tabular():
     """`advgrad.data.breast_cancer_two_input()`: dict inputs `measurements` and `errors`."""
     from advgrad import data

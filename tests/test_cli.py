@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import _custom_objects as custom_objects
 import keras
 import numpy as np
 import pytest
@@ -689,57 +690,10 @@ def test_importing_the_cli_changes_nothing_in_the_process():
 
 
 # ----------------------------------------------------- custom objects: imports, --import
-CUSTOM_LAYERS = """\
-import keras
-
-
-@keras.saving.register_keras_serializable(package={package!r})
-class MyDense(keras.layers.Dense):
-    def __init__(self, units, scale=1.0, **kwargs):
-        super().__init__(units, **kwargs)
-        self.scale = scale
-
-    def get_config(self):
-        return {{**super().get_config(), "scale": self.scale}}
-
-
-@keras.saving.register_keras_serializable(package={package!r})
-def my_loss(y_true, y_pred):
-    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
-"""
-
-
 def _custom_model(folder):
-    """``my_layers_<test>.py`` next to a model saved with its layer and loss, then the module
-    and its registrations forgotten (as in a fresh process). Returns the module name and a
-    config without ``imports``."""
-    import importlib
-
-    module = "my_layers_" + re.sub(r"\W", "_", folder.name)
-    (folder / f"{module}.py").write_text(CUSTOM_LAYERS.format(package=module))
-    sys.path.insert(0, str(folder))
-    try:
-        custom = importlib.import_module(module)
-    finally:
-        sys.path.remove(str(folder))
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, custom.MyDense(3)(inputs))
-    model.compile(loss=custom.my_loss)
-    model.save(folder / "custom.keras")
-    x = np.random.default_rng(0).uniform(0, 1, (8, 4)).astype("float32")
-    np.savez(folder / "d.npz", x=x, y=np.arange(8) % 3)
-    registered = keras.saving.get_custom_objects()
-    for key in [key for key in registered if key.startswith(f"{module}>")]:
-        del registered[key]
-    del sys.modules[module]
-    text = (
-        "model: custom.keras\n"
-        "data: {npz: d.npz, x: x, y: y, bounds: [0.0, 1.0]}\n"
-        "suite: [fgsm]\n"
-        "eps: 0.1\n"
-        "batch_size: 4\n"
-    )
-    return module, text
+    """tests/_custom_objects.py's model and config, in batches of 4."""
+    module, text = custom_objects.custom_model(folder)
+    return module, text + "batch_size: 4\n"
 
 
 def test_bench_config_imports_load_custom_objects(tmp_path, capsys):
@@ -756,11 +710,8 @@ def test_bench_unknown_custom_class_is_one_short_line(tmp_path, capsys):
     code, out, err = run(capsys, "bench", config, "--out", tmp_path / "out")
     assert code == 2
     assert err.count("\n") == 1, err
-    assert (
-        "model: cannot load custom.keras: unknown class 'MyDense' (register it with "
-        "@keras.saving.register_keras_serializable() in a module listed under `imports:`, "
-        "or pass --import MODULE)\n"
-    ) in err
+    unknown = "model: cannot load custom.keras: unknown class 'ScaledDense'"
+    assert f"{unknown} {custom_objects.UNKNOWN_HINT}\n" in err
     assert len(err) < 300 + len(str(config))
     assert not (tmp_path / "out").exists()
 

@@ -13,55 +13,21 @@ import pathlib
 import re
 
 import _outcomes as outcomes
+import invariants
 import keras
 import numpy as np
 import pytest
 
 import advgrad
-from advgrad import zoo
-from advgrad.attacks import registry
 
 POLICIES = ("mixed_float16", "mixed_bfloat16")
 EPS = 0.1
 BOUNDS = (0.0, 1.0)
-SMALL = 8  # images per contract run
-# Few steps and queries: the contract holds at any length; the accuracy test runs PGD proper.
-SETTINGS = {
-    "steps": 3,
-    "restarts": 1,
-    "seed": 1,
-    "queries": 20,
-    "samples": 2,
-    "binary_search_steps": 2,
-    "candidates": 3,
-    "n_target_classes": 2,
-}
-
-
-def _builtin_attacks() -> list[str]:
-    """Every registered attack, except those other test modules register for themselves."""
-    return [
-        name
-        for name in advgrad.list_attacks()
-        if not registry._REGISTRY[name].__module__.rsplit(".", 1)[-1].startswith("test_")
-    ]
-
-
-def _mixed_digits_cnn(policy: str, reference: keras.Model) -> keras.Model:
-    """The zoo's digits CNN built under `policy`, with `reference`'s (float32) weights."""
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        model = zoo._digits_cnn()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    model.set_weights(reference.get_weights())
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
 
 
 @pytest.fixture(scope="module", params=POLICIES)
-def mixed(request, digits_cnn):
-    return request.param, _mixed_digits_cnn(request.param, digits_cnn)
+def mixed(request, mixed_digits_cnn):
+    return request.param, mixed_digits_cnn(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +36,9 @@ def images(digits):
 
 
 def _checked(x_adv, x) -> np.ndarray:
-    """An attack's output, after the checks every output passes: float32, shape, budget, bounds."""
-    x_adv = np.asarray(x_adv)
-    assert x_adv.dtype == np.float32 and x_adv.shape == x.shape
-    assert np.max(np.abs(x_adv - x)) <= EPS + 1e-6
-    assert x_adv.min() >= BOUNDS[0] and x_adv.max() <= BOUNDS[1]
-    return x_adv
+    """An attack's output, after the invariant every output keeps (tests/invariants.py)."""
+    invariants.assert_within(x_adv, x, eps=EPS, norm="linf", bounds=BOUNDS)
+    return np.asarray(x_adv)
 
 
 def _vanished(model, reference, x, y) -> np.ndarray:
@@ -92,34 +55,6 @@ def test_policy_is_restored_and_model_is_mixed(mixed, images):
     assert model(images[0][:2]).dtype.name == expected  # the model's own output
     outputs = advgrad.predictions.predict(model, images[0][:2])  # what advgrad reads
     assert outputs.dtype == np.float32
-
-
-@pytest.mark.parametrize("name", _builtin_attacks())
-def test_every_attack_stays_in_budget_and_bounds(mixed, images, name):
-    _, model = mixed
-    x, y = images[0][:SMALL], images[1][:SMALL]
-    cls = registry._REGISTRY[name]
-    settings = {k: v for k, v in SETTINGS.items() if k in cls.DEFAULTS}
-    if name == "eot":  # a wrapper: its settings are those of the attack it wraps
-        settings = {"attack": "pgd", "samples": 2, "steps": 3, "seed": 1}
-    norm = "linf" if "linf" in cls.NORMS else cls.NORMS[0]
-    eps = {"linf": EPS, "l2": 1.0, "l1": 4.0}[norm]
-    attack = advgrad.get_attack(name, eps=eps, norm=norm, bounds=BOUNDS, **settings)
-    result = attack.run(model, x, y)
-    x_adv = result.x_adv
-    assert x_adv.dtype == np.float32 and x_adv.shape == x.shape
-    assert np.all(np.isfinite(x_adv))
-    assert x_adv.min() >= BOUNDS[0] and x_adv.max() <= BOUNDS[1]
-    delta = (x_adv - x).reshape(len(x), -1).astype(np.float64)
-    size = {
-        "linf": np.max(np.abs(delta), axis=1),
-        "l2": np.linalg.norm(delta, axis=1),
-        "l1": np.sum(np.abs(delta), axis=1),
-    }[norm]
-    if "eps" in cls.DEFAULTS and name not in ("cw-l2", "deepfool", "fmn"):
-        assert np.all(size <= eps * (1 + 1e-5) + 1e-6)  # float32 projection: exact budget
-    if result.loss_trace is not None:
-        assert np.all(np.isfinite(result.loss_trace))
 
 
 # PGD and APGD-CE (the first attack of the "fast" and "standard" suites), 10 steps, seed 0.
@@ -149,7 +84,7 @@ def float32_runs(digits_cnn, images):
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_robust_outcomes_match_float32_up_to_rounding(
-    digits_cnn, images, float32_runs, name, policy
+    digits_cnn, mixed_digits_cnn, images, float32_runs, name, policy
 ):
     """Per sample, the attack on the half-precision model reaches the float32 outcome wherever
     rounding cannot legitimately change it; the tolerance is measured, not tuned to one machine
@@ -159,7 +94,7 @@ def test_robust_outcomes_match_float32_up_to_rounding(
     gradient underflows to zero in float16 (see the xfail test below). That is float16's range,
     the same on every CPU, not its kernels; remove the excuse when the xfail test passes.
     """
-    model = _mixed_digits_cnn(policy, digits_cnn)
+    model = mixed_digits_cnn(policy)
     x, y = images
     x_adv = _checked(ATTACKS[name](model, x, y), x)
     outcomes.compare(
@@ -178,8 +113,8 @@ def test_robust_outcomes_match_float32_up_to_rounding(
     reason="float16 backpropagation underflows where float32's cross-entropy saturates: "
     "advgrad does not scale the loss before differentiating a mixed_float16 model",
 )
-def test_float16_input_gradients_do_not_vanish(digits_cnn, images):
-    model = _mixed_digits_cnn("mixed_float16", digits_cnn)
+def test_float16_input_gradients_do_not_vanish(digits_cnn, mixed_digits_cnn, images):
+    model = mixed_digits_cnn("mixed_float16")
     x, y = images
     vanished = _vanished(model, digits_cnn, x, y)
     assert not vanished.any(), f"{int(vanished.sum())} of {len(y)} clean samples"
@@ -197,14 +132,14 @@ def test_losses_and_input_gradients_are_float32_and_finite(mixed, digits_cnn, im
     np.testing.assert_allclose(loss, ref_loss, atol=0.1, rtol=0.05)
 
 
-def test_large_losses_do_not_overflow(digits_cnn, images):
+def test_large_losses_do_not_overflow(digits_cnn, mixed_digits_cnn, images):
     """Logits scaled to fit float16 (max 65504) whose cross-entropy does not: advgrad
     computes the loss from the float16 logits in float32."""
     x = images[0][:16]
     logits = digits_cnn.predict(x, verbose=0)
     scale = 50_000.0 / np.abs(logits).max()
     worst = np.argmin(logits, axis=1)  # the least likely class: loss = max - min logit
-    base = _mixed_digits_cnn("mixed_float16", digits_cnn)
+    base = mixed_digits_cnn("mixed_float16")
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         model = keras.Model(base.input, keras.layers.Rescaling(scale)(base.output))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import invariants
 import numpy as np
 import tensorflow as tf
 from hypothesis import HealthCheck, event, given, settings
@@ -93,23 +94,21 @@ def test_accepted_calls_stay_finite_in_budget_and_bounds(call):
         event("refused")
         return
     event("accepted")
-    assert isinstance(x_adv, np.ndarray) and x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    assert isinstance(x_adv, np.ndarray)
     assert np.array_equal(x, original)  # the caller's array is untouched
-    assert np.all(np.isfinite(x_adv))
-    eps = config["eps"]
-    delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(len(x), -1)
-    size = {
-        "linf": np.max(np.abs(delta), axis=1),
-        "l2": np.sqrt(np.sum(delta**2, axis=1)),
-        "l1": np.sum(np.abs(delta), axis=1),
-    }[config["norm"]]
-    slack = 1e-5 if x.dtype == np.float32 else 1e-10
+    # Rounding grows with the inputs' magnitude and the number of features.
+    slack = invariants.SLACK[x.dtype]
     scale = max(1.0, float(np.max(np.abs(x))))
-    assert np.all(size <= eps * (1 + slack) + slack * scale * delta.shape[1]), (size, eps)
-    if config["bounds"] is not None:
-        low, high = config["bounds"]
-        tol = slack * max(1.0, abs(low), abs(high))
-        assert np.all(x_adv >= low - tol) and np.all(x_adv <= high + tol)
+    bounds = config["bounds"]
+    invariants.assert_within(
+        x_adv,
+        x,
+        eps=config["eps"],
+        norm=config["norm"],
+        bounds=bounds,
+        atol=slack * scale * x[0].size,
+        bounds_atol=0.0 if bounds is None else slack * max(1.0, *map(abs, bounds)),
+    )
 
 
 def two_input_model():
@@ -164,18 +163,16 @@ def test_per_input_budgets_hold_and_frozen_inputs_stay(call):
     event("accepted")
     assert all(np.array_equal(x[k], original[k]) for k in x)
     for key, s in spec.items():
-        assert x_adv[key].shape == x[key].shape and x_adv[key].dtype == x[key].dtype
         if s is None:
-            assert np.array_equal(x_adv[key], x[key])  # frozen: untouched
+            invariants.assert_frozen(x_adv[key], x[key])
             continue
         eps, norm, bounds = s
-        assert np.all(np.isfinite(x_adv[key]))
-        delta = (x_adv[key].astype(np.float64) - x[key]).reshape(len(y), -1)
-        size = {
-            "linf": np.max(np.abs(delta), axis=1),
-            "l2": np.sqrt(np.sum(delta**2, axis=1)),
-            "l1": np.sum(np.abs(delta), axis=1),
-        }[norm]
-        assert np.all(size <= eps * (1 + 1e-5) + 1e-5 * delta.shape[1]), (size, eps)
-        if bounds is not None:
-            assert np.all(x_adv[key] >= bounds[0] - 1e-6) and np.all(x_adv[key] <= bounds[1] + 1e-6)
+        invariants.assert_within(
+            x_adv[key],
+            x[key],
+            eps=eps,
+            norm=norm,
+            bounds=bounds,
+            atol=1e-5 * x[key][0].size,
+            bounds_atol=1e-6,
+        )

@@ -9,67 +9,25 @@ class; then a second model, the reports, the per-sample CSV and the comparison.
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import re
-import sys
 
+import _custom_objects as custom_objects
 import keras
 import numpy as np
 import pytest
 
 from advgrad.cli import main
 
-CUSTOM = """\
-import keras
-
-
-@keras.saving.register_keras_serializable(package={package!r})
-class ScaledDense(keras.layers.Dense):
-    \"\"\"A dense layer whose output is multiplied by a fixed `scale`.\"\"\"
-
-    def __init__(self, units, scale=1.0, **kwargs):
-        super().__init__(units, **kwargs)
-        self.scale = scale
-
-    def call(self, inputs):
-        return super().call(inputs) * self.scale
-
-    def get_config(self):
-        return {{**super().get_config(), "scale": self.scale}}
-
-
-@keras.saving.register_keras_serializable(package={package!r})
-def smoothed_ce(y_true, y_pred):
-    \"\"\"Cross-entropy on logits with integer labels and 5% label smoothing.\"\"\"
-    labels = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, [-1]), "int32"), 10)
-    labels = labels * 0.95 + 0.005
-    return keras.losses.categorical_crossentropy(labels, y_pred, from_logits=True)
-"""
-
 TARGET = 3
 EPS = [0.25, 0.75]  # L-inf radii in units of each feature's standard deviation
-
-
-def _forget(module: str) -> None:
-    """Drop the module and its Keras registrations, as a fresh process has neither."""
-    registered = keras.saving.get_custom_objects()
-    for key in [key for key in registered if key.startswith(f"{module}>")]:
-        del registered[key]
-    sys.modules.pop(module, None)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, digits):
     """A user's folder: their layer module, two trained models, standardised npz data."""
     folder = tmp_path_factory.mktemp("project")
-    module = "user_layers_" + re.sub(r"\W", "_", folder.name)
-    (folder / f"{module}.py").write_text(CUSTOM.format(package=module))
-    sys.path.insert(0, str(folder))
-    try:
-        custom = importlib.import_module(module)
-    finally:
-        sys.path.remove(str(folder))
+    module, custom = custom_objects.write_module(folder, "user_layers")
 
     flat_train = digits.x_train.reshape(len(digits.x_train), -1)
     flat_test = digits.x_test.reshape(len(digits.x_test), -1)
@@ -92,7 +50,7 @@ def project(tmp_path_factory, digits):
         model.compile(optimizer="adam", loss=custom.smoothed_ce, metrics=["accuracy"])
         model.fit(standardise(flat_train), digits.y_train, epochs=epochs, batch_size=64, verbose=0)
         model.save(folder / f"{name}.keras")
-    _forget(module)
+    custom_objects.forget(module)
     return folder, module
 
 
@@ -134,7 +92,7 @@ def test_own_model_and_data_from_config_to_comparison(project, capsys):
             capsys, "bench", _config(folder, module, model), "--out", folder / f"run-{model}"
         )
         assert code == 0, err
-        _forget(module)  # the next run must import it again through `imports:`
+        custom_objects.forget(module)  # the next run must import it again through `imports:`
         runs[model] = folder / f"run-{model}" / "report.json"
         assert "advgrad: warning" not in err  # bounded, logits, a loss that fits the labels
 

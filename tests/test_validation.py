@@ -72,13 +72,16 @@ def test_accepted_values_come_back_as_plain_python():
 
 def test_structured_error_carries_its_parts_and_pickles():
     error = invalid("steps", "an int >= 1", 0)
-    assert isinstance(error, ValueError)
+    assert type(error) is ArgumentError and isinstance(error, ValueError)
     assert (error.argument, error.expected, error.received) == ("steps", "an int >= 1", "0")
     assert error.reason == "expected an int >= 1, received steps=0."
     again = pickle.loads(pickle.dumps(error))
     assert type(again) is ArgumentError and str(again) == str(error)
-    assert isinstance(invalid("model", "a callable", 3, cls=TypeError), (TypeError, ArgumentError))
-    assert isinstance(invalid("model", "a callable", 3, cls=ArgumentTypeError), TypeError)
+    # A TypeError is asked for: an ArgumentTypeError, caught as either TypeError or ValueError.
+    for cls in (TypeError, ArgumentTypeError):
+        assert type(invalid("model", "a callable", 3, cls=cls)) is ArgumentTypeError
+    assert issubclass(ArgumentTypeError, TypeError) and issubclass(ArgumentTypeError, ArgumentError)
+    assert type(invalid("model", "a callable", 3, cls=ValueError)) is ArgumentError
 
 
 def test_describe_never_builds_a_whole_large_value():

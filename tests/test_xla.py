@@ -5,11 +5,13 @@ compiled function's cache key. XLA draws other random numbers for the same seed 
 softmax cross-entropy differently where a sample's loss is saturated, so bit-equality is
 tested without random draws on the (unsaturated) margin loss; with the defaults, per-sample
 robust outcomes are compared within a measured tolerance (tests/_outcomes.py).
+Every other attack family compiles under XLA in tests/test_numeric_paths.py.
 """
 
 from __future__ import annotations
 
 import _outcomes as outcomes
+import invariants
 import keras
 import numpy as np
 import pytest
@@ -18,7 +20,6 @@ import tensorflow as tf
 import advgrad
 from advgrad._compile import trace_count
 from advgrad._validation import ArgumentError
-from advgrad.attacks import registry
 from advgrad.config import ConfigError, build_run, load_config
 
 EPS = {"linf": 0.1, "l2": 1.0, "l1": 4.0}
@@ -28,17 +29,6 @@ BOUNDS = (0.0, 1.0)
 @pytest.fixture(scope="module")
 def batch(digits):
     return digits.x_test[:100], digits.y_test[:100]
-
-
-def _in_budget(x_adv, x, norm):
-    delta = (np.asarray(x_adv) - x).reshape(len(x), -1).astype(np.float64)
-    size = {
-        "linf": np.max(np.abs(delta), axis=1),
-        "l2": np.linalg.norm(delta, axis=1),
-        "l1": np.sum(np.abs(delta), axis=1),
-    }[norm]
-    assert np.all(size <= EPS[norm] * (1 + 1e-5) + 1e-6)
-    assert np.min(x_adv) >= BOUNDS[0] and np.max(x_adv) <= BOUNDS[1]
 
 
 def test_jit_compile_is_a_validated_setting():
@@ -54,19 +44,35 @@ def test_jit_compile_is_a_validated_setting():
     assert wrapped.attack.jit_compile is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["linf", "l2"])
-def test_pgd_with_xla_gives_the_same_x_adv(digits_cnn, batch, norm):
-    x, y = batch[0][:32], batch[1][:32]
+def test_pgd_with_xla_gives_the_same_x_adv_and_traces_once(digits_cnn, batch, norm):
+    """Bit-equal to the plain run (no random draws, the unsaturated margin loss); one trace
+    for every batch and eps, apart from the plain attack's (its own cache entry)."""
+    x, y = batch[0][:40], batch[1][:40]
     attack = advgrad.attacks.PGD(
-        eps=EPS[norm], norm=norm, bounds=BOUNDS, steps=5, random_start=False, loss="margin"
+        eps=EPS[norm],
+        norm=norm,
+        bounds=BOUNDS,
+        steps=5,
+        random_start=False,
+        loss="margin",
+        batch_size=16,
     )
     plain = np.asarray(attack(digits_cnn, x, y))
-    jitted = np.asarray(attack.replace(jit_compile=True)(digits_cnn, x, y))
-    assert jitted.dtype == np.float32 and jitted.shape == x.shape
-    np.testing.assert_allclose(jitted, plain, atol=1e-5, rtol=0)
-    _in_budget(jitted, x, norm)
+    jitted = attack.replace(jit_compile=True)
+    before = trace_count("attack")
+    x_adv = np.asarray(jitted(digits_cnn, x, y))  # chunks of 16, 16 and 8: one trace
+    assert trace_count("attack") == before + 1  # not the plain attack's function
+    assert x_adv.dtype == np.float32 and x_adv.shape == x.shape
+    np.testing.assert_allclose(x_adv, plain, atol=1e-5, rtol=0)
+    invariants.assert_within(x_adv, x, eps=EPS[norm], norm=norm, bounds=BOUNDS)
+    jitted(digits_cnn, x[:24], y[:24], eps=EPS[norm] / 2)  # XLA compiles per shape, not trace
+    attack(digits_cnn, x, y)
+    assert trace_count("attack") == before + 1
 
 
+@pytest.mark.slow
 def test_pgd_defaults_with_xla_keep_budget_and_robust_outcomes(digits_cnn, batch):
     """XLA draws other random starts for the same seed and rounds differently: its run is
     compared, per sample, with plain runs of seeds 0 .. SEEDS - 1 as one more independent run,
@@ -76,52 +82,9 @@ def test_pgd_defaults_with_xla_keep_budget_and_robust_outcomes(digits_cnn, batch
     runs = [attack.replace(seed=s).run(digits_cnn, x, y).x_adv for s in range(outcomes.SEEDS)]
     jitted = attack.replace(jit_compile=True).run(digits_cnn, x, y).x_adv
     for x_adv in (runs[0], jitted):
-        _in_budget(x_adv, x, "linf")
+        invariants.assert_within(x_adv, x, eps=EPS["linf"], norm="linf", bounds=BOUNDS)
     xla = tf.function(lambda v: digits_cnn(v, training=False), jit_compile=True)
     outcomes.compare(outcomes.predictor(digits_cnn), xla, x, y, runs, jitted).check()
-
-
-def test_xla_does_not_retrace_between_batches_and_has_its_own_cache_entry(digits_cnn, batch):
-    x, y = batch[0][:40], batch[1][:40]
-    plain = advgrad.attacks.PGD(eps=0.1, bounds=BOUNDS, steps=2, batch_size=16)
-    plain(digits_cnn, x, y)
-    jitted = plain.replace(jit_compile=True)
-    before = trace_count("attack")
-    jitted(digits_cnn, x, y)  # chunks of 16, 16 and 8: one trace (XLA compiles per shape)
-    assert trace_count("attack") == before + 1  # not the plain attack's function
-    jitted(digits_cnn, x[:24], y[:24], eps=0.05)
-    plain(digits_cnn, x, y)
-    assert trace_count("attack") == before + 1
-
-
-# Every registered attack but PGD and BIM (the loop with and without a random start),
-# tested above.
-FAMILIES = [
-    n
-    for n in advgrad.list_attacks()
-    if n not in ("bim", "pgd")
-    and not registry._REGISTRY[n].__module__.rsplit(".", 1)[-1].startswith("test_")
-]
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_every_attack_compiles_under_xla(digits_cnn, batch, name):
-    x, y = batch[0][:8], batch[1][:8]
-    cls = registry._REGISTRY[name]
-    settings = {"steps": 2, "restarts": 2, "queries": 10, "binary_search_steps": 1}
-    settings.update({"candidates": 3, "n_target_classes": 2, "seed": 1})
-    settings = {k: v for k, v in settings.items() if k in cls.DEFAULTS}
-    if name == "eot":
-        settings = {"attack": "pgd", "samples": 2, "steps": 2}
-    norm = "linf" if "linf" in cls.NORMS else cls.NORMS[0]
-    attack = advgrad.get_attack(
-        name, eps=EPS[norm], norm=norm, bounds=BOUNDS, jit_compile=True, **settings
-    )
-    result = attack.run(digits_cnn, x, y)
-    assert result.x_adv.dtype == np.float32 and result.x_adv.shape == x.shape
-    if name not in ("cw-l2", "deepfool", "fmn"):  # minimal-norm attacks without a budget
-        _in_budget(result.x_adv, x, norm)
-    assert np.min(result.x_adv) >= BOUNDS[0] and np.max(result.x_adv) <= BOUNDS[1]
 
 
 class _PyFunc(keras.layers.Layer):
