@@ -22,24 +22,26 @@ check_requested_backend()
 _MODULES = (
     "attacks",
     "data",
+    "flags",
     "losses",
     "norms",
     "report",
     "saliency",
-    "sanity",
     "steps",
     "training",
     "zoo",
 )
 """Submodules listed in `__all__`; any other public submodule (``advgrad.gradients``) also
 resolves on first use, whatever was imported before."""
+_RENAMED = {"sanity": "flags"}
+"""Former names of public submodules, still resolved (``advgrad.sanity`` is `advgrad.flags`)."""
 _ATTRIBUTES = {
     "ArgumentError": "advgrad._validation",
     "Bounds": "advgrad.budget",
     "Budget": "advgrad.budget",
     "Report": "advgrad.report",
     "adversarial_dataset": "advgrad.generation",
-    "check_gradients": "advgrad.checks",
+    "check_gradients": "advgrad.gradcheck",
     "evaluate": "advgrad.evaluate",
     "generate": "advgrad.generation",
     "get_attack": "advgrad.attacks",
@@ -65,6 +67,7 @@ __all__ = [
     "check_gradients",
     "data",
     "evaluate",
+    "flags",
     "generate",
     "get_attack",
     "get_suite",
@@ -79,7 +82,6 @@ __all__ = [
     "register_attack",
     "report",
     "saliency",
-    "sanity",
     "steps",
     "training",
     "verify",
@@ -92,6 +94,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
     elif name in _MODULES or _is_submodule(name):
         value = importlib.import_module(f"advgrad.{name}")
+    elif name in _RENAMED:
+        value = importlib.import_module(f"advgrad.{_RENAMED[name]}")
     else:
         raise AttributeError(f"module 'advgrad' has no attribute {name!r}")
     globals()[name] = value

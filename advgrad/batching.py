@@ -287,7 +287,7 @@ def output_classes(model: Any, x: Any = None) -> int | None:
 # SEED_LIMIT (re-exported): a workflow's seed is in [0, SEED_LIMIT), the one rule of
 # `advgrad._validation.check_seed`. `seed_of` takes any int >= 0 (np.random.SeedSequence),
 # but the sanity checks draw their noise with the int64 seed pair [seed, i]
-# (`advgrad.sanity.noise_stronger`), which holds no more.
+# (`advgrad.flags.noise_stronger`), which holds no more.
 
 
 def seed_of(seed: int, attack_seed: int, batch: int, attack: int, eps: int) -> int:

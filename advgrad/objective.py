@@ -87,7 +87,7 @@ class Objective:
                 "with a loss. Pass e.g. loss='sparse_categorical_crossentropy' or call "
                 "model.compile(loss=...)."
             )
-        weights = None if loss is not None else _compiled_loss_weights(adapter.model)
+        weights = None if loss is not None else compiled_loss_weights(adapter.model)
         terms = _terms(adapter, given, key, weights)
         if not terms:
             raise invalid("loss", "a loss for at least one output", given)
@@ -443,7 +443,8 @@ def _identity(value: Any) -> Any:
         return ("id", id(value))
 
 
-def _compiled_loss_weights(model: Any):
+def compiled_loss_weights(model: Any) -> Any:
+    """The ``loss_weights`` `model` was compiled with (None if none were given)."""
     compile_loss = getattr(model, "_compile_loss", None)
     return getattr(compile_loss, "_user_loss_weights", None)
 

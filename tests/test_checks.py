@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from advgrad.checks import as_float64, check_gradients
+from advgrad.gradcheck import as_float64, check_gradients
 
 
 class WrongGradientTanh(keras.layers.Layer):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import advgrad
-from advgrad.checks import check_gradients
+from advgrad.gradcheck import check_gradients
 from advgrad.gradients import trace_count
 
 FD_TOLERANCE = 1e-4

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from advgrad import sanity
+from advgrad import flags as sanity
 from advgrad.attacks import get_attack
 from advgrad.evaluate import evaluate
 from advgrad.evaluate.cascade import Runner

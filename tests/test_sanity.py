@@ -1,4 +1,4 @@
-"""advgrad.sanity: each flag fires on a model or report that has the problem, not otherwise."""
+"""advgrad.flags: each flag fires on a model or report that has the problem, not otherwise."""
 
 import inspect
 import re
@@ -7,7 +7,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from advgrad import sanity
+from advgrad import flags as sanity
 from advgrad.attacks import get_attack, list_attacks
 from advgrad.evaluate import evaluate
 from advgrad.report import Report

@@ -86,7 +86,7 @@ def gradients(args: argparse.Namespace) -> int:
     if args.model not in names:
         raise UsageError(f"--model: expected one of {', '.join(names)}, received {args.model!r}")
     from advgrad import input_gradients
-    from advgrad.checks import check_gradients
+    from advgrad.gradcheck import check_gradients
 
     model = zoo.load(args.model)
     dataset = zoo.dataset(args.model)

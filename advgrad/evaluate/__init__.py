@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 __all__ = ["evaluate"]
 
 SANITY_SAMPLES = 64
-"""How many of the first samples the sanity checks of `advgrad.sanity` look at."""
+"""How many of the first samples the sanity checks of `advgrad.flags` look at."""
 
 
 def _warnings_as_flags(run: Any) -> Any:
@@ -193,7 +193,7 @@ def evaluate(
         progress: Show a tqdm bar over batches with the running accuracies (True), or
             not (False). Defaults to None: shown where a person is watching (stderr is a
             terminal, or a Jupyter notebook: `tqdm.auto`), not in pipes, logs or tests.
-        sanity: Run the checks of `advgrad.sanity` on the first samples and put their flags
+        sanity: Run the checks of `advgrad.flags` on the first samples and put their flags
             in ``report.flags`` (also warned). Defaults to True.
         individual: Also run every attack alone on every clean-correct sample, for the
             per-attack rows (``report.per_attack``); the cascade is then read off those
@@ -300,7 +300,7 @@ def evaluate(
             try:
                 policy.record.resume(store.saved["tally"].get("adaptive"), tally.n_samples)
             except ValueError as err:
-                raise store._refuse(f"which is damaged: {err}.") from None
+                raise store.refuse(f"which is damaged: {err}.") from None
         if curve_runner is not None:
             tally.start_curve(curve_runner.labels)
             tally.resume_curve(store.saved["tally"])
@@ -411,14 +411,14 @@ def evaluate(
         )
     if unbounded:  # like outside_threat_model: raised whether or not `sanity` runs
         report.flags.append(_unbounded_flag(unbounded))
-    from advgrad import sanity as sanity_lib
+    from advgrad import flags as flags_lib
 
-    broken = sanity_lib.non_finite_outputs(report)  # from the outcomes: always
+    broken = flags_lib.non_finite_outputs(report)  # from the outcomes: always
     if broken is not None:
         report.flags.append(broken.to_dict())
         warnings.warn(broken.message, FlaggedWarning, stacklevel=2)
     if sanity:
-        flags = sanity_lib.run_all(
+        flags = flags_lib.run_all(
             model, concat(sample_x), np.concatenate(sample_y), report, seed=seed
         )
         report.flags += [f.to_dict() for f in flags]

@@ -341,7 +341,8 @@ class StateFile:
         if self.path.exists():
             self.saved = self._read()
 
-    def _refuse(self, why: str) -> ArgumentError:
+    def refuse(self, why: str) -> ArgumentError:
+        """The error naming `state`: this file is not a state to resume, `why`."""
         expected = "a state file written by advgrad.evaluate"
         received = repr(str(self.path))
         return ArgumentError(
@@ -356,34 +357,34 @@ class StateFile:
         try:
             data = read_regular(self.path, MAX_STATE_BYTES)  # never a FIFO or a device
         except NotRegularFileError:
-            raise self._refuse(f"which is not a regular file. {afresh}") from None
+            raise self.refuse(f"which is not a regular file. {afresh}") from None
         except FileTooLargeError as err:
-            raise self._refuse(
+            raise self.refuse(
                 f"which is {err.size} bytes, more than a state file may hold "
                 f"({MAX_STATE_BYTES} bytes). {afresh}"
             ) from None
         except OSError as err:
-            raise self._refuse(f"which cannot be read ({err}). {afresh}") from None
+            raise self.refuse(f"which cannot be read ({err}). {afresh}") from None
         try:
             saved = json.loads(data.decode("utf-8"))
         except RecursionError:
-            raise self._refuse(f"which cannot be read (JSON nested too deeply). {afresh}") from None
+            raise self.refuse(f"which cannot be read (JSON nested too deeply). {afresh}") from None
         except (OverflowError, ValueError) as err:
             text = str(err)
             text = text if len(text) <= 200 else text[:197] + "..."
-            raise self._refuse(f"which cannot be read ({text}). {afresh}") from None
+            raise self.refuse(f"which cannot be read ({text}). {afresh}") from None
         if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
-            raise self._refuse("which is not one.")
+            raise self.refuse("which is not one.")
         version = saved.get("version")
         if type(version) is not int or version != STATE_VERSION:
-            raise self._refuse(
+            raise self.refuse(
                 f"which has state version {describe(version)}; this version of advgrad "
                 f"reads version {STATE_VERSION} only. Pass another `state` path, or delete "
                 "the file to start afresh."
             )
         old = saved.get("fingerprint")
         if type(old) is not dict:
-            raise self._refuse(
+            raise self.refuse(
                 f"which is damaged: fingerprint is {describe(old)}, not an object. {afresh}"
             )
         differs = [
@@ -397,7 +398,7 @@ class StateFile:
         try:
             check_saved(saved, self.fingerprint, self.labels)
         except Damaged as err:
-            raise self._refuse(f"which is damaged: {err}. {afresh}") from None
+            raise self.refuse(f"which is damaged: {err}. {afresh}") from None
         return saved
 
     def mismatch(self, what: str) -> ArgumentError:

@@ -69,7 +69,7 @@ class Report:
         seconds: Wall-clock seconds of the whole evaluation (this process's share when it
             was resumed).
         versions: Library versions (advgrad, tensorflow, keras, numpy, python).
-        flags: Sanity flags, dicts ``{"code", "message", "advice"}`` (see `advgrad.sanity`).
+        flags: Sanity flags, dicts ``{"code", "message", "advice"}`` (see `advgrad.flags`).
         model: Description of the model: name, class, parameter count, weights hash.
         data: Description of the data: sample count and content hash.
         labels: Each sample's class id (ints >= 0, ``n_samples`` of them), for `per_class`;
@@ -233,7 +233,7 @@ class Report:
         return clean, attacked, len(found.get("attacked", []))
 
     def non_finite_message(self) -> str | None:
-        """What the ``non_finite_outputs`` flag says (`advgrad.sanity.non_finite_outputs`),
+        """What the ``non_finite_outputs`` flag says (`advgrad.flags.non_finite_outputs`),
         from the outcomes and the curve; None when every output was finite."""
         clean, attacked, curve = self.non_finite_counts()
         parts = []

@@ -23,6 +23,15 @@ from typing import TYPE_CHECKING
 from advgrad._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from advgrad.saliency.faithfulness import (
+        DeletionResult,
+        SanityResult,
+        attribute,
+        deletion_test,
+        randomized_copy,
+        rank_correlation,
+        sanity_check,
+    )
     from advgrad.saliency.methods import (
         MAX_STEPS,
         METHODS,
@@ -35,15 +44,6 @@ if TYPE_CHECKING:
         scores,
         smoothgrad,
         vanilla,
-    )
-    from advgrad.saliency.sanity import (
-        DeletionResult,
-        SanityResult,
-        attribute,
-        deletion_test,
-        randomized_copy,
-        rank_correlation,
-        sanity_check,
     )
     from advgrad.saliency.writing import write_saliency
 
@@ -83,13 +83,13 @@ __getattr__, __dir__ = lazy_names(
         "scores": "advgrad.saliency.methods",
         "smoothgrad": "advgrad.saliency.methods",
         "vanilla": "advgrad.saliency.methods",
-        "DeletionResult": "advgrad.saliency.sanity",
-        "SanityResult": "advgrad.saliency.sanity",
-        "attribute": "advgrad.saliency.sanity",
-        "deletion_test": "advgrad.saliency.sanity",
-        "randomized_copy": "advgrad.saliency.sanity",
-        "rank_correlation": "advgrad.saliency.sanity",
-        "sanity_check": "advgrad.saliency.sanity",
+        "DeletionResult": "advgrad.saliency.faithfulness",
+        "SanityResult": "advgrad.saliency.faithfulness",
+        "attribute": "advgrad.saliency.faithfulness",
+        "deletion_test": "advgrad.saliency.faithfulness",
+        "randomized_copy": "advgrad.saliency.faithfulness",
+        "rank_correlation": "advgrad.saliency.faithfulness",
+        "sanity_check": "advgrad.saliency.faithfulness",
         "write_saliency": "advgrad.saliency.writing",
     },
 )

@@ -44,6 +44,7 @@ __all__ = [
     "RULES",
     "grad_cam",
     "gradient_x_input",
+    "has_conv_layers",
     "integrated_gradients",
     "predicted_targets",
     "scores",
@@ -742,6 +743,15 @@ def _cast_like(setup: _Setup, values: list[np.ndarray]) -> list[Any]:
 
 
 # ------------------------------------------------------------------------------ Grad-CAM
+def has_conv_layers(model: Any) -> bool:
+    """Whether `grad_cam` finds a convolution in `model` by itself (``layer=None``): a
+    ``keras.Model`` with a convolution whose output is spatial."""
+    try:
+        return isinstance(model, keras.Model) and bool(_conv_layers(model))
+    except (AttributeError, TypeError):
+        return False
+
+
 def _conv_layers(model: Any) -> list[Any]:
     return [
         layer

@@ -28,8 +28,8 @@ import numpy as np
 from advgrad._io import atomic_write
 from advgrad._validation import check_int, invalid
 from advgrad.saliency import plots
-from advgrad.saliency.methods import METHODS, _conv_layers, predicted_targets
-from advgrad.saliency.sanity import attribute
+from advgrad.saliency.faithfulness import attribute
+from advgrad.saliency.methods import METHODS, has_conv_layers, predicted_targets
 
 __all__ = ["write_saliency"]
 
@@ -112,7 +112,7 @@ def write_saliency(
     not_finite: dict[str, list[int]] = {}
     for method in methods:
         options = settings.get(method, {})
-        if method == "grad_cam" and options.get("layer") is None and not _conv_layers_of(model):
+        if method == "grad_cam" and options.get("layer") is None and not has_conv_layers(model):
             skipped[method] = "the model has no convolution (name a `layer`)"
             continue
         if method == "integrated_gradients":
@@ -200,13 +200,6 @@ def _completeness(delta: np.ndarray) -> str:
     if not finite.all():
         text += f" over the {int(finite.sum())} samples with finite maps"
     return text
-
-
-def _conv_layers_of(model: Any) -> bool:
-    try:
-        return bool(_conv_layers(model))
-    except (AttributeError, TypeError):
-        return False
 
 
 def _savez(path: str, arrays: dict[str, np.ndarray], targets: np.ndarray) -> None:

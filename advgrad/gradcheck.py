@@ -1,4 +1,4 @@
-"""Correctness checks: the engine's gradients against central finite differences.
+"""Gradient check: the engine's gradients against central finite differences (`check_gradients`).
 
 >>> import numpy as np, keras, advgrad
 >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
@@ -21,7 +21,7 @@ import tensorflow as tf
 from advgrad._validation import check_int, check_number, invalid
 from advgrad.gradients import input_gradients, prepare_inputs, resolve_labels
 from advgrad.models import ModelAdapter
-from advgrad.objective import Objective, _compiled_loss_weights
+from advgrad.objective import Objective, compiled_loss_weights
 
 
 @dataclass
@@ -115,7 +115,7 @@ def as_float64(model: Any) -> Any | None:
     except Exception:  # a layer whose config cannot rebuild it: check in its own dtype
         return None
     if loss is not None:
-        clone.compile(loss=loss, loss_weights=_compiled_loss_weights(model))
+        clone.compile(loss=loss, loss_weights=compiled_loss_weights(model))
     return clone
 
 

@@ -1,4 +1,4 @@
-"""Checks that saliency maps mean something: model randomisation and feature deletion.
+"""Faithfulness of saliency maps: do they show the model? Model randomisation, feature deletion.
 
 - `sanity_check` (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018): the
   maps of a model whose weights are re-initialised should look nothing like the trained
@@ -48,6 +48,7 @@ from advgrad.saliency.methods import (
     METHODS,
     grad_cam,
     gradient_x_input,
+    has_conv_layers,
     integrated_gradients,
     predicted_targets,
     scores,
@@ -266,7 +267,7 @@ def sanity_check(
         options = dict(settings.get(method, {}))
         if method == "smoothgrad":
             options.setdefault("seed", seed)
-        if method == "grad_cam" and options.get("layer") is None and not _has_conv(model):
+        if method == "grad_cam" and options.get("layer") is None and not has_conv_layers(model):
             continue
         trained = attribute(model, x, method, target, **options)
         randomised = attribute(other, x, method, target, **options)
@@ -282,12 +283,6 @@ def sanity_check(
             int(np.isnan(per_sample).sum()),
         )
     return results
-
-
-def _has_conv(model: Any) -> bool:
-    from advgrad.saliency.methods import _conv_layers
-
-    return isinstance(model, keras.Model) and bool(_conv_layers(model))
 
 
 @dataclass(frozen=True)

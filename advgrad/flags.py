@@ -1,4 +1,4 @@
-"""Sanity flags for a robustness evaluation: signs that the robust accuracy is overestimated.
+"""The report's flags: signs that a robust accuracy is overestimated (the "sanity flags").
 
 Each check is a small function returning a `Flag` (``code``, ``message``, ``advice``) or
 None. `run_all` runs them on the first samples of an evaluation and its `Report`;
