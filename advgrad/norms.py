@@ -37,7 +37,17 @@ import tensorflow as tf
 
 from advgrad._validation import check_number, invalid
 
-__all__ = ["Norm", "Linf", "L2", "L1", "get", "names", "project_l1_box", "sparse_sign_direction"]
+__all__ = [
+    "Norm",
+    "Linf",
+    "L2",
+    "L1",
+    "get",
+    "names",
+    "project_l1_box",
+    "sparse_sign_direction",
+    "unit_rows",
+]
 
 _LOW_PRECISION = (tf.float16, tf.bfloat16)
 
@@ -93,6 +103,24 @@ def _unit_rows(flat: tf.Tensor, p: float) -> tf.Tensor:
     else:
         size = tf.sqrt(tf.reduce_sum(tf.square(scaled), axis=1, keepdims=True))
     return tf.math.divide_no_nan(scaled, size)
+
+
+def unit_rows(x: Any, p: float) -> tf.Tensor:
+    """Each sample of `x` (``[B, ...]``) divided by its Lp norm over all its values (p = 1 or
+    2), in `x`'s shape and dtype (float16/bfloat16 computed in float32). A zero sample stays
+    zero, never NaN.
+
+    Args:
+        x: A tensor with a batch axis.
+        p: 1 or 2.
+
+    >>> import tensorflow as tf
+    >>> unit_rows(tf.constant([[1.0, -3.0], [0.0, 0.0]]), 1).numpy().tolist()
+    [[0.25, -0.75], [0.0, 0.0]]
+    """
+    x = tf.convert_to_tensor(x)
+    flat, dtype = _flatten(x)
+    return _unflatten(_unit_rows(flat, p), x, dtype)
 
 
 def _seed_tensor(seed: Any) -> tf.Tensor:

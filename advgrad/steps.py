@@ -165,9 +165,7 @@ def momentum(decay: float = 1.0) -> StepRule:
         return tf.zeros_like(grad)
 
     def update(grad, state):
-        grad = tf.convert_to_tensor(grad)
-        flat, dtype = norms_lib._flatten(grad)
-        unit = norms_lib._unflatten(norms_lib._unit_rows(flat, 1), grad, dtype)
+        unit = norms_lib.unit_rows(grad, 1)
         accumulated = tf.constant(decay, state.dtype) * state + tf.cast(unit, state.dtype)
         return accumulated, accumulated
 

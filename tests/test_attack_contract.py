@@ -36,7 +36,7 @@ def _builtin_attacks() -> list[str]:
     """Every registered attack, except those other test modules register for themselves."""
     names = []
     for name in advgrad.list_attacks():
-        module = registry._REGISTRY[name].__module__
+        module = registry.registered_class(name).__module__
         if module.rsplit(".", 1)[-1].startswith("test_"):
             continue
         names.append(name)
@@ -58,7 +58,7 @@ CONTRACT_SETTINGS: dict[str, dict[str, Any]] = {
 
 def make_attack(name: str, **settings: Any):
     """`get_attack(name, ...)` with a seed and few steps, dropping settings it doesn't take."""
-    defaults = registry._REGISTRY[name].DEFAULTS
+    defaults = registry.registered_class(name).DEFAULTS
     settings = {"steps": 5, "restarts": 2, "seed": 3, **CONTRACT_SETTINGS.get(name, {}), **settings}
     return advgrad.get_attack(name, **{k: v for k, v in settings.items() if k in defaults})
 
@@ -214,7 +214,7 @@ IDS = [f"{kind}-{norm}" for kind, norm in PARAMS]
 @pytest.mark.parametrize("case", PARAMS, ids=IDS, indirect=True)
 def test_contract(name: str, case: Case):
     norm = case.settings["norm"]
-    if norm not in registry._REGISTRY[name].NORMS:
+    if norm not in registry.registered_class(name).NORMS:
         with pytest.raises(advgrad.ArgumentError, match="norm"):
             make_attack(name, **case.settings)
         return
@@ -278,12 +278,19 @@ def _target_loss(model, x, targets) -> float:
 TARGETED_EPS = {"linf": 0.5, "l2": 3.0, "l1": 10.0}
 
 
-@pytest.mark.parametrize("norm", NORMS)
-@pytest.mark.parametrize("name", ATTACKS)
+# What each attack declares: the norms it attacks in (`NORMS`), and whether `targeted` is a
+# setting (APGD-T, FAB-T and the minimal-norm attacks pick their own targets, or none).
+TARGETED = [
+    (name, norm)
+    for name in ATTACKS
+    for norm in NORMS
+    if norm in registry.registered_class(name).NORMS
+    and "targeted" in registry.registered_class(name).DEFAULTS
+]
+
+
+@pytest.mark.parametrize(("name", "norm"), TARGETED, ids=[f"{n}-{m}" for n, m in TARGETED])
 def test_targeted_reaches_targets(name: str, norm: str, digits, digits_cnn):
-    cls = registry._REGISTRY[name]
-    if norm not in cls.NORMS or "targeted" not in cls.DEFAULTS:
-        pytest.skip(f"{name} does not attack in {norm}, or picks its own targets")
     x, y = digits.x_test[:64], digits.y_test[:64]
     targets = (y + 1) % 10
     settings = {"eps": TARGETED_EPS[norm], "norm": norm, "bounds": (0.0, 1.0), "targeted": True}
@@ -296,3 +303,33 @@ def test_targeted_reaches_targets(name: str, norm: str, digits, digits_cnn):
     assert _target_loss(digits_cnn, result.x_adv, targets) < _target_loss(digits_cnn, x, targets)
     if _is_iterative(attack):
         assert reached.mean() > 0.9, (name, norm, reached.mean())
+
+
+class _Careless(advgrad.attacks.Attack):
+    """A family whose chunk function breaks the contract: NaN rows, rows outside the ball,
+    and honest rows, claiming every sample fooled."""
+
+    def attack_chunks(self, plan, *, judge):
+        def attack_chunk(chunk):
+            (x,) = chunk.xs
+            row = np.arange(chunk.start, chunk.stop)[:, None, None, None] % 3
+            shifted = np.where(row == 0, np.nan, np.where(row == 1, x + 0.5, x))
+            adv = np.clip(shifted, 0.0, 1.0).astype(x.dtype.as_numpy_dtype)
+            ones = np.ones(chunk.size, np.int64)
+            return advgrad.attacks.ChunkResult([adv], np.ones(chunk.size, bool), ones)
+
+        return attack_chunk
+
+
+def test_the_driver_enforces_the_contract_for_every_family(digits, digits_cnn):
+    """`Attack.execute` checks what a family returns: a non-finite row or a row outside the
+    budget gets the clean input back and is not fooled (with a warning naming the bug)."""
+    x, y = digits.x_test[:9], digits.y_test[:9]
+    attack = _Careless(eps=0.1, bounds=(0.0, 1.0), batch_size=4)
+    with pytest.warns(RuntimeWarning, match="outside their budget or bounds"):
+        result = attack.run(digits_cnn, x, y)
+    honest = np.arange(9) % 3 == 2
+    np.testing.assert_array_equal(result.x_adv[~honest], x[~honest])
+    np.testing.assert_array_equal(result.fooled, honest)
+    np.testing.assert_array_equal(result.queries, np.ones(9))
+    assert result.gradients == 1 and result.loss_trace is None and result.norms is None

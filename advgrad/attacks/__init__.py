@@ -1,4 +1,4 @@
-"""Attack classes on one compiled loop, and their registry.
+"""Attack classes on one driver (`Attack.execute`), and their registry.
 
 >>> import advgrad
 >>> {"fgsm", "bim", "pgd", "mifgsm"} <= set(advgrad.list_attacks())
@@ -6,7 +6,7 @@ True
 """
 
 from advgrad.attacks.apgd import APGD, APGDTargeted
-from advgrad.attacks.base import Attack, AttackResult, Plan
+from advgrad.attacks.base import Attack, AttackResult, Chunk, ChunkResult, Plan
 from advgrad.attacks.cw import CarliniWagnerL2
 from advgrad.attacks.deepfool import DeepFool
 from advgrad.attacks.eot import EOT
@@ -37,6 +37,8 @@ __all__ = [
     "Suite",
     "Attack",
     "AttackResult",
+    "Chunk",
+    "ChunkResult",
     "IterativeAttack",
     "MinimalNormAttack",
     "Plan",

@@ -4,12 +4,12 @@ Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of
 parameter-free attacks", ICML 2020 (Auto-PGD); the L1 ball as in Croce & Hein, "Mind the box:
 l1-APGD for sparse adversarial attacks on image classifiers", ICML 2021.
 
-APGD is `IterativeAttack`'s loop (`_Loop`: start, evaluate, keep the best, project, clip)
-with a different step: every sample has its own step size, which starts at 2 x eps and
-halves at checkpoints (`checkpoints`) when the loss rose in too few steps of the last window
-(fewer than rho = 0.75 of them) or when the best loss did not improve since the last
-checkpoint and the step was not halved there; a sample whose step halves restarts from its
-highest-loss point (`StepSizeSchedule`). Steps use momentum 0.75:
+APGD is `IterativeAttack`'s loop (`advgrad.attacks.loop.Loop`: start, evaluate, keep the
+best, project, clip) with a different step: every sample has its own step size, which starts
+at 2 x eps and halves at checkpoints (`checkpoints`) when the loss rose in too few steps of
+the last window (fewer than rho = 0.75 of them) or when the best loss did not improve since
+the last checkpoint and the step was not halved there; a sample whose step halves restarts
+from its highest-loss point (`StepSizeSchedule`). Steps use momentum 0.75:
 ``z = P(x + eta * dir(grad))``, ``x_new = P(x + 0.75 (z - x) + 0.25 (x - x_prev))`` (the
 first step plain). The output is the best iterate per sample (fooled, else highest loss).
 
@@ -53,7 +53,8 @@ from advgrad import losses, norms
 from advgrad._compile import count_trace
 from advgrad._validation import check_int, invalid
 from advgrad.attacks.base import Plan, setting
-from advgrad.attacks.loop import IterativeAttack, _Batch, _finite_rows, _Loop, _record, _select
+from advgrad.attacks.loop import Batch, IterativeAttack, Loop, record_loss
+from advgrad.attacks.plan import select_rows
 from advgrad.attacks.registry import register_attack
 from advgrad.objective import Objective
 
@@ -273,8 +274,8 @@ class SparseSchedule:
         return state, improved, sparser
 
 
-class _APGDLoop(_Loop):
-    """`_Loop` with APGD's step (schedule, momentum, restart from the best point), run once
+class _APGDLoop(Loop):
+    """`Loop` with APGD's step (schedule, momentum, restart from the best point), run once
     per restart (and per target class) on the samples that are not fooled yet."""
 
     def __init__(self, attack: APGD, plan: Plan, judge: bool, targets: int = 0):
@@ -290,7 +291,7 @@ class _APGDLoop(_Loop):
     # ------------------------------------------------------------------ traced
     def run(self, xs, y, eps, step_sizes, seed, rows=None):
         count_trace("attack")
-        whole = _Batch(self, xs, y, eps, step_sizes, rows)
+        whole = Batch(self, xs, y, eps, step_sizes, rows)
         order = self.target_order(whole)
         best = list(whole.originals)
         best_score = tf.fill([whole.size], tf.constant(-np.inf, tf.float32))
@@ -302,7 +303,7 @@ class _APGDLoop(_Loop):
 
         def body(r, best, best_score, counts, trace):
             index = tf.where(best_score < np.inf)[:, 0]  # the samples not fooled yet
-            part = _Batch(
+            part = Batch(
                 self,
                 [tf.gather(x, index) for x in xs],
                 tf.nest.map_structure(lambda v: tf.gather(v, index), y),
@@ -323,7 +324,7 @@ class _APGDLoop(_Loop):
             better = score > held
             rows = index[:, None]
             best = [
-                tf.tensor_scatter_nd_update(b, rows, _select(better, a, tf.gather(b, index)))
+                tf.tensor_scatter_nd_update(b, rows, select_rows(better, a, tf.gather(b, index)))
                 for a, b in zip(adv, best, strict=True)
             ]
             best_score = tf.tensor_scatter_nd_update(
@@ -336,11 +337,9 @@ class _APGDLoop(_Loop):
         _, best, best_score, counts, trace = tf.while_loop(
             more, body, (tf.constant(0), best, best_score, counts, trace)
         )
-        finite = tf.reduce_all(tf.stack([_finite_rows(a) for a in best], axis=1), axis=1)
-        best = [_select(finite, a, x) for a, x in zip(best, whole.originals, strict=True)]
-        return best, tf.equal(best_score, np.inf) & finite, trace, counts
+        return best, tf.equal(best_score, np.inf), trace, counts
 
-    def target_order(self, batch: _Batch) -> tf.Tensor | None:
+    def target_order(self, batch: Batch) -> tf.Tensor | None:
         """Classes by decreasing score at the clean inputs (``[B, C]``), or None."""
         if not self.targets:
             return None
@@ -348,7 +347,7 @@ class _APGDLoop(_Loop):
         scores = self.classes.scores(outputs)
         return tf.argsort(scores, axis=-1, direction="DESCENDING", stable=True, name="targets")
 
-    def attempt(self, batch: _Batch, seed) -> tuple[list[tf.Tensor], tf.Tensor, tf.Tensor]:
+    def attempt(self, batch: Batch, seed) -> tuple[list[tf.Tensor], tf.Tensor, tf.Tensor]:
         """One APGD run: (best iterate per input, its score, the loss trace)."""
         # The shared start: clipping a point of the L1 ball into bounds that hold x keeps
         # it in the ball, so it is already the projection onto their intersection.
@@ -377,23 +376,23 @@ class _APGDLoop(_Loop):
         )
         if not self.judge:  # `__call__`, one run: a fooled iterate, else the highest loss
             fooled = tf.equal(best_score, np.inf)
-            adv = [_select(fooled, b, a) for a, b in zip(top, best, strict=True)]
+            adv = [select_rows(fooled, b, a) for a, b in zip(top, best, strict=True)]
             return adv, tf.zeros_like(best_score), trace.stack()
         loss, outputs = self.loss(batch, adv)
-        trace = _record(trace, self.steps, loss)
+        trace = record_loss(trace, self.steps, loss)
         best, best_score = self.keep_best(adv, loss, self.fooled(batch, outputs), best, best_score)
         return best, best_score, trace.stack()
 
-    def apgd_step(self, batch: _Batch, t, adv, prev, top, top_grads, schedule, best, score, trace):
+    def apgd_step(self, batch: Batch, t, adv, prev, top, top_grads, schedule, best, score, trace):
         """Evaluate, schedule (maybe restart from the best point), step with momentum."""
         loss, fooled, grads = self.evaluate(batch, adv)
-        trace = _record(trace, t, loss)
+        trace = record_loss(trace, t, loss)
         best, score = self.keep_best(adv, loss, fooled, best, score)
         schedule, improved, halved = self.schedule.update(schedule, t, loss)
-        top = [_select(improved, a, b) for a, b in zip(adv, top, strict=True)]
-        top_grads = [_select(improved, g, h) for g, h in zip(grads, top_grads, strict=True)]
-        adv = [_select(halved, b, a) for a, b in zip(adv, top, strict=True)]
-        grads = [_select(halved, h, g) for g, h in zip(grads, top_grads, strict=True)]
+        top = [select_rows(improved, a, b) for a, b in zip(adv, top, strict=True)]
+        top_grads = [select_rows(improved, g, h) for g, h in zip(grads, top_grads, strict=True)]
+        adv = [select_rows(halved, b, a) for a, b in zip(adv, top, strict=True)]
+        grads = [select_rows(halved, h, g) for g, h in zip(grads, top_grads, strict=True)]
         alpha = tf.where(t > 0, MOMENTUM, 1.0)
         new_adv = []
         for i, x in enumerate(adv):
@@ -407,7 +406,7 @@ class _APGDLoop(_Loop):
         return t + 1, new_adv, adv, top, top_grads, schedule, best, score, trace
 
     # ------------------------------------------------------- l1-APGD (Mind the box)
-    def sparse_project(self, batch: _Batch, i: int, point: tf.Tensor) -> tf.Tensor:
+    def sparse_project(self, batch: Batch, i: int, point: tf.Tensor) -> tf.Tensor:
         """`point` (input `i`) onto its L1 ball intersected with the bounds, exactly
         (`advgrad.norms.project_l1_box`), then clipped (a no-op but for rounding)."""
         x, bounds = batch.originals[i], self.budgets[i].bounds
@@ -417,7 +416,7 @@ class _APGDLoop(_Loop):
         return bounds.clip(x + delta)
 
     @staticmethod
-    def support(batch: _Batch, adv: list[tf.Tensor]) -> tf.Tensor:
+    def support(batch: Batch, adv: list[tf.Tensor]) -> tf.Tensor:
         """Per sample (``[B]``, float32): the non-zero coordinates of the perturbation."""
         counts = [
             tf.reduce_sum(tf.cast(tf.reshape(a - x, [batch.size, -1]) != 0, tf.float32), 1)
@@ -427,7 +426,7 @@ class _APGDLoop(_Loop):
 
     def sparse_step(
         self,
-        batch: _Batch,
+        batch: Batch,
         rule: SparseSchedule,
         t,
         adv,
@@ -442,13 +441,13 @@ class _APGDLoop(_Loop):
         """l1-APGD's step: evaluate, schedule (maybe restart from the highest-loss point),
         then ``P(x + scale * eps * sparse_sign_direction(grad, fraction))``, no momentum."""
         loss, fooled, grads = self.evaluate(batch, adv)
-        trace = _record(trace, t, loss)
+        trace = record_loss(trace, t, loss)
         best, score = self.keep_best(adv, loss, fooled, best, score)
         sched, improved, restart = rule.update(sched, t, loss, self.support(batch, adv))
-        top = [_select(improved, a, b) for a, b in zip(adv, top, strict=True)]
-        top_grads = [_select(improved, g, h) for g, h in zip(grads, top_grads, strict=True)]
-        adv = [_select(restart, b, a) for a, b in zip(adv, top, strict=True)]
-        grads = [_select(restart, h, g) for g, h in zip(grads, top_grads, strict=True)]
+        top = [select_rows(improved, a, b) for a, b in zip(adv, top, strict=True)]
+        top_grads = [select_rows(improved, g, h) for g, h in zip(grads, top_grads, strict=True)]
+        adv = [select_rows(restart, b, a) for a, b in zip(adv, top, strict=True)]
+        grads = [select_rows(restart, h, g) for g, h in zip(grads, top_grads, strict=True)]
         new_adv = []
         for i, x in enumerate(adv):
             shape = [-1] + [1] * (x.shape.rank - 1)
@@ -544,7 +543,7 @@ class APGD(IterativeAttack):
             raise invalid("loss", expected, self.loss)
         return plan
 
-    def _loop(self, plan: Plan, judge: bool) -> _Loop:
+    def make_loop(self, plan: Plan, judge: bool) -> Loop:
         return _APGDLoop(self, plan, judge)
 
 
@@ -613,6 +612,6 @@ class APGDTargeted(APGD):
         objective = Objective.resolve(plan.inputs.adapter, spec, None)
         return dataclasses.replace(plan, objective=objective)
 
-    def _loop(self, plan: Plan, judge: bool) -> _Loop:
+    def make_loop(self, plan: Plan, judge: bool) -> Loop:
         targets = self.for_classes(_class_count(plan)).n_target_classes
         return _APGDLoop(self, plan, judge, targets=targets)

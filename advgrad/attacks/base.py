@@ -1,24 +1,26 @@
-"""`Attack`: settings, validation, the plan, and the one documented extension point.
+"""`Attack`: settings, validation, the plan, and the one driver with its one hook.
 
 An attack's constructor takes settings only (never the model or data), so a YAML mapping
-becomes an attack and `get_config()` round-trips. Calling it validates everything first
-(`Attack.plan`: inputs, labels, loss, the threat model per input) and then hands the
-validated `Plan` to `Attack.execute`, the hook every attack family implements:
+becomes an attack and `get_config()` round-trips. Every call goes through one driver:
+`Attack.plan` validates everything first (inputs, labels, loss, the threat model per input),
+then `Attack.execute` cuts the plan into chunks, hands each to the family's chunk function,
+checks each result against the contract (finite rows, budget, bounds, frozen inputs) and
+assembles the `AttackResult`. A family implements one hook, `Attack.attack_chunks(plan,
+judge=...)`, returning ``attack_chunk(chunk) -> ChunkResult`` (`advgrad.attacks.plan`):
 
-- `advgrad.attacks.IterativeAttack` (FGSM, BIM, PGD, MI-FGSM, and any step rule): the
-  compiled gradient loop of `advgrad/attacks/loop.py`;
-- a family that does not fit that loop (a step-size schedule that sees the loss, a
-  score-based search with no gradient, a minimal-norm optimiser) subclasses `Attack`,
-  declares its settings in `DEFAULTS`/`CHECKS`, and implements `execute(plan, judge=...)`
-  with the shared pieces: `advgrad.gradients.value_and_grad` for losses and gradients,
-  `advgrad.norms`/`advgrad.budget` for the geometry, `advgrad.predictions.Classes` for
-  "fooled", `advgrad._compile.compile_once` to compile it.
+- `advgrad.attacks.IterativeAttack` (FGSM, BIM, PGD, MI-FGSM, APGD, and any step rule): the
+  compiled gradient loop of `advgrad/attacks/loop.py`, whose body has public hooks;
+- a family that does not fit that loop (a score-based search with no gradient, a
+  minimal-norm optimiser) subclasses `Attack`, declares its settings in `DEFAULTS`/`CHECKS`
+  and its capabilities (`ONE_GRAPH`, `MINIMAL_NORMS`, `NORMS`), and implements
+  `attack_chunks` with the shared pieces: `advgrad.gradients.value_and_grad` for losses and
+  gradients, `advgrad.norms`/`advgrad.budget` for the geometry,
+  `advgrad.predictions.Classes` for "fooled", `Attack.compiled` to compile it.
 
-With ``strategy=`` (a `tf.distribute.Strategy`) on `run` or `plan`, the attacks whose whole
-run on a chunk is one graph (`IterativeAttack`: FGSM, BIM, PGD, MI-FGSM, APGD, APGD-T) split
-each chunk over the strategy's replicas (`advgrad.replicas.Replicas`), with the same result
-as without it; the others (Square, FAB, CW, DeepFool, FMN, EOT) accept it and run as without
-it, on the default device.
+With ``strategy=`` (a `tf.distribute.Strategy`) on `run` or `plan`, the attacks that declare
+``ONE_GRAPH`` (their whole run on a chunk is one graph) split each chunk over the strategy's
+replicas (`advgrad.replicas.Replicas`), with the same result as without it; the others accept
+it and run as without it, on the default device.
 
 >>> import advgrad
 >>> attack = advgrad.attacks.PGD(eps=0.1, steps=10)
@@ -28,25 +30,19 @@ it, on the default device.
 
 from __future__ import annotations
 
-import abc
-import contextlib
-import contextvars
-import functools
 import inspect
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from advgrad import losses, norms
+from advgrad import norms
 from advgrad._compile import compile_once
 from advgrad._validation import (
     SIZE_LIMIT,
-    ArgumentError,
     FlaggedWarning,
     check_bool,
     check_eps,
@@ -54,166 +50,44 @@ from advgrad._validation import (
     check_seed,
     invalid,
 )
+from advgrad.attacks.plan import (
+    AttackResult,
+    Chunk,
+    ChunkResult,
+    Plan,
+    finite_rows,
+    select_rows,
+)
+from advgrad.attacks.validation import (
+    UNTRACED,
+    XLAErrors,
+    check_bounds,
+    check_budget,
+    check_classifier,
+    check_loss,
+    check_norm,
+    check_perturbable,
+    check_within_bounds,
+    headroom,
+    setting,
+    unit_data_checked,
+    unit_data_was_checked,
+)
 from advgrad.budget import (
-    Bounds,
     Budget,
     resolve_budgets,
     unbounded_message,
     unbounded_on_unit_data,
 )
-from advgrad.gradients import Inputs, label_specs, prepare_inputs, resolve_labels, spec_key
+from advgrad.gradients import label_specs, prepare_inputs, resolve_labels, spec_key
 from advgrad.models import ModelAdapter
 from advgrad.objective import Objective
 from advgrad.predictions import Classes
 from advgrad.replicas import Replicas
 
 
-@dataclass
-class AttackResult:
-    """What an attack returns from `run`.
-
-    Attributes:
-        x_adv: adversarial inputs, same structure, shapes and dtypes as `x`.
-        fooled: bool array (batch,): the model's prediction on `x_adv` differs from `y`
-            (untargeted) or equals `y` (targeted).
-        gradients: gradient evaluations per sample.
-        queries: int64 array (batch,): model evaluations per sample (forward passes, a
-            forward+backward counting as one); equals `gradients` for gradient attacks.
-        loss_trace: mean attack loss at each iterate of the last restart (index 0 = start),
-            or None for an attack without one.
-        norms: float array (batch,) of each sample's perturbation size in the threat model's
-            norm (inf where the attack failed), for attacks that minimise it; else None.
-    """
-
-    x_adv: Any
-    fooled: np.ndarray
-    gradients: int
-    queries: np.ndarray
-    loss_trace: np.ndarray | None = None
-    norms: np.ndarray | None = None
-
-
-@dataclass
-class Plan:
-    """A validated call of an attack: what `Attack.execute` receives.
-
-    Attributes:
-        inputs: The inputs as tensors by name, in the model's order, with the caller's
-            layout (`advgrad.gradients.Inputs`; ``inputs.give_back`` restores it).
-        objective: The loss the attack maximises (`advgrad.objective.Objective`).
-        labels: Validated labels (targets when the attack is targeted).
-        budgets: One `advgrad.Budget` per input name; None for a frozen input.
-        classes: How to read "fooled" off the objective's outputs (the `classifier` output
-            of a multi-output model); None when no output decides it.
-        strategy: The `tf.distribute.Strategy` whose replicas the attack may split each
-            chunk over (an attack that cannot ignores it), or None.
-    """
-
-    inputs: Inputs
-    objective: Objective
-    labels: Any
-    budgets: dict[str, Budget | None]
-    classes: Classes | None = None
-    strategy: Any = None
-
-    @property
-    def replicas(self) -> Replicas | None:
-        """The strategy's `advgrad.replicas.Replicas`, or None without a strategy."""
-        return Replicas.of(self.strategy)
-
-    @property
-    def perturbed(self) -> tuple[str, ...]:
-        """Names of the inputs the attack may change, in the model's order."""
-        return tuple(n for n, b in self.budgets.items() if b is not None)
-
-
-@dataclass
-class Chunk:
-    """One `batch_size` slice of a plan, as `Attack.chunks` yields it.
-
-    Attributes:
-        index: Its number (0, 1, ...).
-        start: Its first sample. ``stop``: one past its last.
-        xs: Every input's slice, in the model's order (frozen ones too).
-        labels: The labels' slice.
-        seed: The attack's seed folded with `index`: a ``[2]`` int tensor for stateless
-            random ops, the same for the same chunk on every run.
-    """
-
-    index: int
-    start: int
-    stop: int
-    xs: list[tf.Tensor]
-    labels: Any
-    seed: tf.Tensor
-
-    @property
-    def size(self) -> int:
-        return self.stop - self.start
-
-
-UNTRACED = frozenset({"eps", "step_size", "seed", "batch_size", "progress", "budget", "bounds"})
-"""Settings that reach a compiled attack as tensors or through the plan, so changing them
-does not retrace it (`Attack.compiled` leaves them out of its cache key)."""
-
-
-def _check_loss(value):
-    if value is not None:
-        losses.get(value)  # raises naming `loss`
-    return value
-
-
-def _check_norm(value):
-    norm = norms.get(value)
-    config = norm.get_config()
-    return config["name"] if len(config) == 1 else value
-
-
-def _check_bounds(value):
-    if isinstance(value, Mapping):
-        return {
-            k: None if v is None else _bounds_config(Bounds.from_value(v)) for k, v in value.items()
-        }
-    return None if value is None else _bounds_config(Bounds.from_value(value))
-
-
-def _bounds_config(bounds: Bounds):
-    low, high = bounds.low, bounds.high
-    as_list = lambda v: v.tolist() if isinstance(v, np.ndarray) else float(v)  # noqa: E731
-    return [as_list(low), as_list(high)]
-
-
-def _check_budget(value):
-    if value is None:
-        return None
-    if isinstance(value, Budget):
-        return value
-    if isinstance(value, Mapping):
-        return {
-            k: v if v is None or isinstance(v, Budget) else Budget.from_config(v)
-            for k, v in value.items()
-        }
-    raise invalid("budget", "None, a Budget or a dict input name -> Budget or None", value)
-
-
-def _check_classifier(value):
-    if value is None or isinstance(value, str):
-        return value
-    return check_int("classifier", value, low=0)
-
-
-def setting(check, argument: str, **options: Any):
-    """A `CHECKS` entry: one of `advgrad._validation`'s checks, bound to a setting's name.
-
-    >>> from advgrad._validation import check_int
-    >>> setting(check_int, "steps", low=1)(10)
-    10
-    """
-    return functools.partial(check, argument, **options)
-
-
-class Attack(abc.ABC):
-    """Base class: settings, validation, batching, the registry name.
+class Attack:
+    """Base class: settings, validation, the one driver (`execute`), the registry name.
 
     Settings shared by every attack (subclasses add theirs in `DEFAULTS`):
         eps: radius of the perturbation ball (default 8/255).
@@ -258,21 +132,28 @@ class Attack(abc.ABC):
     }
     CHECKS: ClassVar[dict[str, Any]] = {
         "eps": check_eps,
-        "norm": _check_norm,
-        "bounds": _check_bounds,
-        "budget": _check_budget,
+        "norm": check_norm,
+        "bounds": check_bounds,
+        "budget": check_budget,
         "targeted": setting(check_bool, "targeted"),
-        "loss": _check_loss,
+        "loss": check_loss,
         "seed": check_seed,  # the one rule: an int in [0, 2**63)
         "batch_size": setting(check_int, "batch_size", low=1, high=SIZE_LIMIT, optional=True),
         "progress": setting(check_bool, "progress"),
-        "classifier": _check_classifier,
+        "classifier": check_classifier,
         "jit_compile": setting(check_bool, "jit_compile"),
     }
 
     FIXED: ClassVar[dict[str, Any]] = {}  # settings an attack pins (not arguments)
     NORMS: ClassVar[tuple[str, ...]] = ("linf", "l2", "l1")  # the norms it can attack in
     KEEP_BEST: ClassVar[bool] = True  # return the best iterate per sample, not the last
+    # Capabilities it declares (what the workflows read, never a list of classes):
+    # ONE_GRAPH: its whole run on a chunk is one graph: `graph_fn` (training, generation's
+    # compiled step), and chunks split over a strategy's replicas. MINIMAL_NORMS: it finds
+    # each sample's smallest perturbation (`AttackResult.norms`: a curve from one run).
+    ONE_GRAPH: ClassVar[bool] = False
+    MINIMAL_NORMS: ClassVar[bool] = False
+    GRADIENTS_ROUNDING: ClassVar[str] = "nearest"  # of `AttackResult.gradients`, or "up"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -413,8 +294,8 @@ class Attack(abc.ABC):
             strategy: a `tf.distribute.Strategy` (MirroredStrategy,
                 MultiWorkerMirroredStrategy) whose replicas each chunk is split over, with
                 the same result as without one; None (default): the default device. Only
-                the attacks that run as one graph per chunk use it (FGSM, BIM, PGD, MI-FGSM,
-                APGD, APGD-T); the others run as without it.
+                the attacks that declare ``ONE_GRAPH`` (one graph per chunk) use it; the
+                others run as without it.
 
         Raises:
             ValueError: bad input, named, before any work starts.
@@ -436,7 +317,7 @@ class Attack(abc.ABC):
         `advgrad.generate` call it on each plan; `stacklevel` as `warnings.warn`'s, from
         the caller of this method."""
         state = self._unbounded_warning()
-        if _UNIT_DATA_CHECKED.get() or state["warned"]:
+        if unit_data_was_checked() or state["warned"]:
             return
         label = self.name or type(self).__name__
         if unbounded_on_unit_data({label: plan.budgets}, plan.inputs.tensors):
@@ -447,44 +328,127 @@ class Attack(abc.ABC):
         """Whether this attack warned about unbounded [0, 1] data (shared with its copies)."""
         return self.__dict__.setdefault("_unbounded_state", {"warned": False})
 
-    # ------------------------------------------------------------ the extension point
-    @abc.abstractmethod
+    # ------------------------------------------------------------ the one driver
     def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
-        """Attack a validated `Plan`: the one method an attack family implements.
-
-        `__call__` and `run` validate everything first (`plan`) and then call this, so an
-        implementation may assume valid inputs, labels, loss and budgets. It must return an
-        `AttackResult` whose ``x_adv`` has the caller's layout (``plan.inputs.give_back``),
-        stays in every input's budget and bounds, leaves frozen inputs unchanged, and is
-        reproducible from the ``seed`` setting; it should honour ``batch_size`` and
-        ``progress``.
+        """Attack a validated `Plan`: the one driver of every call of every attack (`run`
+        and `__call__` call it after `plan`; a family does not override it). It builds the
+        family's chunk function once (`attack_chunks`), runs it on each `batch_size` slice
+        (`chunks`), checks each `ChunkResult` against the contract (`enforce`), assembles the
+        chunks in the caller's layout with frozen inputs as given (`assemble`) and counts
+        the evaluations (`GRADIENTS_ROUNDING`, `passes`).
 
         Args:
             plan: The validated call (`Plan`).
-            judge: True (from `run`): ``fooled`` must be the model's verdict on the returned
-                ``x_adv``. False (from `__call__`, which returns only ``x_adv``): an attack
-                may skip the forward pass that only judges its final iterate.
+            judge: True (from `run`): ``fooled`` is the model's verdict on the returned
+                ``x_adv``. False (from `__call__`, which returns only ``x_adv``): a family may
+                skip the forward pass that only judges its final iterate.
         """
+        attack_chunk = self.attack_chunks(plan, judge=judge)
+        pieces: dict[str, list] = {n: [] for n in plan.perturbed}
+        fooled, queries, gradients, traces, sizes = [], [], [], [], []
+        for chunk in self.chunks(plan):
+            result = self.enforce(plan, chunk, attack_chunk(chunk))
+            for name, value in zip(plan.perturbed, result.x_adv, strict=True):
+                pieces[name].append(value)
+            fooled.append(np.asarray(result.fooled))
+            queries.append(np.asarray(result.queries))
+            counted = result.queries if result.gradients is None else result.gradients
+            gradients.append(np.asarray(counted))
+            if result.loss_trace is not None:
+                traces.append(np.asarray(result.loss_trace) * chunk.size)
+            if result.norms is not None:
+                sizes.append(np.asarray(result.norms).astype(np.float64))
+        per_sample = np.concatenate(gradients).astype(np.int64)
+        passes = self.passes
+        return AttackResult(
+            x_adv=self.assemble(plan, pieces),
+            fooled=np.concatenate(fooled),
+            gradients=int(_ROUNDING[self.GRADIENTS_ROUNDING](per_sample.mean())) * passes,
+            queries=np.concatenate(queries).astype(np.int64) * passes,
+            loss_trace=np.sum(traces, axis=0) / plan.inputs.batch_size if traces else None,
+            norms=np.concatenate(sizes) if sizes else None,
+        )
+
+    def enforce(self, plan: Plan, chunk: Chunk, result: ChunkResult) -> ChunkResult:
+        """The contract, checked in one place for every attack, on one chunk's result: a
+        sample whose row is not finite (a model that overflows can lead an attack to NaN)
+        gets its clean input back and is not fooled; so does a sample outside its budget or
+        bounds (`advgrad.Budget.contains`, with its rounding slack), a bug in the attack
+        that a `RuntimeWarning` names. Frozen inputs are never taken from a family."""
+        clean = dict(zip(plan.inputs.names, chunk.xs, strict=True))
+        originals = [clean[n] for n in plan.perturbed]
+        result.x_adv = [tf.convert_to_tensor(a) for a in result.x_adv]
+        finite = tf.reduce_all(tf.stack([finite_rows(a) for a in result.x_adv], axis=1), axis=1)
+        keep = finite.numpy()
+        for name, x, a in zip(plan.perturbed, originals, result.x_adv, strict=True):
+            keep &= plan.budgets[name].contains(x, a) | ~finite_rows(x).numpy()
+        if not keep.all():
+            if not (keep | ~finite.numpy()).all():
+                label = self.name or type(self).__name__
+                warnings.warn(
+                    f"{label} returned {int(np.sum(~keep & finite.numpy()))} sample(s) outside "
+                    "their budget or bounds: a bug in the attack; they get their clean "
+                    "input back and count as not fooled.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            mask = tf.constant(keep)
+            result.x_adv = [
+                select_rows(mask, a, x) for a, x in zip(result.x_adv, originals, strict=True)
+            ]
+            result.fooled = np.asarray(result.fooled) & keep
+            if result.norms is not None:
+                result.norms = np.where(keep, np.asarray(result.norms), np.inf)
+        return result
+
+    # ------------------------------------------------------------ the extension point
+    def attack_chunks(self, plan: Plan, *, judge: bool) -> Callable[[Chunk], ChunkResult]:
+        """The one hook an attack family implements: a function that attacks one `Chunk`.
+
+        Called once per `execute`, with a validated plan (inputs, labels, loss and budgets
+        checked by `plan`): build (or fetch: `compiled`) what the chunks share here, and
+        return ``attack_chunk(chunk) -> ChunkResult`` with one value per sample. It must be
+        reproducible from ``chunk.seed``; the driver does the rest: slicing, progress,
+        finite rows, the budget and bounds check, frozen inputs, the caller's layout and the
+        counts.
+
+        Args:
+            plan: The validated call (`Plan`).
+            judge: Whether ``fooled`` must be the model's verdict on the returned rows
+                (`execute`).
+
+        Raises:
+            NotImplementedError: The class implements neither this hook nor (as attacks
+                written before it did) its own `execute`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} implements no attack_chunks(plan, judge=...): the hook "
+            "of advgrad.attacks.Attack that attacks one chunk"
+        )
+
+    @property
+    def passes(self) -> int:
+        """Model passes per evaluation its chunk function counts (EOT: its `samples`)."""
+        return 1
 
     def graph_fn(self, plan: Plan) -> Callable[..., list[tf.Tensor]]:
         """The attack as a graph function ``perturb(xs, y, seed) -> adversarial perturbed
-        inputs`` to call inside another `tf.function` (a training step): only families whose
-        whole attack is one graph have it (`advgrad.attacks.IterativeAttack`: FGSM, BIM, PGD,
-        MI-FGSM, APGD).
+        inputs`` to call inside another `tf.function` (a training step): only attacks that
+        declare ``ONE_GRAPH`` have it (`advgrad.attacks.IterativeAttack`).
 
         Raises:
             ArgumentError: This attack does not run inside a graph (named, with the fix).
         """
-        expected = (
-            "an attack that runs inside a compiled graph (an IterativeAttack: fgsm, bim, pgd, "
-            "mifgsm, apgd, apgd-t)"
-        )
+        from advgrad.attacks.registry import list_attacks, registered_class
+
+        graphs = [n for n in list_attacks() if registered_class(n).ONE_GRAPH]
+        expected = f"an attack that runs inside a compiled graph (ONE_GRAPH: {', '.join(graphs)})"
         raise invalid("attack", expected, f"{type(self).__name__} ({self.name!r})")
 
     # ------------------------------------------------------ shared by the families
     def chunks(self, plan: Plan) -> Iterator[Chunk]:
         """The plan in `batch_size` slices (one slice when None), under a tqdm bar when
-        `progress` is set: what an `execute` loops over."""
+        `progress` is set: what `execute` loops over."""
         inputs = plan.inputs
         batch = inputs.batch_size
         size = self.batch_size or batch
@@ -548,7 +512,7 @@ class Attack(abc.ABC):
                 autograph=False,
                 jit_compile=True if self.jit_compile else None,
             )
-            cache[full_key] = _XLA(fn, self) if self.jit_compile else fn
+            cache[full_key] = XLAErrors(fn, self) if self.jit_compile else fn
         return cache[full_key]
 
     def plan(
@@ -573,27 +537,12 @@ class Attack(abc.ABC):
         budgets = self.budgets(tuple(leaves), budget=budget, eps=eps)
         perturbed = [n for n, b in budgets.items() if b is not None]
         for name in perturbed:
-            _check_perturbable(given.label("x", name), name, leaves[name], budgets[name])
+            check_perturbable(given.label("x", name), name, leaves[name], budgets[name])
         # Only the perturbed inputs are differentiated: a frozen input may be of any dtype.
         inputs = prepare_inputs(model, x, wrt=perturbed)
         objective = Objective.resolve(inputs.adapter, self.loss, None)
         for name in perturbed:
-            value = budgets[name]
-            if not value.bounds.is_unbounded and not value.bounds.contains(
-                inputs.tensors[name], atol=1e-6
-            ):
-                label = inputs.given.label("x", name)
-                expected = (
-                    f"values within the bounds [{_fmt(value.bounds.low)}, "
-                    f"{_fmt(value.bounds.high)}]"
-                )
-                received = (
-                    f"values from {np.min(inputs.tensors[name]):.4g} to "
-                    f"{np.max(inputs.tensors[name]):.4g}"
-                )
-                raise ArgumentError(
-                    label, f"expected {expected}, received {received}.", expected=expected
-                )
+            check_within_bounds(inputs.given.label("x", name), inputs.tensors[name], budgets[name])
         labels = resolve_labels(objective, inputs, y)
         classes = Classes.of_objective(objective, self.classifier)
         return Plan(inputs, objective, labels, budgets, classes, strategy)
@@ -613,7 +562,7 @@ class Attack(abc.ABC):
         0.2
         """
         names = list(input_names)
-        budget = _check_budget(self.budget if budget is None else budget)
+        budget = check_budget(self.budget if budget is None else budget)
         if eps is not None:
             eps = check_eps(eps)
             if isinstance(budget, Budget):
@@ -636,93 +585,14 @@ class Attack(abc.ABC):
         return budgets
 
 
-class _XLA:
-    """A ``jit_compile=True`` attack function whose XLA compilation errors name the
-    setting: XLA compiles on the first call of each input shape, before any work is done, and
-    an op it cannot compile (in the model, say) is reported as `ArgumentError` on
-    `jit_compile` with the fix; any other error passes through unchanged."""
-
-    def __init__(self, fn: Callable[..., Any], attack: Attack):
-        self._fn, self._name = fn, f"{type(attack).__name__} ({attack.name!r})"
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self._fn(*args, **kwargs)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-            message = str(error)
-            if not any(mark in message for mark in _XLA_MARKS):
-                raise
-            first = next((line for line in message.splitlines() if line.strip()), message)
-            expected = "jit_compile=False for an attack or a model that XLA cannot compile"
-            reason = (
-                f"expected {expected}, received jit_compile=True: XLA could not compile "
-                f"{self._name} on this model ({first.strip()[:300]}). Pass "
-                "jit_compile=False (the default)."
-            )
-            raise ArgumentError("jit_compile", reason, expected=expected) from error
-
-    def __getattr__(self, key: str) -> Any:  # the tf.function's own attributes
-        if key == "_fn":
-            raise AttributeError(key)
-        return getattr(self._fn, key)
-
-
-_XLA_MARKS = ("XLA", "tf2xla", "compile-time constant", "XlaMustCompile")
-
-
-def _check_perturbable(label: str, name: str, value: Any, budget: Budget) -> None:
-    """A perturbed input must be floating point, and its dtype must hold the radius."""
-    dtype = tf.as_dtype(value.dtype)
-    if not dtype.is_floating:
-        reason = (
-            f"expected a floating-point input to perturb, received dtype {dtype.name} for "
-            f"input {name!r}. Integer inputs (such as embedding ids) cannot be perturbed: "
-            f"freeze it with budget={{{name!r}: None, ...}} (a Budget for each input to "
-            "perturb)."
-        )
-        raise ArgumentError(label, reason, expected="a floating-point input to perturb")
-    limit = headroom(dtype)
-    if budget.eps > limit:
-        raise invalid(
-            "eps", f"a radius that {dtype.name} inputs can hold (<= {limit:.3g})", budget.eps
-        )
-
-
-_UNIT_DATA_CHECKED = contextvars.ContextVar("advgrad_unit_data_checked", default=False)
-
-
-@contextlib.contextmanager
-def unit_data_checked() -> Iterator[None]:
-    """Inside it, attack calls do not look for unbounded [0, 1] data: the caller (such as
-    `advgrad.evaluate`) looked at the whole data and warned once itself.
-
-    >>> with unit_data_checked():
-    ...     _UNIT_DATA_CHECKED.get()
-    True
-    """
-    token = _UNIT_DATA_CHECKED.set(True)
-    try:
-        yield
-    finally:
-        _UNIT_DATA_CHECKED.reset(token)
-
-
-def headroom(dtype: Any) -> float:
-    """The largest radius or step size an input of `dtype` is attacked with: steps, random
-    starts and boxes reach a few times it, so it stays a factor 16 below overflow."""
-    return float(tf.as_dtype(dtype).max) / 16
-
-
-def _fmt(value: Any) -> str:
-    array = np.asarray(value)
-    return f"{float(array):g}" if array.ndim == 0 else f"per-feature array {array.shape}"
-
+_ROUNDING = {"nearest": np.round, "up": np.ceil}
 
 __all__ = [
     "UNTRACED",
     "Attack",
     "AttackResult",
     "Chunk",
+    "ChunkResult",
     "Plan",
     "headroom",
     "setting",

@@ -29,13 +29,14 @@ linearity, the mean of the `samples` gradients, without knowing it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import tensorflow as tf
 
 from advgrad._validation import ArgumentError, check_int, invalid
-from advgrad.attacks.base import Attack, AttackResult, Plan
+from advgrad.attacks.base import Attack, Plan
+from advgrad.attacks.plan import Chunk, ChunkResult
 from advgrad.attacks.registry import from_config, get_attack, register_attack
 from advgrad.budget import Budget
 from advgrad.objective import Objective
@@ -201,12 +202,20 @@ class EOT(Attack):
         """The wrapped attack validates the call."""
         return self.attack.plan(model, x, y, **options)
 
-    def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
-        """The wrapped attack on the plan whose objective is the `Expectation`."""
-        result = self.attack.execute(expectation(plan, self.samples), judge=judge)
-        result.gradients = result.gradients * self.samples
-        result.queries = result.queries * self.samples
-        return result
+    def attack_chunks(self, plan: Plan, *, judge: bool) -> Callable[[Chunk], ChunkResult]:
+        """The wrapped attack's chunk function, on the plan whose objective is the
+        `Expectation`."""
+        return self.attack.attack_chunks(expectation(plan, self.samples), judge=judge)
+
+    @property
+    def passes(self) -> int:
+        """Each evaluation of the wrapped attack costs `samples` passes (its counts times
+        `samples`)."""
+        return self.samples * self.attack.passes
+
+    @property
+    def GRADIENTS_ROUNDING(self) -> str:  # noqa: N802 (the wrapped attack's capability)
+        return self.attack.GRADIENTS_ROUNDING
 
 
 EOT.__signature__ = inspect.signature(EOT.__init__)

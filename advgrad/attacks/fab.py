@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,9 +52,10 @@ import tensorflow as tf
 
 from advgrad._compile import count_trace
 from advgrad._validation import check_int, check_number, invalid
-from advgrad.attacks.base import Attack, AttackResult, Plan, setting
+from advgrad.attacks.base import Attack, Plan, setting
+from advgrad.attacks.plan import Chunk, ChunkResult
 from advgrad.attacks.registry import register_attack
-from advgrad.attacks.rows import JointRows, check_joint, run_joint
+from advgrad.attacks.rows import JointRows, check_joint, joint_chunks
 from advgrad.gradients import label_specs, output_value_and_grad
 from advgrad.predictions import Classes
 
@@ -111,12 +113,15 @@ class FABTargeted(Attack):
     FIXED: ClassVar[dict[str, Any]] = {"targeted": False, "loss": "ce"}
     NORMS: ClassVar[tuple[str, ...]] = ("linf", "l2")
 
-    def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
-        """Run the compiled attack over `plan`, `batch_size` samples at a time."""
+    MINIMAL_NORMS: ClassVar[bool] = True
+    GRADIENTS_ROUNDING: ClassVar[str] = "up"
+
+    def attack_chunks(self, plan: Plan, *, judge: bool) -> Callable[[Chunk], ChunkResult]:
+        """The compiled attack on one chunk (it always judges what it returns)."""
         check_joint(plan, "FAB projects their concatenation")
         run = self.compiled(plan, lambda: _FAB(self, plan))
         eps = tf.constant([plan.budgets[n].eps for n in plan.perturbed], tf.float64)
-        return run_joint(self, plan, run, lambda chunk: (eps, tf.cast(chunk.seed, tf.int64)))
+        return joint_chunks(run, lambda chunk: (eps, tf.cast(chunk.seed, tf.int64)))
 
 
 def project_on_hyperplane(

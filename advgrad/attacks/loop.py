@@ -1,4 +1,4 @@
-"""`IterativeAttack`: the compiled gradient loop that FGSM, BIM, PGD and MI-FGSM share.
+"""`IterativeAttack`: the compiled gradient loop that FGSM, BIM, PGD, MI-FGSM and APGD share.
 
 A concrete attack only picks its pieces: a step rule (`step_rule`), its default step size
 (`relative_step`), whether it starts at random, how many restarts. One step is
@@ -6,9 +6,15 @@ A concrete attack only picks its pieces: a step rule (`step_rule`), its default 
     grad -> step rule -> delta + step_size * direction -> project onto the ball -> clip
 
 and the whole attack (restarts x steps, and the best-so-far adversarial per sample) runs in
-one `tf.function` built by `_Loop`; eps, step sizes and the seed are tensors, so changing
+one `tf.function` built by `Loop`; eps, step sizes and the seed are tensors, so changing
 them does not retrace. Loss and gradients come from the engine
 (`advgrad.gradients.value_and_grad`), "fooled" from `advgrad.predictions.Classes`.
+
+The extension point, for a family whose step is more than a step rule (APGD's schedule that
+sees the loss and restarts a sample from its best point): subclass `Loop`, override the
+hooks it documents (`run`, `restart`, `start`, `step`, `project`, `masked_gradient`,
+`evaluate`, `loss`, `fooled`, `keep_best`), working on a `Batch`, and return the subclass
+from `IterativeAttack.make_loop`. Rows are picked with `advgrad.attacks.plan.select_rows`.
 
 >>> import advgrad
 >>> attack = advgrad.attacks.PGD(eps=0.1, steps=10)
@@ -28,7 +34,8 @@ import tensorflow as tf
 from advgrad import norms, steps
 from advgrad._compile import count_trace
 from advgrad._validation import check_bool, check_int, check_number, invalid
-from advgrad.attacks.base import Attack, AttackResult, Plan, headroom, setting
+from advgrad.attacks.base import Attack, Plan, headroom, setting
+from advgrad.attacks.plan import Chunk, ChunkResult, finite_rows, select_rows
 from advgrad.budget import Bounds
 from advgrad.gradients import label_specs, value_and_grad
 from advgrad.predictions import Classes
@@ -70,45 +77,36 @@ class IterativeAttack(Attack):
         """How a gradient becomes a direction; default: the norm's steepest ascent."""
         return steps.normalize(norm)
 
+    ONE_GRAPH: ClassVar[bool] = True  # the whole run on a chunk is one graph: `graph_fn`
+
     # ------------------------------------------------------------ execution
-    def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
-        """Run the compiled loop over `plan`, `batch_size` samples at a time; with a strategy
-        on the plan, each chunk is split over its replicas (`advgrad.replicas.Replicas`) and
-        gives the same result as without one."""
-        inputs, perturbed = plan.inputs, plan.perturbed
+    def attack_chunks(self, plan: Plan, *, judge: bool) -> Callable[[Chunk], ChunkResult]:
+        """The compiled loop on one chunk; with a strategy on the plan, each chunk is split
+        over its replicas (`advgrad.replicas.Replicas`) and gives the same result as
+        without one."""
         eps, sizes = self._radii(plan)
         judge = judge or self.restarts > 1  # restarts are compared by their judged iterates
-        loop = self.compiled(plan, lambda: self._loop(plan, judge), judge)
+        loop = self.compiled(plan, lambda: self.make_loop(plan, judge), judge)
         replicas = plan.replicas
-        outputs: dict[str, list] = {n: [] for n in perturbed}
-        fooled, traces, queries = [], [], []
-        for chunk in self.chunks(plan):
-            shared = (tf.constant(eps, tf.float64), tf.constant(sizes, tf.float64), chunk.seed)
+        radii = (tf.constant(eps, tf.float64), tf.constant(sizes, tf.float64))
+
+        def attack_chunk(chunk: Chunk) -> ChunkResult:
+            shared = (*radii, chunk.seed)
             if replicas is None:
                 rows = tf.constant([0, chunk.size], tf.int32)
-                x_adv, chunk_fooled, trace, counts = loop(chunk.xs, chunk.labels, *shared, rows)
+                x_adv, fooled, trace, counts = loop(chunk.xs, chunk.labels, *shared, rows)
                 trace = trace.numpy()
             else:
-                x_adv, chunk_fooled, trace, counts = replicas.run(
+                x_adv, fooled, trace, counts = replicas.run(
                     functools.partial(_per_sample_trace, loop),
                     [chunk.xs, chunk.labels],
                     shared,
                     key=loop,
                 )
                 trace = np.mean(trace.numpy(), axis=0)  # each sample's replica's mean
-            for n, value in zip(perturbed, x_adv, strict=True):
-                outputs[n].append(value)
-            fooled.append(chunk_fooled.numpy())
-            queries.append(counts.numpy())
-            traces.append(trace * chunk.size)
-        counted = np.concatenate(queries).astype(np.int64)
-        return AttackResult(
-            x_adv=self.assemble(plan, outputs),
-            fooled=np.concatenate(fooled),
-            gradients=int(np.round(counted.mean())),  # per sample (mean); queries: each
-            queries=counted,
-            loss_trace=np.sum(traces, axis=0) / inputs.batch_size,
-        )
+            return ChunkResult(x_adv, fooled.numpy(), counts.numpy(), loss_trace=trace)
+
+        return attack_chunk
 
     def _radii(self, plan: Plan) -> tuple[list[float], list[float]]:
         """Each perturbed input's radius and step size, checked against its dtype."""
@@ -150,19 +148,30 @@ class IterativeAttack(Attack):
         True
         """
         eps, sizes = self._radii(plan)
-        loop = self._loop(plan, self.restarts > 1)
+        loop = self.make_loop(plan, self.restarts > 1)
+        names, perturbed = plan.inputs.names, plan.perturbed
 
         def perturb(xs, y, seed, rows=None):
             eps_t = tf.constant(eps, tf.float64)
             sizes_t = tf.constant(sizes, tf.float64)
             best, *_ = loop.run(list(xs), y, eps_t, sizes_t, seed, rows)
+            # A model that overflows far from the data (NaN logits) can lead the steps to
+            # NaN: such a sample gets its clean input back (`Attack.enforce`, in a graph).
+            clean = dict(zip(names, xs, strict=True))
+            finite = tf.reduce_all(tf.stack([finite_rows(a) for a in best], axis=1), axis=1)
+            best = [select_rows(finite, a, clean[n]) for a, n in zip(best, perturbed, strict=True)]
             return [tf.stop_gradient(x) for x in best]
 
         return perturb
 
-    def _loop(self, plan: Plan, judge: bool) -> _Loop:
-        """The traced body for this plan: `_Loop`, or a subclass of it (APGD's schedule)."""
-        return _Loop(self, plan, judge)
+    def make_loop(self, plan: Plan, judge: bool) -> Loop:
+        """The traced body for this plan: `Loop`, or a subclass of it (APGD's schedule).
+
+        Args:
+            plan: The validated call.
+            judge: Whether the loop judges its final iterate (`Attack.execute`).
+        """
+        return Loop(self, plan, judge)
 
 
 def _per_sample_trace(loop, xs, labels, eps, sizes, seed, rows):
@@ -172,12 +181,24 @@ def _per_sample_trace(loop, xs, labels, eps, sizes, seed, rows):
     return x_adv, fooled, tf.tile(trace[None], [tf.shape(fooled)[0], 1]), counts
 
 
-class _Batch:
-    """What one traced call knows about its batch: the clean inputs, labels, radii, steps,
-    and where its rows sit in the whole chunk (``positions`` among ``total`` rows: a
-    replica's sub-batch is a part of it; random starts are drawn for the whole chunk)."""
+class Batch:
+    """What one traced call of a `Loop` knows about its batch.
 
-    def __init__(self, loop: _Loop, xs, y, eps, step_sizes, rows=None):
+    Attributes:
+        clean: Every input's clean tensor by name (frozen ones too). ``originals``: the
+            perturbed inputs' clean tensors, in ``plan.perturbed`` order.
+        y: The labels. ``truth``: the classes "fooled" is judged against (None without a
+            classifier).
+        size: The number of rows (a scalar tensor).
+        positions, total: Where the rows sit in the whole chunk (``positions`` among
+            ``total`` rows: a replica's sub-batch, or the samples a restart runs on, is a
+            part of it; random starts are drawn for the whole chunk).
+        eps, step_sizes: Each perturbed input's radius and step size, in its dtype.
+        boxes: For a coordinate-wise ball (Linf), the box ball x bounds ``(low, high)``
+            per input; None for the others.
+    """
+
+    def __init__(self, loop: Loop, xs, y, eps, step_sizes, rows=None):
         self.perturbed = loop.perturbed
         self.clean = dict(zip(loop.names, xs, strict=True))
         self.y = y
@@ -201,14 +222,16 @@ class _Batch:
         return {**self.clean, **dict(zip(self.perturbed, adv, strict=True))}
 
 
-class _Loop:
+class Loop:
     """One attack's compiled body for one plan signature: `run` is what gets traced.
 
     `run` loops over restarts (`restart`), each from a start (`start`) through `steps` steps
     (`step`); every step evaluates the loss and gradients (`evaluate`) and keeps the best
     iterate per sample (`keep_best`): a fooled iterate beats any other, else the higher loss.
-    A sibling loop (APGD's, in `advgrad/attacks/apgd.py`) subclasses it and reuses these
-    pieces and `project`/`masked_gradient`; `IterativeAttack._loop` picks the class.
+    These are the public hooks: a sibling loop (APGD's, in `advgrad/attacks/apgd.py`)
+    subclasses it, overrides `run` and its step, and reuses the others;
+    `IterativeAttack.make_loop` picks the class. Every hook is traced: it works on tensors
+    and a `Batch`.
     """
 
     def __init__(self, attack: IterativeAttack, plan: Plan, judge: bool):
@@ -240,7 +263,7 @@ class _Loop:
         gradient evaluations per sample). `rows`: ``[offset, total]`` when the batch is a
         part of a chunk (a replica's); None: the whole chunk."""
         count_trace("attack")
-        batch = _Batch(self, xs, y, eps, step_sizes, rows)
+        batch = Batch(self, xs, y, eps, step_sizes, rows)
         best = list(batch.originals)
         best_score = tf.fill([batch.size], tf.constant(-np.inf, tf.float32))
         trace = tf.zeros([self.steps + 1], tf.float32)  # the last restart's, stacked
@@ -249,15 +272,12 @@ class _Loop:
             functools.partial(self.restart, batch, seed),
             (tf.constant(0), best, best_score, trace),
         )
-        # A model that overflows far from the data (NaN logits) can lead the steps to NaN:
-        # such a sample gets its clean input back and does not count as fooled.
-        finite = tf.reduce_all(tf.stack([_finite_rows(a) for a in best], axis=1), axis=1)
-        best = [_select(finite, a, x) for a, x in zip(best, batch.originals, strict=True)]
         # Gradient evaluations per sample: every sample takes every step of every restart.
+        # (A non-finite row gets its clean input back in `Attack.enforce`.)
         counts = tf.fill([batch.size], tf.constant(self.steps * self.restarts, tf.int64))
-        return best, tf.math.is_inf(best_score) & finite, trace, counts
+        return best, tf.math.is_inf(best_score), trace, counts
 
-    def restart(self, batch: _Batch, seed, r, best, best_score, trace):
+    def restart(self, batch: Batch, seed, r, best, best_score, trace):
         """One run from a (random) start through every step; judged unless `judge` is off."""
         adv = self.start(batch, tf.random.experimental.stateless_fold_in(seed, r))
         states = [rule.init(x) for rule, x in zip(self.rules, batch.originals, strict=True)]
@@ -270,11 +290,11 @@ class _Loop:
         if not self.judge:  # `__call__`: the last iterate, unless an earlier one fooled
             if self.keep_all:
                 fooled = tf.math.is_inf(best_score)
-                adv = [_select(fooled, b, a) for a, b in zip(adv, best, strict=True)]
+                adv = [select_rows(fooled, b, a) for a, b in zip(adv, best, strict=True)]
             return r + 1, adv, tf.zeros_like(best_score), trace.stack()
         loss, outputs = self.loss(batch, adv)
         fooled = self.fooled(batch, outputs)
-        trace = _record(trace, self.steps, loss)
+        trace = record_loss(trace, self.steps, loss)
         if self.keep_all:
             best, best_score = self.keep_best(adv, loss, fooled, best, best_score)
         else:  # the last iterate, whatever it scores
@@ -282,7 +302,7 @@ class _Loop:
             best_score = tf.where(fooled, np.inf, tf.cast(loss, tf.float32))
         return r + 1, best, best_score, trace.stack()
 
-    def start(self, batch: _Batch, restart_seed) -> list[tf.Tensor]:
+    def start(self, batch: Batch, restart_seed) -> list[tf.Tensor]:
         """The first iterate: x, or a uniform draw in the ball, clipped.
 
         The draw is made for the whole chunk (``batch.total`` rows) and each sample takes
@@ -303,10 +323,10 @@ class _Loop:
             adv.append(self.budgets[i].bounds.clip(x + delta))
         return adv
 
-    def step(self, batch: _Batch, t, adv, states, best, best_score, trace):
+    def step(self, batch: Batch, t, adv, states, best, best_score, trace):
         """grad -> step rule -> delta + size * direction -> project -> clip."""
         loss, fooled, grads = self.evaluate(batch, adv)
-        trace = _record(trace, t, loss)
+        trace = record_loss(trace, t, loss)
         if self.keep_all:
             best, best_score = self.keep_best(adv, loss, fooled, best, best_score)
         new_adv, new_states = [], []
@@ -318,7 +338,7 @@ class _Loop:
             new_states.append(state)
         return t + 1, new_adv, new_states, best, best_score, trace
 
-    def project(self, batch: _Batch, i: int, point: tf.Tensor) -> tf.Tensor:
+    def project(self, batch: Batch, i: int, point: tf.Tensor) -> tf.Tensor:
         """`point` (input `i`) back into its ball around the clean input, then the bounds."""
         box, x = batch.boxes[i], batch.originals[i]
         if box is not None:  # a coordinate-wise ball: one clip into ball and bounds at once
@@ -326,14 +346,14 @@ class _Loop:
         budget = self.budgets[i]
         return budget.bounds.clip(x + budget.norm.project(point - x, batch.eps[i]))
 
-    def masked_gradient(self, batch: _Batch, i: int, grad: tf.Tensor, adv: tf.Tensor) -> tf.Tensor:
+    def masked_gradient(self, batch: Batch, i: int, grad: tf.Tensor, adv: tf.Tensor) -> tf.Tensor:
         """The raw gradient of input `i`, with blocked coordinates masked (non-coordinate-wise
         norms), as `step` feeds it to the step rule."""
         if batch.boxes[i] is None:
             return _mask_blocked(grad, adv, self.budgets[i].bounds)
         return grad
 
-    def evaluate(self, batch: _Batch, adv):
+    def evaluate(self, batch: Batch, adv):
         """Attack loss per sample, whether each sample is fooled, gradients per input."""
         loss, outputs, grads = value_and_grad(
             self.objective,
@@ -350,13 +370,13 @@ class _Loop:
             fooled = self.fooled(batch, outputs)
         return loss, fooled, grads
 
-    def loss(self, batch: _Batch, adv):
+    def loss(self, batch: Batch, adv):
         """Attack loss per sample (to maximise) and the outputs, without gradients."""
         outputs = self.objective.forward(self.inputs.pack(batch.leaves(adv)))
         per_sample = self.objective.per_sample(batch.y, outputs)
         return (-per_sample if self.targeted else per_sample), outputs
 
-    def fooled(self, batch: _Batch, outputs) -> tf.Tensor:
+    def fooled(self, batch: Batch, outputs) -> tf.Tensor:
         """Per sample: the prediction on `outputs` is what the attack wants."""
         if self.classes is None:  # no output with a classification loss: nothing to flip
             return tf.zeros([tf.shape(tf.nest.flatten(outputs)[0])[0]], tf.bool)
@@ -365,13 +385,16 @@ class _Loop:
 
     @staticmethod
     def keep_best(adv, loss, fooled, best, best_score):
+        """Per sample, `adv` where it scores higher than `best_score` (a fooled iterate
+        scores inf, any other its loss), else `best`: (new best, new best score)."""
         score = tf.where(fooled, tf.constant(np.inf, tf.float32), tf.cast(loss, tf.float32))
         better = score > best_score
-        best = [_select(better, a, b) for a, b in zip(adv, best, strict=True)]
+        best = [select_rows(better, a, b) for a, b in zip(adv, best, strict=True)]
         return best, tf.where(better, score, best_score)
 
 
-def _record(trace: tf.TensorArray, index: Any, loss: tf.Tensor) -> tf.TensorArray:
+def record_loss(trace: tf.TensorArray, index: Any, loss: tf.Tensor) -> tf.TensorArray:
+    """`trace` with the mean of `loss` (``[B]``) written at `index` (the loss trace)."""
     return trace.write(index, tf.reduce_mean(tf.cast(loss, tf.float32)))
 
 
@@ -392,14 +415,4 @@ def _mask_blocked(grad: tf.Tensor, adv: tf.Tensor, bounds: Bounds) -> tf.Tensor:
     return tf.where(at_high, tf.minimum(grad, 0), tf.where(at_low, tf.maximum(grad, 0), grad))
 
 
-def _finite_rows(x: tf.Tensor) -> tf.Tensor:
-    """Per sample ([B]): every value of `x` is finite."""
-    return tf.reduce_all(tf.reshape(tf.math.is_finite(x), [tf.shape(x)[0], -1]), axis=1)
-
-
-def _select(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    """Per sample: `a` where `mask` ([B]) holds, else `b` (inputs have a static rank)."""
-    return tf.where(tf.reshape(mask, [-1] + [1] * (a.shape.rank - 1)), a, b)
-
-
-__all__ = ["IterativeAttack"]
+__all__ = ["Batch", "IterativeAttack", "Loop", "record_loss"]

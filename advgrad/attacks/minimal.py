@@ -22,6 +22,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,8 +30,9 @@ import tensorflow as tf
 
 from advgrad._compile import count_trace
 from advgrad._validation import check_eps, invalid
-from advgrad.attacks.base import Attack, AttackResult, Plan, headroom
-from advgrad.attacks.rows import JointRows, check_joint, run_joint
+from advgrad.attacks.base import Attack, Plan, headroom
+from advgrad.attacks.plan import Chunk, ChunkResult
+from advgrad.attacks.rows import JointRows, check_joint, joint_chunks
 from advgrad.gradients import label_specs, output_value_and_grad
 from advgrad.models import ModelAdapter
 from advgrad.predictions import Classes
@@ -54,6 +56,8 @@ class MinimalNormAttack(Attack):
     DEFAULTS: ClassVar[dict[str, Any]] = {"eps": None}
     CHECKS: ClassVar[dict[str, Any]] = {"eps": _check_optional_eps}
     FIXED: ClassVar[dict[str, Any]] = {"targeted": False, "loss": "ce"}
+    MINIMAL_NORMS: ClassVar[bool] = True
+    GRADIENTS_ROUNDING: ClassVar[str] = "up"
     BODY: ClassVar[type]
 
     def _unlimited(self, budget: Any) -> bool:
@@ -75,13 +79,13 @@ class MinimalNormAttack(Attack):
             eps = min(floating) if floating else None
         return super().plan(model, x, y, budget=budget, eps=eps, strategy=strategy)
 
-    def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
-        """Run the compiled body over `plan`, `batch_size` samples at a time."""
+    def attack_chunks(self, plan: Plan, *, judge: bool) -> Callable[[Chunk], ChunkResult]:
+        """The compiled body on one chunk (it always judges what it returns)."""
         check_joint(plan, "the attack works on their join")
         run = self.compiled(plan, lambda: self.BODY(self, plan))
         eps = tf.constant([plan.budgets[n].eps for n in plan.perturbed], tf.float64)
         step_size = tf.constant(float(self._settings.get("step_size", 0.0)), tf.float64)
-        return run_joint(self, plan, run, lambda chunk: (eps, step_size))
+        return joint_chunks(run, lambda chunk: (eps, step_size))
 
 
 def margin(scores: tf.Tensor, truth: tf.Tensor) -> tf.Tensor:

@@ -15,16 +15,15 @@ common compute dtype (float64 if any input is, else float32), with their bounds 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from advgrad._validation import invalid
-from advgrad.attacks.base import Attack, AttackResult, Chunk, Plan
+from advgrad.attacks.plan import Chunk, ChunkResult, Plan
 
-__all__ = ["JointRows", "check_joint", "run_joint"]
+__all__ = ["JointRows", "check_joint", "joint_chunks"]
 
 
 def check_joint(plan: Plan, why: str) -> None:
@@ -40,30 +39,18 @@ def check_joint(plan: Plan, why: str) -> None:
         raise invalid("model", "a classifier (an output with class scores)", None)
 
 
-def run_joint(
-    attack: Attack, plan: Plan, run: Callable, arguments: Callable[[Chunk], tuple]
-) -> AttackResult:
-    """``run(chunk.xs, chunk.labels, *arguments(chunk))`` over the plan's chunks, each giving
-    (x_adv per perturbed input, fooled, norms, gradients, queries) per sample, assembled
-    into one `AttackResult` (``norms`` set)."""
-    outputs: dict[str, list] = {n: [] for n in plan.perturbed}
-    fooled, sizes, grads, queries = [], [], [], []
-    for chunk in attack.chunks(plan):
-        x_adv, ok, size, grad, query = run(chunk.xs, chunk.labels, *arguments(chunk))
-        for n, value in zip(plan.perturbed, x_adv, strict=True):
-            outputs[n].append(value)
-        fooled.append(ok.numpy())
-        sizes.append(size.numpy().astype(np.float64))
-        grads.append(grad.numpy())
-        queries.append(query.numpy())
-    per_sample = np.concatenate(grads).astype(np.int64)
-    return AttackResult(
-        x_adv=attack.assemble(plan, outputs),
-        fooled=np.concatenate(fooled),
-        gradients=int(math.ceil(per_sample.mean())),
-        queries=np.concatenate(queries).astype(np.int64),
-        norms=np.concatenate(sizes),
-    )
+def joint_chunks(run: Callable, arguments: Callable[[Chunk], tuple]) -> Callable:
+    """The chunk function (`advgrad.attacks.Attack.attack_chunks`) of a joint-row attack:
+    ``run(chunk.xs, chunk.labels, *arguments(chunk))`` gives (x_adv per perturbed input,
+    fooled, norms, gradients, queries) per sample."""
+
+    def attack_chunk(chunk: Chunk) -> ChunkResult:
+        x_adv, fooled, norms, gradients, queries = run(chunk.xs, chunk.labels, *arguments(chunk))
+        return ChunkResult(
+            x_adv, fooled.numpy(), queries.numpy(), gradients.numpy(), norms=norms.numpy()
+        )
+
+    return attack_chunk
 
 
 class JointRows:

@@ -35,6 +35,7 @@ model on the samples not yet fooled only), with eps and the seed as tensors.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,7 +43,8 @@ import tensorflow as tf
 
 from advgrad._compile import count_trace
 from advgrad._validation import check_int, check_number
-from advgrad.attacks.base import Attack, AttackResult, Plan, setting
+from advgrad.attacks.base import Attack, Plan, setting
+from advgrad.attacks.plan import Chunk, ChunkResult, select_rows
 from advgrad.attacks.registry import register_attack
 from advgrad.gradients import label_specs
 from advgrad.predictions import Classes
@@ -101,27 +103,19 @@ class Square(Attack):
     }
     NORMS: ClassVar[tuple[str, ...]] = ("linf", "l2")
 
-    def execute(self, plan: Plan, *, judge: bool = True) -> AttackResult:
-        """Run the compiled search over `plan`, `batch_size` samples at a time."""
-        perturbed = plan.perturbed
+    def attack_chunks(self, plan: Plan, *, judge: bool) -> Callable[[Chunk], ChunkResult]:
+        """The compiled search on one chunk."""
         search = self.compiled(plan, lambda: _Search(self, plan, judge), judge)
-        eps = tf.constant([plan.budgets[n].eps for n in perturbed], tf.float64)
-        outputs: dict[str, list] = {n: [] for n in perturbed}
-        fooled, counts, traces = [], [], []
-        for chunk in self.chunks(plan):
-            best, chunk_fooled, count, trace = search(chunk.xs, chunk.labels, eps, chunk.seed)
-            for n, value in zip(perturbed, best, strict=True):
-                outputs[n].append(value)
-            fooled.append(chunk_fooled.numpy())
-            counts.append(count.numpy())
-            traces.append(trace.numpy() * chunk.size)
-        return AttackResult(
-            x_adv=self.assemble(plan, outputs),
-            fooled=np.concatenate(fooled),
-            gradients=0,
-            queries=np.concatenate(counts).astype(np.int64),
-            loss_trace=np.sum(traces, axis=0) / plan.inputs.batch_size,
-        )
+        eps = tf.constant([plan.budgets[n].eps for n in plan.perturbed], tf.float64)
+
+        def attack_chunk(chunk: Chunk) -> ChunkResult:
+            best, fooled, count, trace = search(chunk.xs, chunk.labels, eps, chunk.seed)
+            count = count.numpy()
+            return ChunkResult(
+                best, fooled.numpy(), count, gradients=np.zeros_like(count), loss_trace=trace
+            )
+
+        return attack_chunk
 
 
 class _Grid:
@@ -210,14 +204,6 @@ def _signs(shape, seed, dtype) -> tf.Tensor:
     return tf.cast(tf.where(draw < 0.5, -1.0, 1.0), dtype)
 
 
-def _select(mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.where(tf.reshape(mask, [-1] + [1] * (a.shape.rank - 1)), a, b)
-
-
-def _finite_rows(x: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_all(tf.reshape(tf.math.is_finite(x), [tf.shape(x)[0], -1]), axis=1)
-
-
 class _Search:
     """The compiled body of one `Square` for one plan signature: `run` is traced."""
 
@@ -285,7 +271,7 @@ class _Search:
             accept = new_fooled | (new_score > old_score)
             rows = active[:, None]
             best = [
-                tf.tensor_scatter_nd_update(b, rows, _select(accept, c, take(b)))
+                tf.tensor_scatter_nd_update(b, rows, select_rows(accept, c, take(b)))
                 for b, c in zip(best, candidates, strict=True)
             ]
             score = tf.tensor_scatter_nd_update(score, rows, tf.where(accept, new_score, old_score))
@@ -301,10 +287,8 @@ class _Search:
         trace = tf.stack([first, tf.reduce_mean(score)])
         if self.judge:  # the model's verdict on what is returned, in one batch
             _, fooled = self._evaluate(clean, best, y, truth)
-        # A model that overflows (NaN outputs) never gets a NaN input back.
-        finite = tf.reduce_all(tf.stack([_finite_rows(b) for b in best], axis=1), axis=1)
-        best = [_select(finite, b, x) for b, x in zip(best, originals, strict=True)]
-        return best, fooled & finite, count, trace
+        # (A model that overflows never gets a NaN input back: `Attack.enforce`.)
+        return best, fooled, count, trace
 
     def _evaluate(self, clean, adv, y, truth):
         """Attack loss per sample (to maximise; -inf where not finite) and fooled."""

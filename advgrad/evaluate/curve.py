@@ -1,7 +1,7 @@
 """The whole robustness curve from one run: each sample's smallest adversarial perturbation.
 
 With ``eps="curve"`` (or ``"curve"`` among the eps), `advgrad.evaluate` runs the suite's
-minimal-norm attacks (`advgrad.attacks.MinimalNormAttack`: CW-L2, DeepFool, FMN; and FAB-T)
+minimal-norm attacks (those that declare ``MINIMAL_NORMS``: CW-L2, DeepFool, FMN, FAB-T)
 once per batch with no budget, on the clean-correct samples, and keeps per sample the
 smallest perturbation norm any of them found (0 for a clean-misclassified sample, inf where
 none found one). The robust accuracy at eps is then the share of samples whose minimal norm
@@ -51,10 +51,9 @@ _ORDERS = {"linf": np.inf, "l2": 2.0, "l1": 1.0}
 
 
 def is_minimal_norm(attack: Attack) -> bool:
-    """Whether `attack` reports per-sample minimal norms (`AttackResult.norms`)."""
-    from advgrad.attacks import FABTargeted, MinimalNormAttack
-
-    return isinstance(attack, (MinimalNormAttack, FABTargeted))
+    """Whether `attack` reports per-sample minimal norms (`AttackResult.norms`): it declares
+    ``MINIMAL_NORMS``."""
+    return bool(getattr(type(attack), "MINIMAL_NORMS", False))
 
 
 def _norm_name(attack: Attack) -> str:

@@ -335,8 +335,7 @@ def _check_attack(attack: Any) -> Attack:
         raise invalid("attack", "an advgrad attack (e.g. advgrad.attacks.PGD(eps=0.1))", attack)
     if attack.targeted:
         raise invalid("attack", "an untargeted attack (targeted=False)", attack)
-    graph_fn = type(attack).graph_fn
-    if graph_fn is Attack.graph_fn:
+    if not attack.ONE_GRAPH:
         attack.graph_fn(None)  # raises, naming the attack and the fix
     return attack
 
