@@ -17,7 +17,7 @@ CASCADE = "worst case (cascade)"
 """Row label of the worst case over the whole suite in tables and plots."""
 
 NORM_NAMES = {"linf": "Linf", "inf": "Linf", "l2": "L2", "2": "L2", "l1": "L1", "1": "L1"}
-"""How the eps axis of the plots names a norm of the suite's configs."""
+"""How the tables and the plots' eps axis name a norm of the suite's configs."""
 
 
 def wilson(robust: int, n: int, confidence: float) -> tuple[float, float]:
@@ -36,6 +36,7 @@ def wilson(robust: int, n: int, confidence: float) -> tuple[float, float]:
 
 
 def eps_key(eps: float) -> str:
+    """An eps as a JSON key and CSV column: exactly (``repr(float)``)."""
     return repr(float(eps))
 
 
