@@ -3,7 +3,6 @@
 import importlib.util
 import json
 import pathlib
-import time
 
 import keras
 import numpy as np
@@ -19,17 +18,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A fresh cache (via $ADVGRAD_CACHE) with every zoo model built into it once."""
-    folder = tmp_path_factory.mktemp("zoo-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ADVGRAD_CACHE", str(folder))
-        models, seconds = {}, {}
-        for name in NAMES:
-            start = time.perf_counter()
-            models[name] = zoo.load(name)
-            seconds[name] = time.perf_counter() - start
-        yield {"folder": folder, "models": models, "seconds": seconds}
+def cache(_isolated_cache):
+    """The session's cache (tests/conftest.py: $ADVGRAD_CACHE, shared by the xdist workers)
+    with every model of `NAMES` in it: trained there once per session, by whichever test
+    loads it first. Tests that need an empty cache use their own `tmp_path`."""
+    models = {name: zoo.load(name) for name in NAMES}
+    return {"folder": zoo.cache_dir(), "models": models}
 
 
 def _predict(model, name):
@@ -115,19 +109,18 @@ def _files(folder):
 
 
 def test_cache_holds_only_final_files(cache):
+    """Each model is its .keras and .json files (no temporary file left); other tests of the
+    session may have added other zoo models and their locks."""
     files = _files(cache["folder"])
     assert all(p.stat().st_size == 0 for p in cache["folder"].glob(".*.lock"))
-    assert files == sorted([f"{n}.keras" for n in NAMES] + [f"{n}.json" for n in NAMES])
+    assert {f"{n}.keras" for n in NAMES} | {f"{n}.json" for n in NAMES} <= set(files)
+    known = {f"{n}.{ext}" for n in [*NAMES, ROBUST, *MNIST] for ext in ("keras", "json")}
+    assert set(files) <= known, sorted(set(files) - known)
 
 
-def test_build_is_deterministic(cache):
-    rebuilt = zoo.build("digits-mlp")
-    cached = cache["models"]["digits-mlp"]
-    for a, b in zip(rebuilt.get_weights(), cached.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_corrupt_cache_file_is_rebuilt(tmp_path):
+def test_corrupt_cache_file_is_rebuilt_deterministically(cache, tmp_path):
+    """The rebuilt model (digits-mlp, the smallest) has the very weights of the session's
+    cached one: a build is deterministic."""
     (tmp_path / "digits-mlp.keras").write_bytes(b"not a zip file")
     with pytest.warns(UserWarning, match="rebuilding"):
         model = zoo.load("digits-mlp", directory=tmp_path)
@@ -135,6 +128,9 @@ def test_corrupt_cache_file_is_rebuilt(tmp_path):
     assert np.mean(_predict(model, "digits-mlp").argmax(-1) == ds.y_test) >= 0.95
     assert zoo.card("digits-mlp", directory=tmp_path).clean_accuracy >= 0.95
     assert _files(tmp_path) == ["digits-mlp.json", "digits-mlp.keras"]
+    cached = cache["models"]["digits-mlp"]
+    for a, b in zip(model.get_weights(), cached.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_failed_write_leaves_no_temporary_file(tmp_path):
