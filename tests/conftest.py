@@ -112,5 +112,13 @@ def tabular_model(_isolated_cache):
 
 
 @pytest.fixture
+def clean_registry(monkeypatch):
+    """Attacks registered by a test (and entry points it loads) are undone afterwards."""
+    import _registry
+
+    return _registry.isolate(monkeypatch)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)

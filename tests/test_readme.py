@@ -22,7 +22,8 @@ def test_readme_opens_with_the_two_setup_commands():
     assert "pytest" in commands[1]
 
 
-def test_own_attack_example_registers_and_respects_the_budget(digits, digits_cnn):
+def test_own_attack_example_registers_and_respects_the_budget(clean_registry, digits, digits_cnn):
+    """The example registers `adam-pgd`; `clean_registry` removes it afterwards."""
     block = next(b for b in python_blocks() if "register_attack" in b)
     namespace: dict = {}
     exec(compile(block, "README.md", "exec"), namespace)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
+import _registry
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,14 +20,7 @@ from advgrad.norms import Norm
 BUILTIN = ["bim", "fgsm", "mifgsm", "pgd"]
 
 
-@pytest.fixture
-def clean_registry(monkeypatch):
-    """Registrations made by a test are undone afterwards (the registry dict is a copy)."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    return registry._REGISTRY
-
-
-# `digits`, `digits_cnn` and `tabular` come from conftest.py.
+# `digits`, `digits_cnn`, `tabular` and `clean_registry` come from conftest.py.
 
 
 @pytest.fixture(scope="module")
@@ -175,10 +169,6 @@ def test_register_user_attack(clean_registry, digits_cnn, digits_batch):
         ScaledSign(factor=0.0)
 
 
-def test_user_registration_is_undone():
-    assert "scaled-sign" not in advgrad.list_attacks()
-
-
 # --------------------------------------------------------------------------- entry points
 
 
@@ -248,6 +238,20 @@ def test_entry_point_module_registers_itself(clean_registry, monkeypatch):
     assert "from-module" in names and "my-module" not in names
 
 
-def test_entry_points_are_cleaned_up():
-    assert "third-party" not in advgrad.list_attacks()
-    assert "from-module" not in advgrad.list_attacks()
+def test_clean_registry_undoes_registrations_and_entry_points():
+    """What `clean_registry` does, undone inside the test: a user attack and an entry
+    point's attack are listed, then gone, and the entry points will be read again."""
+
+    class ThirdParty(IterativeAttack):
+        pass
+
+    before, loaded = advgrad.list_attacks(), registry._entry_points_loaded
+    with pytest.MonkeyPatch.context() as mp:
+        _registry.isolate(mp)
+        advgrad.register_attack("scaled-sign")(ScaledSign)
+        entries = [_FakeEntryPoint("third-party", ThirdParty)]
+        mp.setattr(registry.metadata, "entry_points", lambda **params: entries)
+        mp.setattr(registry, "_entry_points_loaded", False)
+        assert {"scaled-sign", "third-party"} <= set(advgrad.list_attacks())
+    assert advgrad.list_attacks() == before
+    assert registry._entry_points_loaded == loaded
