@@ -28,15 +28,7 @@ _two_logical_cpus()
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="advgrad-hypothesis-"))
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _isolated_cache(tmp_path_factory, worker_id):
-    """Zoo models are trained into a per-run cache, never into ~/.cache; the xdist workers
-    (pyproject's ``-n 2``) share it, and `advgrad.zoo.load`'s lock trains each model once."""
-    if "ADVGRAD_CACHE" not in os.environ:
-        run = tmp_path_factory.getbasetemp()
-        run = run if worker_id == "master" else run.parent  # gw0, gw1: one folder per worker
-        os.environ["ADVGRAD_CACHE"] = str(run / "advgrad-cache")
-    yield
+# `_isolated_cache` (the session's zoo cache) is in the root conftest.py, for the doctests too.
 
 
 # Data sets and zoo models shared by the whole session. The models depend on `_isolated_cache`
