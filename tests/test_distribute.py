@@ -86,6 +86,7 @@ def test_pgd_random_start_same_x_adv(strategy, digits, digits_cnn, batch, batch_
     _same_result(attack.run(digits_cnn, x, y, strategy=strategy), attack.run(digits_cnn, x, y))
 
 
+@pytest.mark.slow
 def test_apgd_targeted_restarts_same_result(strategy, digits, digits_cnn, batch):
     x, y = batch
     attack = advgrad.attacks.APGDTargeted(
@@ -106,19 +107,26 @@ def test_dict_inputs_same_result(strategy, tabular, tabular_model):
     )
 
 
-def test_every_attack_accepts_a_strategy(strategy, digits, digits_cnn):
-    from test_attack_contract import ATTACKS, make_attack
+def _contract_attacks() -> list[str]:
+    from test_attack_contract import ATTACKS
+
+    return list(ATTACKS)
+
+
+@pytest.mark.slow  # a distributed trace per attack
+@pytest.mark.parametrize("name", _contract_attacks())
+def test_every_attack_accepts_a_strategy(strategy, digits, digits_cnn, name):
+    from test_attack_contract import make_attack
 
     x, y = digits.x_test[:5], digits.y_test[:5]
-    for name in ATTACKS:
-        eps = 1.0 if name in ("cw-l2", "deepfool") else 0.1
-        extra = {"queries": 10} if name == "square" else {}
-        attack = make_attack(name, eps=eps, bounds=digits.bounds, steps=2, **extra)
-        alone = attack.run(digits_cnn, x, y)
-        split = attack.run(digits_cnn, x, y, strategy=strategy)
-        np.testing.assert_array_equal(split.fooled, alone.fooled, err_msg=name)
-        for a, b in zip(tf.nest.flatten(split.x_adv), tf.nest.flatten(alone.x_adv), strict=True):
-            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    eps = 1.0 if name in ("cw-l2", "deepfool") else 0.1
+    extra = {"queries": 10} if name == "square" else {}
+    attack = make_attack(name, eps=eps, bounds=digits.bounds, steps=2, **extra)
+    alone = attack.run(digits_cnn, x, y)
+    split = attack.run(digits_cnn, x, y, strategy=strategy)
+    np.testing.assert_array_equal(split.fooled, alone.fooled)
+    for a, b in zip(tf.nest.flatten(split.x_adv), tf.nest.flatten(alone.x_adv), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 # ------------------------------------------------------------------------------- evaluate
@@ -336,6 +344,7 @@ def test_bench_with_two_cpu_devices(tmp_path, digits_cnn):
     assert report.robust_accuracy == alone.robust_accuracy
 
 
+@pytest.mark.slow
 def test_generate_with_a_strategy_writes_the_same_bytes(strategy, digits, digits_cnn, tmp_path):
     """Each batch's compiled call split over 2 replicas (batches of 5 and a last one of 1):
     shard for shard the bytes of the run without a strategy; Square (no graph) runs unsplit."""
