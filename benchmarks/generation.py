@@ -51,9 +51,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# _common puts the repository and benchmarks/ on sys.path.
+from _common import ROOT, write_results  # noqa: E402
 
 BOUNDS = (0.0, 1.0)
 TARGET_RATIO = 0.9
@@ -480,9 +479,8 @@ def main() -> None:
         result["fit"] = fit
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{setup.stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (out / f"{setup.stem}.md").write_text(text)
+    write_results(out, setup.stem, result, text)
     print(text)
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import json
 import os
 import pathlib
 import platform
@@ -44,9 +43,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# _common puts the repository and benchmarks/ on sys.path.
+from _common import ROOT, write_results  # noqa: E402
 
 TARGET = 0.05
 SHARD = 500
@@ -199,9 +197,6 @@ def main(argv=None) -> int:
     }
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "loading.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=1, allow_nan=False) + "\n"
-    )
     lines = [
         "# Loading: the cost of checking every shard",
         "",
@@ -239,7 +234,8 @@ def main(argv=None) -> int:
         "measurable here).",
         "",
     ]
-    (out / "loading.md").write_text("\n".join(lines))
+    data = {"meta": meta, "rows": rows}
+    write_results(out, "loading", data, "\n".join(lines), indent=1, allow_nan=False)
     print("\n".join(lines[len(rows) + 5 :]))
     return 0 if meta["ok"] else 1
 

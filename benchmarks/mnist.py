@@ -25,17 +25,14 @@ The load average is recorded: on a shared machine the seconds move with it.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import warnings
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
 import numpy as np  # noqa: E402
+
+# _common puts the repository and benchmarks/ on sys.path.
+from _common import ROOT, write_results  # noqa: E402
 from strength import (  # noqa: E402
     WARMUP_IMAGES,
     _accuracy,
@@ -222,9 +219,8 @@ def main(argv=None) -> int:
     machine["loadavg_end"] = _loadavg()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "mnist.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     text = markdown(report)
-    (out / "mnist.md").write_text(text)
+    write_results(out, "mnist", report, text, default=str)
     print(text)
     return 0 if report["verdict"].get("standard_not_above_pgd40x5", True) else 1
 

@@ -37,18 +37,14 @@ import math
 import os
 import pathlib
 import statistics
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-for folder in (ROOT, ROOT / "benchmarks"):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
+# _common puts the repository and benchmarks/ on sys.path.
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _common import ROOT, write_results  # noqa: E402
 from speed import _paired, machine_info, make_floor, time_bracketed  # noqa: E402
 
 import advgrad  # noqa: E402
@@ -401,9 +397,8 @@ def write(result: dict, out: pathlib.Path) -> str:
     """Write `out`/saliency.json (strict JSON: None and non-finite numbers as null) and
     `out`/saliency.md; return the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "saliency.json").write_text(json_text(result, indent=2) + "\n")
     text = markdown(result)
-    (out / "saliency.md").write_text(text)
+    write_results(out, "saliency", result, text, dumps=json_text)
     return text
 
 

@@ -47,13 +47,10 @@ import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
+# _common puts the repository and benchmarks/ on sys.path.
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _common import ROOT, write_results  # noqa: E402
 from speed import (  # noqa: E402
     _loadavg,
     _paired,
@@ -294,9 +291,8 @@ def main(argv=None) -> int:
     machine["loadavg_end"] = _loadavg()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     text = markdown(result)
-    (out / "scale.md").write_text(text)
+    write_results(out, "scale", result, text, default=str)
     print(text)
     return 0
 

@@ -35,16 +35,15 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+# _common puts the repository and benchmarks/ on sys.path.
+from _common import RESULTS, ROOT, write_results  # noqa: E402
+
 EPS = 0.1
 
 
 def child(args: argparse.Namespace) -> dict:
     """One replica count, in this fresh process: split the CPU, time evaluate."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     import numpy as np
     import tensorflow as tf
 
@@ -184,10 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
     }
     out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = _markdown(result)
-    out.with_suffix(".md").write_text(markdown)
+    write_results(out.parent, out.stem, result, markdown)  # <out>.json and <out>.md
     print(markdown)
     return 0
 

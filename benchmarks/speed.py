@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
-import json
 import os
 import pathlib
 import platform
@@ -58,12 +57,10 @@ from collections.abc import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
+# _common puts the repository and benchmarks/ on sys.path.
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _common import ROOT, write_results  # noqa: E402
 
 import advgrad  # noqa: E402
 from advgrad import attacks, data, zoo  # noqa: E402
@@ -948,9 +945,8 @@ def main(argv=None) -> int:
         "third_party": notes,
         "all_pass": all(r["pass"] for r in rows if r["pass"] is not None),
     }
-    (out / "speed.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     table = markdown(machine, settings, models, rows, notes)
-    (out / "speed.md").write_text(table, encoding="utf-8")
+    write_results(out, "speed", report, table)
     print()
     print(table)
     print(f"wrote {out / 'speed.json'} and {out / 'speed.md'}")

@@ -70,7 +70,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
-import json
 import os
 import pathlib
 import platform
@@ -80,12 +79,10 @@ import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
+# _common puts the repository and benchmarks/ on sys.path.
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _common import ROOT, write_results  # noqa: E402
 
 import advgrad  # noqa: E402
 from advgrad import attacks, data, zoo  # noqa: E402
@@ -1227,9 +1224,8 @@ def main(argv=None) -> int:
         folder = out / "strength-adaptive"
         folder.mkdir(parents=True, exist_ok=True)
         payload = {"machine": machine, "settings": settings, **section}
-        (folder / "adaptive-panel.json").write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
         text = panel_markdown(section, machine, settings)
-        (folder / "adaptive-panel.md").write_text(text, encoding="utf-8")
+        write_results(folder, "adaptive-panel", payload, text)
         print(text)
         if args.panel == "only":
             return 0
@@ -1240,9 +1236,8 @@ def main(argv=None) -> int:
         machine["loadavg_end"] = _loadavg()
         out.mkdir(parents=True, exist_ok=True)
         payload = {"machine": machine, "settings": settings, **section}
-        (out / "minimal-norm.json").write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
         text = minimal_norm_markdown(section, machine, settings)
-        (out / "minimal-norm.md").write_text(text, encoding="utf-8")
+        write_results(out, "minimal-norm", payload, text)
         print(text)
         if args.minimal_norm == "only":
             return 0
@@ -1301,9 +1296,8 @@ def main(argv=None) -> int:
         "masking": mask,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "strength.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     text = markdown(report)
-    (out / "strength.md").write_text(text, encoding="utf-8")
+    write_results(out, "strength", report, text)
     print()
     print(text)
     print(f"wrote {out / 'strength.json'} and {out / 'strength.md'}")

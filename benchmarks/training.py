@@ -36,14 +36,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "benchmarks"):
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-
+# _common puts the repository and benchmarks/ on sys.path.
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _common import ROOT, write_results  # noqa: E402
 from speed import _timed, floor_runner, machine_info, make_floor  # noqa: E402
 
 import advgrad  # noqa: E402
@@ -385,9 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         result["objectives"] = objectives(args.seed, args.epochs, 7)
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     out.mkdir(parents=True, exist_ok=True)
-    (out / "training.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (out / "training.md").write_text(text)
+    write_results(out, "training", result, text)
     print(text)
     return 0
 
