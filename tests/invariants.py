@@ -1,10 +1,11 @@
 """The invariant every attack output keeps: within its budget, inside its bounds, finite,
 with the input's dtype and shape; a frozen input comes back exactly.
 
-One check, used by the attack contract (tests/test_attack_contract.py), the numeric paths
-(tests/test_numeric_paths.py: mixed precision and XLA), the property-based tests
-(tests/test_properties.py) and the registry's user attacks (tests/test_registry.py).
-Precision is an axis of the check: the rounding slack follows the input's dtype.
+One check, used by the numeric paths (tests/test_numeric_paths.py: mixed precision and
+XLA, and tests/test_precision.py, tests/test_xla.py), the property-based tests
+(tests/test_properties.py) and the registry's user attacks (tests/test_registry.py); the
+attack contract (tests/test_attack_contract.py) is to use it too. Precision is an axis of the
+check: the rounding slack follows the input's dtype.
 
 >>> x = np.zeros((2, 3), np.float32)
 >>> assert_within(x + 0.1, x, eps=0.1, norm="linf", bounds=(0.0, 1.0))
