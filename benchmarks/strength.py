@@ -56,6 +56,17 @@ checked against the returned perturbation), ART's `CarliniL2Method` (9 x 100) an
 curve (`evaluate(..., eps="curve")`) against the fixed-eps standard suite in L2 at eps
 0.25, 0.5, 0.75, 1.0 on the first `--curve-n` images (default 200).
 
+The panel (`--panel also|only|no`, default also; `--panel-models`, `--panel-n`, default 100
+test images each; written to `<out>/strength-adaptive/adaptive-panel.json` and `.md`): the
+suites standard, fast and adaptive in one run on digits-cnn (Linf 0.1), digits-cnn-pgd
+(0.2), a TRADES digits CNN (0.2; trained on first use into `PANEL_CACHE`), the masked CNN
+above (0.1), a 3-class MLP on scikit-learn's wine data (0.1) and the MNIST CNNs (0.3):
+robust accuracy, the samples only one of a suite and standard breaks, gradients and queries
+per sample, the cost ratio to standard, seconds, and what the adaptive suite decided. Must
+hold (issue 28): adaptive leaves at most one sample robust that standard breaks, at most
+1/10 of standard's gradients + queries (1/4 where it detected masking).
+
+    python benchmarks/strength.py --panel only    # the panel alone
     python benchmarks/strength.py                 # the recorded run (see benchmarks/README.md)
     python benchmarks/strength.py --models digits-cnn --minimal-norm only --art-n 50
     python benchmarks/strength.py --quick         # 48 images, few steps: a smoke run
