@@ -7,6 +7,7 @@ zero-gradient quantiser. The panel over real models is `benchmarks/strength.py -
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import keras
@@ -131,6 +132,12 @@ def test_a_killed_run_resumes_to_the_uninterrupted_record(
     assert np.array_equal(resumed.outcomes[EPS], adaptive_report.outcomes[EPS])
     assert resumed.suite == adaptive_report.suite
     assert resumed.queries == adaptive_report.queries
+    # a damaged record is refused, naming the state, and the file is left as it was
+    saved = json.loads(state.read_text())
+    saved["tally"]["adaptive"][repr(EPS)]["margin_clean"].pop()
+    state.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match="argument `state`.*damaged.*margins"):
+        _run(digits_cnn, subset, _adaptive(), batch_size=16, state=str(state))
     # a state of the same attacks without the rules is another run's
     plain = [a.replace(bounds=(0.0, 1.0)) for a in advgrad.get_suite("adaptive")]
     with pytest.raises(ValueError, match="argument `state`.*differs in: adaptive"):
