@@ -42,7 +42,7 @@ _ATTRIBUTES = {
     "Report": "advgrad.report",
     "adversarial_dataset": "advgrad.generation",
     "check_gradients": "advgrad.gradcheck",
-    "evaluate": "advgrad.evaluate",
+    "evaluate": "advgrad.evaluation",
     "generate": "advgrad.generation",
     "get_attack": "advgrad.attacks",
     "get_suite": "advgrad.attacks",

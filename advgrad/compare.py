@@ -41,7 +41,7 @@ sample as fooled by any misclassification, whatever the attack aimed at."""
 
 CONTENT = "content"
 """``data["sha256_of"]`` of a report whose ``sha256`` digests the data's content
-(`advgrad.evaluate.state.DataDigest.SCHEME`); reports written before have none: theirs
+(`advgrad.evaluation.state.DataDigest.SCHEME`); reports written before have none: theirs
 digests the batches, and so depends on ``batch_size``."""
 
 

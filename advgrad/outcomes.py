@@ -1,6 +1,6 @@
 """The per-sample outcome codes of an evaluation: what the cascade records, what a report reads.
 
-`advgrad.evaluate` runs the attacks of a suite in order (`advgrad.evaluate.cascade`) and
+`advgrad.evaluate` runs the attacks of a suite in order (`advgrad.evaluation.cascade`) and
 records, per sample and eps, one int8 code: the index of the attack that first fooled the
 sample, or one of the negative codes below. The report (`advgrad.report`), its checks on
 reading and the resumable state all read these codes through this module, which sits below

@@ -555,7 +555,7 @@ def _robust_accuracy(model: keras.Model, ds: _data.Dataset, recipe: _Check) -> d
 def _suite_accuracy(model: keras.Model, ds: _data.Dataset, recipe: _Check) -> dict:
     """Robust accuracy under the check's suite at its eps, on the first test images."""
     from advgrad import attacks
-    from advgrad.evaluate import evaluate
+    from advgrad.evaluation import evaluate
 
     n = min(recipe.suite_samples, len(ds.y_test))
     start = time.perf_counter()

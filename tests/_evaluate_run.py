@@ -83,7 +83,7 @@ def _allowed(gate: str) -> int:
 
 def main(arrays_path: str, state: str, out: str, gate: str) -> None:
     from advgrad import zoo
-    from advgrad.evaluate import evaluate
+    from advgrad.evaluation import evaluate
 
     x, y, bounds = load_arrays(arrays_path)
     model = zoo.load("digits-cnn")

@@ -16,9 +16,9 @@ import pytest
 import tensorflow as tf
 
 import advgrad
-from advgrad.evaluate import evaluate
-from advgrad.evaluate.adaptive import NEAR, STALLED
-from advgrad.evaluate.cascade import ROBUST, Runner
+from advgrad.evaluation import evaluate
+from advgrad.evaluation.adaptive import NEAR, STALLED
+from advgrad.evaluation.cascade import ROBUST, Runner
 
 N = 32
 EPS = 0.1

@@ -229,7 +229,7 @@ def test_bench_with_another_config_on_a_finished_run_is_refused(bench_run, capsy
 
 
 def test_bench_resume_continues_an_interrupted_run(bench_run, tmp_path, capsys, monkeypatch):
-    from advgrad.evaluate.cascade import Runner
+    from advgrad.evaluation.cascade import Runner
 
     _, config, full_out = bench_run
     full = Report.from_json(full_out / "report.json")
@@ -414,7 +414,7 @@ def test_bench_refuses_a_folder_locked_by_another_run(tmp_path, capsys):
 
 
 def test_bench_holds_the_lock_while_it_runs(tmp_path, capsys, monkeypatch):
-    from advgrad.evaluate.cascade import Runner
+    from advgrad.evaluation.cascade import Runner
 
     out = tmp_path / "out"
     config = write(tmp_path, TINY)
@@ -467,7 +467,7 @@ def test_two_benches_into_one_fresh_folder_one_is_refused(tmp_path):
 
 # ---------------------------------------------------- a failed run leaves no empty folder
 def test_bench_failing_at_run_time_removes_the_folder_it_created(tmp_path, capsys, monkeypatch):
-    from advgrad.evaluate.cascade import Runner
+    from advgrad.evaluation.cascade import Runner
 
     def boom(self, tally, batch, *args, **kwargs):
         raise RuntimeError("boom")

@@ -14,8 +14,8 @@ from advgrad import ArgumentError
 from advgrad.attacks import get_attack
 from advgrad.cli import main
 from advgrad.compare import CONTENT, compare, threat_model_differences
-from advgrad.evaluate import evaluate
-from advgrad.evaluate.state import STATE_VERSION, DataDigest
+from advgrad.evaluation import evaluate
+from advgrad.evaluation.state import STATE_VERSION, DataDigest
 from advgrad.report import Report
 
 LIMIT = 24  # digits images per run

@@ -811,7 +811,7 @@ def test_bad_targets_are_named(tmp_path, value, received):
 
 
 def test_targets_reach_the_targeted_attacks(tmp_path):
-    from advgrad.evaluate import evaluate
+    from advgrad.evaluation import evaluate
 
     path = write(
         tmp_path,

@@ -12,7 +12,7 @@ from test_non_finite import PIXEL, NonFinite
 
 from advgrad import ArgumentError
 from advgrad.attacks import get_attack
-from advgrad.evaluate import evaluate
+from advgrad.evaluation import evaluate
 from advgrad.report import Report
 
 SAMPLES = 32

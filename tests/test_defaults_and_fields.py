@@ -24,7 +24,7 @@ def test_minimal_norm_attacks_default_to_l2_everywhere(capsys):
     configs are checked against and `advgrad attacks` all say so."""
     from advgrad.cli import main
     from advgrad.config.registries import default_catalog
-    from advgrad.evaluate.curve import curve_attacks
+    from advgrad.evaluation.curve import curve_attacks
 
     assert DeepFool().norm == FMN().norm == CarliniWagnerL2().norm == "l2"
     catalog = default_catalog()

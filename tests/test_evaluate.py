@@ -18,9 +18,9 @@ import advgrad
 from advgrad._validation import ArgumentError
 from advgrad.attacks import get_attack
 from advgrad.budget import Budget
-from advgrad.evaluate import evaluate
-from advgrad.evaluate.cascade import Runner
-from advgrad.evaluate.state import STATE_VERSION
+from advgrad.evaluation import evaluate
+from advgrad.evaluation.cascade import Runner
+from advgrad.evaluation.state import STATE_VERSION
 from advgrad.report import CLEAN_MISCLASSIFIED, ROBUST
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -207,16 +207,16 @@ def test_dict_inputs_with_a_frozen_input(tabular, tabular_model):
     json.dumps(report.suite)
 
 
-def test_module_is_callable_after_importing_it_first(tmp_path):
-    """`import advgrad.evaluate` binds the package module to advgrad.evaluate: still callable."""
+def test_importing_the_package_keeps_evaluate_the_function(tmp_path):
+    """`import advgrad.evaluation` (the package) leaves `advgrad.evaluate` the function."""
     script = (
-        "import advgrad.evaluate\n"
+        "import advgrad.evaluation\n"
         "import advgrad\n"
         "from advgrad import data, zoo\n"
         "ds = data.digits()\n"
         "r = advgrad.evaluate(zoo.load('digits-cnn'), (ds.x_test[:8], ds.y_test[:8]),\n"
         "                     suite=['fgsm'], eps=0.0, sanity=False)\n"
-        "assert advgrad.evaluate.evaluate is not advgrad.evaluate\n"
+        "assert advgrad.evaluate is advgrad.evaluation.evaluate\n"
         "print('n_samples', r.n_samples, r.robust_accuracy[0.0] == r.clean_accuracy)\n"
     )
     paths = [str(HERE.parent), os.environ.get("PYTHONPATH", "")]

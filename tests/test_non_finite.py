@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from advgrad import flags as sanity
 from advgrad.attacks import get_attack
-from advgrad.evaluate import evaluate
-from advgrad.evaluate.cascade import Runner
+from advgrad.evaluation import evaluate
+from advgrad.evaluation.cascade import Runner
 from advgrad.predictions import Classes
 from advgrad.report import CLEAN_MISCLASSIFIED, CLEAN_NON_FINITE, ROBUST, Report, non_finite
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from advgrad.attacks import get_attack
-from advgrad.evaluate import evaluate
+from advgrad.evaluation import evaluate
 from advgrad.report import CASCADE, Report, plots
 
 EPS = [0.1, 0.3]

@@ -13,7 +13,7 @@ import pytest
 import advgrad
 from advgrad import zoo
 from advgrad.attacks import get_attack
-from advgrad.evaluate import evaluate
+from advgrad.evaluation import evaluate
 from advgrad.report import Report
 
 N = 1000

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from advgrad import flags as sanity
 from advgrad.attacks import get_attack, list_attacks
-from advgrad.evaluate import evaluate
+from advgrad.evaluation import evaluate
 from advgrad.report import Report
 
 GRADIENT_CODES = {"zero_gradients", "nan_gradients", "tiny_gradients"}

@@ -182,7 +182,7 @@ def test_one_seed_limit():
 
 
 def test_evaluate_seed_and_batch_size_follow_the_one_rule(digits, digits_cnn):
-    from advgrad.evaluate import evaluate
+    from advgrad.evaluation import evaluate
 
     data = (digits.x_test[:4], digits.y_test[:4])
     with pytest.raises(ArgumentError, match=r"seed.*\[0, 2\*\*63\)"):

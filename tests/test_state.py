@@ -11,9 +11,9 @@ import pytest
 
 from advgrad._validation import ArgumentError
 from advgrad.attacks import get_attack
-from advgrad.evaluate import evaluate
-from advgrad.evaluate import state as state_lib
-from advgrad.evaluate.cascade import Runner
+from advgrad.evaluation import evaluate
+from advgrad.evaluation import state as state_lib
+from advgrad.evaluation.cascade import Runner
 from advgrad.report import ROBUST
 
 # `digits` and `digits_cnn` come from conftest.py.

@@ -15,7 +15,7 @@ from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.linear_model import LogisticRegression
 
 import advgrad
-from advgrad.evaluate import evaluate
+from advgrad.evaluation import evaluate
 
 SMALL = {"bounds": (0.0, 1.0), "steps": 5, "queries": 40, "seed": 0}
 

@@ -7,7 +7,7 @@ import pytest
 import advgrad
 from advgrad.attacks import suites
 from advgrad.config import parse_config
-from advgrad.evaluate import evaluate
+from advgrad.evaluation import evaluate
 
 
 def test_members_in_cascade_order_per_norm():

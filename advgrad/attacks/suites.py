@@ -9,7 +9,7 @@
 - ``"adaptive"``: APGD-CE (8 steps) on every sample, then APGD-T (3 targets) only on the
   samples whose margin came close to the boundary, then Square (2,000 queries) only where
   the gradients made no progress (masking): the budget follows the evidence, per sample
-  (`RULES`; `advgrad.evaluate.adaptive` decides and records why).
+  (`RULES`; `advgrad.evaluation.adaptive` decides and records why).
 
 Every member keeps its paper defaults (100 steps, 9 target classes, 5,000 queries); a member
 that does not attack in the threat model's norm is left out (L1: FAB-T and Square, so both
@@ -65,7 +65,7 @@ RULES: dict[str, dict[str, str]] = {
 """Which of the samples still robust each member of a suite runs on, by member name: "all"
 (the cascade's rule, every member of a suite without an entry here), "near" (those whose
 margin the earlier members brought close to the boundary), "stalled" (those on which the
-gradient members made no progress: gradient masking). `advgrad.evaluate.adaptive` holds
+gradient members made no progress: gradient masking). `advgrad.evaluation.adaptive` holds
 the thresholds and the evidence."""
 
 

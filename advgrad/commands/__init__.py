@@ -99,7 +99,7 @@ def bench(args: argparse.Namespace) -> int:
             return _finished(folder, REPORT_MD)
         run = build_run(config)  # loads the model and data: every config error surfaces here
 
-        from advgrad.evaluate import evaluate
+        from advgrad.evaluation import evaluate
 
         folder.open()  # created, locked, checked again under the lock, marked unfinished
         if folder.finished:  # another run finished it meanwhile

@@ -13,13 +13,14 @@ after each batch, so a run killed at any point resumes at the first unfinished b
 gives exactly the result of an uninterrupted run: every (batch, attack, eps) has its own
 seed derived from ``seed``.
 
-This module orchestrates; the parts live next to it: `stream` (the data as batches),
-`cascade` (the attacks on one batch), `state` (the resumable state and fingerprint). What a
+This module orchestrates; the parts live next to it: `cascade` (the attacks on one batch),
+`state` (the resumable state and fingerprint), `targeting`, `curve`, `adaptive`; the data
+arrive as batches from `advgrad.batching`. What a
 model predicts is `advgrad.predictions`; the threat-model test is `advgrad.budget.outside`.
 
 >>> from advgrad import data, zoo
 >>> from advgrad.attacks import get_attack
->>> from advgrad.evaluate import evaluate
+>>> from advgrad.evaluation import evaluate
 >>> ds = data.digits()
 >>> report = evaluate(
 ...     zoo.load("digits-cnn"), (ds.x_test[:32], ds.y_test[:32]),
@@ -32,9 +33,7 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import time
-import types
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -54,11 +53,11 @@ from advgrad._validation import (
 from advgrad.attacks.base import unit_data_checked
 from advgrad.batching import Batches, check_batch, concat, output_classes, take
 from advgrad.budget import unbounded_message, unbounded_on_unit_data
-from advgrad.evaluate.adaptive import Policy
-from advgrad.evaluate.cascade import Runner, fit_classes, labels, postfix
-from advgrad.evaluate.curve import CURVE, Curve, curve_attacks
-from advgrad.evaluate.state import StateFile, Tally, fingerprint
-from advgrad.evaluate.targeting import resolve as resolve_targets
+from advgrad.evaluation.adaptive import Policy
+from advgrad.evaluation.cascade import Runner, fit_classes, labels, postfix
+from advgrad.evaluation.curve import CURVE, Curve, curve_attacks
+from advgrad.evaluation.state import StateFile, Tally, fingerprint
+from advgrad.evaluation.targeting import resolve as resolve_targets
 from advgrad.models import ModelAdapter
 from advgrad.outcomes import MAX_ATTACKS, ROBUST
 from advgrad.predictions import Classes, class_ids
@@ -586,12 +585,3 @@ def _report(tally, runner, model, configs, seed, batch_size, individual, digest,
         data={"n_samples": n, **tally.digest.describe()},
         adversarial=adversarial,
     )
-
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Report:
-        return evaluate(*args, **kwargs)
-
-
-# `import advgrad.evaluate` rebinds advgrad.evaluate to this module: keep advgrad.evaluate() working
-sys.modules[__name__].__class__ = _CallableModule

@@ -29,8 +29,8 @@ import numpy as np
 from advgrad._validation import FlaggedWarning
 from advgrad.batching import output_classes, seed_of, take
 from advgrad.budget import outside
-from advgrad.evaluate.state import Tally
-from advgrad.evaluate.targeting import TargetRule, layout, resolve
+from advgrad.evaluation.state import Tally
+from advgrad.evaluation.targeting import TargetRule, layout, resolve
 from advgrad.models import ModelAdapter
 from advgrad.outcomes import CLEAN_MISCLASSIFIED, CLEAN_NON_FINITE, ROBUST, non_finite
 from advgrad.predictions import class_ids, judge, predict
@@ -75,7 +75,7 @@ def fit_classes(attacks: Sequence[Attack], model: Any, classes: int | None) -> l
 
 def targets(outputs: np.ndarray, truth: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Targets of the default rule: the most likely wrong class, laid out like `y` (the
-    other rules: `advgrad.evaluate.targeting`)."""
+    other rules: `advgrad.evaluation.targeting`)."""
     return layout(resolve(None).ids(outputs, truth, batch=0, offset=0), y)
 
 
@@ -112,7 +112,7 @@ class Runner:
             class). A sample whose target is its own label is skipped by targeted attacks
             (robust against them).
         strategy: The `tf.distribute.Strategy` each attack's `run` gets, or None.
-        policy: An `advgrad.evaluate.adaptive.Policy` that picks, of the samples still
+        policy: An `advgrad.evaluation.adaptive.Policy` that picks, of the samples still
             robust, those each attack runs on (a suite with rules), or None: all of them.
     """
 

@@ -1,5 +1,5 @@
 """A saved evaluation state, checked before it is trusted: `check_saved` compares it with
-what `advgrad.evaluate.state.StateFile.write` writes for this run (every key with its JSON
+what `advgrad.evaluation.state.StateFile.write` writes for this run (every key with its JSON
 type, counts within the sample count, outcome codes in range, batch sizes consistent) and
 raises `Damaged`, naming the key path, for anything else.
 """

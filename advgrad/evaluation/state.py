@@ -34,7 +34,7 @@ import numpy as np
 
 from advgrad._io import FileTooLargeError, NotRegularFileError, atomic_write, read_regular
 from advgrad._validation import ArgumentError, describe, invalid
-from advgrad.evaluate.saved import Damaged, check_saved
+from advgrad.evaluation.saved import Damaged, check_saved
 from advgrad.nest import Structure
 from advgrad.provenance import sha
 
@@ -142,7 +142,7 @@ def fingerprint(
 ) -> dict[str, Any]:
     """What a state file must have been written for to be resumed by this run.
 
-    `targets` is the targets rule's entry (`advgrad.evaluate.targeting.TargetRule.fingerprint`:
+    `targets` is the targets rule's entry (`advgrad.evaluation.targeting.TargetRule.fingerprint`:
     ``"class 3"``, a rule name, or an array's SHA-256); None for the default rule, which
     adds no key, so a state written before the ``targets`` argument existed still resumes.
     """
@@ -182,7 +182,7 @@ class Tally:
     targeted: dict[str, list[list[int]] | None] = dataclasses.field(default_factory=dict)
     # eps="curve": {"labels", "parts" (each batch's minimal norms), "gradients", "seconds"}
     curve: dict[str, Any] | None = None
-    # A suite with rules: its `advgrad.evaluate.adaptive.Record` (decisions and spend)
+    # A suite with rules: its `advgrad.evaluation.adaptive.Record` (decisions and spend)
     adaptive: Any = None
     sizes: list[int] = dataclasses.field(default_factory=list)  # samples per finished batch
     # The data so far, fed every batch as it streams (resumed ones too); not saved: its

@@ -85,7 +85,7 @@ def curve_attacks(attacks: Sequence[Attack]) -> list[Attack]:
 
 class Curve:
     """Runs the curve attacks on each batch and records every sample's minimal norm into the
-    `advgrad.evaluate.state.Tally` (``tally.curve``: saved with it, so a run resumes)."""
+    `advgrad.evaluation.state.Tally` (``tally.curve``: saved with it, so a run resumes)."""
 
     def __init__(self, model: Any, attacks: Sequence[Attack], labels: Sequence[str], seed: int):
         self.model = model

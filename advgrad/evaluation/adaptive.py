@@ -26,7 +26,7 @@ on the gradient-masked CNN the median sample kept 0.96 of its margin (the unmask
 0.22) and Square broke every sample it breaks with 5,000 queries within 900. The panel:
 `benchmarks/strength.py --panel only`.
 
-`Policy` applies the rules batch by batch for `advgrad.evaluate.cascade.Runner` and keeps
+`Policy` applies the rules batch by batch for `advgrad.evaluation.cascade.Runner` and keeps
 the record (`Record`): per eps, per sample, the clean margin, the margin after the first
 member, what each member spent on it (gradients, queries) and each member's decision
 (`DECISIONS`), and which batches were judged masked. It is saved in the resumable state
