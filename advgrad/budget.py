@@ -344,8 +344,8 @@ class Budget:
         resolution = float(np.finfo(adv.dtype).eps) if floating else 0.0
         ulp = resolution * max(1.0, float(np.max(np.abs(clean), initial=0)))
         inside = np.all(np.isfinite(wide), axis=1)
-        size = np.asarray(self.norm.norm(np.where(np.isfinite(delta), delta, 0.0)))
-        slack = float(self.norm.norm(np.ones((1, max(delta.shape[1], 1))))[0])
+        size = self._sizes(np.where(np.isfinite(delta), delta, 0.0))
+        slack = float(self._sizes(np.ones((1, max(delta.shape[1], 1))))[0])
         inside &= size <= self.eps * (1 + 1e-4) + 4 * ulp * slack
         if not self.bounds.is_unbounded:
             low = np.asarray(self.bounds.low, np.float64)
@@ -356,6 +356,14 @@ class Budget:
             bad = (values < low - atol) | (values > high + atol)
             inside &= ~np.any(bad.reshape(batch, -1), axis=1)
         return inside
+
+    def _sizes(self, rows: np.ndarray) -> np.ndarray:
+        """Per row, the norm of `rows` (``[B, D]``, float64): NumPy's vector norm of order
+        ``p`` on the host for the Lp norms (without the eager TensorFlow ops that would cost
+        more than the check), else `Norm.norm`."""
+        if self.norm.p in (1.0, 2.0, math.inf):
+            return np.linalg.norm(rows, ord=self.norm.p, axis=1)
+        return np.asarray(self.norm.norm(rows))
 
 
 def outside(

@@ -55,7 +55,6 @@ from advgrad.attacks.plan import (
     Chunk,
     ChunkResult,
     Plan,
-    finite_rows,
     select_rows,
 )
 from advgrad.attacks.validation import (
@@ -377,25 +376,26 @@ class Attack:
         that a `RuntimeWarning` names. Frozen inputs are never taken from a family."""
         clean = dict(zip(plan.inputs.names, chunk.xs, strict=True))
         originals = [clean[n] for n in plan.perturbed]
-        result.x_adv = [tf.convert_to_tensor(a) for a in result.x_adv]
-        finite = tf.reduce_all(tf.stack([finite_rows(a) for a in result.x_adv], axis=1), axis=1)
-        keep = finite.numpy()
-        for name, x, a in zip(plan.perturbed, originals, result.x_adv, strict=True):
-            keep &= plan.budgets[name].contains(x, a) | ~finite_rows(x).numpy()
+        # On the host, in NumPy: a handful of eager ops per chunk would cost more than the
+        # check (FGSM on the digits CNN: 8 ms of 50).
+        advs = [np.asarray(a) for a in result.x_adv]
+        finite = np.logical_and.reduce([_finite_rows(a) for a in advs])
+        keep = finite.copy()
+        for name, x, a in zip(plan.perturbed, originals, advs, strict=True):
+            x = np.asarray(x)
+            keep &= plan.budgets[name].contains(x, a) | ~_finite_rows(x)
         if not keep.all():
-            if not (keep | ~finite.numpy()).all():
+            if not (keep | ~finite).all():
                 label = self.name or type(self).__name__
                 warnings.warn(
-                    f"{label} returned {int(np.sum(~keep & finite.numpy()))} sample(s) outside "
+                    f"{label} returned {int(np.sum(~keep & finite))} sample(s) outside "
                     "their budget or bounds: a bug in the attack; they get their clean "
                     "input back and count as not fooled.",
                     RuntimeWarning,
                     stacklevel=3,
                 )
             mask = tf.constant(keep)
-            result.x_adv = [
-                select_rows(mask, a, x) for a, x in zip(result.x_adv, originals, strict=True)
-            ]
+            result.x_adv = [select_rows(mask, a, x) for a, x in zip(advs, originals, strict=True)]
             result.fooled = np.asarray(result.fooled) & keep
             if result.norms is not None:
                 result.norms = np.where(keep, np.asarray(result.norms), np.inf)
@@ -598,3 +598,8 @@ __all__ = [
     "setting",
     "unit_data_checked",
 ]
+
+
+def _finite_rows(x: np.ndarray) -> np.ndarray:
+    """Per sample (``[B]``, bool): every value of `x` (``[B, ...]``) is finite (NumPy)."""
+    return np.isfinite(x.reshape(len(x), -1)).all(axis=1)
