@@ -395,7 +395,9 @@ class Attack:
                     stacklevel=3,
                 )
             mask = tf.constant(keep)
-            result.x_adv = [select_rows(mask, a, x) for a, x in zip(advs, originals, strict=True)]
+            result.x_adv = [
+                select_rows(mask, tf.constant(a), x) for a, x in zip(advs, originals, strict=True)
+            ]
             result.fooled = np.asarray(result.fooled) & keep
             if result.norms is not None:
                 result.norms = np.where(keep, np.asarray(result.norms), np.inf)
